@@ -1,0 +1,105 @@
+"""The watch list: which substances schedwatch follows, with their names, synonyms and
+chemical names, and how an unnamed substance can be covered by another's entry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from scrapers.records import name_key
+
+
+@dataclass(frozen=True)
+class Substance:
+    key: str  # stable key, lower case: "ketamine"
+    name: str  # display name: "Ketamine"
+    synonyms: tuple[str, ...] = ()
+    chemical_names: tuple[str, ...] = ()
+    #: For a substance usually covered through another's entry: the other's key and how.
+    covered_by: str | None = None
+    relation: str | None = None  # "isomer": esketamine is the (S)-isomer of ketamine
+    codes: tuple[tuple[str, str], ...] = ()  # (("DEA", "7285"),)
+
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.synonyms, *self.chemical_names)
+
+
+KETAMINE = Substance(
+    key="ketamine",
+    name="Ketamine",
+    synonyms=("Ketalar", "Ketaset", "CI-581"),
+    chemical_names=(
+        "2-(2-chlorophenyl)-2-(methylamino)cyclohexanone",
+        "(±)-2-(2-chlorophenyl)-2-(methylamino)-cyclohexanone",
+        "2-(2-chlorophényl)-2-(méthylamino)cyclohexanone",
+        "kétamine",
+    ),
+    codes=(("DEA", "7285"),),
+)
+ESKETAMINE = Substance(
+    key="esketamine",
+    name="Esketamine",
+    synonyms=("(S)-ketamine", "S-ketamine", "Spravato", "Ketanest S", "eskétamine"),
+    chemical_names=("(S)-2-(2-chlorophenyl)-2-(methylamino)cyclohexanone",),
+    covered_by="ketamine",
+    relation="isomer",
+)
+ARKETAMINE = Substance(
+    key="arketamine",
+    name="Arketamine",
+    synonyms=("(R)-ketamine", "R-ketamine", "arkétamine"),
+    chemical_names=("(R)-2-(2-chlorophenyl)-2-(methylamino)cyclohexanone",),
+    covered_by="ketamine",
+    relation="isomer",
+)
+
+#: Everything schedwatch knows by name. The default watch list is all of these.
+KNOWN: tuple[Substance, ...] = (KETAMINE, ESKETAMINE, ARKETAMINE)
+DEFAULT_WATCH: tuple[str, ...] = tuple(s.key for s in KNOWN)
+
+
+@dataclass(frozen=True)
+class WatchList:
+    """The substances to report. ``all_entries`` adds every entry of every schedule
+    (``watch = "all"``): those get keys from ``name_key`` of their listed name."""
+
+    substances: tuple[Substance, ...]
+    all_entries: bool = False
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(s.key for s in self.substances)
+
+    def get(self, key: str) -> Substance | None:
+        for substance in self.substances:
+            if substance.key == key:
+                return substance
+        return None
+
+    def match(self, text: str) -> Substance | None:
+        """The watched substance a listed name denotes exactly (after normalisation), if any."""
+        wanted = name_key(text)
+        for substance in self.substances:
+            if any(name_key(n) == wanted for n in substance.names()):
+                return substance
+        return None
+
+
+def build_watch_list(names: Iterable[str] | str) -> WatchList:
+    """``"all"`` or a list of names/synonyms → a ``WatchList``. A name schedwatch does not
+    know (say "fentanyl") is followed as written: matched by its normalised name."""
+    if isinstance(names, str):
+        if names.strip().lower() != "all":
+            raise ValueError(f"watch must be \"all\" or a list of names, not {names!r}")
+        return WatchList(substances=KNOWN, all_entries=True)
+    chosen: list[Substance] = []
+    everything = WatchList(substances=KNOWN)
+    for name in names:
+        if not name.strip():
+            raise ValueError("watch contains an empty name")
+        substance = everything.match(name) or Substance(key=name_key(name), name=name.strip())
+        if substance not in chosen:
+            chosen.append(substance)
+    if not chosen:
+        raise ValueError("watch is empty; name at least one substance or use \"all\"")
+    return WatchList(substances=tuple(chosen))

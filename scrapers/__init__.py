@@ -1,0 +1,1 @@
+"""Fetching, archiving and the record model: the I/O edges of schedwatch."""

@@ -1,0 +1,223 @@
+"""The record model: documents in, status records and pending items out, plus validation
+and the fixed-column table that the diff works on.
+
+Everything here is pure. pandas is imported only inside ``to_frame`` so that a warm run that
+finds nothing changed never pays for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from scrapers.errors import ValidationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+#: Status values. ``not_in_force`` is a listing the document prints but marks as not yet in
+#: force (for example the Controlled Substances Regulations before 2026-10-01).
+STATUSES = ("controlled", "not_controlled", "not_in_force")
+
+#: The cross-jurisdiction control levels, strictest first. Each jurisdiction module maps its
+#: own schedule labels onto these (``SCHEDULE_LEVELS``); reports show the level *beside* the
+#: local label, never instead of it. The mapping is a reading aid, not legal advice.
+CONTROL_LEVELS: dict[str, str] = {
+    "C1": "prohibited: no accepted medical use (US I, AU 9/10)",
+    "C2": "strictest medical control (US II, CA CDSA I/II, CA CSR 1, AU 8)",
+    "C3": "controlled, moderate (US III, CA CDSA III)",
+    "C4": "controlled, lower (US IV, CA CDSA IV, AU 4 prescription-only)",
+    "C5": "least control (US V, CA CDSA V and below, AU 2/3 pharmacy)",
+    "C6": "poison or chemical, not a medicine schedule (AU 5/6/7, appendices)",
+}
+
+#: Fields whose change is a change of legal status or wording. Provenance fields
+#: (document_sha256, retrieved_at, source_url, dates) change every fetch and are not compared.
+STATUS_FIELDS = ("status", "schedule", "control_level")
+WORDING_FIELDS = ("instrument", "provision", "listed_as", "basis", "code", "parent_entry",
+                  "effective_from")
+MATERIAL_FIELDS = STATUS_FIELDS + WORDING_FIELDS
+
+
+@dataclass(frozen=True)
+class Document:
+    """What a source served, as archived: the bytes plus where and when they came from.
+
+    ``meta`` carries facts learnt while fetching that the document itself may not repeat
+    (the eCFR ``up_to_date_as_of`` date, the Australian register id and commencement date).
+    """
+
+    source_id: str
+    url: str
+    content: bytes
+    sha256: str
+    retrieved_at: datetime
+    content_type: str | None = None
+    meta: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StatusRecord:
+    """One observation: the status of one substance in one source, with its provenance."""
+
+    jurisdiction: str
+    substance: str
+    status: str
+    schedule: str | None
+    control_level: str | None
+    instrument: str
+    provision: str | None
+    listed_as: str | None
+    basis: str
+    source_id: str
+    source_url: str
+    document_sha256: str
+    retrieved_at: str
+    code: str | None = None
+    parent_entry: str | None = None
+    effective_from: str | None = None
+    #: Labelled dates the document states: (("consolidated as of", "2026-06-05"), ...).
+    dates: tuple[tuple[str, str], ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["dates"] = [list(pair) for pair in self.dates]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StatusRecord:
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["dates"] = tuple(tuple(pair) for pair in values.get("dates") or ())
+        return cls(**values)
+
+    def material(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in MATERIAL_FIELDS)
+
+
+@dataclass(frozen=True)
+class PendingItem:
+    """A published change that is not (yet) the law: a proposed rule, an amendment not in
+    force, a final rule whose effective date is in the future."""
+
+    jurisdiction: str
+    substance: str
+    source_id: str
+    key: str  # stable identity, e.g. "NifProvs:SOR-2025-243" or "FR:99-17803"
+    action: str  # "proposed_rule" | "final_rule" | "not_in_force"
+    description: str
+    reference: str  # citation or instrument, e.g. "64 FR 37673" or "SOR/2025-243"
+    proposed_schedule: str | None = None
+    date_label: str | None = None  # what the date is: "comment deadline", "effective", "in force"
+    date: str | None = None
+    url: str | None = None
+    #: Further labelled facts (document number, publication date, links).
+    details: tuple[tuple[str, str], ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["details"] = [list(pair) for pair in self.details]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PendingItem:
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["details"] = tuple(tuple(pair) for pair in values.get("details") or ())
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    """A parser's output for one document."""
+
+    records: tuple[StatusRecord, ...]
+    pending: tuple[PendingItem, ...] = ()
+    #: Labelled dates of the whole document (point in time, last amended, ...).
+    document_dates: tuple[tuple[str, str], ...] = ()
+    #: Optional human title of the document (instrument title), for reports.
+    title: str | None = None
+    #: Optional instrument identity (for AU: the register id) so that a wholesale replacement
+    #: shows in reports even when no record changed.
+    instrument: str | None = None
+
+
+# --- text normalisation -------------------------------------------------------------------
+
+_DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"), "-")
+_SPACES = re.compile(r"\s+")
+_SPACE_AFTER_HYPHEN = re.compile(r"(?<=\w)- (?=\()")
+
+
+def normalise_text(text: str) -> str:
+    """Collapse whitespace and unify dashes: the regulators mix en dashes, non-breaking
+    hyphens and stray spaces ("2- (methylamino)" in the NCR and French CDSA, seen 2025-11)."""
+    text = unicodedata.normalize("NFC", text).translate(_DASHES).replace("\u00a0", " ")
+    text = _SPACES.sub(" ", text).strip()
+    return _SPACE_AFTER_HYPHEN.sub("-", text)
+
+
+def name_key(text: str) -> str:
+    """A stable matching key for a substance name: normalised, accents folded, lower case,
+    trailing punctuation dropped."""
+    text = normalise_text(text)
+    folded = unicodedata.normalize("NFKD", text)
+    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    return folded.lower().rstrip(" .,;:")
+
+
+# --- validation ---------------------------------------------------------------------------
+
+def validate(result: ParseResult, *, source_id: str, watched: Iterable[str]) -> ParseResult:
+    """Structural checks on a parser's output. A failure is an extraction error: the
+    document is not what we know, which must never read as "the substance disappeared"."""
+    if not result.records:
+        raise ValidationError(f"{source_id}: the parser returned no records; the document "
+                              "structure is not what schedwatch knows")
+    seen: set[str] = set()
+    for record in result.records:
+        if record.source_id != source_id:
+            raise ValidationError(f"{source_id}: a record names source {record.source_id!r}")
+        if record.status not in STATUSES:
+            raise ValidationError(f"{source_id}: unknown status {record.status!r} for "
+                                  f"{record.substance}")
+        if record.status == "controlled" and not record.schedule:
+            raise ValidationError(f"{source_id}: {record.substance} is controlled but has no "
+                                  "schedule")
+        if record.control_level is not None and record.control_level not in CONTROL_LEVELS:
+            raise ValidationError(f"{source_id}: unknown control level "
+                                  f"{record.control_level!r}")
+        if not record.substance:
+            raise ValidationError(f"{source_id}: a record has no substance")
+        if record.substance in seen:
+            raise ValidationError(f"{source_id}: two records for {record.substance}")
+        seen.add(record.substance)
+    missing = [name for name in watched if name not in seen]
+    if missing:
+        raise ValidationError(f"{source_id}: no record for watched substance(s) "
+                              f"{', '.join(missing)}; the parser must report every watched "
+                              "substance, listed or not")
+    return result
+
+
+# --- the table ----------------------------------------------------------------------------
+
+RECORD_COLUMNS = tuple(f.name for f in dataclasses.fields(StatusRecord))
+
+
+def to_frame(records: Iterable[StatusRecord]) -> pd.DataFrame:
+    """Records as a DataFrame with fixed columns in a fixed order (empty → the same columns)."""
+    import pandas as pd
+
+    rows = [r.as_dict() for r in records]
+    frame = pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
+    return frame.astype(object).where(frame.notna(), None)
+
+
+def parse_timestamp(value: str) -> datetime:
+    return datetime.fromisoformat(value)
