@@ -1,24 +1,49 @@
-"""The jurisdictions schedwatch tracks. Adding one = a module here plus one line in REGISTRY."""
+"""The jurisdictions schedwatch tracks. Adding one = a module here plus one line in REGISTRY.
+
+Modules are imported on first use, so commands that only read the store (``status``,
+``changes``) start without loading any parser.
+"""
 
 from __future__ import annotations
 
+import importlib
+from functools import cache
 from types import ModuleType
+from typing import TYPE_CHECKING
 
-from jurisdictions import ca
+if TYPE_CHECKING:  # pragma: no cover
+    from jurisdictions.base import Source
 
 #: code → module. Each module declares CODE, NAME, TIMEZONE, SCHEDULE_LEVELS and SOURCES.
-REGISTRY: dict[str, ModuleType] = {
-    ca.CODE: ca,
+REGISTRY: dict[str, str] = {
+    "ca": "jurisdictions.ca",
+    "us": "jurisdictions.us",
+    "au": "jurisdictions.au",
 }
 
 
-def all_sources() -> list:
+@cache
+def jurisdiction(code: str) -> ModuleType:
+    """The module of a jurisdiction code; ``KeyError`` for an unknown code."""
+    return importlib.import_module(REGISTRY[code])
+
+
+def codes() -> list[str]:
+    return list(REGISTRY)
+
+
+def all_sources() -> list[Source]:
     """Every source of every registered jurisdiction, in registry order."""
-    return [source for module in REGISTRY.values() for source in module.SOURCES]
+    return [source for code in REGISTRY for source in jurisdiction(code).SOURCES]
 
 
-def source_by_id(source_id: str):
+def source_by_id(source_id: str) -> Source:
+    """The source with this id; ``KeyError`` when there is none."""
     for source in all_sources():
         if source.id == source_id:
             return source
     raise KeyError(source_id)
+
+
+def jurisdiction_names() -> dict[str, str]:
+    return {code: jurisdiction(code).NAME for code in REGISTRY}

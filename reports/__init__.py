@@ -1,0 +1,1 @@
+"""Reports: change classification, the published site and email."""

@@ -1,0 +1,1 @@
+"""Configuration, the pipeline, the scheduler and the command line."""

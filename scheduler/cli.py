@@ -1,0 +1,474 @@
+"""The ``schedwatch`` command: a thin click layer over the pipeline, the store and reports.
+
+Errors a user can cause end in one line on stderr and a non-zero exit code (2), never a
+traceback; ``--verbose`` adds the traceback for bug reports. Heavy libraries (pandas, lxml,
+requests) are imported only by the commands that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from scrapers.errors import ConfigError, SchedwatchError
+
+EXAMPLE_EPILOG = "Example:\n\n\b\n  {}\n"
+
+
+def _example(*lines: str) -> str:
+    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
+
+
+class State:
+    """Per-invocation state: settings are loaded once, on first use."""
+
+    def __init__(self, config: str | None, verbose: bool) -> None:
+        self.config = config
+        self.verbose = verbose
+        self._settings: Any = None
+
+    @property
+    def settings(self) -> Any:
+        if self._settings is None:
+            from jurisdictions import all_sources
+            from scheduler.config import load_settings
+
+            known = {s.id: tuple(s.endpoints) for s in all_sources()}
+            self._settings = load_settings(self.config, known_sources=known)
+        return self._settings
+
+    def store(self) -> Any:
+        from scrapers.store import Store
+
+        return Store(self.settings.data_dir, self.settings.database_url)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=_example("schedwatch run", "schedwatch --config schedwatch.toml status",
+                             "SCHEDWATCH_CONFIG=/etc/schedwatch.toml schedwatch changes"))
+@click.option("--config", "config", type=str, default=None, metavar="PATH",
+              help="TOML configuration file (default: $SCHEDWATCH_CONFIG, else built-in "
+                   "defaults).")
+@click.option("-v", "--verbose", is_flag=True, help="Print tracebacks of internal errors.")
+@click.version_option("0.1.0", prog_name="schedwatch")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None, verbose: bool) -> None:
+    """Track the legal scheduling status of ketamine (and its isomers) from the
+    regulators' own publications: Canada, the United States and Australia."""
+    ctx.obj = State(config, verbose)
+
+
+# --- run ----------------------------------------------------------------------------------
+
+@cli.command(epilog=_example("schedwatch run", "schedwatch run --jurisdiction ca",
+                             "schedwatch run -j us -j au"))
+@click.option("-j", "--jurisdiction", "codes", multiple=True, metavar="CODE",
+              help="Only this jurisdiction (repeatable): ca, us, au.")
+@click.pass_obj
+def run(state: State, codes: Sequence[str]) -> None:
+    """Run one tracking cycle: fetch, archive, parse, diff, store, publish, notify.
+
+    Exit code 0 when every source is healthy, 2 when any source failed (the others still
+    complete and are stored)."""
+    from scheduler.pipeline import run as run_cycle
+
+    try:
+        report = run_cycle(state.settings, codes=codes or None)
+    except SchedwatchError as error:
+        if error.exit_code == 0:  # another process holds the lock: nothing to do
+            click.echo(str(error))
+            sys.exit(0)
+        raise
+    for line in report.lines:
+        click.echo(line)
+    for line in report.warnings:
+        click.echo(line, err=True)
+    changes = len(report.change_ids)
+    click.echo(f"run {report.run_id}: {len(report.outcomes)} sources, {changes} change"
+               f"{'' if changes == 1 else 's'}, "
+               f"{'all healthy' if report.exit_code == 0 else 'some sources FAILED'}")
+    sys.exit(report.exit_code)
+
+
+# --- status -------------------------------------------------------------------------------
+
+def _as_of(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date; write YYYY-MM-DD") from None
+    return datetime.combine(day, time(23, 59, 59), tzinfo=UTC)
+
+
+def status_rows(intervals: Sequence[Any]) -> list[dict[str, Any]]:
+    rows = []
+    for interval in intervals:
+        row = interval.record.as_dict()
+        # The latest document that confirmed this status, not only the first one.
+        row["document_sha256"] = interval.last_document_sha256
+        row["retrieved_at"] = interval.last_confirmed_at
+        row["status_since"] = interval.valid_from
+        row["valid_to"] = interval.valid_to
+        rows.append(row)
+    return rows
+
+
+@cli.command(epilog=_example("schedwatch status", "schedwatch status --format json",
+                             "schedwatch status --as-of 2025-01-31 --format csv"))
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True)
+@click.option("--as-of", "as_of", metavar="YYYY-MM-DD", default=None,
+              help="The status as stored at the end of that day (UTC).")
+@click.pass_obj
+def status(state: State, fmt: str, as_of: str | None) -> None:
+    """Show the current (or past) status of every watched substance."""
+    moment = _as_of(as_of)
+    store = state.store()
+    intervals = store.status_as_of(moment) if moment else store.current_intervals()
+    rows = status_rows(intervals)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+    elif fmt == "csv":
+        _csv(rows, ["jurisdiction", "substance", "status", "schedule", "control_level",
+                    "instrument", "provision", "listed_as", "basis", "code", "effective_from",
+                    "status_since", "source_id", "source_url", "document_sha256",
+                    "retrieved_at"])
+    else:
+        if not rows:
+            click.echo("No status stored yet: run `schedwatch run` first.")
+            return
+        _table(rows, [("jurisdiction", "Jur."), ("substance", "Substance"),
+                      ("status", "Status"), ("schedule", "Sched."), ("control_level", "Level"),
+                      ("provision", "Provision"), ("source_id", "Source"),
+                      ("status_since", "Since"), ("retrieved_at", "Checked")])
+
+
+# --- changes ------------------------------------------------------------------------------
+
+@cli.command(epilog=_example("schedwatch changes", "schedwatch changes --since 2026-01-01",
+                             "schedwatch changes --format json"))
+@click.option("--since", metavar="YYYY-MM-DD", default=None,
+              help="Only changes detected on or after this day.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@click.pass_obj
+def changes(state: State, since: str | None, fmt: str) -> None:
+    """List detected changes: status changes, pending actions, source failures."""
+    start = None
+    if since is not None:
+        moment = _as_of(since)
+        assert moment is not None
+        start = moment.replace(hour=0, minute=0, second=0)
+    found = state.store().changes(since=start)
+    if fmt == "json":
+        keys = ("id", "detected_at", "jurisdiction", "substance", "kind", "before", "after",
+                "summary", "source_id", "effective_date")
+        click.echo(json.dumps([{k: c.as_dict()[k] for k in keys} for c in found], indent=2,
+                              ensure_ascii=False))
+        return
+    if not found:
+        click.echo("No changes recorded" + (f" since {since}." if since else "."))
+        return
+    _table([c.as_dict() for c in found], [("id", "#"), ("detected_at", "Detected"),
+                                          ("kind", "Kind"), ("summary", "Summary")])
+
+
+# --- history ------------------------------------------------------------------------------
+
+@cli.command(epilog=_example("schedwatch history ketamine", "schedwatch history Spravato"))
+@click.argument("substance")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@click.pass_obj
+def history(state: State, substance: str, fmt: str) -> None:
+    """Show the stored status intervals of one substance, per jurisdiction and source."""
+    from jurisdictions.substances import KNOWN, WatchList
+    from scrapers.records import name_key
+
+    match = WatchList(substances=KNOWN).match(substance)
+    key = match.key if match else name_key(substance)
+    intervals = state.store().history(key)
+    if not intervals:
+        raise SchedwatchError(f"no stored status for {substance!r}; check the name or run "
+                              "`schedwatch run` first")
+    rows = status_rows(intervals)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    _table(rows, [("jurisdiction", "Jur."), ("source_id", "Source"), ("status_since", "From"),
+                  ("valid_to", "To"), ("status", "Status"), ("schedule", "Sched."),
+                  ("provision", "Provision"), ("instrument", "Instrument")])
+
+
+# --- sources ------------------------------------------------------------------------------
+
+@cli.command(epilog=_example("schedwatch sources", "schedwatch sources --format json"))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@click.pass_obj
+def sources(state: State, fmt: str) -> None:
+    """List the sources with their URL, whether enabled, last fetch and health."""
+    from jurisdictions import all_sources
+
+    settings = state.settings
+    states = state.store().source_states()
+    rows = []
+    for source in all_sources():
+        configured = settings.source(source.id)
+        known = states.get(source.id)
+        rows.append({
+            "id": source.id, "jurisdiction": source.jurisdiction, "title": source.title,
+            "url": configured.endpoints.get("url", source.url),
+            "enabled": configured.enabled,
+            "last_fetch": known.last_attempt_at if known else None,
+            "last_healthy": known.last_healthy_at if known else None,
+            "health": known.health if known else "never fetched",
+            "failing_since": known.failing_since if known else None,
+            "last_error": known.last_error if known else None,
+        })
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    _table(rows, [("id", "Source"), ("enabled", "On"), ("health", "Health"),
+                  ("last_fetch", "Last fetch"), ("url", "URL")])
+
+
+# --- parse --------------------------------------------------------------------------------
+
+@cli.command(epilog=_example("schedwatch parse ca-cdsa C-38.8.xml",
+                             "schedwatch parse us-ecfr-1308 part-1308.xml --format json",
+                             "schedwatch parse au-poisons-standard poisons.docx --all"))
+@click.argument("source_id")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@click.option("--all", "all_entries", is_flag=True,
+              help="Every entry of every schedule, not only the watch list.")
+@click.pass_obj
+def parse(state: State, source_id: str, file: Path, fmt: str, all_entries: bool) -> None:
+    """Run a source's parser on a saved document and print the records (no store, no
+    network)."""
+    import hashlib
+
+    from jurisdictions import source_by_id
+    from jurisdictions.substances import build_watch_list
+    from scrapers.records import Document, validate
+
+    try:
+        source = source_by_id(source_id)
+    except KeyError:
+        from jurisdictions import all_sources
+
+        raise SchedwatchError(f"unknown source {source_id!r}; known: "
+                              f"{', '.join(s.id for s in all_sources())}") from None
+    try:
+        content = file.read_bytes()
+    except OSError as error:
+        raise SchedwatchError(f"cannot read {file}: {error.strerror}") from None
+    watch = build_watch_list("all" if all_entries else state.settings.watch)
+    document = Document(source_id=source.id, url=file.resolve().as_uri(), content=content,
+                        sha256=hashlib.sha256(content).hexdigest(),
+                        retrieved_at=datetime.now(UTC).replace(microsecond=0))
+    result = validate(source.parse(document, watch), source_id=source.id, watched=watch.keys)
+    if fmt == "json":
+        click.echo(json.dumps({
+            "records": [r.as_dict() for r in result.records],
+            "pending": [p.as_dict() for p in result.pending],
+            "document_dates": [list(d) for d in result.document_dates],
+            "title": result.title, "instrument": result.instrument}, indent=2,
+            ensure_ascii=False))
+        return
+    _table([r.as_dict() for r in result.records],
+           [("substance", "Substance"), ("status", "Status"), ("schedule", "Sched."),
+            ("provision", "Provision"), ("code", "Code"), ("basis", "Basis")])
+    for item in result.pending:
+        click.echo(f"pending: {item.substance}: {item.description} ({item.reference}"
+                   f"{', ' + str(item.date_label) + ' ' + item.date if item.date else ''})")
+
+
+# --- record -------------------------------------------------------------------------------
+
+@cli.command(epilog=_example("schedwatch record us-ecfr-1308",
+                             "schedwatch record au-poisons-standard --out tests/fixtures/live"))
+@click.argument("source_id")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("tests/fixtures/recorded"), show_default=True,
+              help="Folder to save into (a sub-folder per source).")
+@click.pass_obj
+def record(state: State, source_id: str, out: Path) -> None:
+    """Fetch a source live and save every response (body + status and headers) as a
+    fixture, so recordings can replace the constructed fixtures."""
+    from scheduler.recording import record_source
+
+    for line in record_source(state.settings, source_id, out):
+        click.echo(line)
+
+
+# --- report -------------------------------------------------------------------------------
+
+@cli.group()
+def report() -> None:
+    """Write reports (the weekly report)."""
+
+
+@report.command("weekly", epilog=_example("schedwatch report weekly",
+                                          "schedwatch report weekly --week 2026-W47"))
+@click.option("--week", metavar="YYYY-Www", default=None,
+              help="ISO week (default: the current week).")
+@click.option("--email/--no-email", "send_email", default=False,
+              help="Also queue and send the weekly email to subscribed recipients.")
+@click.pass_obj
+def report_weekly(state: State, week: str | None, send_email: bool) -> None:
+    """Write weekly/<ISO week>.html into the site (and optionally email it)."""
+    from reports.site import write_weekly
+
+    store = state.store()
+    path = write_weekly(state.settings, store, week)
+    click.echo(f"weekly report written: {path}")
+    if send_email:
+        from reports.email import send_weekly
+
+        for line in send_weekly(state.settings, store, week):
+            click.echo(line)
+
+
+# --- email --------------------------------------------------------------------------------
+
+@cli.group()
+def email() -> None:
+    """Email: test the SMTP settings, deliver the outbox."""
+
+
+@email.command("test", epilog=_example("schedwatch email test",
+                                       "schedwatch email test --to officer@example.org"))
+@click.option("--to", "to", default=None, metavar="ADDRESS",
+              help="Send to this address (default: every configured recipient).")
+@click.pass_obj
+def email_test(state: State, to: str | None) -> None:
+    """Send a test message; on failure say what failed and what to check."""
+    from reports.email import send_test
+
+    for line in send_test(state.settings, to):
+        click.echo(line)
+
+
+@email.command("send", epilog=_example("schedwatch email send"))
+@click.pass_obj
+def email_send(state: State) -> None:
+    """Deliver queued alerts now (the scheduler does this every 15 minutes)."""
+    from reports.email import deliver_outbox
+
+    for line in deliver_outbox(state.settings, state.store()):
+        click.echo(line)
+
+
+# --- scheduler ----------------------------------------------------------------------------
+
+@cli.command(epilog=_example("schedwatch schedule",
+                             "schedwatch --config /etc/schedwatch.toml schedule"))
+@click.pass_obj
+def schedule(state: State) -> None:
+    """Run the scheduler in the foreground (cron jobs per jurisdiction, weekly report,
+    outbox retries) until SIGTERM or Ctrl-C."""
+    from scheduler.jobs import run_scheduler
+
+    run_scheduler(state.settings)
+
+
+@cli.command(epilog=_example("schedwatch jobs", "schedwatch jobs --format json"))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@click.pass_obj
+def jobs(state: State, fmt: str) -> None:
+    """List scheduled jobs, their triggers, next run times and the last heartbeat."""
+    from scheduler.jobs import list_jobs
+
+    rows, heartbeat = list_jobs(state.settings)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    _table(rows, [("id", "Job"), ("trigger", "Trigger"), ("next_run_time", "Next run"),
+                  ("next_run_time_utc", "Next run (UTC)")])
+    click.echo(f"last heartbeat: {heartbeat or 'never'}")
+
+
+# --- output helpers -----------------------------------------------------------------------
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_lines=False)
+    for _, title in columns:
+        table.add_column(title, overflow="fold")
+    for row in rows:
+        # Scraped text is shown literally: no rich markup interpretation.
+        from rich.text import Text
+
+        table.add_row(*(Text(_cell(row.get(key))) for key, _ in columns))
+    Console(width=max(160, 0), soft_wrap=False).print(table)
+
+
+def _csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    import csv
+
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore",
+                            lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(row.get(k)) for k in columns})
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: one line and exit code 2 for user errors, never a traceback."""
+    verbose = "-v" in (argv or sys.argv) or "--verbose" in (argv or sys.argv)
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="schedwatch",
+                 standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("schedwatch: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(2)
+    except ConfigError as error:
+        click.echo(f"schedwatch: {error}", err=True)
+        sys.exit(2)
+    except SchedwatchError as error:
+        if error.exit_code == 0:
+            click.echo(str(error))
+            sys.exit(0)
+        click.echo(f"schedwatch: error: {error}", err=True)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        click.echo("schedwatch: interrupted", err=True)
+        sys.exit(130)
+    except Exception as error:  # noqa: BLE001 - the last line of defence: no traceback
+        if verbose:
+            traceback.print_exc()
+        click.echo(f"schedwatch: internal error: {type(error).__name__}: "
+                   f"{str(error).splitlines()[0] if str(error) else ''} (run with --verbose "
+                   "for details and report it)", err=True)
+        sys.exit(1)
+    sys.exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

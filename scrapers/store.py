@@ -1,0 +1,673 @@
+"""The store: the only database and disk code of schedwatch.
+
+SQLAlchemy Core on SQLite (``<data_dir>/schedwatch.db``, or any ``database_url``). Raw
+documents are content-addressed by sha256 under ``<data_dir>/documents/`` and written once.
+Status history is kept as intervals (``valid_from``/``valid_to``): an unchanged day adds no
+row. A run's writes go through one ``RunWriter`` in one transaction, so a crash mid-run
+leaves the previous state intact; document files are written before that transaction and
+are harmless if the run dies (content-addressed, written atomically).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from scrapers.errors import LockedError, StoreError
+from scrapers.records import PendingItem, StatusRecord
+
+metadata = sa.MetaData()
+
+runs = sa.Table(
+    "runs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("started_at", sa.String(32), nullable=False),
+    sa.Column("finished_at", sa.String(32)),
+    sa.Column("trigger", sa.String(32), nullable=False, server_default="cli"),
+    sa.Column("jurisdictions", sa.String(200), nullable=False),
+    sa.Column("exit_code", sa.Integer),
+    sa.Column("summary", sa.Text),
+)
+
+fetches = sa.Table(
+    "fetches", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("source_id", sa.String(64), nullable=False),
+    sa.Column("started_at", sa.String(32), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("final_url", sa.Text),
+    # fetched | not_modified | unchanged | failed | extraction_failed
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("error_kind", sa.String(32)),
+    sa.Column("error", sa.Text),
+    sa.Column("http_status", sa.Integer),
+    sa.Column("document_sha256", sa.String(64)),
+    sa.Column("elapsed_ms", sa.Integer),
+    sa.Index("ix_fetches_source_started", "source_id", "started_at"),
+)
+
+documents = sa.Table(
+    "documents", metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("media_type", sa.String(200)),
+    sa.Column("source_id", sa.String(64), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("first_seen_at", sa.String(32), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),  # relative to the documents folder
+)
+
+source_state = sa.Table(
+    "source_state", metadata,
+    sa.Column("source_id", sa.String(64), primary_key=True),
+    sa.Column("jurisdiction", sa.String(8), nullable=False),
+    # healthy | source_failed | extraction_failed (| unknown before the first fetch)
+    sa.Column("health", sa.String(32), nullable=False),
+    sa.Column("failing_since", sa.String(32)),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_attempt_at", sa.String(32)),
+    sa.Column("last_healthy_at", sa.String(32)),
+    sa.Column("last_document_sha256", sa.String(64)),
+    sa.Column("last_url", sa.Text),
+    sa.Column("etag", sa.Text),
+    sa.Column("last_modified", sa.Text),
+    sa.Column("marker", sa.Text),
+    sa.Column("watch_keys", sa.Text),  # JSON list: the watch list the records were made for
+    sa.Column("document_dates", sa.Text),  # JSON list of [label, date]
+    sa.Column("document_meta", sa.Text),  # JSON object
+    sa.Column("title", sa.Text),
+    sa.Column("instrument", sa.Text),
+)
+
+status = sa.Table(
+    "status", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("jurisdiction", sa.String(8), nullable=False),
+    sa.Column("substance", sa.String(200), nullable=False),
+    sa.Column("source_id", sa.String(64), nullable=False),
+    sa.Column("valid_from", sa.String(32), nullable=False),
+    sa.Column("valid_to", sa.String(32)),  # NULL: current
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("schedule", sa.String(64)),
+    sa.Column("record", sa.Text, nullable=False),  # JSON of the StatusRecord first seen
+    sa.Column("last_confirmed_at", sa.String(32), nullable=False),
+    sa.Column("last_document_sha256", sa.String(64), nullable=False),
+    sa.Index("ix_status_source_current", "source_id", "valid_to"),
+    sa.Index("ix_status_substance", "substance", "valid_from"),
+    sa.Index("ix_status_span", "valid_from", "valid_to"),
+)
+
+changes = sa.Table(
+    "changes", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("detected_at", sa.String(32), nullable=False),
+    sa.Column("jurisdiction", sa.String(8), nullable=False),
+    sa.Column("substance", sa.String(200)),  # NULL for source-level changes
+    sa.Column("source_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("before", sa.Text),  # JSON record / pending item, or NULL
+    sa.Column("after", sa.Text),
+    sa.Column("effective_date", sa.String(32)),
+    sa.Column("before_sha256", sa.String(64)),
+    sa.Column("after_sha256", sa.String(64)),
+    sa.Column("details", sa.Text),  # JSON object: error text, new URL, damping note ...
+    sa.Index("ix_changes_detected", "detected_at"),
+)
+
+pending = sa.Table(
+    "pending", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("source_id", sa.String(64), nullable=False),
+    sa.Column("key", sa.String(200), nullable=False),
+    sa.Column("jurisdiction", sa.String(8), nullable=False),
+    sa.Column("substance", sa.String(200), nullable=False),
+    sa.Column("item", sa.Text, nullable=False),
+    sa.Column("first_seen_at", sa.String(32), nullable=False),
+    sa.Column("last_seen_at", sa.String(32), nullable=False),
+    sa.Column("resolved_at", sa.String(32)),
+    sa.UniqueConstraint("source_id", "key", "substance", "first_seen_at"),
+)
+
+outbox = sa.Table(
+    "outbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("idempotency_key", sa.String(200), nullable=False, unique=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # alert | weekly | test
+    sa.Column("recipient", sa.String(320), nullable=False),
+    sa.Column("change_ids", sa.Text, nullable=False),  # JSON list of change ids
+    sa.Column("reference", sa.String(64)),  # e.g. the ISO week of a weekly report
+    sa.Column("created_at", sa.String(32), nullable=False),
+    # queued | delivered | failed (permanent)
+    sa.Column("state", sa.String(16), nullable=False, server_default="queued"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.String(32)),
+    sa.Column("last_error", sa.Text),
+    sa.Column("delivered_at", sa.String(32)),
+    sa.Column("message_id", sa.String(320)),
+)
+
+heartbeats = sa.Table(
+    "heartbeats", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("at", sa.String(32), nullable=False),
+    sa.Column("pid", sa.Integer),
+    sa.Column("detail", sa.Text),
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def stamp(moment: datetime) -> str:
+    """Timestamps are stored as ISO 8601 UTC strings, which sort as they compare."""
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class SourceState:
+    source_id: str
+    jurisdiction: str
+    health: str
+    failing_since: str | None
+    consecutive_failures: int
+    last_error: str | None
+    last_attempt_at: str | None
+    last_healthy_at: str | None
+    last_document_sha256: str | None
+    last_url: str | None
+    etag: str | None
+    last_modified: str | None
+    marker: str | None
+    watch_keys: tuple[str, ...] | None
+    document_dates: tuple[tuple[str, str], ...]
+    document_meta: Mapping[str, str]
+    title: str | None
+    instrument: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> SourceState:
+        return cls(
+            source_id=row["source_id"], jurisdiction=row["jurisdiction"], health=row["health"],
+            failing_since=row["failing_since"],
+            consecutive_failures=row["consecutive_failures"] or 0,
+            last_error=row["last_error"], last_attempt_at=row["last_attempt_at"],
+            last_healthy_at=row["last_healthy_at"],
+            last_document_sha256=row["last_document_sha256"], last_url=row["last_url"],
+            etag=row["etag"], last_modified=row["last_modified"], marker=row["marker"],
+            watch_keys=tuple(json.loads(row["watch_keys"])) if row["watch_keys"] else None,
+            document_dates=tuple(tuple(p) for p in json.loads(row["document_dates"] or "[]")),
+            document_meta=json.loads(row["document_meta"] or "{}"),
+            title=row["title"], instrument=row["instrument"])
+
+
+@dataclass(frozen=True)
+class StoredChange:
+    id: int
+    run_id: int
+    detected_at: str
+    jurisdiction: str
+    substance: str | None
+    source_id: str
+    kind: str
+    summary: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    effective_date: str | None
+    before_sha256: str | None
+    after_sha256: str | None
+    details: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> StoredChange:
+        return cls(id=row["id"], run_id=row["run_id"], detected_at=row["detected_at"],
+                   jurisdiction=row["jurisdiction"], substance=row["substance"],
+                   source_id=row["source_id"], kind=row["kind"], summary=row["summary"],
+                   before=json.loads(row["before"]) if row["before"] else None,
+                   after=json.loads(row["after"]) if row["after"] else None,
+                   effective_date=row["effective_date"], before_sha256=row["before_sha256"],
+                   after_sha256=row["after_sha256"], details=json.loads(row["details"] or "{}"))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "run_id": self.run_id, "detected_at": self.detected_at,
+                "jurisdiction": self.jurisdiction, "substance": self.substance,
+                "source_id": self.source_id, "kind": self.kind, "summary": self.summary,
+                "before": self.before, "after": self.after,
+                "effective_date": self.effective_date, "before_sha256": self.before_sha256,
+                "after_sha256": self.after_sha256, "details": self.details}
+
+
+@dataclass(frozen=True)
+class StatusInterval:
+    id: int
+    record: StatusRecord
+    valid_from: str
+    valid_to: str | None
+    last_confirmed_at: str
+    last_document_sha256: str
+
+
+@dataclass(frozen=True)
+class PendingRow:
+    id: int
+    item: PendingItem
+    first_seen_at: str
+    last_seen_at: str
+    resolved_at: str | None
+
+
+class Store:
+    """Opens (and creates) the database and the document archive under ``data_dir``."""
+
+    def __init__(self, data_dir: Path, database_url: str | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.documents_dir = self.data_dir / "documents"
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.documents_dir.mkdir(exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"cannot create the data folder {self.data_dir} "
+                             f"({error.strerror}); set data_dir to a writable folder") from None
+        self.url = database_url or f"sqlite:///{(self.data_dir / 'schedwatch.db').resolve()}"
+        self.engine: Engine = sa.create_engine(self.url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            metadata.create_all(self.engine)
+        except sa.exc.SQLAlchemyError as error:
+            raise StoreError(f"cannot open the database {self._safe_url()}: "
+                             f"{type(error.orig if hasattr(error, 'orig') else error).__name__}"
+                             "; check data_dir / database_url") from None
+
+    def _safe_url(self) -> str:
+        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- documents ----------------------------------------------------------------------
+
+    def archive(self, content: bytes) -> tuple[str, Path]:
+        """Write the bytes once under documents/<aa>/<sha256>; return (sha256, path)."""
+        sha = hashlib.sha256(content).hexdigest()
+        path = self.document_path(sha)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(content)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        return sha, path
+
+    def document_path(self, sha256: str) -> Path:
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise StoreError(f"not a sha256: {sha256[:80]!r}")
+        return self.documents_dir / sha256[:2] / sha256
+
+    def read_document(self, sha256: str) -> bytes:
+        return self.document_path(sha256).read_bytes()
+
+    def document_info(self, sha256: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(documents).where(documents.c.sha256 == sha256)).first()
+        return dict(row._mapping) if row else None
+
+    # --- reads --------------------------------------------------------------------------
+
+    def source_states(self) -> dict[str, SourceState]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(source_state)).mappings().all()
+        return {row["source_id"]: SourceState.from_row(row) for row in rows}
+
+    def source_state(self, source_id: str) -> SourceState | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(source_state).where(
+                source_state.c.source_id == source_id)).mappings().first()
+        return SourceState.from_row(row) if row else None
+
+    def current_intervals(self, source_id: str | None = None) -> list[StatusInterval]:
+        query = sa.select(status).where(status.c.valid_to.is_(None))
+        if source_id is not None:
+            query = query.where(status.c.source_id == source_id)
+        return self._intervals(query.order_by(status.c.jurisdiction, status.c.substance,
+                                              status.c.source_id))
+
+    def current_records(self, source_id: str) -> list[StatusRecord]:
+        return [interval.record for interval in self.current_intervals(source_id)]
+
+    def status_as_of(self, moment: datetime) -> list[StatusInterval]:
+        """The intervals in force at ``moment``: one query over (valid_from, valid_to)."""
+        at = stamp(moment)
+        query = sa.select(status).where(status.c.valid_from <= at).where(
+            sa.or_(status.c.valid_to.is_(None), status.c.valid_to > at)).order_by(
+            status.c.jurisdiction, status.c.substance, status.c.source_id)
+        return self._intervals(query)
+
+    def history(self, substance: str | None = None) -> list[StatusInterval]:
+        query = sa.select(status)
+        if substance is not None:
+            query = query.where(status.c.substance == substance)
+        return self._intervals(query.order_by(status.c.jurisdiction, status.c.source_id,
+                                              status.c.valid_from))
+
+    def substances(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(status.c.substance).distinct().order_by(
+                status.c.substance)).scalars())
+
+    def _intervals(self, query: sa.Select[Any]) -> list[StatusInterval]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [StatusInterval(id=row["id"], record=StatusRecord.from_dict(json.loads(
+            row["record"])), valid_from=row["valid_from"], valid_to=row["valid_to"],
+            last_confirmed_at=row["last_confirmed_at"],
+            last_document_sha256=row["last_document_sha256"]) for row in rows]
+
+    def changes(self, since: datetime | None = None, *, until: datetime | None = None,
+                kinds: Sequence[str] | None = None, ids: Sequence[int] | None = None,
+                limit: int | None = None, newest_first: bool = False) -> list[StoredChange]:
+        query = sa.select(changes)
+        if since is not None:
+            query = query.where(changes.c.detected_at >= stamp(since))
+        if until is not None:
+            query = query.where(changes.c.detected_at < stamp(until))
+        if kinds is not None:
+            query = query.where(changes.c.kind.in_(list(kinds)))
+        if ids is not None:
+            query = query.where(changes.c.id.in_(list(ids)))
+        order = changes.c.id.desc() if newest_first else changes.c.id
+        query = query.order_by(order)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [StoredChange.from_row(row) for row in rows]
+
+    def pending_items(self, *, open_only: bool = True,
+                      source_id: str | None = None) -> list[PendingRow]:
+        query = sa.select(pending)
+        if open_only:
+            query = query.where(pending.c.resolved_at.is_(None))
+        if source_id is not None:
+            query = query.where(pending.c.source_id == source_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(pending.c.id)).mappings().all()
+        return [PendingRow(id=row["id"], item=PendingItem.from_dict(json.loads(row["item"])),
+                           first_seen_at=row["first_seen_at"], last_seen_at=row["last_seen_at"],
+                           resolved_at=row["resolved_at"]) for row in rows]
+
+    def fetch_log(self, since: datetime | None = None, until: datetime | None = None,
+                  source_id: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(fetches)
+        if since is not None:
+            query = query.where(fetches.c.started_at >= stamp(since))
+        if until is not None:
+            query = query.where(fetches.c.started_at < stamp(until))
+        if source_id is not None:
+            query = query.where(fetches.c.source_id == source_id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query.order_by(fetches.c.id)).mappings()]
+
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(
+                sa.select(runs).order_by(runs.c.id.desc()).limit(limit)).mappings()]
+
+    def last_change_id(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.max(changes.c.id))).scalar() or 0
+
+    # --- writes -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self, *, started_at: datetime, jurisdictions: Sequence[str],
+                    trigger: str = "cli") -> Iterator[RunWriter]:
+        """One run's writes. Commits on success, rolls back on any exception."""
+        try:
+            with self.engine.begin() as conn:
+                run_id = conn.execute(runs.insert().values(
+                    started_at=stamp(started_at), trigger=trigger,
+                    jurisdictions=",".join(jurisdictions))).inserted_primary_key[0]
+                yield RunWriter(conn, int(run_id))
+        except sa.exc.OperationalError as error:
+            raise StoreError(f"the database {self._safe_url()} could not be written "
+                             f"({str(error.orig).splitlines()[0]}); nothing of this run was "
+                             "stored, the previous state is intact") from None
+
+    # outbox ---------------------------------------------------------------------------
+
+    def outbox_due(self, now: datetime) -> list[dict[str, Any]]:
+        query = sa.select(outbox).where(outbox.c.state == "queued").where(
+            sa.or_(outbox.c.next_attempt_at.is_(None),
+                   outbox.c.next_attempt_at <= stamp(now))).order_by(outbox.c.id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def outbox_rows(self, state: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(outbox)
+        if state is not None:
+            query = query.where(outbox.c.state == state)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query.order_by(outbox.c.id)).mappings()]
+
+    def enqueue(self, *, idempotency_key: str, kind: str, recipient: str,
+                change_ids: Sequence[int], reference: str | None = None,
+                now: datetime | None = None, conn: Connection | None = None) -> bool:
+        """Queue a message once: a second call with the same key does nothing (False)."""
+        values = dict(idempotency_key=idempotency_key, kind=kind, recipient=recipient,
+                      change_ids=_dumps(list(change_ids)), reference=reference,
+                      created_at=stamp(now or utcnow()), state="queued")
+        if conn is not None:
+            return _insert_once(conn, values)
+        with self.engine.begin() as own:
+            return _insert_once(own, values)
+
+    def mark_delivered(self, outbox_id: int, *, message_id: str, now: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(outbox.update().where(outbox.c.id == outbox_id).values(
+                state="delivered", delivered_at=stamp(now), message_id=message_id,
+                attempts=outbox.c.attempts + 1, last_error=None))
+
+    def mark_attempt_failed(self, outbox_id: int, *, error: str, permanent: bool,
+                            next_attempt_at: datetime | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(outbox.update().where(outbox.c.id == outbox_id).values(
+                state="failed" if permanent else "queued", last_error=error[:500],
+                attempts=outbox.c.attempts + 1,
+                next_attempt_at=stamp(next_attempt_at) if next_attempt_at else None))
+
+    # heartbeat ------------------------------------------------------------------------
+
+    def beat(self, name: str, *, now: datetime, detail: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            values = dict(at=stamp(now), pid=os.getpid(), detail=detail)
+            updated = conn.execute(heartbeats.update().where(heartbeats.c.name == name)
+                                   .values(**values)).rowcount
+            if not updated:
+                conn.execute(heartbeats.insert().values(name=name, **values))
+
+    def heartbeat(self, name: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(heartbeats).where(heartbeats.c.name == name)).first()
+        return dict(row._mapping) if row else None
+
+    def integrity_check(self) -> str:
+        with self.engine.connect() as conn:
+            if self.engine.dialect.name != "sqlite":
+                return "ok"
+            return str(conn.exec_driver_sql("PRAGMA integrity_check").scalar())
+
+    # locks ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, name: str, *, holder: str = "") -> Iterator[None]:
+        """An exclusive, non-blocking file lock beside the database (``locks/<name>.lock``).
+        The kernel drops it when the process dies, so a crash never leaves it stuck."""
+        if not name.replace("-", "").replace("_", "").isalnum():
+            raise StoreError(f"bad lock name {name!r}")
+        folder = self.data_dir / "locks"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{name}.lock"
+        handle = open(path, "a+")  # noqa: SIM115 - held for the duration of the lock
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                other = handle.read().strip()
+                raise LockedError(f"another schedwatch process ({other or 'unknown'}) is "
+                                  f"already working on {name}; nothing done") from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} {holder}".strip())
+            handle.flush()
+            yield
+        finally:
+            handle.close()
+
+
+def _insert_once(conn: Connection, values: dict[str, Any]) -> bool:
+    exists = conn.execute(sa.select(outbox.c.id).where(
+        outbox.c.idempotency_key == values["idempotency_key"])).first()
+    if exists:
+        return False
+    conn.execute(outbox.insert().values(**values))
+    return True
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class RunWriter:
+    """All writes of one run, inside the transaction opened by ``Store.transaction``."""
+
+    def __init__(self, conn: Connection, run_id: int) -> None:
+        self.conn = conn
+        self.run_id = run_id
+
+    def add_document(self, *, sha256: str, size: int, media_type: str | None, source_id: str,
+                     url: str, seen_at: datetime, path: str) -> None:
+        exists = self.conn.execute(sa.select(documents.c.sha256).where(
+            documents.c.sha256 == sha256)).first()
+        if not exists:
+            self.conn.execute(documents.insert().values(
+                sha256=sha256, size=size, media_type=media_type, source_id=source_id, url=url,
+                first_seen_at=stamp(seen_at), path=path))
+
+    def add_fetch(self, *, source_id: str, started_at: datetime, url: str, outcome: str,
+                  final_url: str | None = None, error_kind: str | None = None,
+                  error: str | None = None, http_status: int | None = None,
+                  document_sha256: str | None = None, elapsed_ms: int | None = None) -> None:
+        self.conn.execute(fetches.insert().values(
+            run_id=self.run_id, source_id=source_id, started_at=stamp(started_at), url=url,
+            final_url=final_url, outcome=outcome, error_kind=error_kind,
+            error=error[:1000] if error else None, http_status=http_status,
+            document_sha256=document_sha256, elapsed_ms=elapsed_ms))
+
+    def save_source_state(self, state: SourceState) -> None:
+        values = dict(
+            jurisdiction=state.jurisdiction, health=state.health,
+            failing_since=state.failing_since, consecutive_failures=state.consecutive_failures,
+            last_error=state.last_error, last_attempt_at=state.last_attempt_at,
+            last_healthy_at=state.last_healthy_at,
+            last_document_sha256=state.last_document_sha256, last_url=state.last_url,
+            etag=state.etag, last_modified=state.last_modified, marker=state.marker,
+            watch_keys=_dumps(list(state.watch_keys)) if state.watch_keys is not None else None,
+            document_dates=_dumps([list(p) for p in state.document_dates]),
+            document_meta=_dumps(dict(state.document_meta)), title=state.title,
+            instrument=state.instrument)
+        updated = self.conn.execute(source_state.update().where(
+            source_state.c.source_id == state.source_id).values(**values)).rowcount
+        if not updated:
+            self.conn.execute(source_state.insert().values(source_id=state.source_id, **values))
+
+    def open_interval(self, record: StatusRecord, *, at: datetime) -> None:
+        self.conn.execute(status.insert().values(
+            jurisdiction=record.jurisdiction, substance=record.substance,
+            source_id=record.source_id, valid_from=stamp(at), valid_to=None,
+            status=record.status, schedule=record.schedule, record=_dumps(record.as_dict()),
+            last_confirmed_at=stamp(at), last_document_sha256=record.document_sha256))
+
+    def close_interval(self, source_id: str, substance: str, *, at: datetime) -> None:
+        self.conn.execute(status.update().where(status.c.source_id == source_id).where(
+            status.c.substance == substance).where(status.c.valid_to.is_(None)).values(
+            valid_to=stamp(at)))
+
+    def confirm_intervals(self, source_id: str, *, at: datetime, document_sha256: str) -> None:
+        """An unchanged observation: no new row, just the latest confirmation."""
+        self.conn.execute(status.update().where(status.c.source_id == source_id).where(
+            status.c.valid_to.is_(None)).values(last_confirmed_at=stamp(at),
+                                                last_document_sha256=document_sha256))
+
+    def add_change(self, *, detected_at: datetime, jurisdiction: str, substance: str | None,
+                   source_id: str, kind: str, summary: str, before: dict[str, Any] | None,
+                   after: dict[str, Any] | None, effective_date: str | None = None,
+                   before_sha256: str | None = None, after_sha256: str | None = None,
+                   details: dict[str, Any] | None = None) -> int:
+        result = self.conn.execute(changes.insert().values(
+            run_id=self.run_id, detected_at=stamp(detected_at), jurisdiction=jurisdiction,
+            substance=substance, source_id=source_id, kind=kind, summary=summary,
+            before=_dumps(before) if before is not None else None,
+            after=_dumps(after) if after is not None else None, effective_date=effective_date,
+            before_sha256=before_sha256, after_sha256=after_sha256,
+            details=_dumps(details or {})))
+        return int(result.inserted_primary_key[0])
+
+    def open_pending(self, item: PendingItem, *, at: datetime) -> None:
+        self.conn.execute(pending.insert().values(
+            source_id=item.source_id, key=item.key, jurisdiction=item.jurisdiction,
+            substance=item.substance, item=_dumps(item.as_dict()), first_seen_at=stamp(at),
+            last_seen_at=stamp(at)))
+
+    def touch_pending(self, pending_id: int, item: PendingItem, *, at: datetime) -> None:
+        self.conn.execute(pending.update().where(pending.c.id == pending_id).values(
+            last_seen_at=stamp(at), item=_dumps(item.as_dict())))
+
+    def resolve_pending(self, pending_id: int, *, at: datetime) -> None:
+        self.conn.execute(pending.update().where(pending.c.id == pending_id).values(
+            resolved_at=stamp(at)))
+
+    def enqueue(self, *, idempotency_key: str, kind: str, recipient: str,
+                change_ids: Sequence[int], reference: str | None = None,
+                now: datetime) -> bool:
+        return _insert_once(self.conn, dict(
+            idempotency_key=idempotency_key, kind=kind, recipient=recipient,
+            change_ids=_dumps(list(change_ids)), reference=reference, created_at=stamp(now),
+            state="queued"))
+
+    def finish(self, *, finished_at: datetime, exit_code: int, summary: Mapping[str, Any]) -> None:
+        self.conn.execute(runs.update().where(runs.c.id == self.run_id).values(
+            finished_at=stamp(finished_at), exit_code=exit_code, summary=_dumps(dict(summary))))
