@@ -49,23 +49,23 @@ NCR_SCHEDULE = "NCR Schedule"
 #: Local schedule label -> cross-jurisdiction control level (scrapers.records.CONTROL_LEVELS).
 #: A reading aid, not legal advice; reports show it beside the local label.
 #:
-#: CDSA (S.C. 1996, c. 19):
-#:   I, II   -> C2  the strictest offences and penalties (opioids, cocaine, PCP and ketamine;
+#: CDSA (S.C. 1996, c. 19); the offences each schedule attracts are in ss. 4 to 7.1:
+#:   I, II   -> C2  the heaviest penalties (opioids, cocaine, amphetamines, PCP and ketamine;
 #:                  synthetic cannabinoids).
-#:   III     -> C3  (amphetamines' neighbours: methylphenidate, LSD, psilocybin...).
+#:   III     -> C3  (methylphenidate, LSD, psilocybin, mescaline...).
 #:   IV      -> C4  (benzodiazepines, barbiturates, anabolic steroids): no possession offence.
-#:   V       -> C5  temporary designations (s. 60.1): import, export and production controls only.
+#:   V       -> C5  temporary designations (s. 60.1), with a period: no possession offence.
 #:   VI      -> C6  precursors: chemicals, not a medicine schedule.
 #:   VII, VIII -> C5  the former cannabis schedules, repealed in 2018 (2018, c. 16, s. 205); kept
-#:                  so that pre-2018 consolidations still map.
+#:                  so that older consolidations still map.
 #:   IX      -> C6  designated devices (tablet presses, encapsulators): not a medicine schedule.
-#: Controlled Substances Regulations (SOR/2025-242):
-#:   1 -> C2  "Narcotics" (the NCR Schedule carried over).
-#:   2 -> C3  "Controlled Drugs" (the former Food and Drug Regulations Part G drugs).
-#:   3 -> C4  "Targeted Substances" (the former benzodiazepines and targeted substances).
-#:   4 -> C1  "Restricted Drugs" (the former Part J drugs: no accepted medical use).
+#: Controlled Substances Regulations (SOR/2025-242), by the regime each schedule carries on:
+#:   1 -> C2  "Narcotics" (the NCR's Schedule).
+#:   2 -> C3  "Controlled Drugs" (the Food and Drug Regulations' controlled drugs).
+#:   3 -> C4  "Targeted Substances" (the Benzodiazepines and Other Targeted Substances Regs).
+#:   4 -> C1  "Restricted Drugs" (LSD, psilocybin...: no accepted medical use).
 #: Narcotic Control Regulations (C.R.C., c. 1041):
-#:   NCR Schedule -> C2  the narcotics regime (the CSR's Schedule 1 before 2026-10-01).
+#:   NCR Schedule -> C2  the narcotics regime (the CSR's Schedule 1 from 2026-10-01).
 SCHEDULE_LEVELS: dict[str, str] = {
     "I": "C2",
     "II": "C2",
@@ -284,10 +284,6 @@ class _Entry:
     def item(self) -> str:
         return self.labels[0]
 
-    @property
-    def item_provision(self) -> str:
-        return _provision(self.schedule, self.location, self.labels[:1])
-
 
 def _provision(schedule: str, location: Sequence[str], labels: Sequence[str]) -> str:
     """Pinpoint in English whatever the document's language: "Sch. I, item 14(1)",
@@ -342,8 +338,9 @@ def _location_label(text: str) -> str | None:
 
 
 def _is_repealed(element: Any, text: str) -> bool:
-    """"[Repealed, 2018, c. 16, s. 204]" / "[Abrogé, ...]", marked up or not."""
-    return text.startswith(("[Repealed", "[Abrogé")) or element.find(".//Repealed") is not None
+    """"[Repealed, 2018, c. 16, s. 204]" / "[Abrogé, ...]", marked up or not. Only the entry's
+    own wording counts: a repealed subitem in a nested list does not repeal its item."""
+    return text.startswith(("[Repealed", "[Abrogé")) or element.find("Repealed") is not None
 
 
 @dataclass(frozen=True)
@@ -447,13 +444,26 @@ def _rows(walk: _Walk, table_group: Any, location: tuple[str, ...],
 # --- matching -------------------------------------------------------------------------------
 
 _NAME_END = re.compile(r"\s\(|,\s")
+_COMBINING = re.compile("[\u0300-\u036f]")
+
+
+def _fold(text: str) -> str:
+    """``name_key`` for long texts: the same folding (normalised, accents dropped, lower case)
+    with one regex over the Latin combining marks instead of a per-character loop; an
+    amendment replacing a whole Part of the CDSA runs to ~20,000 characters."""
+    decomposed = unicodedata.normalize("NFKD", normalise_text(text))
+    return _COMBINING.sub("", decomposed).lower()
 
 
 def listed_name(text: str) -> str:
     """The substance name of an entry: the text before the first " (" or ", ". A comma
     followed by a space ends the name; one inside a chemical name ("3,4-methylenedioxy",
     "N,N-dimethyl") does not."""
-    text = normalise_text(text)
+    return _name_part(normalise_text(text))
+
+
+def _name_part(text: str) -> str:
+    """``listed_name`` of text already normalised (entry texts are)."""
     match = _NAME_END.search(text)
     return (text[: match.start()] if match else text).strip()
 
@@ -512,7 +522,7 @@ class _Matcher:
     def match(self, text: str) -> Substance | None:
         """The substance an entry names: by its name ("Ketamine", "kétamine") or, failing
         that, by the chemical name in parentheses."""
-        found = self.index.get(name_key(listed_name(text)))
+        found = self.index.get(name_key(_name_part(text)))
         if found is None:
             chemical = _parenthetical(text)
             if chemical:
@@ -557,8 +567,8 @@ def _strictest(labels: Iterable[str]) -> str | None:
     return levels[0] if levels else None
 
 
-def _listed_record(ctx: _Context, key: str, entries: Sequence[_Entry], basis: str,
-                   listed_as: str | None = None) -> StatusRecord:
+def _listed_record(ctx: _Context, key: str, entries: Sequence[_Entry],
+                   basis: str) -> StatusRecord:
     """A record for an entry (or, when a name appears more than once, several entries)."""
     status = _status_of(entries)
     used = [e for e in entries if e.in_force] if status == "controlled" else list(entries)
@@ -568,14 +578,12 @@ def _listed_record(ctx: _Context, key: str, entries: Sequence[_Entry], basis: st
     dates = list(ctx.dates)
     if first.schedule_last_amended:
         dates.append(("schedule last amended", first.schedule_last_amended))
-    if status == "controlled":
-        effective = first.inforce_start
-        if effective:
-            dates.append(("in force from", effective))
-    else:
-        effective = first.inforce_start or ctx.coming_into_force
-        if effective:
-            dates.append(("comes into force", effective))
+    # The entry's own start date, else the instrument's coming-into-force date when the
+    # document states one (the CSR's rows carry no dates; its s. 239 does).
+    effective = first.inforce_start or ctx.coming_into_force
+    if effective:
+        dates.append(("in force from" if status == "controlled" else "comes into force",
+                      effective))
     return StatusRecord(
         jurisdiction=CODE,
         substance=key,
@@ -584,7 +592,7 @@ def _listed_record(ctx: _Context, key: str, entries: Sequence[_Entry], basis: st
         control_level=_strictest(schedules),
         instrument=ctx.instrument.citation,
         provision="; ".join(provisions),
-        listed_as=listed_as if listed_as is not None else first.text,
+        listed_as=first.text,
         basis=basis,
         parent_entry=first.parent_text,
         effective_from=effective,
@@ -636,7 +644,7 @@ def _records(ctx: _Context, entries: Sequence[_Entry], watch: WatchList,
         if substance is not None:
             by_substance.setdefault(substance.key, []).append(entry)
         elif watch.all_entries:
-            key = name_key(listed_name(entry.text))
+            key = name_key(_name_part(entry.text))
             if key:
                 by_name.setdefault(key, []).append(entry)
 
@@ -654,10 +662,12 @@ def _records(ctx: _Context, entries: Sequence[_Entry], watch: WatchList,
             records.append(_listed_record(ctx, substance.key, cover_hits,
                                           _covered_basis(substance, cover, first)))
         elif substance.covered_by:
+            relation = substance.relation or "form"
+            article = "an" if relation[0] in "aeiou" else "a"
             records.append(_unlisted_record(
                 ctx, substance.key,
-                f"{unlisted}; nor is {substance.covered_by}, of which it is an "
-                f"{substance.relation or 'form'}"))
+                f"{unlisted}; nor is {substance.covered_by}, of which it is {article} "
+                f"{relation}"))
         else:
             records.append(_unlisted_record(ctx, substance.key, unlisted))
     if watch.all_entries:
@@ -781,15 +791,15 @@ def _read_amendment(piece: Any, instrument: _Instrument) -> _Amendment:
     heading = _text(heading_node).lstrip("—- ").strip() if heading_node is not None else ""
     match = _HEADING_REFERENCE.match(heading)
     reference = match.group("ref") if match else heading
-    instructions: list[str] = []
-    amended: list[str] = []
-    for text_node in piece.iter("Text"):
-        ancestors = {a.tag for a in text_node.iterancestors()}
-        if "Footnote" in ancestors:
-            continue
-        (amended if "AmendedText" in ancestors else instructions).append(_text(text_node))
-    for node in piece.iter("AmendedText"):
-        amended.append(_text(node, frozenset({"Footnote", "FootnoteRef"})))
+    # The amending instructions ("Item 17 of Schedule I to the Act is replaced by the
+    # following:") are read for references; the new text (AmendedText, which may be a table
+    # without <Text>, as in SOR/2026-72) only for names, folded once as a whole.
+    instructions = [
+        _text(node) for node in piece.iter("Text")
+        if not any(a.tag in ("AmendedText", "Footnote") for a in node.iterancestors())
+    ]
+    amended_raw = " ".join(" ".join(node.itertext()) for node in piece.iter("AmendedText"))
+    amended_folded = _fold(amended_raw)
     items: set[tuple[str, str]] = set()
     schedules: set[str] = set()
     whole: set[str] = set()
@@ -814,22 +824,11 @@ def _read_amendment(piece: Any, instrument: _Instrument) -> _Amendment:
     joined = " ".join(instructions)
     return _Amendment(
         heading=heading, reference=reference, instructions=joined,
-        folded=_fold(" ".join([heading, joined, *amended])),
-        amended_folded=_fold(" ".join(amended)),
+        folded=_fold(f"{heading} {joined}") + " " + amended_folded,
+        amended_folded=amended_folded,
         items=frozenset(items), schedules=frozenset(schedules), whole_schedules=frozenset(whole),
         repeals_instrument=repeals, date=written_date(joined),
     )
-
-
-_COMBINING = re.compile("[\u0300-\u036f]")
-
-
-def _fold(text: str) -> str:
-    """``name_key`` for long texts: the same folding (normalised, accents dropped, lower case)
-    with one regex over the Latin combining marks instead of a per-character loop; an
-    amendment replacing a whole Part of the CDSA runs to ~20,000 characters."""
-    decomposed = unicodedata.normalize("NFKD", normalise_text(text))
-    return _COMBINING.sub("", decomposed).lower()
 
 
 def _hits(found: dict[str, list[_Entry]], substance: Substance) -> list[_Entry]:
@@ -920,11 +919,14 @@ def _pending_amendments(ctx: _Context, amendments: Sequence[_Amendment], watch: 
             if by_name is not None and matcher.mentioned(by_name, amendment.amended_folded) \
                     and len(amendment.schedules) == 1:
                 proposed = next(iter(amendment.schedules))
+            where = (f"{substance.name} is listed in "
+                     + "; ".join(dict.fromkeys(e.provision for e in listed))
+                     if listed else f"{substance.name} is not listed now")
             yield PendingItem(
                 jurisdiction=CODE, substance=substance.key, source_id=ctx.document.source_id,
                 key=f"NifProvs:{amendment.heading}", action="not_in_force",
-                description=(f"{amendment.heading}, not yet in force, "
-                             f"{'; '.join(reasons)} ({substance.name})"),
+                description=(f"Not yet in force: {amendment.heading} {'; '.join(reasons)}. "
+                             f"{where}."),
                 reference=amendment.reference, proposed_schedule=proposed,
                 date_label="in force" if amendment.date else None, date=amendment.date,
                 url=ctx.document.url,
@@ -984,7 +986,8 @@ def parse_cdsa(document: Document, watch: WatchList) -> ParseResult:
 def parse_regulations(document: Document, watch: WatchList) -> ParseResult:
     """The Controlled Substances Regulations (SOR/2025-242) or, before they replaced it on
     2026-10-01, the Narcotic Control Regulations (C.R.C., c. 1041)."""
-    root = _parse_xml(document, "Justice Laws XML of the Controlled Substances Regulations")
+    root = _parse_xml(document, "Justice Laws XML of the Controlled Substances Regulations or "
+                             "the Narcotic Control Regulations")
     instrument = _identify_regulation(root, document.source_id)
     return _parse(document, watch, root, instrument)
 

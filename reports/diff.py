@@ -81,15 +81,20 @@ def diff_records(before: Sequence[StatusRecord], after: Sequence[StatusRecord], 
     ``newly_watched`` substances had no record because they were not watched before: their
     first record is a baseline, not a "scheduled" change.
     """
-    previous = to_frame(before).set_index("substance", drop=False)
-    current = to_frame(after).set_index("substance", drop=False)
-    merged = previous[list(MATERIAL_FIELDS)].join(
-        current[list(MATERIAL_FIELDS)], how="outer", lsuffix="_before", rsuffix="_after")
+    columns = ["substance", *MATERIAL_FIELDS]
+    # A sentinel for "no value" so that None compares equal to None across the merge.
+    previous = to_frame(before)[columns].fillna("\0")
+    current = to_frame(after)[columns].fillna("\0")
+    merged = previous.merge(current, on="substance", how="outer", suffixes=("_before", "_after"),
+                            indicator=True)
+    differs = merged["_merge"] != "both"
+    for name in MATERIAL_FIELDS:
+        differs |= merged[f"{name}_before"] != merged[f"{name}_after"]
     by_before = {r.substance: r for r in before}
     by_after = {r.substance: r for r in after}
     baseline = set(newly_watched)
     result: list[Change] = []
-    for substance in sorted(merged.index):
+    for substance in sorted(merged.loc[differs, "substance"]):
         old, new = by_before.get(substance), by_after.get(substance)
         if old is None and substance in baseline:
             continue

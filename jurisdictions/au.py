@@ -1,0 +1,701 @@
+"""Australia: the Poisons Standard (SUSMP) from the Federal Register of Legislation — a fetch
+plan that finds the in-force instrument through the register's OData API, and a parser of the
+instrument's Word original that reads every schedule (2–10) and appendix.
+
+The Standard is replaced wholesale several times a year, each time under a new register id
+(F2024L01228, …, F2026L00633), so the fetch plan first asks which "Poisons Standard" title is
+in force, then downloads that title's Word file. The parser reads ``word/document.xml``
+directly (zipfile + lxml): the June 2026 original is ~1 MB with 4,278 entries, and python-docx
+would cost several times as long for nothing it adds here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import string
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from lxml import etree
+
+from jurisdictions.base import FetchContext, Fetched, Fetcher, Source
+from jurisdictions.substances import Substance, WatchList
+from scrapers.errors import ExtractionError, FetchError
+from scrapers.records import (
+    CONTROL_LEVELS,
+    Document,
+    ParseResult,
+    StatusRecord,
+    name_key,
+    normalise_text,
+)
+
+CODE = "au"
+NAME = "Australia"
+TIMEZONE = "Australia/Sydney"
+
+#: Local schedule and appendix labels → ``scrapers.records.CONTROL_LEVELS``. A reading aid
+#: only: the local label is always shown beside it.
+#:
+#: - 9 (Prohibited Substance) and 10 (prohibition of sale, supply and use) → C1;
+#: - 8 (Controlled Drug) → C2, the strictest medical control;
+#: - 4 (Prescription Only Medicine / Prescription Animal Remedy) → C4;
+#: - 2 (Pharmacy Medicine) and 3 (Pharmacist Only Medicine) → C5;
+#: - 5, 6, 7 (Caution, Poison, Dangerous Poison) → C6: poisons, not medicine schedules;
+#: - every appendix → C6. An appendix adds conditions to (or, Appendix B, exempts from)
+#:   scheduling; it is not a schedule of its own. Schedule 1 is intentionally blank.
+SCHEDULE_LEVELS: dict[str, str] = {
+    "2": "C5",
+    "3": "C5",
+    "4": "C4",
+    "5": "C6",
+    "6": "C6",
+    "7": "C6",
+    "8": "C2",
+    "9": "C1",
+    "10": "C1",
+    **{f"Appendix {letter}": "C6" for letter in string.ascii_uppercase[:14]},  # A–N
+}
+
+#: The schedules every healthy Standard has, each with entries (landmarks).
+SCHEDULES: tuple[str, ...] = tuple(str(n) for n in range(2, 11))
+
+#: Appendices whose listing means "no control" rather than a control: Appendix B is
+#: "Substances considered not to require control by scheduling".
+UNCONTROLLED_APPENDICES = frozenset({"Appendix B"})
+
+SOURCE_ID = "au-poisons-standard"
+WORD_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+API_URL = "https://api.prod.legislation.gov.au/v1"
+REGISTER_URL = "https://www.legislation.gov.au"
+
+#: Titles whose name contains this are candidates; the amending instruments ("… Amendment
+#: Instrument …") and repealed Standards share the phrase and are filtered out client-side.
+TITLE_FILTER = "contains(name,'Poisons Standard')"
+#: The newest titles suffice: a Standard is made every few months, so the in-force one is
+#: always among the most recently made. Status is checked client-side because the API's
+#: enum filter syntax is not documented (seen 2026-09).
+TITLE_PAGE = 50
+#: At most this many in-force candidates are looked up (one versions request each): a
+#: replacement registered before it commences may already read "InForce".
+MAX_CANDIDATES = 3
+
+_REGISTER_ID = re.compile(r"[A-Z]\d{4}[A-Z]\d{5,6}")
+_SYDNEY = ZoneInfo(TIMEZONE)
+
+
+# --- fetch plan ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """The in-force Standard as the register describes it."""
+
+    title_id: str
+    title: str
+    register_id: str  # the version's id: the title id for the as-made text
+    commencement: date  # the version's ``start``
+    registered_at: datetime
+
+    @property
+    def registered(self) -> date:
+        return _local_date(self.registered_at)
+
+    @property
+    def marker(self) -> str:
+        return f"{self.title_id}@{self.commencement.isoformat()}"
+
+    def meta(self) -> dict[str, str]:
+        return {
+            "instrument_id": self.title_id,
+            "instrument_title": self.title,
+            "register_id": self.register_id,
+            "commencement": self.commencement.isoformat(),
+            "registered_at": self.registered_at.isoformat(),
+        }
+
+
+def fetch_poisons_standard(fetcher: Fetcher, context: FetchContext) -> Fetched:
+    """Find the in-force Poisons Standard through the register's API and download its Word
+    original, unless its id and commencement equal the saved marker. Usually two small API
+    requests and one download (one more API request while a registered replacement waits
+    for its commencement): the register's robots.txt asks for 10 s between requests."""
+    api = context.endpoints.get("url", API_URL).rstrip("/")
+    register = context.endpoints.get("register_url", REGISTER_URL).rstrip("/")
+    titles = odata_values(_get_json(fetcher, f"{api}/titles", {
+        "$filter": TITLE_FILTER, "$orderby": "makingDate desc", "$top": str(TITLE_PAGE),
+    }), f"{api}/titles")
+    candidates = in_force_standards(titles)
+    if not candidates:
+        raise FetchError(f"{api}/titles lists no in-force Poisons Standard (among the "
+                         f"{len(titles)} titles named 'Poisons Standard'); the register may "
+                         "be between instruments or its API changed — check "
+                         f"{register} for the current Standard", kind="empty",
+                         url=f"{api}/titles")
+    instrument, later = _current_instrument(fetcher, api, candidates, context.today)
+    url = word_url(register, instrument)
+    meta = instrument.meta()
+    if later is not None:
+        meta.update({"next_instrument_id": later.title_id,
+                     "next_instrument_title": later.title,
+                     "next_commencement": later.commencement.isoformat()})
+    if context.marker == instrument.marker:
+        return Fetched(url=url, content=None, etag=context.etag,
+                       last_modified=context.last_modified, marker=context.marker, meta=meta)
+    response = fetcher.get(url)
+    return Fetched(url=response.final_url, content=response.content,
+                   content_type=response.headers.get("Content-Type"),
+                   etag=response.headers.get("ETag"),
+                   last_modified=response.headers.get("Last-Modified"),
+                   marker=instrument.marker, meta=meta,
+                   redirected_from=url if response.final_url != url else None)
+
+
+def _current_instrument(fetcher: Fetcher, api: str, candidates: Sequence[Mapping[str, Any]],
+                        today: date) -> tuple[Instrument, Instrument | None]:
+    """The newest candidate whose current version has commenced, and the newest one that
+    has not (a replacement registered ahead of its commencement may read "InForce"). When
+    none has commenced, the newest: an "InForce" status is the register's word."""
+    found: list[Instrument] = []
+    for title in candidates[:MAX_CANDIDATES]:
+        title_id = register_id(title.get("id"), "title id")
+        versions_url = f"{api}/versions"
+        versions = odata_values(_get_json(fetcher, versions_url, {
+            "$filter": f"titleId eq '{title_id}'", "$orderby": "start desc", "$top": "10",
+        }), versions_url)
+        version = current_version(versions, title_id, today)
+        if version is None:
+            raise ExtractionError(f"{versions_url}: no version of {title_id}; the register's "
+                                  "API answers in a shape schedwatch does not know")
+        instrument = instrument_from(title, version)
+        if instrument.commencement <= today:
+            return instrument, found[0] if found else None
+        found.append(instrument)
+    return found[0], None
+
+
+def _get_json(fetcher: Fetcher, url: str, params: Mapping[str, str]) -> Any:
+    response = fetcher.get(url, params=params, headers={"Accept": "application/json"})
+    try:
+        return json.loads(response.content)
+    except (ValueError, UnicodeDecodeError) as error:
+        start = response.content[:40].decode("utf-8", "replace")
+        raise ExtractionError(f"{url} did not answer JSON (it starts {start!r}); the "
+                              "register's API changed or a proxy answered") from error
+
+
+def odata_values(payload: Any, url: str) -> list[Mapping[str, Any]]:
+    """The rows of an OData collection answer ``{"@odata.context": …, "value": [...]}``."""
+    rows = payload.get("value") if isinstance(payload, Mapping) else None
+    if not isinstance(rows, list) or not all(isinstance(row, Mapping) for row in rows):
+        raise ExtractionError(f"{url}: the answer is JSON but not an OData collection "
+                              "(no \"value\" list)")
+    return rows
+
+
+def in_force_standards(titles: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """In-force principal Poisons Standards, newest first (by making date, then register id,
+    which grows with registration)."""
+    chosen = [t for t in titles
+              if isinstance(t.get("name"), str) and "Poisons Standard" in t["name"]
+              and "amendment" not in t["name"].lower()
+              and t.get("isPrincipal") is not False and _in_force(t)]
+    return sorted(chosen, key=lambda t: (str(t.get("makingDate") or ""), str(t.get("id"))),
+                  reverse=True)
+
+
+def _in_force(title: Mapping[str, Any]) -> bool:
+    status = title.get("status")
+    if status is not None:
+        return status == "InForce"
+    return title.get("isInForce") is True
+
+
+def current_version(versions: Iterable[Mapping[str, Any]], title_id: str,
+                    today: date) -> Mapping[str, Any] | None:
+    """The latest version of the title that has started by ``today`` (else the latest)."""
+    rows = [v for v in versions if v.get("titleId", title_id) == title_id and v.get("start")]
+    if not rows:
+        return None
+    started = [v for v in rows if _local_date(_timestamp(v["start"], "start")) <= today]
+    return max(started or rows, key=lambda v: (_timestamp(v["start"], "start").isoformat(),
+                                               str(v.get("registeredAt") or "")))
+
+
+def instrument_from(title: Mapping[str, Any], version: Mapping[str, Any]) -> Instrument:
+    title_id = register_id(title.get("id"), "title id")
+    name = title.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ExtractionError(f"the register's title {title_id} has no name")
+    registered = version.get("registeredAt")
+    if not registered:
+        raise ExtractionError(f"the register's version of {title_id} has no registeredAt")
+    return Instrument(
+        title_id=title_id,
+        title=" ".join(name.split()),
+        register_id=register_id(version.get("registerId") or title_id, "registerId"),
+        commencement=_local_date(_timestamp(version["start"], "start")),
+        registered_at=_timestamp(registered, "registeredAt"),
+    )
+
+
+def register_id(value: Any, what: str) -> str:
+    """A register id from the API, checked before it goes into a URL or a query."""
+    if not isinstance(value, str) or not _REGISTER_ID.fullmatch(value):
+        raise ExtractionError(f"the register's API gave {what} {value!r}, which is not a "
+                              "register id like F2026L00633")
+    return value
+
+
+def word_url(register: str, instrument: Instrument) -> str:
+    """The Word original on the register's site. The as-made text is addressed by its
+    registration date (F2026L00633/asmade/2026-05-28, SOURCES.md §3.1); a compilation (its
+    register id differs from the title's) by its start date under ``latest``."""
+    if instrument.register_id == instrument.title_id:
+        return (f"{register}/{instrument.title_id}/asmade/"
+                f"{instrument.registered.isoformat()}/text/original/word")
+    return (f"{register}/{instrument.title_id}/latest/"
+            f"{instrument.commencement.isoformat()}/text/original/word")
+
+
+def _timestamp(value: Any, what: str) -> datetime:
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ExtractionError(f"the register's API gave {what} {value!r}, which is not an ISO "
+                          "date")
+
+
+def _local_date(value: datetime) -> date:
+    """A register timestamp as a Sydney calendar date: the register dates things in Sydney
+    time, and a 'Z' timestamp late in the UTC day is already the next day there."""
+    return value.astimezone(_SYDNEY).date() if value.tzinfo else value.date()
+
+
+# --- parser -------------------------------------------------------------------------------
+
+_W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+_MC = "http://schemas.openxmlformats.org/markup-compatibility/2006"
+_P = f"{{{_W}}}p"
+_T = f"{{{_W}}}t"
+_P_STYLE = f"{{{_W}}}pPr/{{{_W}}}pStyle"
+_VAL = f"{{{_W}}}val"
+_BLANKS = frozenset({f"{{{_W}}}tab", f"{{{_W}}}br", f"{{{_W}}}cr", f"{{{_W}}}ptab"})
+_HYPHENS = frozenset({f"{{{_W}}}noBreakHyphen"})
+#: Subtrees whose text is not the paragraph's own: properties, drawings and text boxes (their
+#: paragraphs are visited on their own), the duplicate Fallback copy of alternate content,
+#: deleted text and field codes.
+_SKIP = frozenset({f"{{{_W}}}pPr", f"{{{_W}}}rPr", f"{{{_W}}}drawing", f"{{{_W}}}pict",
+                   f"{{{_W}}}txbxContent", f"{{{_W}}}delText", f"{{{_W}}}instrText",
+                   f"{{{_W}}}del", f"{{{_W}}}moveFrom", f"{{{_W}}}softHyphen",
+                   f"{{{_MC}}}Fallback"})
+
+#: Style names (case and spaces ignored) → paragraph role. Word writes a paragraph's style
+#: *id* (``w:pStyle/@w:val``), which need not equal the name; ids are resolved through
+#: word/styles.xml first.
+_ROLES: dict[str, str] = {
+    "acthead1": "heading",
+    "poisonsstandardscheduleentry": "entry",
+    "normal-hanging": "entry",
+    "poisonsstandardscheduleentryparagraph": "qualification",
+    "poisonsstandardscheduleentrycaveat": "qualification",
+    "paragraph": "qualification",
+    "paragraphsub": "qualification",
+}
+
+_SCHEDULE_HEADING = re.compile(r"Schedule\s+(\d{1,2})\b", re.IGNORECASE)
+_APPENDIX_HEADING = re.compile(r"Appendix\s+([A-Z])\b", re.IGNORECASE)
+_TITLE = re.compile(r"Therapeutic Goods \(Poisons Standard[^)]*\) Instrument \d{4}"
+                    r"|\bPoisons Standard (?:January|February|March|April|May|June|July|August"
+                    r"|September|October|November|December) \d{4}\b")
+_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
+           "september", "october", "november", "december")
+_COMMENCES = re.compile(r"commences on (\d{1,2}) ([A-Z][a-z]+) (\d{4})")
+_MARKERS = {"#": "marked # (Appendix D)", "*": "marked * (trivial name)"}
+#: A zip entry larger than this is refused rather than inflated (the real document.xml is
+#: a few MB).
+_MAX_PART_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One schedule or appendix entry: the substance name as printed (capitals), its markers,
+    the entry paragraph and the qualification paragraphs under it."""
+
+    section: str  # "8" or "Appendix D"
+    name: str
+    markers: str
+    text: str
+    qualifications: tuple[str, ...] = ()
+
+    @property
+    def listed_as(self) -> str:
+        return " | ".join((self.text, *self.qualifications))
+
+    @property
+    def citation(self) -> str:
+        return section_citation(self.section)
+
+
+@dataclass(frozen=True)
+class _Paragraph:
+    role: str  # heading | entry | qualification | other
+    element: etree._Element
+
+
+def parse_poisons_standard(document: Document, watch: WatchList) -> ParseResult:
+    """The status of each watched substance (or, with ``watch.all_entries``, of every entry)
+    in one Poisons Standard Word document. Raises ``ExtractionError`` when the document is
+    not a Word file or lacks the Standard's landmarks (schedule headings with entries)."""
+    body, styles = read_docx(document.content)
+    paragraphs = list(_paragraphs(body, styles))
+    cover = _cover_text(paragraphs)
+    entries = collect_entries(paragraphs)
+    _check_landmarks(entries)
+    meta = document.meta
+    title = meta.get("instrument_title") or _find_title(cover)
+    instrument = meta.get("instrument_id") or title
+    if not instrument:
+        raise ExtractionError(f"{document.url}: no register id was recorded with the document "
+                              "and its cover names no Poisons Standard title")
+    dates = document_dates(cover, meta)
+    records = build_records(entries, watch, instrument=instrument, dates=dates,
+                            document=document)
+    return ParseResult(records=records, document_dates=dates, title=title,
+                       instrument=instrument)
+
+
+def read_docx(content: bytes) -> tuple[etree._Element, dict[str, str]]:
+    """``word/document.xml``'s root and the styleId → name map of ``word/styles.xml``."""
+    try:
+        package = zipfile.ZipFile(io.BytesIO(content))
+    except zipfile.BadZipFile as error:
+        start = content[:40].decode("utf-8", "replace")
+        raise ExtractionError("the document is not a Word (.docx) file: not a zip archive "
+                              f"(it starts {start!r})") from error
+    with package:
+        names = set(package.namelist())
+        if "word/document.xml" not in names:
+            raise ExtractionError("the document is a zip archive but not a Word document "
+                                  "(no word/document.xml)")
+        body = _xml(package, "word/document.xml")
+        styles = _style_names(_xml(package, "word/styles.xml")) \
+            if "word/styles.xml" in names else {}
+    return body, styles
+
+
+def _xml(package: zipfile.ZipFile, name: str) -> etree._Element:
+    if package.getinfo(name).file_size > _MAX_PART_BYTES:
+        raise ExtractionError(f"{name} inflates to more than "
+                              f"{_MAX_PART_BYTES // (1024 * 1024)} MB; refused")
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    try:
+        return etree.fromstring(package.read(name), parser)
+    except (etree.XMLSyntaxError, zipfile.BadZipFile, OSError) as error:
+        raise ExtractionError(f"{name} in the Word document is not readable XML: "
+                              f"{error}") from error
+
+
+def _style_names(styles: etree._Element) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for style in styles.iter(f"{{{_W}}}style"):
+        style_id = style.get(f"{{{_W}}}styleId")
+        name = style.find(f"{{{_W}}}name")
+        if style_id and name is not None and name.get(_VAL):
+            names[style_id] = name.get(_VAL, "")
+    return names
+
+
+def _role(style_id: str | None, styles: Mapping[str, str]) -> str:
+    if not style_id:
+        return "other"
+    name = styles.get(style_id, style_id)
+    return _ROLES.get(_style_key(name)) or _ROLES.get(_style_key(style_id)) or "other"
+
+
+def _style_key(name: str) -> str:
+    return name.replace(" ", "").lower()
+
+
+def _paragraphs(body: etree._Element, styles: Mapping[str, str]) -> Iterator[_Paragraph]:
+    for p in body.iter(_P):
+        style = p.find(_P_STYLE)
+        yield _Paragraph(_role(style.get(_VAL) if style is not None else None, styles), p)
+
+
+def paragraph_text(p: etree._Element) -> str:
+    """A paragraph's text from its runs: ``w:noBreakHyphen`` is a hyphen the text nodes do not
+    hold (so ``itertext()`` would read "NETHYLPENTYLONE"), tabs and breaks are spaces."""
+    parts: list[str] = []
+    _collect_text(p, parts)
+    return " ".join("".join(parts).split())
+
+
+def _collect_text(element: etree._Element, parts: list[str]) -> None:
+    for child in element:
+        tag = child.tag
+        if not isinstance(tag, str) or tag in _SKIP:
+            continue
+        if tag == _T:
+            parts.append(child.text or "")
+        elif tag in _HYPHENS:
+            parts.append("-")
+        elif tag in _BLANKS:
+            parts.append(" ")
+        elif tag == _P:
+            continue  # a paragraph nested in a text box is visited on its own
+        else:
+            _collect_text(child, parts)
+
+
+def section_label(heading: str) -> str | None:
+    """"Schedule 8—Controlled Drug" → "8"; "Appendix D—…" → "Appendix D"; other → None."""
+    match = _SCHEDULE_HEADING.match(heading)
+    if match:
+        return str(int(match.group(1)))
+    match = _APPENDIX_HEADING.match(heading)
+    return f"Appendix {match.group(1).upper()}" if match else None
+
+
+def section_citation(label: str) -> str:
+    return f"App. {label.split()[-1]}" if label.startswith("Appendix") else f"Sch. {label}"
+
+
+def entry_name(text: str) -> tuple[str, str]:
+    """The substance name an entry starts with, and its markers: "#NANDROLONE." →
+    ("NANDROLONE", "#"). Names are in capitals and end at the first word that is mostly
+    lower case ("CANNABIS (including …", "IBUPROFEN except"); locants, Greek letters and
+    "(2C-B)" stay part of the name."""
+    rest = text.strip()
+    markers = ""
+    while rest[:1] in _MARKERS:
+        markers += rest[0]
+        rest = rest[1:].lstrip()
+    words: list[str] = []
+    for token in rest.split():
+        lower = sum(1 for ch in token if "a" <= ch <= "z")
+        upper = sum(1 for ch in token if "A" <= ch <= "Z")
+        if lower > upper:
+            break
+        words.append(token)
+    while words and not any("A" <= ch <= "Z" for ch in words[-1]):
+        words.pop()  # "… 25 000 units": trailing numbers belong to the qualification
+    name = " ".join(words).rstrip(" .,;:(")
+    return normalise_text(name), markers
+
+
+def collect_entries(paragraphs: Iterable[_Paragraph]) -> list[Entry]:
+    """Entries of Schedules 2–10 and the appendices, each with the qualification paragraphs
+    that follow it. Other ActHead1 headings (Schedule 1, which is blank) end a section.
+    Raises ``ExtractionError`` when no paragraph is an ActHead1 schedule heading."""
+    entries: list[Entry] = []
+    section: str | None = None
+    seen_headings = False
+    for paragraph in paragraphs:
+        if paragraph.role == "heading":
+            label = section_label(paragraph_text(paragraph.element))
+            seen_headings = seen_headings or label is not None
+            section = label if label in SCHEDULE_LEVELS else None
+            continue
+        if section is None or paragraph.role not in ("entry", "qualification"):
+            continue
+        text = normalise_text(paragraph_text(paragraph.element))
+        if not text:
+            continue
+        name, markers = entry_name(text) if paragraph.role == "entry" else ("", "")
+        if name:
+            entries.append(Entry(section, name, markers, text))
+        elif entries and entries[-1].section == section:
+            # A qualification (or an entry-styled continuation without a capital name)
+            # belongs to the entry above it.
+            last = entries[-1]
+            entries[-1] = Entry(last.section, last.name, last.markers, last.text,
+                                (*last.qualifications, text))
+    if not seen_headings:
+        raise ExtractionError("the Word document has no 'Schedule N—…' headings in paragraph "
+                              "style ActHead1; it is not the Poisons Standard as schedwatch "
+                              "knows it (wrong document, or the register changed its styles)")
+    return entries
+
+
+def _check_landmarks(entries: Sequence[Entry]) -> None:
+    present = {entry.section for entry in entries}
+    missing = [label for label in SCHEDULES if label not in present]
+    if missing:
+        raise ExtractionError("the Word document has no entries (paragraph styles "
+                              "PoisonsStandardScheduleEntry / Normal-hanging) in Schedule "
+                              f"{', '.join(missing)}; a Poisons Standard lists substances in "
+                              "every schedule from 2 to 10, so the structure is not what "
+                              "schedwatch knows")
+
+
+def _cover_text(paragraphs: Sequence[_Paragraph]) -> list[str]:
+    """Text of the paragraphs before the first schedule heading: title and commencement."""
+    cover: list[str] = []
+    for paragraph in paragraphs:
+        text = paragraph_text(paragraph.element)
+        if paragraph.role == "heading" and section_label(text) is not None:
+            break
+        if text:
+            cover.append(text)
+    return cover
+
+
+def _find_title(cover: Iterable[str]) -> str | None:
+    for text in cover:
+        match = _TITLE.search(text)
+        if match:
+            return match.group(0)
+    return None
+
+
+def stated_commencement(cover: Iterable[str]) -> str | None:
+    """"This instrument commences on 1 June 2026." → "2026-06-01"."""
+    for text in cover:
+        match = _COMMENCES.search(text)
+        if match and match.group(2).lower() in _MONTHS:
+            day, month, year = match.groups()
+            try:
+                return date(int(year), _MONTHS.index(month.lower()) + 1, int(day)).isoformat()
+            except ValueError:
+                continue
+    return None
+
+
+def document_dates(cover: Iterable[str], meta: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Commencement as the instrument states it (else as the register's version ``start``
+    has it) and the registration date (Sydney) the register recorded."""
+    dates: list[tuple[str, str]] = []
+    commencement = stated_commencement(cover) or meta.get("commencement")
+    if commencement:
+        dates.append(("commencement", commencement))
+    registered = meta.get("registered_at")
+    if registered:
+        try:
+            dates.append(("registered", _local_date(datetime.fromisoformat(registered))
+                          .isoformat()))
+        except ValueError:
+            pass
+    return tuple(dates)
+
+
+def _section_order(label: str) -> tuple[int, str]:
+    return (0, f"{int(label):02d}") if label.isdigit() else (1, label)
+
+
+def group_entries(entries: Iterable[Entry], watch: WatchList) -> dict[str, list[Entry]]:
+    """Entries by record key: the watched substance an entry names (as ``watch.match`` would
+    find it, through one lookup table instead of a scan per entry: the real Standard has
+    4,278 entries), else, with ``watch.all_entries``, the ``name_key`` of its name."""
+    by_name: dict[str, str] = {}
+    for substance in reversed(watch.substances):  # the first substance naming it wins
+        for name in substance.names():
+            by_name[name_key(name)] = substance.key
+    grouped: dict[str, list[Entry]] = {}
+    for entry in entries:
+        key = name_key(entry.name)
+        key = by_name.get(key) or (key if watch.all_entries else "")
+        if key:
+            grouped.setdefault(key, []).append(entry)
+    return grouped
+
+
+def build_records(entries: Sequence[Entry], watch: WatchList, *, instrument: str,
+                  dates: tuple[tuple[str, str], ...], document: Document
+                  ) -> tuple[StatusRecord, ...]:
+    """One record per watched substance (listed or not), plus one per other entry when the
+    watch list is "all". A substance in several schedules is one record."""
+    grouped = group_entries(entries, watch)
+
+    def record(key: str, **fields: Any) -> StatusRecord:
+        return StatusRecord(jurisdiction=CODE, substance=key, instrument=instrument,
+                            source_id=document.source_id, source_url=document.url,
+                            document_sha256=document.sha256,
+                            retrieved_at=document.retrieved_at.isoformat(), dates=dates,
+                            **fields)
+
+    records: list[StatusRecord] = []
+    for substance in watch.substances:
+        listed = grouped.get(substance.key)
+        if listed:
+            records.append(record(substance.key, **listed_fields(listed)))
+        else:
+            records.append(record(substance.key,
+                                  **unlisted_fields(substance, grouped, instrument)))
+    watched = set(watch.keys)
+    for key in sorted(grouped):
+        if key not in watched:
+            records.append(record(key, **listed_fields(grouped[key])))
+    return tuple(records)
+
+
+def listed_fields(entries: Sequence[Entry]) -> dict[str, Any]:
+    """Status fields of a substance listed in one or more entries."""
+    ordered = sorted(entries, key=lambda e: _section_order(e.section))
+    sections = list(dict.fromkeys(e.section for e in ordered))
+    schedules = [s for s in sections if s.isdigit()]
+    appendices = [s for s in sections if not s.isdigit()]
+    if schedules:
+        status, labels = "controlled", schedules
+    elif all(a in UNCONTROLLED_APPENDICES for a in appendices):
+        status, labels = "not_controlled", []
+    else:
+        status, labels = "controlled", [a for a in appendices
+                                        if a not in UNCONTROLLED_APPENDICES]
+    levels = [SCHEDULE_LEVELS[label] for label in labels if label in SCHEDULE_LEVELS]
+    order = list(CONTROL_LEVELS)
+    level = min(levels, key=order.index) if levels else None
+    markers = dict.fromkeys(ch for e in ordered for ch in e.markers)
+    basis = "; ".join(["named", *(_MARKERS[ch] for ch in markers)])
+    if not schedules and status == "not_controlled":
+        basis = f"{basis}; listed only in {', '.join(appendices)}"
+    provision = "; ".join(dict.fromkeys(f"{e.citation}, entry {e.name}" for e in ordered))
+    listed_as = ordered[0].listed_as if len(ordered) == 1 else \
+        " || ".join(f"[{e.citation}] {e.listed_as}" for e in ordered)
+    return {"status": status, "schedule": ", ".join(labels) or None, "control_level": level,
+            "provision": provision, "listed_as": listed_as, "basis": basis}
+
+
+def unlisted_fields(substance: Substance, grouped: Mapping[str, Sequence[Entry]],
+                    instrument: str) -> dict[str, Any]:
+    """A watched substance the Standard does not name: not controlled *by this document's
+    words*. When it is an isomer of a listed substance (esketamine, arketamine of ketamine)
+    the basis says so and names the parent entry, so a reader sees both facts."""
+    basis = f"not listed in the Poisons Standard {instrument}"
+    parent_entry = None
+    parent = grouped.get(substance.covered_by or "")
+    if parent:
+        parent_name = parent[0].name
+        citations = ", ".join(dict.fromkeys(e.citation for e in parent))
+        words = substance.relation or "related substance"
+        mentions = any("isomer" in e.listed_as.lower() for e in parent)
+        basis += (f"; {words} of {parent_name} ({citations}), whose entry "
+                  + ("mentions isomers: read its text" if mentions else "does not name isomers"))
+        parent_entry = f"{parent_name} ({citations})"
+    return {"status": "not_controlled", "schedule": None, "control_level": None,
+            "provision": None, "listed_as": None, "basis": basis,
+            "parent_entry": parent_entry}
+
+
+SOURCES: tuple[Source, ...] = (
+    Source(
+        id=SOURCE_ID,
+        jurisdiction=CODE,
+        title="Poisons Standard (SUSMP), Federal Register of Legislation",
+        endpoints={"url": API_URL, "register_url": REGISTER_URL},
+        parse=parse_poisons_standard,
+        fetch_plan=fetch_poisons_standard,
+        media_type=WORD_MEDIA_TYPE,
+        # robots.txt of www.legislation.gov.au: Crawl-delay: 10 (third-party copy,
+        # 2026-09-05); HttpFetcher honours the Crawl-delay itself as well.
+        min_interval=10.0,
+    ),
+)

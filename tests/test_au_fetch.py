@@ -1,0 +1,248 @@
+"""The Poisons Standard fetch plan against a real local HTTP server (pytest-httpserver) through
+the real ``HttpFetcher``: one server plays both the register's API and its website. The API
+answers are CONSTRUCTED in the register's OData shape (tests/fixtures/README-au.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from werkzeug import Request, Response
+
+from jurisdictions import au
+from jurisdictions.base import FetchContext
+from jurisdictions.substances import build_watch_list
+from scrapers.errors import ExtractionError, FetchError
+from scrapers.fetch import FetchPolicy, HttpFetcher
+from scrapers.records import Document
+
+FIXTURES = Path(__file__).parent / "fixtures" / "au"
+JUNE_WORD = "/F2026L00633/asmade/2026-05-28/text/original/word"
+OCTOBER_WORD = "/F2026L01302/asmade/2026-09-25/text/original/word"
+# As the register's robots.txt reads (third-party copy, 2026-09-05).
+ROBOTS = "User-agent: *\nCrawl-delay: 10\nDisallow: /assets/\n"
+
+
+class FakeTime:
+    """An injectable clock and sleep: waits are recorded, never slept."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def time_():
+    return FakeTime()
+
+
+@pytest.fixture
+def fetcher(time_):
+    policy = FetchPolicy(user_agent="schedwatch-test", min_interval=0, backoff=0.01,
+                         max_retries=2)
+    with HttpFetcher(policy, sleep=time_.sleep, clock=time_.clock) as http:
+        yield http
+
+
+def context(httpserver, *, marker: str | None = None,
+            today: date = date(2026, 9, 1)) -> FetchContext:
+    return FetchContext(source_id=au.SOURCE_ID,
+                        endpoints={"url": httpserver.url_for("/v1"),
+                                   "register_url": httpserver.url_for("")},
+                        marker=marker, today=today)
+
+
+def fixture_json(name: str) -> str:
+    return (FIXTURES / name).read_text(encoding="utf-8")
+
+
+def serve(httpserver, *, titles: str = "api-titles.json", versions: str = "api-versions.json",
+          word_path: str = JUNE_WORD, word: str = "poisons-standard-june-2026.docx") -> bytes:
+    content = (FIXTURES / word).read_bytes()
+    httpserver.expect_request("/robots.txt").respond_with_data(ROBOTS,
+                                                               content_type="text/plain")
+    httpserver.expect_request("/v1/titles").respond_with_data(
+        fixture_json(titles), content_type="application/json; odata.metadata=minimal")
+    httpserver.expect_request("/v1/versions").respond_with_data(
+        fixture_json(versions), content_type="application/json; odata.metadata=minimal")
+    httpserver.expect_request(word_path).respond_with_data(content,
+                                                           content_type=au.WORD_MEDIA_TYPE)
+    return content
+
+
+def paths(httpserver) -> list[str]:
+    return [request.path for request, _ in httpserver.log]
+
+
+def test_finds_the_in_force_instrument_and_downloads_its_word_original(httpserver, fetcher):
+    content = serve(httpserver)
+    fetched = au.fetch_poisons_standard(fetcher, context(httpserver))
+    assert fetched.content == content
+    assert fetched.url == httpserver.url_for(JUNE_WORD)
+    assert fetched.content_type == au.WORD_MEDIA_TYPE
+    assert fetched.marker == "F2026L00633@2026-06-01"
+    assert fetched.meta == {
+        "instrument_id": "F2026L00633",
+        "instrument_title": "Therapeutic Goods (Poisons Standard\u2014June 2026) Instrument 2026",
+        "register_id": "F2026L00633",
+        "commencement": "2026-06-01",
+        "registered_at": "2026-05-28T12:59:30+00:00",
+    }
+    # Few requests: the crawl delay makes each one cost 10 s.
+    assert paths(httpserver) == ["/robots.txt", "/v1/titles", "/v1/versions", JUNE_WORD]
+    titles_query = httpserver.log[1][0].args
+    assert titles_query["$filter"] == "contains(name,'Poisons Standard')"
+    versions_query = httpserver.log[2][0].args
+    assert versions_query["$filter"] == "titleId eq 'F2026L00633'"
+    assert httpserver.log[1][0].headers["Accept"] == "application/json"
+
+
+def test_what_is_fetched_parses(httpserver, fetcher):
+    """The fetch plan's meta is what the parser needs: the register id and dates."""
+    serve(httpserver)
+    fetched = au.fetch_poisons_standard(fetcher, context(httpserver))
+    assert fetched.content is not None
+    document = Document(source_id=au.SOURCE_ID, url=fetched.url, content=fetched.content,
+                        sha256=hashlib.sha256(fetched.content).hexdigest(),
+                        retrieved_at=datetime.now(UTC), content_type=fetched.content_type,
+                        meta=fetched.meta)
+    result = au.parse_poisons_standard(document, build_watch_list(["ketamine"]))
+    (record,) = result.records
+    assert (record.schedule, record.instrument) == ("8", "F2026L00633")
+    assert record.dates == (("commencement", "2026-06-01"), ("registered", "2026-05-28"))
+
+
+def test_an_unchanged_marker_means_no_download(httpserver, fetcher):
+    serve(httpserver)
+    fetched = au.fetch_poisons_standard(
+        fetcher, context(httpserver, marker="F2026L00633@2026-06-01"))
+    assert fetched.content is None
+    assert fetched.marker == "F2026L00633@2026-06-01"
+    assert fetched.meta["instrument_id"] == "F2026L00633"
+    assert JUNE_WORD not in paths(httpserver)
+
+
+def test_a_replacement_instrument_is_downloaded(httpserver, fetcher):
+    content = serve(httpserver, titles="api-titles-october.json",
+                    versions="api-versions-october.json", word_path=OCTOBER_WORD,
+                    word="poisons-standard-october-2026.docx")
+    fetched = au.fetch_poisons_standard(
+        fetcher, context(httpserver, marker="F2026L00633@2026-06-01", today=date(2026, 10, 2)))
+    assert fetched.content == content
+    assert fetched.marker == "F2026L01302@2026-10-01"
+    assert fetched.meta["instrument_id"] == "F2026L01302"
+
+
+def test_a_registered_replacement_that_has_not_commenced_is_not_yet_current(httpserver,
+                                                                              fetcher):
+    """Both Standards read "InForce" while the new one waits for its commencement: the one
+    that has commenced is current."""
+    titles = json.loads(fixture_json("api-titles-october.json"))
+    titles["value"][1]["status"] = "InForce"
+    versions = {"F2026L00633": fixture_json("api-versions.json"),
+                "F2026L01302": fixture_json("api-versions-october.json")}
+
+    def answer(request: Request) -> Response:
+        title_id = request.args["$filter"].split("'")[1]
+        return Response(versions[title_id], content_type="application/json")
+
+    content = (FIXTURES / "poisons-standard-june-2026.docx").read_bytes()
+    httpserver.expect_request("/robots.txt").respond_with_data(ROBOTS)
+    httpserver.expect_request("/v1/titles").respond_with_json(titles)
+    httpserver.expect_request("/v1/versions").respond_with_handler(answer)
+    httpserver.expect_request(JUNE_WORD).respond_with_data(content)
+    httpserver.expect_request(OCTOBER_WORD).respond_with_data(
+        (FIXTURES / "poisons-standard-october-2026.docx").read_bytes())
+    fetched = au.fetch_poisons_standard(fetcher, context(httpserver, today=date(2026, 9, 28)))
+    assert fetched.marker == "F2026L00633@2026-06-01"
+    assert fetched.content == content
+    # On commencement day the replacement takes over.
+    fetched = au.fetch_poisons_standard(
+        fetcher, context(httpserver, marker=fetched.marker, today=date(2026, 10, 1)))
+    assert fetched.marker == "F2026L01302@2026-10-01"
+
+
+def test_no_in_force_instrument_is_a_fetch_error(httpserver, fetcher):
+    serve(httpserver, titles="api-titles-none-in-force.json")
+    with pytest.raises(FetchError, match="no in-force Poisons Standard") as caught:
+        au.fetch_poisons_standard(fetcher, context(httpserver))
+    assert caught.value.kind == "empty"
+    assert "/v1/versions" not in paths(httpserver)
+
+
+def test_an_api_answering_html_is_an_extraction_error(httpserver, fetcher):
+    httpserver.expect_request("/robots.txt").respond_with_data(ROBOTS)
+    httpserver.expect_request("/v1/titles").respond_with_data(
+        "<!DOCTYPE html><html><body>Maintenance</body></html>", content_type="text/html")
+    with pytest.raises(ExtractionError, match="did not answer JSON"):
+        au.fetch_poisons_standard(fetcher, context(httpserver))
+
+
+def test_an_api_answering_json_of_another_shape_is_an_extraction_error(httpserver, fetcher):
+    httpserver.expect_request("/robots.txt").respond_with_data(ROBOTS)
+    httpserver.expect_request("/v1/titles").respond_with_json({"titles": []})
+    with pytest.raises(ExtractionError, match="not an OData collection"):
+        au.fetch_poisons_standard(fetcher, context(httpserver))
+
+
+def test_a_register_id_that_is_not_one_is_never_put_in_a_url(httpserver, fetcher):
+    titles = json.loads(fixture_json("api-titles.json"))
+    titles["value"][0]["id"] = "../../etc/passwd"
+    httpserver.expect_request("/robots.txt").respond_with_data(ROBOTS)
+    httpserver.expect_request("/v1/titles").respond_with_json(titles)
+    with pytest.raises(ExtractionError, match="not a register id"):
+        au.fetch_poisons_standard(fetcher, context(httpserver))
+    assert paths(httpserver) == ["/robots.txt", "/v1/titles"]
+
+
+def test_a_missing_word_file_is_a_fetch_error(httpserver, fetcher):
+    serve(httpserver, word_path="/elsewhere")
+    with pytest.raises(FetchError) as caught:
+        au.fetch_poisons_standard(fetcher, context(httpserver))
+    assert caught.value.url == httpserver.url_for(JUNE_WORD)
+
+
+def test_the_robots_crawl_delay_is_honoured(httpserver, fetcher, time_):
+    serve(httpserver)
+    au.fetch_poisons_standard(fetcher, context(httpserver))
+    # robots.txt first, then 10 s before each of the three requests that follow it.
+    assert paths(httpserver) == ["/robots.txt", "/v1/titles", "/v1/versions", JUNE_WORD]
+    assert time_.sleeps == [pytest.approx(10.0)] * 3
+
+
+@pytest.mark.parametrize(("registered", "expected"), [
+    ("2026-05-28T12:59:30Z", "2026-05-28"),
+    ("2026-05-28T15:30:00Z", "2026-05-29"),  # already the 29th in Sydney
+    ("2026-05-28T13:40:38.9539588", "2026-05-28"),  # no offset: the register's own date
+])
+def test_the_as_made_url_uses_the_sydney_registration_date(registered, expected):
+    version = {"titleId": "F2026L00633", "start": "2026-06-01T00:00:00",
+               "registerId": "F2026L00633", "registeredAt": registered}
+    instrument = au.instrument_from({"id": "F2026L00633", "name": "X Poisons Standard"},
+                                    version)
+    assert au.word_url("https://r", instrument) == \
+        f"https://r/F2026L00633/asmade/{expected}/text/original/word"
+
+
+def test_a_compilation_is_addressed_by_its_start_date():
+    version = {"titleId": "F2026L00633", "start": "2026-08-15T00:00:00",
+               "registerId": "F2026C00801", "registeredAt": "2026-08-20T01:00:00Z"}
+    instrument = au.instrument_from({"id": "F2026L00633", "name": "X"}, version)
+    assert au.word_url("https://r", instrument) == \
+        "https://r/F2026L00633/latest/2026-08-15/text/original/word"
+    assert instrument.marker == "F2026L00633@2026-08-15"
+
+
+def test_in_force_standards_skips_amendments_and_repealed_titles():
+    titles = json.loads(fixture_json("api-titles.json"))["value"]
+    assert [t["id"] for t in au.in_force_standards(titles)] == ["F2026L00633"]

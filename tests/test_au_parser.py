@@ -1,0 +1,343 @@
+"""The Poisons Standard parser on CONSTRUCTED Word fixtures (tests/fixtures/au/, written by
+make_fixtures.py; see tests/fixtures/README-au.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from jurisdictions import au
+from jurisdictions.substances import build_watch_list
+from scrapers.errors import ExtractionError
+from scrapers.records import CONTROL_LEVELS, MATERIAL_FIELDS, Document, StatusRecord, validate
+
+FIXTURES = Path(__file__).parent / "fixtures" / "au"
+JUNE_TITLE = "Therapeutic Goods (Poisons Standard\u2014June 2026) Instrument 2026"
+OCTOBER_TITLE = "Therapeutic Goods (Poisons Standard\u2014October 2026) Instrument 2026"
+JUNE_META = {"instrument_id": "F2026L00633", "instrument_title": JUNE_TITLE,
+             "register_id": "F2026L00633", "commencement": "2026-06-01",
+             "registered_at": "2026-05-28T12:59:30+00:00"}
+OCTOBER_META = {"instrument_id": "F2026L01302", "instrument_title": OCTOBER_TITLE,
+                "register_id": "F2026L01302", "commencement": "2026-10-01",
+                "registered_at": "2026-09-25T03:10:00+00:00"}
+KETAMINES = build_watch_list(["ketamine", "esketamine", "arketamine"])
+ALL = build_watch_list("all")
+
+
+def document(content: bytes | str, meta: dict[str, str] | None = None) -> Document:
+    data = content if isinstance(content, bytes) else (FIXTURES / content).read_bytes()
+    return Document(source_id=au.SOURCE_ID, url="https://www.legislation.gov.au/F2026L00633/"
+                    "asmade/2026-05-28/text/original/word", content=data,
+                    sha256=hashlib.sha256(data).hexdigest(),
+                    retrieved_at=datetime(2026, 9, 1, 6, 0, tzinfo=UTC),
+                    content_type=au.WORD_MEDIA_TYPE,
+                    meta=JUNE_META if meta is None else meta)
+
+
+def parse(name: str, watch=KETAMINES, meta: dict[str, str] | None = None):
+    result = au.parse_poisons_standard(document(name, meta), watch)
+    validate(result, source_id=au.SOURCE_ID, watched=watch.keys)
+    return result
+
+
+def by_key(result) -> dict[str, StatusRecord]:
+    return {record.substance: record for record in result.records}
+
+
+# --- the module contract ------------------------------------------------------------------
+
+
+def test_module_contract():
+    assert (au.CODE, au.NAME, au.TIMEZONE) == ("au", "Australia", "Australia/Sydney")
+    assert set(au.SCHEDULE_LEVELS.values()) <= set(CONTROL_LEVELS)
+    assert au.SCHEDULE_LEVELS["8"] == "C2"
+    assert au.SCHEDULE_LEVELS["9"] == au.SCHEDULE_LEVELS["10"] == "C1"
+    assert au.SCHEDULE_LEVELS["4"] == "C4"
+    assert au.SCHEDULE_LEVELS["2"] == au.SCHEDULE_LEVELS["3"] == "C5"
+    assert {au.SCHEDULE_LEVELS[s] for s in ("5", "6", "7", "Appendix B", "Appendix D")} == {"C6"}
+    (source,) = au.SOURCES
+    assert source.id == "au-poisons-standard"
+    assert source.jurisdiction == "au"
+    assert source.title == "Poisons Standard (SUSMP), Federal Register of Legislation"
+    assert source.endpoints == {"url": "https://api.prod.legislation.gov.au/v1",
+                                "register_url": "https://www.legislation.gov.au"}
+    assert source.media_type == ("application/vnd.openxmlformats-officedocument."
+                                 "wordprocessingml.document")
+    assert source.min_interval == 10.0
+    assert source.parse is au.parse_poisons_standard
+    assert source.fetch_plan is au.fetch_poisons_standard
+
+
+# --- the baseline -------------------------------------------------------------------------
+
+
+def test_baseline_ketamine_and_esketamine_are_schedule_8():
+    result = parse("poisons-standard-june-2026.docx")
+    records = by_key(result)
+    assert list(records) == ["ketamine", "esketamine", "arketamine"]
+    for key, name in (("ketamine", "KETAMINE"), ("esketamine", "ESKETAMINE")):
+        record = records[key]
+        assert record.status == "controlled"
+        assert record.schedule == "8"
+        assert record.control_level == "C2"
+        assert record.instrument == "F2026L00633"
+        assert record.provision == f"Sch. 8, entry {name}"
+        assert record.listed_as == f"{name}."
+        assert record.basis == "named"
+        assert record.effective_from is None
+        assert record.dates == (("commencement", "2026-06-01"), ("registered", "2026-05-28"))
+        assert record.source_id == au.SOURCE_ID
+        assert record.jurisdiction == "au"
+    assert result.title == JUNE_TITLE
+    assert result.instrument == "F2026L00633"
+    assert result.document_dates == (("commencement", "2026-06-01"),
+                                     ("registered", "2026-05-28"))
+
+
+def test_arketamine_is_reported_as_not_listed():
+    record = by_key(parse("poisons-standard-june-2026.docx"))["arketamine"]
+    assert record.status == "not_controlled"
+    assert record.schedule is None and record.control_level is None
+    assert record.basis.startswith("not listed in the Poisons Standard F2026L00633")
+    # The reader also sees that its parent is listed, and where.
+    assert "isomer of KETAMINE (Sch. 8)" in record.basis
+    assert record.parent_entry == "KETAMINE (Sch. 8)"
+
+
+def test_a_healthy_document_without_ketamine_reads_not_controlled():
+    records = by_key(parse("poisons-standard-no-ketamine.docx"))
+    assert records["ketamine"].status == "not_controlled"
+    assert records["ketamine"].basis == "not listed in the Poisons Standard F2026L00633"
+    assert records["esketamine"].schedule == "8"
+    assert records["arketamine"].basis == "not listed in the Poisons Standard F2026L00633"
+    assert records["arketamine"].parent_entry is None
+
+
+def test_no_break_hyphens_inside_names_are_hyphens():
+    records = by_key(parse("poisons-standard-june-2026.docx", ALL))
+    record = records["n-ethylpentylone"]
+    assert record.listed_as == "N-ETHYLPENTYLONE."
+    assert record.provision == "Sch. 9, entry N-ETHYLPENTYLONE"
+    assert records["4-methylaminorex"].listed_as == "4-METHYLAMINOREX."
+    assert "2,5-dimethoxy-4-bromophenethylamine (2c-b)" in records
+    assert records["2,4-dinitrophenol"].schedule == "10"
+
+
+def test_itertext_would_lose_the_no_break_hyphen():
+    """Why the parser walks runs: the hyphen is an element, not text (the register's Word
+    files, seen in F2026L00633)."""
+    with zipfile.ZipFile(FIXTURES / "poisons-standard-june-2026.docx") as package:
+        body = etree.fromstring(package.read("word/document.xml"))
+    texts = {"".join(p.itertext()): au.paragraph_text(p) for p in body.iter(au._P)}
+    assert texts["NETHYLPENTYLONE."] == "N-ETHYLPENTYLONE."
+
+
+def test_qualifications_land_in_listed_as():
+    records = by_key(parse("poisons-standard-june-2026.docx", ALL))
+    cannabis = records["cannabis"].listed_as
+    assert cannabis.startswith("CANNABIS (including seeds, extracts, resins and the plant")
+    assert " | (a) cultivated or produced" in cannabis
+    assert " | (b) imported as therapeutic goods" in cannabis
+    assert cannabis.endswith(" | except when separately specified in these Schedules.")
+    # Paragraph and paragraphsub styles too, in the order printed.
+    codeine = records["codeine"].listed_as
+    assert ("[Sch. 2] CODEINE when compounded with one or more other therapeutically active "
+            "substances: | (a) in divided preparations containing 10 mg or less of codeine per "
+            "dosage unit; and | (i) in packs containing not more than 5 days\u2019 supply; | "
+            "except when included in Schedule 3.") in codeine
+    assert "(a) in divided preparations, each containing 400 mg" in records["ibuprofen"].listed_as
+    # A qualification never becomes an entry of its own.
+    assert not any(key.startswith("(") for key in records)
+
+
+def test_a_substance_in_several_schedules_is_one_record():
+    record = by_key(parse("poisons-standard-june-2026.docx", ALL))["codeine"]
+    assert record.schedule == "2, 3, 4, 8"
+    assert record.control_level == "C2"  # the strictest of C5, C5, C4, C2
+    assert record.provision == ("Sch. 2, entry CODEINE; Sch. 3, entry CODEINE; "
+                                "Sch. 4, entry CODEINE; Sch. 8, entry CODEINE")
+    assert record.listed_as.count(" || ") == 3
+    psilocybine = by_key(parse("poisons-standard-june-2026.docx", ALL))["psilocybine"]
+    assert (psilocybine.schedule, psilocybine.control_level) == ("8, 9", "C1")
+
+
+def test_markers_are_stripped_from_names_and_noted():
+    records = by_key(parse("poisons-standard-june-2026.docx", ALL))
+    nandrolone = records["nandrolone"]
+    assert nandrolone.schedule == "4"  # its Appendix D listing is not a schedule
+    assert nandrolone.provision == "Sch. 4, entry NANDROLONE; App. D, entry NANDROLONE"
+    assert nandrolone.basis == "named; marked # (Appendix D)"
+    assert nandrolone.listed_as == "[Sch. 4] #NANDROLONE. || [App. D] NANDROLONE."
+    assert records["turpentine oil"].basis == "named; marked * (trivial name)"
+
+
+def test_appendix_b_listing_alone_is_not_control():
+    record = by_key(parse("poisons-standard-june-2026.docx", ALL))["ascorbic acid"]
+    assert record.status == "not_controlled"
+    assert record.schedule is None
+    assert record.provision == "App. B, entry ASCORBIC ACID"
+    assert record.basis == "named; listed only in Appendix B"
+
+
+def test_watch_all_reports_every_entry_of_every_schedule_and_appendix():
+    result = parse("poisons-standard-june-2026.docx", ALL)
+    assert set(by_key(result)) == {
+        "ketamine", "esketamine", "arketamine",
+        # Schedules 2 and 3
+        "codeine", "ibuprofen", "paracetamol", "salbutamol",
+        # Schedule 4
+        "amoxicillin", "diazepam", "nandrolone", "tiletamine",
+        # Schedules 5, 6, 7
+        "acetic acid", "ammonia", "4-chloro-3-methylphenol", "turpentine oil", "arsenic",
+        "strychnine",
+        # Schedule 8
+        "alprazolam", "cannabis", "fentanyl", "methadone", "morphine", "psilocybine",
+        "tapentadol",
+        # Schedules 9 and 10
+        "2,5-dimethoxy-4-bromophenethylamine (2c-b)", "lysergide", "4-methylaminorex",
+        "n-ethylpentylone", "comfrey", "2,4-dinitrophenol",
+        # Appendix B
+        "ascorbic acid", "calcium carbonate",
+    }
+    # The watched substances come first, in the watch list's order.
+    assert [r.substance for r in result.records[:3]] == ["ketamine", "esketamine", "arketamine"]
+    assert by_key(result)["methadone"].listed_as == "METHADONE."  # Normal-hanging style
+
+
+def test_watch_by_synonym_keys_the_record_on_the_watched_substance():
+    watch = build_watch_list(["Spravato", "fentanyl"])
+    records = by_key(parse("poisons-standard-june-2026.docx", watch))
+    assert records["esketamine"].schedule == "8"
+    assert records["fentanyl"].provision == "Sch. 8, entry FENTANYL"
+
+
+# --- changes between documents ------------------------------------------------------------
+
+
+def test_replacement_instrument_changes_only_the_instrument():
+    june = by_key(parse("poisons-standard-june-2026.docx", ALL))
+    october = by_key(parse("poisons-standard-october-2026.docx", ALL, OCTOBER_META))
+    assert set(june) == set(october)
+    for key, before in june.items():
+        after = october[key]
+        assert after.instrument == "F2026L01302"
+        differing = {f for f in MATERIAL_FIELDS if getattr(before, f) != getattr(after, f)}
+        # "not listed in the Poisons Standard <id>" names the instrument too.
+        assert differing <= {"instrument", "basis"}, key
+        assert after.basis.replace("F2026L01302", "F2026L00633") == before.basis
+    assert october["ketamine"].dates == (("commencement", "2026-10-01"),
+                                         ("registered", "2026-09-25"))
+
+
+def test_ketamine_moved_to_schedule_9_is_seen():
+    records = by_key(parse("poisons-standard-ketamine-s9.docx"))
+    assert records["ketamine"].schedule == "9"
+    assert records["ketamine"].control_level == "C1"
+    assert records["ketamine"].provision == "Sch. 9, entry KETAMINE"
+    assert records["esketamine"].schedule == "8"
+    assert records["arketamine"].parent_entry == "KETAMINE (Sch. 9)"
+
+
+def test_style_ids_are_resolved_through_styles_xml():
+    baseline = parse("poisons-standard-june-2026.docx", ALL)
+    opaque = parse("poisons-standard-opaque-style-ids.docx", ALL)
+    assert [r.material() for r in opaque.records] == [r.material() for r in baseline.records]
+
+
+def test_without_meta_the_cover_names_the_instrument():
+    result = parse("poisons-standard-june-2026.docx", meta={})
+    assert result.title == JUNE_TITLE
+    assert result.instrument == JUNE_TITLE
+    assert result.document_dates == (("commencement", "2026-06-01"),)
+    assert by_key(result)["ketamine"].instrument == JUNE_TITLE
+
+
+# --- documents that are not what the parser knows -----------------------------------------
+
+
+def test_a_document_without_the_styles_is_an_extraction_error():
+    with pytest.raises(ExtractionError, match="ActHead1"):
+        au.parse_poisons_standard(document("poisons-standard-no-styles.docx"), KETAMINES)
+
+
+def test_a_truncated_document_is_an_extraction_error_not_a_descheduling():
+    with pytest.raises(ExtractionError, match=r"Schedule 7, 8, 9, 10"):
+        au.parse_poisons_standard(document("poisons-standard-truncated.docx"), KETAMINES)
+
+
+@pytest.mark.parametrize("content", [
+    b"",
+    b"<!DOCTYPE html><html><body>The page you requested cannot be found</body></html>",
+    b"%PDF-1.7\n",
+])
+def test_not_a_zip_is_an_extraction_error(content):
+    with pytest.raises(ExtractionError, match="not a Word"):
+        au.parse_poisons_standard(document(content), KETAMINES)
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as package:
+        for name, data in files.items():
+            package.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_a_zip_that_is_not_a_docx_is_an_extraction_error():
+    with pytest.raises(ExtractionError, match="no word/document.xml"):
+        au.parse_poisons_standard(document(_zip({"mimetype": b"application/epub+zip"})),
+                                  KETAMINES)
+
+
+def test_malformed_document_xml_is_an_extraction_error():
+    with pytest.raises(ExtractionError, match="not readable XML"):
+        au.parse_poisons_standard(document(_zip({"word/document.xml": b"<w:document"})),
+                                  KETAMINES)
+
+
+def test_entities_are_not_resolved():
+    """A scraped document never makes the parser read a local file."""
+    xml = (b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+           b'<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/'
+           b'main"><w:body><w:p><w:r><w:t>&x;</w:t></w:r></w:p></w:body></w:document>')
+    body, _ = au.read_docx(_zip({"word/document.xml": xml}))
+    assert "root:" not in au.paragraph_text(next(body.iter(au._P)))
+
+
+# --- small pure pieces --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "name", "markers"), [
+    ("KETAMINE.", "KETAMINE", ""),
+    ("#NANDROLONE.", "NANDROLONE", "#"),
+    ("*TURPENTINE OIL except in preparations", "TURPENTINE OIL", "*"),
+    ("CANNABIS (including seeds, extracts)", "CANNABIS", ""),
+    ("COMFREY (Symphytum spp.) for human internal use.", "COMFREY", ""),
+    ("IBUPROFEN except:", "IBUPROFEN", ""),
+    ("2,5-DIMETHOXY-4-BROMOPHENETHYLAMINE (2C-B).", "2,5-DIMETHOXY-4-BROMOPHENETHYLAMINE (2C-B)",
+     ""),
+    ("GLYCERYL TRINITRATE.", "GLYCERYL TRINITRATE", ""),
+    ("\u03b1-METHYLFENTANYL.", "\u03b1-METHYLFENTANYL", ""),
+    ("d-LYSERGIDE.", "d-LYSERGIDE", ""),
+    ("VITAMIN D 25 000 units or less", "VITAMIN D", ""),
+    ("N\u2011ETHYLPENTYLONE.", "N-ETHYLPENTYLONE", ""),
+    ("except when included in Schedule 3.", "", ""),
+])
+def test_entry_name(text, name, markers):
+    assert au.entry_name(text) == (name, markers)
+
+
+@pytest.mark.parametrize(("heading", "label"), [
+    ("Schedule 8-Controlled Drug", "8"),
+    ("Schedule 10 - Substances of such danger", "10"),
+    ("Appendix D-Additional controls", "Appendix D"),
+    ("Part 1-Preliminary", None),
+])
+def test_section_label(heading, label):
+    assert au.section_label(heading) == label

@@ -1,0 +1,283 @@
+"""The whole pipeline on Canada's real documents, served by a real local HTTP server and
+driven through the CLI: baseline, 304, the real 2019 → 2024 → 2026 history, rescheduling,
+descheduling, every failure of the issue, and recovery."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from tests.conftest import (
+    CliResult,
+    insert_into_schedule,
+    shared_doc,
+    without_item,
+    write_config,
+)
+
+CDSA_2019 = "ca/cdsa-C-38.8-en-pit2019-09-19.xml"
+CDSA_2024 = "ca/cdsa-C-38.8-en-pit2024-05-27.xml"
+CDSA_2026 = "ca/cdsa-C-38.8-en-pit2026-06-05.xml"
+CSR_2026 = "ca/csr-SOR-2025-242-en-pit2026-04-17.xml"
+
+
+class Served:
+    """Documents served at fixed paths, swappable between runs; ETag = sha256, and a 304
+    when the client's If-None-Match matches. Counts requests per path."""
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.server = server
+        self.bodies: dict[str, tuple[int, bytes, str]] = {}
+        self.hits: dict[str, int] = {}
+        self.not_modified: dict[str, int] = {}
+        server.expect_request("/robots.txt").respond_with_data("", status=404)
+
+    def set(self, path: str, body: bytes, *, status: int = 200,
+            content_type: str = "application/xml") -> None:
+        if path not in self.bodies:
+            self.server.expect_request(path).respond_with_handler(self._handler(path))
+        self.bodies[path] = (status, body, content_type)
+
+    def _handler(self, path: str) -> Callable[[Request], Response]:
+        def handle(request: Request) -> Response:
+            self.hits[path] = self.hits.get(path, 0) + 1
+            status, body, content_type = self.bodies[path]
+            etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+            if status == 200 and request.headers.get("If-None-Match") == etag:
+                self.not_modified[path] = self.not_modified.get(path, 0) + 1
+                return Response(status=304, headers={"ETag": etag})
+            headers = {"ETag": etag} if status == 200 else {}
+            return Response(body, status=status, content_type=content_type, headers=headers)
+        return handle
+
+    def url(self, path: str) -> str:
+        return self.server.url_for(path)
+
+
+@pytest.fixture
+def served(httpserver: HTTPServer) -> Served:
+    return Served(httpserver)
+
+
+@pytest.fixture
+def ca_setup(tmp_path: Path, served: Served, run_cli: Callable[..., CliResult]):
+    """Serve the 2026 CDSA and the CSR; return (config path, served, cli)."""
+    served.set("/eng/XML/C-38.8.xml", shared_doc(CDSA_2026))
+    served.set("/eng/XML/SOR-2025-242.xml", shared_doc(CSR_2026))
+    config = write_config(tmp_path / "schedwatch.toml", data_dir=tmp_path / "data", sources={
+        "ca-cdsa": {"url": served.url("/eng/XML/C-38.8.xml")},
+        "ca-csr": {"url": served.url("/eng/XML/SOR-2025-242.xml")},
+    }, read_timeout=1.0)
+
+    def cli(*args: str) -> CliResult:
+        return run_cli("--config", str(config), *args)
+
+    return config, served, cli
+
+
+def ketamine(cli: Callable[..., CliResult], source: str = "ca-cdsa") -> dict:
+    rows = cli("status", "--format", "json").json()
+    found = [r for r in rows if r["substance"] == "ketamine" and r["source_id"] == source]
+    assert len(found) == 1, rows
+    return found[0]
+
+
+def changes(cli: Callable[..., CliResult]) -> list[dict]:
+    return cli("changes", "--format", "json").json()
+
+
+def test_baseline_then_not_modified(ca_setup) -> None:
+    _, served, cli = ca_setup
+    first = cli("run", "--jurisdiction", "ca")
+    assert first.exit_code == 0, first.stderr
+    assert "ca-cdsa: ok, parsed" in first.stdout
+    record = ketamine(cli)
+    assert record["schedule"] == "I"
+    assert record["status"] == "controlled"
+    assert "14(1)" in record["provision"]
+    assert record["listed_as"].startswith("Ketamine (2-(2-chlorophenyl)")
+    assert record["source_url"].endswith("/eng/XML/C-38.8.xml")
+    assert len(record["document_sha256"]) == 64
+    for field in ("jurisdiction", "substance", "status", "schedule", "provision", "listed_as",
+                  "basis", "source_id", "source_url", "document_sha256", "retrieved_at"):
+        assert field in record
+    # The first run is a baseline, not a flood of "scheduled" changes.
+    assert changes(cli) == []
+
+    second = cli("run", "--jurisdiction", "ca")
+    assert second.exit_code == 0
+    assert "ca-cdsa: ok, not modified" in second.stdout
+    assert served.not_modified.get("/eng/XML/C-38.8.xml") == 1
+    assert changes(cli) == []
+    history = cli("history", "ketamine", "--format", "json").json()
+    assert len([h for h in history if h["source_id"] == "ca-cdsa"]) == 1  # one interval
+
+
+def test_esketamine_and_arketamine_have_their_own_records(ca_setup) -> None:
+    _, _, cli = ca_setup
+    assert cli("run").exit_code == 0
+    rows = cli("status", "--format", "json").json()
+    for name in ("esketamine", "arketamine"):
+        row = next(r for r in rows if r["substance"] == name and r["source_id"] == "ca-cdsa")
+        assert row["status"] == "controlled"
+        assert row["schedule"] == "I"
+        assert "isomer" in row["basis"].lower() or "analogue" in row["basis"].lower()
+
+
+def test_real_history_2019_2024_2026_reports_no_ketamine_change(ca_setup) -> None:
+    _, served, cli = ca_setup
+    for version in (CDSA_2019, CDSA_2024, CDSA_2026):
+        served.set("/eng/XML/C-38.8.xml", shared_doc(version))
+        result = cli("run", "-j", "ca")
+        assert result.exit_code == 0, result.stdout + result.stderr
+        assert "ca-cdsa: ok, parsed" in result.stdout
+    assert [c for c in changes(cli) if c["source_id"] == "ca-cdsa"] == []
+    history = cli("history", "ketamine", "--format", "json").json()
+    assert len([h for h in history if h["source_id"] == "ca-cdsa"]) == 1
+    # The evidence moved on to the newest document even though the status did not change.
+    assert ketamine(cli)["document_sha256"] == hashlib.sha256(shared_doc(CDSA_2026)).hexdigest()
+
+
+KETAMINE_ITEM = "Ketamine (2-(2-chlorophenyl)-2-(methylamino)cyclohexanone)"
+
+
+def test_rescheduled_to_schedule_iii(ca_setup) -> None:
+    _, served, cli = ca_setup
+    assert cli("run").exit_code == 0
+    moved = insert_into_schedule(without_item(shared_doc(CDSA_2026), "Ketamine"),
+                                 "SCHEDULE III",
+                                 f"<Item><Label>99</Label><Text>{KETAMINE_ITEM}</Text></Item>")
+    served.set("/eng/XML/C-38.8.xml", moved)
+    result = cli("run")
+    assert result.exit_code == 0, result.stdout
+    found = [c for c in changes(cli) if c["substance"] == "ketamine"]
+    assert [c["kind"] for c in found] == ["rescheduled"]
+    assert found[0]["before"]["schedule"] == "I"
+    assert found[0]["after"]["schedule"] == "III"
+    assert "Ketamine — Canada: Schedule I → III (rescheduled)" in result.stdout
+    assert ketamine(cli)["schedule"] == "III"
+    # A change page exists for it.
+    data = ca_setup[0].parent / "data"
+    assert (data / "site" / "changes" / f"{found[0]['id']}.html").is_file()
+
+
+def test_descheduled_when_deleted_from_a_healthy_document(ca_setup) -> None:
+    _, served, cli = ca_setup
+    assert cli("run").exit_code == 0
+    served.set("/eng/XML/C-38.8.xml", without_item(shared_doc(CDSA_2026), "Ketamine"))
+    result = cli("run")
+    assert result.exit_code == 0
+    found = [c for c in changes(cli) if c["substance"] == "ketamine"]
+    assert [c["kind"] for c in found] == ["descheduled"]
+    assert found[0]["after"]["status"] == "not_controlled"
+    # Running again does not repeat it.
+    assert cli("run").exit_code == 0
+    assert len([c for c in changes(cli) if c["substance"] == "ketamine"]) == 1
+
+
+HTML_ERROR = b"<!DOCTYPE html><html><head><title>Error</title></head><body><h1>Service " \
+             b"unavailable</h1><p>Maintenance.</p></body></html>"
+NO_SCHEDULES = b'<?xml version="1.0" encoding="utf-8"?><Statute xmlns:lims="http://justice.gc.ca/' \
+               b'lims"><Identification><ShortTitle>Controlled Drugs and Substances Act' \
+               b'</ShortTitle><Chapter><ConsolidatedNumber>C-38.8</ConsolidatedNumber>' \
+               b'</Chapter></Identification><Body/></Statute>'
+
+
+@pytest.mark.parametrize(("name", "status", "body", "kind", "words"), [
+    ("http-404", 404, b"not found", "source_failed", "404"),
+    ("http-500", 500, b"oops", "source_failed", "500"),
+    ("html-error-page", 200, HTML_ERROR, "extraction_failed", ""),
+    ("empty-body", 200, b"", "extraction_failed", ""),
+    ("malformed-xml", 200, b"<?xml version='1.0'?><Statute><Schedule>", "extraction_failed", ""),
+    ("no-schedules", 200, NO_SCHEDULES, "extraction_failed", ""),
+])
+def test_failures_keep_the_last_healthy_status(ca_setup, name, status, body, kind,
+                                               words) -> None:
+    _, served, cli = ca_setup
+    assert cli("run").exit_code == 0
+    before = ketamine(cli)
+    served.set("/eng/XML/C-38.8.xml", body, status=status,
+               content_type="text/html" if body.startswith(b"<!DOCTYPE") else "application/xml")
+    for _ in range(2):  # recorded once per state change, not every run
+        result = cli("run")
+        assert result.exit_code == 2
+        lines = [line for line in result.stdout.splitlines() if line.startswith("ca-cdsa:")]
+        assert len(lines) == 1 and ("FAILED" in lines[0])
+        assert words in lines[0]
+        assert "Traceback" not in result.stdout + result.stderr
+        assert "ca-csr: ok" in result.stdout  # the other source completes
+    found = changes(cli)
+    assert [c["kind"] for c in found] == [kind]
+    assert found[0]["substance"] is None
+    after = ketamine(cli)
+    assert (after["status"], after["schedule"], after["document_sha256"]) == \
+        (before["status"], before["schedule"], before["document_sha256"])
+    health = {s["id"]: s for s in cli("sources", "--format", "json").json()}
+    assert health["ca-cdsa"]["health"] == kind
+    assert health["ca-cdsa"]["failing_since"]
+
+    # Recovery: the real document again → "recovered", no status change, exit 0.
+    served.set("/eng/XML/C-38.8.xml", shared_doc(CDSA_2026))
+    result = cli("run")
+    assert result.exit_code == 0, result.stdout
+    assert [c["kind"] for c in changes(cli)] == [kind, "recovered"]
+    assert ketamine(cli)["schedule"] == "I"
+
+
+def test_unreachable_host_and_timeout(ca_setup, tmp_path: Path, run_cli, httpserver) -> None:
+    config, served, cli = ca_setup
+    assert cli("run").exit_code == 0
+    text = config.read_text()
+    # A port nobody listens on: connection refused.
+    closed = json.dumps("http://127.0.0.1:9/eng/XML/C-38.8.xml")
+    config.write_text(text.replace(json.dumps(served.url("/eng/XML/C-38.8.xml")), closed))
+    result = cli("run")
+    assert result.exit_code == 2
+    assert "connection refused" in result.stdout
+    assert ketamine(cli)["schedule"] == "I"
+
+    # A server that answers too slowly: read timeout (read_timeout = 1 s in the config).
+    def slow(_request: Request) -> Response:
+        time.sleep(2.5)
+        return Response(shared_doc(CDSA_2026), content_type="application/xml")
+
+    httpserver.expect_request("/slow.xml").respond_with_handler(slow)
+    config.write_text(text.replace(json.dumps(served.url("/eng/XML/C-38.8.xml")),
+                                   json.dumps(httpserver.url_for("/slow.xml"))))
+    result = cli("run")
+    assert result.exit_code == 2
+    assert "timed out" in result.stdout
+    # One failing state, not two (the single-threaded test server also starves ca-csr).
+    assert [c["kind"] for c in changes(cli) if c["source_id"] == "ca-cdsa"] == ["source_failed"]
+    assert ketamine(cli)["schedule"] == "I"
+
+
+def test_parse_command_on_a_saved_document(tmp_path: Path, run_cli) -> None:
+    path = tmp_path / "cdsa.xml"
+    path.write_bytes(shared_doc(CDSA_2026))
+    result = run_cli("parse", "ca-cdsa", str(path), "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    records = {r["substance"]: r for r in result.json()["records"]}
+    assert records["ketamine"]["schedule"] == "I"
+    broken = tmp_path / "broken.xml"
+    broken.write_bytes(HTML_ERROR)
+    result = run_cli("parse", "ca-cdsa", str(broken))
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_status_as_of_a_past_date(ca_setup) -> None:
+    _, _, cli = ca_setup
+    assert cli("run").exit_code == 0
+    assert cli("status", "--as-of", "2000-01-01", "--format", "json").json() == []
+    assert any(r["substance"] == "ketamine"
+               for r in cli("status", "--as-of", "2999-01-01", "--format", "json").json())
+    bad = cli("status", "--as-of", "yesterday")
+    assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.stderr
