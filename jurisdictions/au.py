@@ -6,7 +6,7 @@ The Standard is replaced wholesale several times a year, each time under a new r
 (F2024L01228, …, F2026L00633), so the fetch plan first asks which "Poisons Standard" title is
 in force, then downloads that title's Word file. The parser reads ``word/document.xml``
 directly (zipfile + lxml): the June 2026 original is ~1 MB with 4,278 entries, and python-docx
-would cost several times as long for nothing it adds here.
+would wrap every paragraph and run in objects for nothing it adds here.
 """
 
 from __future__ import annotations
@@ -79,8 +79,8 @@ REGISTER_URL = "https://www.legislation.gov.au"
 #: Instrument …") and repealed Standards share the phrase and are filtered out client-side.
 TITLE_FILTER = "contains(name,'Poisons Standard')"
 #: The newest titles suffice: a Standard is made every few months, so the in-force one is
-#: always among the most recently made. Status is checked client-side because the API's
-#: enum filter syntax is not documented (seen 2026-09).
+#: always among the most recently made. Status is checked client-side: the API has no
+#: public documentation, and no verified example filters titles on ``status``.
 TITLE_PAGE = 50
 #: At most this many in-force candidates are looked up (one versions request each): a
 #: replacement registered before it commences may already read "InForce".

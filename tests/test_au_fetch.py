@@ -166,10 +166,14 @@ def test_a_registered_replacement_that_has_not_commenced_is_not_yet_current(http
     fetched = au.fetch_poisons_standard(fetcher, context(httpserver, today=date(2026, 9, 28)))
     assert fetched.marker == "F2026L00633@2026-06-01"
     assert fetched.content == content
+    # What was learnt about the replacement travels with the document.
+    assert fetched.meta["next_instrument_id"] == "F2026L01302"
+    assert fetched.meta["next_commencement"] == "2026-10-01"
     # On commencement day the replacement takes over.
     fetched = au.fetch_poisons_standard(
         fetcher, context(httpserver, marker=fetched.marker, today=date(2026, 10, 1)))
     assert fetched.marker == "F2026L01302@2026-10-01"
+    assert "next_instrument_id" not in fetched.meta
 
 
 def test_no_in_force_instrument_is_a_fetch_error(httpserver, fetcher):
