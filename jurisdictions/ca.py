@@ -23,6 +23,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from jurisdictions.base import Source
@@ -249,6 +250,8 @@ def _identify_regulation(root: Any, source_id: str) -> _Instrument:
 
 _SCHEDULE_LABEL = re.compile(r"^(?:SCHEDULE|ANNEXE)(?:\s+(?P<n>[IVXL]+|\d+))?$")
 _ROMAN = re.compile(r"^[IVXL]+$")
+_NUMBERING = {"roman": "schedules numbered I, II, ...", "arabic": "schedules numbered 1, 2, ...",
+              "none": "one unnumbered SCHEDULE"}
 
 
 @dataclass(frozen=True)
@@ -316,8 +319,8 @@ def _schedules(root: Any, instrument: _Instrument, source_id: str) -> list[_Sche
             ok = number is not None and number.isdigit()
             label = number or ""
         if not ok:
-            raise ExtractionError(f"{source_id}: expected {instrument.numbering} schedule "
-                                  f"numbers in the {instrument.title}; found {printed!r}")
+            raise ExtractionError(f"{source_id}: expected {_NUMBERING[instrument.numbering]} in "
+                                  f"the {instrument.title}; found {printed!r}")
         found.append(_Schedule(label=label, element=element,
                                in_force=element.get("in-force") != "no",
                                last_amended=element.get(_LIMS + "lastAmendedDate")))
@@ -548,11 +551,15 @@ class _Context:
 
     def provenance(self) -> dict[str, str]:
         document = self.document
+        retrieved = document.retrieved_at
+        # Stored in UTC; a naive time is taken to be UTC already.
+        retrieved = (retrieved.replace(tzinfo=UTC) if retrieved.tzinfo is None
+                     else retrieved.astimezone(UTC))
         return {
             "source_id": document.source_id,
             "source_url": document.url,
             "document_sha256": document.sha256,
-            "retrieved_at": document.retrieved_at.isoformat(),
+            "retrieved_at": retrieved.isoformat(),
         }
 
 
@@ -895,7 +902,9 @@ def _pending_amendments(ctx: _Context, amendments: Sequence[_Amendment], watch: 
     instrument = ctx.instrument
     for substance in watch.substances:
         cover = matcher.get(substance.covered_by) if substance.covered_by else None
-        listed = [e for e in _hits(found, substance) if e.in_force]
+        # Where it is listed now, in force or (CSR before 2026-10-01) enacted but not yet in
+        # force: an amendment to either is news.
+        listed = _hits(found, substance)
         places = {(e.schedule, e.item) for e in listed}
         for amendment in amendments:
             reasons: list[str] = []
