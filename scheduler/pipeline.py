@@ -13,13 +13,14 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from jurisdictions import REGISTRY, jurisdiction
 from jurisdictions.base import FetchContext, Fetched, Source
 from jurisdictions.substances import WatchList, build_watch_list
 from scrapers.errors import ExtractionError, FetchError, SchedwatchError
+from scrapers.faults import checkpoint
 from scrapers.records import Document, ParseResult, validate
 from scrapers.store import RunWriter, SourceState, Store, stamp, utcnow
 
@@ -65,6 +66,7 @@ class CreatedChange:
     jurisdiction: str
     substance: str | None
     summary: str
+    alert: bool = True  # False for a flip-flop: stored, reported, not alerted
 
 
 @dataclass
@@ -152,11 +154,13 @@ def process_source(source: Source, state: SourceState | None, watch: WatchList, 
         return SourceOutcome(source=source, started_at=started, elapsed_ms=elapsed(),
                              outcome="extraction_failed", url=source.url,
                              error_kind="extraction", error=str(error))
+    checkpoint("fetched")
     common = dict(source=source, started_at=started, url=source.url, final_url=fetched.url,
                   redirected_from=fetched.redirected_from, fetched=fetched)
     if fetched.content is None:
         return SourceOutcome(elapsed_ms=elapsed(), outcome="not_modified", **common)  # type: ignore[arg-type]
     sha, _path = store.archive(fetched.content)
+    checkpoint("archived")
     document = Document(source_id=source.id, url=fetched.url, content=fetched.content,
                         sha256=sha, retrieved_at=started, content_type=fetched.content_type,
                         meta=dict(fetched.meta))
@@ -313,16 +317,23 @@ def _remember_records(writer: RunWriter, outcome: SourceOutcome, prev: SourceSta
                 writer.close_interval(source.id, change.substance, at=at)
             if change.after is not None:
                 writer.open_interval(change.after, at=at)
+        checkpoint("status_written")
+        for change in changes:
+            assert change.substance is not None
+            flapping = is_flip_flop(store, change, at)
+            summary = change.summary + (" [flip-flop: the source alternates between two "
+                                        "versions; not alerted again]" if flapping else "")
             change_id = writer.add_change(
                 detected_at=at, jurisdiction=change.jurisdiction, substance=change.substance,
-                source_id=source.id, kind=change.kind, summary=change.summary,
+                source_id=source.id, kind=change.kind, summary=summary,
                 before=change.before.as_dict() if change.before else None,
                 after=change.after.as_dict() if change.after else None,
                 effective_date=change.effective_date,
                 before_sha256=prev.last_document_sha256, after_sha256=outcome.document.sha256,
-                details={"fields": list(change.fields)})
+                details={"fields": list(change.fields), "flip_flop": flapping})
             created.append(CreatedChange(change_id, change.kind, change.jurisdiction,
-                                         change.substance, change.summary))
+                                         change.substance, summary, alert=not flapping))
+        checkpoint("changes_written")
         known = {r.substance for r in kept_before}
         for record in result.records:
             if record.substance not in known and record.substance not in changed:
@@ -353,6 +364,33 @@ def _remember_records(writer: RunWriter, outcome: SourceOutcome, prev: SourceSta
     return created
 
 
+#: Within this window, a change that repeats a transition already seen and undone since
+#: (A→B, B→A, A→B …: a load-balanced source serving two versions, a stale cache) is a
+#: flip-flop: stored and reported, but not alerted again. The first change and the first
+#: revert are alerted: a real correction by the regulator is never silenced.
+FLIP_FLOP_WINDOW = timedelta(days=7)
+
+
+def is_flip_flop(store: Store, change: Change, at: datetime) -> bool:
+    from scrapers.records import StatusRecord
+
+    if change.substance is None:
+        return False
+    recent = store.recent_changes(change.source_id, change.substance,
+                                  since=at - FLIP_FLOP_WINDOW, limit=2)
+    if len(recent) < 2:
+        return False
+
+    def material(data: dict | None) -> tuple | None:
+        return StatusRecord.from_dict(data).material() if data else None
+
+    newest, older = recent
+    before = change.before.material() if change.before else None
+    after = change.after.material() if change.after else None
+    return (material(newest.before) == after and material(newest.after) == before
+            and material(older.before) == before and material(older.after) == after)
+
+
 # --- the run --------------------------------------------------------------------------------
 
 def run(settings: Settings, *, codes: Sequence[str] | None = None, store: Store | None = None,
@@ -370,7 +408,7 @@ def run(settings: Settings, *, codes: Sequence[str] | None = None, store: Store 
                 locks.enter_context(store.lock(f"jurisdiction-{code}", holder=trigger))
             report = _run_locked(settings, store, sources, watch, chosen_codes, fetcher, now,
                                  trigger)
-        if publish:
+        if publish and needs_publishing(settings, report):
             _publish(settings, store, report)
         if notify and settings.email is not None:
             _notify(settings, store, report)
@@ -402,7 +440,8 @@ def _run_locked(settings: Settings, store: Store, sources: Sequence[Source],
         if settings.email is not None:
             from reports.outbox import enqueue_alerts
 
-            enqueue_alerts(writer, settings, created, now=now())
+            enqueue_alerts(writer, settings, [c for c in created if c.alert], now=now())
+        checkpoint("before_commit")
         writer.finish(finished_at=now(), exit_code=exit_code, summary={
             o.source.id: o.outcome for o in outcomes})
         run_id = writer.run_id
@@ -433,6 +472,14 @@ def summary_line(outcome: SourceOutcome) -> str:
     count = len(outcome.result.records) if outcome.result else 0
     sha = outcome.document.sha256[:12] if outcome.document else "?"
     return f"{source}: ok, parsed {count} records (sha256 {sha}){moved}"
+
+
+def needs_publishing(settings: Settings, report: RunReport) -> bool:
+    """A run where every source was unchanged renders nothing (and never imports pandas);
+    the site is rebuilt when a document was parsed, a source failed or a change was made."""
+    if report.change_ids or not (settings.site_path / "index.html").exists():
+        return True
+    return any(o.outcome not in ("not_modified", "unchanged") for o in report.outcomes)
 
 
 def _publish(settings: Settings, store: Store, report: RunReport) -> None:

@@ -410,6 +410,17 @@ class Store:
             rows = conn.execute(query).mappings().all()
         return [StoredChange.from_row(row) for row in rows]
 
+    def recent_changes(self, source_id: str, substance: str, *, since: datetime,
+                       limit: int = 2) -> list[StoredChange]:
+        """The newest changes of one substance in one source since ``since``, newest first."""
+        query = sa.select(changes).where(changes.c.source_id == source_id).where(
+            changes.c.substance == substance).where(
+            changes.c.detected_at >= stamp(since)).where(changes.c.kind != "pending").order_by(
+            changes.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [StoredChange.from_row(row) for row in rows]
+
     def pending_items(self, *, open_only: bool = True,
                       source_id: str | None = None) -> list[PendingRow]:
         query = sa.select(pending)

@@ -1,0 +1,617 @@
+"""The scheduler: APScheduler 3.x cron jobs per jurisdiction, the weekly report, outbox retries.
+
+``schedwatch schedule`` runs :func:`run_scheduler` in the foreground (under systemd, say). The
+jobs live in the project database (APScheduler's own table ``apscheduler_jobs``), so a missed
+run survives a restart: with ``coalesce=True`` and ``misfire_grace_time`` a run missed during
+downtime happens once when the scheduler comes back, not once per missed period, and not at
+all when it is older than the grace time.
+
+Cadences are standard 5-field crontab expressions in ``[scheduler.cron]`` (job ids: the
+jurisdiction codes, ``weekly_report``, ``outbox``; ``"off"`` schedules nothing), read in
+``[scheduler] timezone``. Two differences from APScheduler's own ``from_crontab`` are handled
+here so that an expression means what it means in a crontab:
+
+* day-of-week numbers follow cron (0 or 7 = Sunday, 1 = Monday … 6 = Saturday), not
+  APScheduler 3.x (0 = Monday); ``"0 8 * * 1"`` is Monday 08:00. Numbers, names, ranges,
+  lists and steps are expanded to weekday names before APScheduler sees them.
+* cron runs a job when *either* day-of-month or day-of-week matches if both are restricted;
+  APScheduler needs *both*. Such an expression is refused with a clear message rather than
+  silently scheduled differently.
+
+At every start the stored jobs are reconciled with the configuration: new jobs are added, a
+changed cadence or time zone reschedules, an unchanged job keeps its stored next run time (so a
+run missed while stopped still happens), and stored jobs no longer configured are removed.
+
+Job functions are module-level and take only the configuration path and a code, because the
+job store pickles them; they reload the settings on each run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+
+from scrapers.errors import ConfigError, LockedError, SchedwatchError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from apscheduler.schedulers.base import BaseScheduler
+
+    from scheduler.config import Settings
+    from scrapers.store import Store
+
+WEEKLY_REPORT = "weekly_report"
+OUTBOX = "outbox"
+#: Job ids that are not jurisdictions, in the order ``schedwatch jobs`` lists them.
+FIXED_JOBS = (WEEKLY_REPORT, OUTBOX)
+DEFAULT_JURISDICTION_CRON = "0 6 * * *"
+DEFAULT_CRON = {WEEKLY_REPORT: "0 8 * * mon", OUTBOX: "*/15 * * * *"}
+#: A cron value that schedules nothing for that job id.
+OFF = "off"
+#: The name of the scheduler's row in the store's heartbeat table, and of its process lock.
+HEARTBEAT = "scheduler"
+#: The job store alias of the persistent jobs; the heartbeat lives in memory only.
+PERSISTENT = "default"
+
+_LOGGER = "schedwatch.scheduler"
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_CRON_FORM = ("write 5 fields \"minute hour day-of-month month day-of-week\", e.g. "
+              "\"15 6 * * *\", or \"off\"")
+
+
+def _log() -> logging.Logger:
+    return logging.getLogger(_LOGGER)
+
+
+# --- cron expressions ---------------------------------------------------------------------
+
+def _weekday(token: str) -> int:
+    """A cron day-of-week token as a number 0..7 (0 and 7 are Sunday)."""
+    if token.isdigit():
+        value = int(token)
+        if value > 7:
+            raise ValueError(f"day-of-week {token} is out of range (0-7, 0 and 7 = Sunday)")
+        return value
+    if token in _CRON_DAYS:
+        return _CRON_DAYS.index(token)
+    raise ValueError(f"unknown day-of-week {token!r} (use 0-7 or sun..sat)")
+
+
+def cron_day_of_week(field: str) -> str:
+    """Translate a standard cron day-of-week field into APScheduler 3.x weekday names.
+
+    APScheduler numbers Monday 0, cron numbers Sunday 0 (and 7), and the two also disagree on
+    where ``*/2`` starts, so every form is expanded to the set of days cron means and written
+    back as names, which both agree on: ``"1-5"`` → ``"mon,tue,wed,thu,fri"``.
+    """
+    text = field.lower()
+    if text == "*":
+        return "*"
+    days: set[int] = set()
+    for item in text.split(","):
+        body, slash, step_text = item.partition("/")
+        step = 1
+        if slash:
+            if not step_text.isdigit() or int(step_text) == 0:
+                raise ValueError(f"bad step in day-of-week {item!r}")
+            step = int(step_text)
+        if body == "*":
+            first, last = 0, 6
+        elif "-" in body:
+            start, _, end = body.partition("-")
+            first, last = _weekday(start), _weekday(end)
+            if last == 0 and first > 0:  # "fri-sun": Sunday closing a range is day 7
+                last = 7
+            if first > last:
+                raise ValueError(f"day-of-week range {body!r} runs backwards")
+        elif slash:
+            # "1/2" is read differently by different crons; ask for the explicit form.
+            raise ValueError(f"write day-of-week {item!r} as a range with a step, e.g. 1-5/2")
+        else:
+            first = last = _weekday(body)
+        days.update(day % 7 for day in range(first, last + 1, step))
+    if len(days) == 7:
+        return "*"
+    # Monday first, the order APScheduler prints them in.
+    return ",".join(_CRON_DAYS[day] for day in sorted(days, key=lambda d: (d + 6) % 7))
+
+
+class CrontabTrigger(CronTrigger):  # type: ignore[misc]
+    """A ``CronTrigger`` built from a standard 5-field crontab expression, with cron's
+    day-of-week numbering, that keeps the expression's text so that logs and
+    ``schedwatch jobs`` show ``cron[15 6 * * *]`` rather than APScheduler's field list."""
+
+    def __init__(self, expression: str, timezone: Any) -> None:
+        fields = expression.split()
+        if len(fields) != 5:
+            raise ValueError(f"it has {len(fields)} field{'' if len(fields) == 1 else 's'}, "
+                             "not 5")
+        minute, hour, day, month, day_of_week = fields
+        # Vixie cron ORs the two day fields when neither starts with "*"; APScheduler ANDs
+        # them. Refusing is better than running on other days than the user expects.
+        if not day.startswith("*") and not day_of_week.startswith("*"):
+            raise ValueError("it restricts both day-of-month and day-of-week, which cron "
+                             "reads as either/or and APScheduler as both; keep one as \"*\"")
+        super().__init__(minute=minute, hour=hour, day=day, month=month,
+                         day_of_week=cron_day_of_week(day_of_week), timezone=timezone)
+        self.crontab = " ".join(fields)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state: dict[str, Any] = super().__getstate__()
+        state["crontab"] = self.crontab
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        self.crontab = state.pop("crontab", "")
+        super().__setstate__(state)
+
+    def __str__(self) -> str:
+        return f"cron[{self.crontab}]"
+
+
+def scheduler_zone(settings: Settings) -> ZoneInfo:
+    """The configured ``[scheduler] timezone`` as a zone, or ConfigError."""
+    name = settings.scheduler.timezone
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"config: 'scheduler.timezone' = {name!r} is not a known IANA time "
+                          "zone; use a name such as \"America/Toronto\" or \"UTC\"") from None
+
+
+def parse_crontab(expression: str, zone: Any) -> CrontabTrigger:
+    """A trigger for a standard crontab expression; ValueError says what is wrong."""
+    try:
+        return CrontabTrigger(expression, zone)
+    except ValueError as error:
+        raise ValueError(" ".join(str(error).split())) from None
+
+
+# --- what to schedule ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One persistent job as the configuration wants it."""
+
+    id: str
+    name: str
+    func: Callable[..., None]
+    args: tuple[Any, ...]
+    trigger: Any  # an APScheduler trigger
+
+
+def _config_arg(settings: Settings) -> str | None:
+    # An absolute path: the stored job must still find the file if the scheduler is started
+    # from another working directory.
+    return str(settings.config_path.resolve()) if settings.config_path is not None else None
+
+
+def job_ids() -> list[str]:
+    """Every job id the configuration may name: the registered jurisdictions, then the
+    weekly report and the outbox."""
+    import jurisdictions  # only the registry's names: no jurisdiction module is imported
+
+    return [*jurisdictions.REGISTRY, *FIXED_JOBS]
+
+
+def job_specs(settings: Settings, *, overrides: Mapping[str, Any] | None = None
+              ) -> list[JobSpec]:
+    """Validate ``[scheduler]`` and return the persistent jobs it asks for.
+
+    ``overrides`` maps a job id to a ready-made trigger (tests use an ``IntervalTrigger``).
+    Raises ConfigError naming the key and the fix for a bad zone, an unknown job id, a bad
+    crontab expression or a non-positive number of seconds.
+    """
+    zone = scheduler_zone(settings)
+    config = settings.scheduler
+    for key in ("misfire_grace_time", "heartbeat_seconds"):
+        if getattr(config, key) < 1:
+            raise ConfigError(f"config: 'scheduler.{key}' must be at least 1 second "
+                              f"(got {getattr(config, key)})")
+    ids = job_ids()
+    for job_id in config.cron:
+        if job_id not in ids:
+            raise ConfigError(f"config: unknown job 'scheduler.cron.{job_id}'; valid job ids: "
+                              f"{', '.join(ids)}")
+    for job_id in overrides or {}:
+        if job_id not in ids:
+            raise ValueError(f"override for unknown job id {job_id!r}")
+    path = _config_arg(settings)
+    specs: list[JobSpec] = []
+    for job_id in ids:
+        expression = config.cron.get(job_id, DEFAULT_CRON.get(job_id, DEFAULT_JURISDICTION_CRON))
+        if overrides and job_id in overrides:
+            trigger = overrides[job_id]
+        elif expression.strip().lower() == OFF:
+            continue
+        else:
+            try:
+                trigger = parse_crontab(expression, zone)
+            except ValueError as error:
+                raise ConfigError(f"config: 'scheduler.cron.{job_id}' = {expression!r} is not "
+                                  f"a valid crontab expression ({error}); {_CRON_FORM}") from None
+        if job_id == WEEKLY_REPORT:
+            specs.append(JobSpec(job_id, "weekly report", weekly_report_job, (path,), trigger))
+        elif job_id == OUTBOX:
+            specs.append(JobSpec(job_id, "outbox delivery", outbox_job, (path,), trigger))
+        else:
+            specs.append(JobSpec(job_id, f"run {job_id}", jurisdiction_job, (path, job_id),
+                                 trigger))
+    return specs
+
+
+def job_options(settings: Settings) -> dict[str, Any]:
+    """The options every persistent job gets: one run after downtime, never two at once."""
+    return {"coalesce": True, "max_instances": 1,
+            "misfire_grace_time": settings.scheduler.misfire_grace_time}
+
+
+# --- the job store ------------------------------------------------------------------------
+
+def _jobstore(store: Store) -> Any:
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+
+    # The store's own engine, not a second one from its URL: it carries the SQLite pragmas
+    # (WAL, busy_timeout) that let the job store and a running pipeline share the file.
+    return SQLAlchemyJobStore(engine=store.engine)
+
+
+def reconcile_jobs(settings: Settings, store: Store, specs: Sequence[JobSpec]
+                   ) -> dict[str, list[str]]:
+    """Make the stored jobs match ``specs``; returns the ids added, rescheduled, kept and
+    removed. Runs on a paused scheduler, so nothing executes here."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    zone = scheduler_zone(settings)
+    options = job_options(settings)
+    done: dict[str, list[str]] = {"added": [], "rescheduled": [], "kept": [], "removed": []}
+    # The stored jobs are only visible through a started scheduler; paused, it runs nothing.
+    reconciler = BackgroundScheduler(jobstores={PERSISTENT: _jobstore(store)}, timezone=zone)
+    reconciler.start(paused=True)
+    try:
+        stored = {job.id: job for job in reconciler.get_jobs(jobstore=PERSISTENT)}
+        wanted = {spec.id for spec in specs}
+        for job_id in stored:
+            if job_id not in wanted:
+                reconciler.remove_job(job_id, jobstore=PERSISTENT)
+                done["removed"].append(job_id)
+        for spec in specs:
+            settings_of_job = dict(func=spec.func, args=spec.args, kwargs={}, name=spec.name,
+                                   executor="default", **options)
+            job = stored.get(spec.id)
+            if job is None:
+                reconciler.add_job(id=spec.id, trigger=spec.trigger, jobstore=PERSISTENT,
+                                   **settings_of_job)
+                done["added"].append(spec.id)
+            elif job.next_run_time is None or repr(job.trigger) != repr(spec.trigger):
+                reconciler.modify_job(spec.id, jobstore=PERSISTENT, **settings_of_job)
+                reconciler.reschedule_job(spec.id, jobstore=PERSISTENT, trigger=spec.trigger)
+                done["rescheduled"].append(spec.id)
+            else:
+                # Same cadence: keep the stored next run time, which may be in the past after
+                # downtime; the scheduler then runs it once (coalesce) if within the grace time.
+                reconciler.modify_job(spec.id, jobstore=PERSISTENT, trigger=spec.trigger,
+                                      **settings_of_job)
+                done["kept"].append(spec.id)
+    finally:
+        reconciler.shutdown(wait=True)
+    return done
+
+
+def build_scheduler(settings: Settings, *, store: Store, scheduler_class: Any = None,
+                    overrides: Mapping[str, Any] | None = None) -> BaseScheduler:
+    """Reconcile the stored jobs with the configuration and return a scheduler, not yet
+    started, over them plus the in-memory heartbeat job.
+
+    ``scheduler_class`` defaults to ``BlockingScheduler``; tests pass ``BackgroundScheduler``
+    and ``overrides`` (job id → trigger) to run a job every second.
+    """
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.jobstores.memory import MemoryJobStore
+    from apscheduler.schedulers.blocking import BlockingScheduler
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    specs = job_specs(settings, overrides=overrides)
+    zone = scheduler_zone(settings)
+    done = reconcile_jobs(settings, store, specs)
+    log = _log()
+    for action in ("added", "rescheduled", "kept", "removed"):
+        if done[action]:
+            log.info("jobs %s: %s", action, ", ".join(done[action]))
+    cls = scheduler_class or BlockingScheduler
+    scheduler = cls(
+        jobstores={PERSISTENT: _jobstore(store), "memory": MemoryJobStore()},
+        # One worker for everything that writes: runs, the weekly report and the outbox take
+        # turns, so SQLite sees one writer and the site is never published by two runs at once.
+        # The heartbeat has its own worker so a long run does not look like a hung scheduler.
+        executors={"default": ThreadPoolExecutor(1), "heartbeat": ThreadPoolExecutor(1)},
+        job_defaults=job_options(settings), timezone=zone)
+    heartbeat = settings.scheduler.heartbeat_seconds
+    scheduler.add_job(heartbeat_job, IntervalTrigger(seconds=heartbeat, timezone=zone),
+                      args=(store, scheduler, _now_utc().isoformat()), id="heartbeat",
+                      name="heartbeat", jobstore="memory", executor="heartbeat",
+                      next_run_time=datetime.now(zone), coalesce=True, max_instances=1,
+                      misfire_grace_time=heartbeat)
+    return scheduler
+
+
+# --- running ------------------------------------------------------------------------------
+
+def run_scheduler(settings: Settings) -> None:
+    """Run the scheduler in the foreground until SIGTERM or SIGINT (Ctrl-C).
+
+    On either signal the job that is running finishes (jobs already queued behind it run
+    too), then the process returns; a run killed harder than that is rolled back by the
+    database, since the pipeline writes a run in one transaction. Raises ConfigError for a bad
+    ``[scheduler]`` section and LockedError when another scheduler uses the same data folder.
+    """
+    from scrapers.store import Store
+
+    job_specs(settings)  # validate before touching the database
+    _configure_logging()
+    store = Store(settings.data_dir, settings.database_url)
+    try:
+        # One scheduler per data folder: two would run every job twice (the per-jurisdiction
+        # lock would skip the second run, but not a second weekly email).
+        with store.lock(HEARTBEAT, holder="schedwatch schedule"):
+            scheduler = build_scheduler(settings, store=store)
+            store.beat(HEARTBEAT, now=_now_utc(), detail="starting")
+            _serve(scheduler)
+            store.beat(HEARTBEAT, now=_now_utc(), detail="stopped")
+            _log().info("scheduler stopped")
+    finally:
+        store.close()
+
+
+def _serve(scheduler: BaseScheduler) -> None:
+    """``scheduler.start()`` (blocking) with SIGTERM/SIGINT turned into a clean shutdown."""
+    from apscheduler.events import EVENT_SCHEDULER_STARTED
+    from apscheduler.schedulers import SchedulerNotRunningError
+
+    stop = threading.Event()
+    started = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        # A handler runs in the main thread wherever it happens to be, possibly inside
+        # APScheduler's own locks; so it only raises a flag and the shutdown happens in the
+        # stopper thread, which waits for the running job like any other caller would.
+        received.append(signum)
+        stop.set()
+
+    def stopper() -> None:
+        stop.wait()
+        started.wait()  # a signal during start(): shut down once it has started
+        if received:
+            _log().info("received %s: letting the running job finish, then stopping",
+                        signal.Signals(received[0]).name)
+        try:
+            scheduler.shutdown(wait=True)
+        except SchedulerNotRunningError:
+            pass
+
+    scheduler.add_listener(lambda _event: started.set(), EVENT_SCHEDULER_STARTED)
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for caught in (signal.SIGTERM, signal.SIGINT):
+            previous[caught] = signal.signal(caught, on_signal)
+    thread = threading.Thread(target=stopper, name="schedwatch-stopper")
+    thread.start()
+    try:
+        _log().info("scheduler started (pid %s); stop it with SIGTERM or Ctrl-C",
+                    os.getpid())
+        scheduler.start()
+    finally:
+        started.set()
+        stop.set()
+        thread.join()
+        for restored, handler in previous.items():
+            signal.signal(restored, handler)
+
+
+def _configure_logging() -> None:
+    # The foreground scheduler logs to stderr (the journal under systemd) unless the embedding
+    # program configured logging itself.
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Two INFO lines a minute from the heartbeat would bury the runs in the journal.
+    logging.getLogger("apscheduler.executors.heartbeat").setLevel(logging.WARNING)
+
+
+def _now_utc() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+# --- the jobs (module-level: the job store pickles references to them) ---------------------
+
+def jurisdiction_job(config_path: str | None, code: str) -> None:
+    """Run the pipeline for one jurisdiction. Another process holding its lock (a manual
+    ``schedwatch run``) is not a failure: the run is skipped."""
+    from scheduler.config import load_settings
+    from scheduler.pipeline import run
+
+    log = _log()
+    try:
+        settings = load_settings(config_path)
+        report = run(settings, codes=[code], trigger="scheduler")
+    except LockedError as error:
+        log.info("%s: skipped: %s", code, error)
+        return
+    except SchedwatchError as error:
+        # A user-fixable problem (config, database): one line, no traceback, and the
+        # scheduler carries on with the next job.
+        log.error("%s: run failed: %s", code, error)
+        return
+    for line in report.lines:
+        log.info("%s: %s", code, line)
+    for line in report.warnings:
+        log.warning("%s: %s", code, line)
+    changes = len(report.change_ids)
+    log.log(logging.INFO if report.exit_code == 0 else logging.WARNING,
+            "%s: run %s finished: %d sources, %d change%s, %s", code, report.run_id,
+            len(report.outcomes), changes, "" if changes == 1 else "s",
+            "all healthy" if report.exit_code == 0 else "some sources FAILED")
+
+
+def weekly_report_job(config_path: str | None) -> None:
+    """Write this week's report into the site and, when email is configured, send it."""
+    from scheduler.config import load_settings
+    from scrapers.store import Store
+
+    log = _log()
+    try:
+        settings = load_settings(config_path)
+    except SchedwatchError as error:
+        log.error("weekly report: %s", error)
+        return
+    store = Store(settings.data_dir, settings.database_url)
+    try:
+        try:
+            from reports.site import write_weekly
+        except ImportError as error:
+            log.error("weekly report: reports.site is not available (%s)", error)
+            return
+        path = write_weekly(settings, store, None)
+        log.info("weekly report written: %s", path)
+        if settings.email is not None:
+            from reports.email import send_weekly
+
+            for line in send_weekly(settings, store, None):
+                log.info("weekly email: %s", line)
+    except (SchedwatchError, OSError) as error:
+        log.error("weekly report: %s", error)
+    finally:
+        store.close()
+
+
+def outbox_job(config_path: str | None) -> None:
+    """Deliver queued email (alerts whose earlier attempts failed temporarily)."""
+    from scheduler.config import load_settings
+    from scrapers.store import Store
+
+    log = _log()
+    try:
+        settings = load_settings(config_path)
+    except SchedwatchError as error:
+        log.error("outbox: %s", error)
+        return
+    if settings.email is None:
+        # Email may be configured later; the settings are read again on every run.
+        log.debug("outbox: no [email] configured; nothing to deliver")
+        return
+    store = Store(settings.data_dir, settings.database_url)
+    try:
+        from reports.email import deliver_outbox
+
+        for line in deliver_outbox(settings, store):
+            log.info("outbox: %s", line)
+    except ImportError as error:
+        log.error("outbox: reports.email is not available (%s)", error)
+    except (SchedwatchError, OSError) as error:
+        log.error("outbox: %s", error)
+    finally:
+        store.close()
+
+
+def heartbeat_job(store: Store, scheduler: BaseScheduler, started_at: str) -> None:
+    """Record that the scheduler is alive, with its next persistent job (in memory only)."""
+    import sqlalchemy as sa
+
+    detail = f"running since {started_at}"
+    try:
+        upcoming = [job for job in scheduler.get_jobs(jobstore=PERSISTENT)
+                    if job.next_run_time is not None]
+        if upcoming:
+            job = min(upcoming, key=lambda j: j.next_run_time)
+            detail += f"; next: {job.id} at {job.next_run_time.isoformat()}"
+        store.beat(HEARTBEAT, now=_now_utc(), detail=detail)
+    except (SchedwatchError, sa.exc.SQLAlchemyError) as error:
+        # A busy or briefly unavailable database must not stop the scheduler; the next beat
+        # tries again, and a stale heartbeat is what monitoring looks for.
+        _log().warning("heartbeat not recorded: %s", " ".join(str(error).split())[:300])
+
+
+# --- listing ------------------------------------------------------------------------------
+
+def _iso(moment: datetime | None, zone: Any) -> str | None:
+    return moment.astimezone(zone).isoformat() if moment is not None else None
+
+
+def _row(job_id: str, trigger: Any, next_run: datetime | None, zone: ZoneInfo, *,
+         stored: bool, configured: bool) -> dict[str, Any]:
+    return {"id": job_id, "trigger": str(trigger),
+            "timezone": str(getattr(trigger, "timezone", zone)),
+            "next_run_time": _iso(next_run, zone), "next_run_time_utc": _iso(next_run, UTC),
+            "stored": stored, "configured": configured}
+
+
+def _stored_jobs(store: Store) -> list[tuple[str, Any, datetime | None]]:
+    """(id, trigger, next run time) of each stored job, read without a running scheduler and
+    without changing anything (``get_all_jobs`` would delete a job it cannot unpickle)."""
+    import sqlalchemy as sa
+
+    table = _jobstore(store).jobs_t
+    if not sa.inspect(store.engine).has_table(table.name, schema=table.schema):
+        return []
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(table.c.id, table.c.job_state)
+                            .order_by(table.c.next_run_time)).all()
+    jobs: list[tuple[str, Any, datetime | None]] = []
+    for job_id, job_state in rows:
+        try:
+            # Our own database, written by APScheduler in this program; as trusted as the
+            # job store itself, which unpickles the same bytes.
+            state = pickle.loads(job_state)  # noqa: S301
+            jobs.append((job_id, state["trigger"], state["next_run_time"]))
+        except Exception:  # noqa: BLE001 - an unreadable job is shown, not fatal
+            jobs.append((job_id, "unreadable (replaced at the next scheduler start)", None))
+    return jobs
+
+
+def list_jobs(settings: Settings, *, now: datetime | None = None
+              ) -> tuple[list[dict[str, Any]], str | None]:
+    """The scheduled jobs and the last heartbeat time (``None``: never), without starting a
+    scheduler.
+
+    Each row: ``id``, ``trigger`` (``cron[15 6 * * *]``), ``timezone``, ``next_run_time``
+    (ISO 8601 in the configured zone), ``next_run_time_utc``, ``stored`` (False: computed from
+    the configuration because the scheduler has not stored it yet) and ``configured`` (False:
+    a stored job the next scheduler start will remove). ``now`` is for computed rows.
+    """
+    from scrapers.store import Store
+
+    zone = scheduler_zone(settings)
+    specs = job_specs(settings)
+    store = Store(settings.data_dir, settings.database_url)
+    try:
+        stored = _stored_jobs(store)
+        beat = store.heartbeat(HEARTBEAT)
+    finally:
+        store.close()
+    by_id = {job_id: (trigger, next_run) for job_id, trigger, next_run in stored}
+    wanted = {spec.id for spec in specs}
+    moment = now or datetime.now(zone)
+    rows: list[dict[str, Any]] = []
+    for spec in specs:
+        if spec.id in by_id:
+            trigger, next_run = by_id[spec.id]
+            rows.append(_row(spec.id, trigger, next_run, zone, stored=True, configured=True))
+        else:
+            rows.append(_row(spec.id, spec.trigger, spec.trigger.get_next_fire_time(None, moment),
+                             zone, stored=False, configured=True))
+    for job_id, trigger, next_run in stored:
+        if job_id not in wanted:
+            rows.append(_row(job_id, trigger, next_run, zone, stored=True, configured=False))
+    return rows, (str(beat["at"]) if beat else None)
