@@ -24,7 +24,7 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -35,7 +35,7 @@ from lxml import etree
 
 from jurisdictions.base import FetchContext, Fetched, Fetcher, Source
 from jurisdictions.substances import KNOWN, Substance, WatchList
-from scrapers.errors import ExtractionError
+from scrapers.errors import ExtractionError, FetchError
 from scrapers.records import (
     Document,
     ParseResult,
@@ -215,7 +215,11 @@ def fetch_ecfr(fetcher: Fetcher, context: FetchContext) -> Fetched:
        robots.txt allows it; otherwise the govinfo bulk XML of Title 21 (about 21 MB),
        reduced while streaming to the ``DIV5 N="1308"`` element, which is what is archived.
     3. ``versions/title-21.json?part=1308&issue_date[gte]=…`` for the amendment dates of
-       §§ 1308.11–.15 (labelled facts in ``meta``).
+       §§ 1308.11–.15 (labelled facts in ``meta``; a failure here is noted in
+       ``meta["versions_error"]`` and does not fail the fetch).
+
+    The eCFR answers 503 with ``Retry-After`` while a title is being processed (Swagger,
+    seen 2026); ``HttpFetcher.get`` waits and retries, so nothing here handles it.
     """
     base = context.endpoints["url"].rstrip("/")
     titles_url = f"{base}/api/versioner/v1/titles.json"
@@ -234,7 +238,7 @@ def fetch_ecfr(fetcher: Fetcher, context: FetchContext) -> Fetched:
         content_type = response.headers.get("Content-Type")
         meta["fetched_via"] = "versioner"
     else:
-        # Seen as third-party report (SOURCES.md §1.1): www.ecfr.gov/robots.txt lists
+        # A third-party endpoint inventory (SOURCES.md §1.1) saw www.ecfr.gov/robots.txt list
         # "Disallow: /api/versioner/v1/full/". The govinfo bulk file is the sanctioned copy.
         bulk_url = context.endpoints.get(
             "bulk_url", "https://www.govinfo.gov/bulkdata/ECFR/title-21/ECFR-title21.xml")
@@ -245,7 +249,12 @@ def fetch_ecfr(fetcher: Fetcher, context: FetchContext) -> Fetched:
         content_type = "application/xml"
         meta["fetched_via"] = "govinfo-bulk"
         meta["bulk_bytes"] = str(len(response.content))
-    meta.update(_versions_meta(fetcher, base))
+    try:
+        meta.update(_versions_meta(fetcher, base))
+    except (FetchError, ExtractionError) as error:
+        # The versions only date the sections; the status is in the XML just fetched. A
+        # failing versions endpoint must not throw that observation away, so say it in meta.
+        meta["versions_error"] = str(error)
     return Fetched(url=url, content=content, content_type=content_type, marker=as_of,
                    meta=meta)
 
@@ -331,6 +340,48 @@ def extract_part_1308(content: bytes) -> tuple[bytes, dict[str, str]]:
 # eCFR: walking a section
 # =========================================================================================
 
+_SALT_TAIL = re.compile(r"\s+(?:and|or)\s+(?:its|any|their)\s+salts?\b.*$", re.IGNORECASE)
+_NAME_PREFIX = re.compile(r"^(?:including|also referred to as|also known as|other names "
+                          r"include:?)\s*", re.IGNORECASE)
+#: "Some trade or other names for tiletamine: X." / "[Some other names for ketamine: X]" /
+#: "[Another name for nabilone: X]": the list runs to the closing "]" at the end, the next
+#: such line, or the end (brackets inside chemical names, "[b,d]pyran", stay in).
+_NAME_LIST = re.compile(r"(?:other names?|another name)(?:\s+for\s+[^:\]]{1,80})?"
+                        r"(?:\s+include)?:\s*(?P<list>.+?)(?=\s*(?:\]\s*$|\bSome (?:trade "
+                        r"or )?other names|$))", re.IGNORECASE)
+
+
+def _parentheticals(text: str) -> list[str]:
+    """The top-level " ( … )" groups of a text that open after a space (not the parentheses
+    inside a chemical name, "1-(3-methoxyphenyl)"), nested parentheses kept inside."""
+    groups: list[str] = []
+    depth, start = 0, 0
+    for index, char in enumerate(text):
+        if char == "(":
+            if depth == 0 and index > 0 and not text[index - 1].isspace():
+                continue
+            if depth == 0:
+                start = index + 1
+            depth += 1
+        elif char == ")" and depth:
+            depth -= 1
+            if depth == 0:
+                groups.append(text[start:index])
+    return groups
+
+
+def _split_names(listed: str) -> list[str]:
+    names = []
+    for item in listed.split(";"):
+        item = re.sub(r"^\s*and\s+", "", item).strip().rstrip(". ").strip()
+        while item.endswith((")", "]")) and \
+                item.count(item[-1]) > item.count("(" if item[-1] == ")" else "["):
+            item = item[:-1].rstrip(". ")
+        if item:
+            names.append(item)
+    return names
+
+
 @dataclass(frozen=True)
 class ScheduleEntry:
     """One coded entry of a schedule section, as printed."""
@@ -362,21 +413,24 @@ class ScheduleEntry:
 
     @property
     def name(self) -> str:
-        """The substance name: the entry text before its first comma."""
-        return self.text.split(",", 1)[0].strip()
+        """The substance name: the entry text before its first comma, also cut before a
+        parenthesis, bracket or colon and a trailing "and its salts" ("Phenmetrazine and
+        its salts" → "Phenmetrazine"; "Nabilone: [Another name …]" → "Nabilone")."""
+        # ", " and not ",": chemical names carry bare commas ("4-bromo-2,5-dimethoxy-…").
+        head = re.split(r",\s|:\s|\s[(\[]", self.text, maxsplit=1)[0]
+        return _SALT_TAIL.sub("", head).strip() or self.text
 
     def names(self) -> tuple[str, ...]:
-        """Names this entry lists: its name, a closing parenthetical ("(including
-        tramadol)"), and the other names of its notes."""
+        """Every name this entry prints: its name; the names in its parentheses
+        ("(including tramadol)", "(also referred to as BRV; UCB-34714; Briviact)"); the lists
+        of its other-names lines and brackets ("[Some other names for ketamine: …]")."""
         found = [self.name]
-        match = re.search(r"\((?:including |also known as )?([^()]+)\)\s*$", self.text)
-        if match:
-            found.append(match.group(1))
-        for note in self.notes:
-            if ":" in note:
-                listed = note.split(":", 1)[1].strip().strip("[]").rstrip(".")
-                found.extend(n.strip() for n in listed.split(";") if n.strip())
-        return tuple(found)
+        for group in _parentheticals(self.text):
+            found.extend(_split_names(_NAME_PREFIX.sub("", group)))
+        for piece in (self.text, " ".join(self.notes)):
+            for match in _NAME_LIST.finditer(piece):
+                found.extend(_split_names(match.group("list")))
+        return tuple(dict.fromkeys(n for n in found if sum(c.isalnum() for c in n) >= 2))
 
     @property
     def covers_isomers(self) -> bool:
@@ -384,7 +438,7 @@ class ScheduleEntry:
 
 
 @dataclass(frozen=True)
-class _Line:
+class Line:
     """One printed line of a section: a paragraph, or a table row."""
 
     text: str
@@ -461,7 +515,7 @@ def split_trailing_code(text: str) -> tuple[str, str | None]:
     return head, match.group("code")
 
 
-def _row_line(cells: Sequence[Any]) -> _Line | None:
+def _row_line(cells: Sequence[Any]) -> Line | None:
     texts = [_text(cell) for cell in cells]
     if not any(texts):
         return None
@@ -472,12 +526,17 @@ def _row_line(cells: Sequence[Any]) -> _Line | None:
     text = " ".join(t for t in texts if t)
     if code is None:
         text, code = split_trailing_code(text)
-    return _Line(text=text, code=code)
+    return Line(text=text, code=code)
 
 
-def _section_lines(elem: Any) -> Iterator[_Line]:
+def section_lines(elem: Any) -> Iterator[Line]:
     """The printed lines of a section in document order: P/FP paragraphs (code after dot
-    leaders), GPOTABLE rows (ROW/ENT) and HTML-like table rows (TR/TD)."""
+    leaders), GPOTABLE rows (ROW/ENT) and HTML-like table rows (TR/TD).
+
+    Table forms: the bulk XML writes tables as ``DIV class="gpotbl_div"/TABLE/TR/TD`` (seen in
+    the Title 1 sample, 2024-02), a third-party note says the versioner's processed XML does
+    the same (2026), and GPO's SGML-derived form is GPOTABLE/ROW/ENT. No raw 1308.13 table
+    was seen in any form, so all are read."""
     for child in elem:
         tag = child.tag
         if not isinstance(tag, str) or tag in _SKIP_BLOCKS:
@@ -486,7 +545,7 @@ def _section_lines(elem: Any) -> Iterator[_Line]:
             text = _text(child)
             if text:
                 body, code = split_trailing_code(text)
-                yield _Line(text=body, code=code, heading=_italic_heading(child))
+                yield Line(text=body, code=code, heading=_italic_heading(child))
         elif tag == "ROW":
             line = _row_line(child.findall("ENT"))
             if line:
@@ -498,7 +557,7 @@ def _section_lines(elem: Any) -> Iterator[_Line]:
                 if line:
                     yield line
         else:  # GPOTABLE, TABLE, TBODY, DIV wrappers, EXTRACT …
-            yield from _section_lines(child)
+            yield from section_lines(child)
 
 
 def _split_markers(text: str) -> tuple[list[str], str]:
@@ -552,7 +611,7 @@ class _Walk:
             return "letter"
         return "roman" if marker in _ROMANS else "letter"
 
-    def open(self, marker: str, level: str, rest: str, line: _Line) -> None:
+    def open(self, marker: str, level: str, rest: str, line: Line) -> None:
         if level == "letter":
             self.letter, self.number, self.roman, self.upper = marker, None, None, None
             self.heading = line.heading
@@ -574,15 +633,14 @@ def walk_section(div8: Any, section: str, schedule: str) -> list[ScheduleEntry]:
     entries: list[dict[str, Any]] = []
     last: dict[str, Any] | None = None
     notes_open = False
-    for line in _section_lines(div8):
+    for line in section_lines(div8):
         markers, rest = _split_markers(line.text)
         for index, marker in enumerate(markers):
             has_heading = line.heading is not None and index == len(markers) - 1
             position.open(marker, position.level_of(marker, has_heading), rest, line)
         if line.code and rest:
             last = {"schedule": schedule, "section": section, "pinpoint": position.pinpoint(),
-                    "text": rest,
-                    "code": line.code, "heading": position.heading,
+                    "text": rest, "code": line.code, "heading": position.heading,
                     "parent": position.parent(), "intro": position.intro, "notes": []}
             entries.append(last)
             notes_open = False
@@ -778,6 +836,54 @@ def _ecfr_record(key: str, entries: Sequence[ScheduleEntry], basis: Sequence[str
     )
 
 
+def _matching(entries: Sequence[ScheduleEntry], substance: Substance) -> list[ScheduleEntry]:
+    """The entries that print one of the substance's names (after normalisation)."""
+    keys = _names_of(substance)
+    return [e for e in entries if any(name_key(n) in keys for n in e.names())]
+
+
+_Dates = Callable[[Iterable[str] | None], tuple[tuple[str, str], ...]]
+
+
+def _watched_record(substance: Substance, entries: Sequence[ScheduleEntry], watch: WatchList,
+                    document: Document, dates: _Dates) -> tuple[StatusRecord, list[int]]:
+    """The record of one watched substance and the indexes of the entries it used: named
+    directly; else covered as an isomer by its parent's entry when that entry (or its
+    paragraph) names isomers; else not listed."""
+    direct = _matching(entries, substance)
+    if direct:
+        record = _ecfr_record(substance.key, direct, [_entry_basis(e) for e in direct],
+                              document, dates([e.section for e in direct]))
+        return record, [i for i, e in enumerate(entries) if e in direct]
+    cover = _substance_by_key(substance.covered_by, watch) if substance.covered_by else None
+    if cover is not None and substance.relation == "isomer":
+        covering = [e for e in _matching(entries, cover) if e.covers_isomers]
+        if covering:
+            bases = [f"isomer of {cover.name.lower()}, covered by \"{e.text}\"" for e in covering]
+            return _ecfr_record(substance.key, covering, bases, document,
+                                dates([e.section for e in covering])), []
+    return StatusRecord(
+        jurisdiction=CODE, substance=substance.key, status="not_controlled", schedule=None,
+        control_level=None, instrument=NOT_LISTED_INSTRUMENT, provision=None, listed_as=None,
+        basis=NOT_LISTED_BASIS, source_id=ECFR_SOURCE_ID, source_url=document.url,
+        document_sha256=document.sha256, retrieved_at=document.retrieved_at.isoformat(),
+        dates=dates([])), []
+
+
+def _entry_records(entries: Sequence[ScheduleEntry], skip: set[int], taken: set[str],
+                   document: Document, dates: _Dates) -> list[StatusRecord]:
+    """``watch = "all"``: one record per listed name (``name_key`` of the name before the
+    first ", "), entries of one name in several places joined."""
+    grouped: dict[str, list[ScheduleEntry]] = {}
+    for index, entry in enumerate(entries):
+        key = name_key(entry.name)
+        if index not in skip and key and key not in taken:
+            grouped.setdefault(key, []).append(entry)
+    return [_ecfr_record(key, group, [_entry_basis(e) for e in group], document,
+                         dates([e.section for e in group]))
+            for key, group in grouped.items()]
+
+
 def parse_ecfr(document: Document, watch: WatchList) -> ParseResult:
     """Parser of ``us-ecfr-1308``: eCFR XML holding Part 1308 (the versioner ``full`` answer
     for the part, the part reduced from the bulk title, or a whole bulk title) → a record
@@ -789,55 +895,22 @@ def parse_ecfr(document: Document, watch: WatchList) -> ParseResult:
     when that entry (or its paragraph) names isomers. A watched substance listed nowhere in
     the five schedules is ``not_controlled``."""
     part = read_part_1308(document.content)
-    meta = document.meta
-    remaining = list(part.entries)
+    # The bulk fallback archives the part alone; the title's AMDDATE travels in meta.
+    amddate = part.amddate or document.meta.get("amddate")
+
+    def dates(sections: Iterable[str] | None) -> tuple[tuple[str, str], ...]:
+        return _ecfr_dates(document.meta, amddate, sections)
+
     records: list[StatusRecord] = []
-
-    def matching(substance: Substance) -> list[ScheduleEntry]:
-        keys = _names_of(substance)
-        return [e for e in part.entries if any(name_key(n) in keys for n in e.names())]
-
-    claimed: set[int] = set()
+    used: set[int] = set()
     for substance in watch.substances:
-        direct = matching(substance)
-        if direct:
-            claimed.update(id(e) for e in direct)
-            records.append(_ecfr_record(
-                substance.key, direct, [_entry_basis(e) for e in direct], document,
-                _ecfr_dates(meta, part.amddate, [e.section for e in direct])))
-            continue
-        cover = _substance_by_key(substance.covered_by, watch) if substance.covered_by else None
-        covering = [e for e in matching(cover) if e.covers_isomers] if cover else []
-        if cover is not None and covering and substance.relation == "isomer":
-            bases = [f"isomer of {cover.name.lower()}, covered by \"{e.text}\"" for e in covering]
-            records.append(_ecfr_record(
-                substance.key, covering, bases, document,
-                _ecfr_dates(meta, part.amddate, [e.section for e in covering])))
-            continue
-        records.append(StatusRecord(
-            jurisdiction=CODE, substance=substance.key, status="not_controlled",
-            schedule=None, control_level=None, instrument=NOT_LISTED_INSTRUMENT,
-            provision=None, listed_as=None, basis=NOT_LISTED_BASIS,
-            source_id=ECFR_SOURCE_ID, source_url=document.url,
-            document_sha256=document.sha256, retrieved_at=document.retrieved_at.isoformat(),
-            dates=_ecfr_dates(meta, part.amddate, [])))
-
+        record, indexes = _watched_record(substance, part.entries, watch, document, dates)
+        records.append(record)
+        used.update(indexes)
     if watch.all_entries:
-        taken = {r.substance for r in records}
-        grouped: dict[str, list[ScheduleEntry]] = {}
-        for entry in remaining:
-            if id(entry) in claimed:
-                continue
-            key = name_key(entry.name)
-            if key and key not in taken:
-                grouped.setdefault(key, []).append(entry)
-        for key, group in grouped.items():
-            records.append(_ecfr_record(
-                key, group, [_entry_basis(e) for e in group], document,
-                _ecfr_dates(meta, part.amddate, [e.section for e in group])))
-
-    return ParseResult(records=tuple(records), pending=(),
-                       document_dates=_ecfr_dates(meta, part.amddate, None),
+        records.extend(_entry_records(part.entries, used, {r.substance for r in records},
+                                      document, dates))
+    return ParseResult(records=tuple(records), pending=(), document_dates=dates(None),
                        title=f"21 CFR {part.title}", instrument="21 CFR Part 1308")
 
 
@@ -883,7 +956,9 @@ def _fr_pages(fetcher: Fetcher, base: str, params: Mapping[str, str | list[str]]
         data = _json_object(response.content, f"Federal Register API ({query_id})")
         page = data.get("results")
         if page is None and data.get("count") == 0:
-            page = []  # the API leaves "results" out when nothing matches
+            # The API leaves "results" out when nothing matches (from memory, not seen in
+            # a recorded answer): a healthy empty page, not a changed shape.
+            page = []
         if not isinstance(page, list):
             raise ExtractionError(f"Federal Register API ({query_id}): no \"results\" list; "
                                   "the API changed")
@@ -972,6 +1047,9 @@ _ABSTRACT_TARGET = re.compile(r"\b(?:plac|transfer|mov|reschedul|control)\w*\b[^
 _REMOVAL = re.compile(r"\bremov\w*\b[^.;]{0,120}?\bfrom\s+(?:control|(?:all\s+)?the\s+"
                       r"schedules)\b", re.IGNORECASE)
 REMOVAL = "removal from control"
+#: The words by which a rule on a substance reaches its isomers, quoted in the isomer basis.
+_ISOMER_PHRASE = re.compile(r"including (?:its|their) salts, (?:optical )?isomers,? and salts "
+                            r"of (?:its |such |these )?isomers", re.IGNORECASE)
 
 
 def _fr_type(value: Any) -> str | None:
@@ -1072,6 +1150,8 @@ class FrDocument:
         return (self.effective or self.published) <= today.isoformat()
 
     def details(self) -> tuple[tuple[str, str], ...]:
+        # "dates as printed" is kept beside "effective": the API's effective_on is machine
+        # extracted and can be wrong (third-party note, SOURCES.md §1.1).
         pairs = [("document number", self.number), ("type", self.type_label),
                  ("title", self.title), ("published", self.published),
                  ("effective", self.effective), ("comment deadline", self.comments_close),
@@ -1143,11 +1223,11 @@ def _fr_record(substance: Substance, rule: FrDocument | None, document: Document
     removal = rule.target == REMOVAL
     if cover is None:
         basis = "final rule (removal from control)" if removal else "final rule"
-    elif "isomer" in rule.abstract.lower() or "isomer" in rule.title.lower():
-        basis = (f"isomer of {cover.name.lower()}, covered by the final rule {rule.reference} "
-                 "(\"including its salts, isomers, and salts of isomers\")")
     else:
         basis = f"isomer of {cover.name.lower()}, covered by the final rule {rule.reference}"
+        phrase = _ISOMER_PHRASE.search(f"{rule.title} {rule.abstract}")
+        if phrase:
+            basis += f" (\"{phrase.group(0)}\")"
     dates = [("published", rule.published)]
     if rule.effective:
         dates.append(("effective", rule.effective))
@@ -1198,12 +1278,77 @@ def _documents(document: Document) -> list[FrDocument]:
             for i, r in enumerate(results)]
 
 
+def _names_isomers(doc: FrDocument) -> bool:
+    return "isomer" in (doc.abstract + " " + doc.title).lower()
+
+
+#: Whom a document must mention for a substance: the substance itself (via None) or, for an
+#: isomer, the substance it is an isomer of (via that substance).
+_Subject = tuple[re.Pattern[str], Substance | None]
+
+
+def _subjects(substance: Substance, watch: WatchList) -> list[_Subject]:
+    subjects: list[_Subject] = [(_mention_pattern(substance), None)]
+    cover = _isomer_cover(substance, watch)
+    if cover is not None:
+        subjects.append((_mention_pattern(cover), cover))
+    return subjects
+
+
+def _concerns(doc: FrDocument, subject: _Subject) -> bool:
+    """The document is about the subject: names it, and (through a parent substance) names
+    isomers too."""
+    pattern, via = subject
+    return _mentions(doc, pattern) and (via is None or _names_isomers(doc))
+
+
+def _rule_in_effect(substance: Substance, subjects: Sequence[_Subject],
+                    finals: Sequence[FrDocument], today: date,
+                    document: Document) -> StatusRecord:
+    """The record of the latest final rule in effect on the substance (directly first, then
+    through its parent), or "no DEA final rule"."""
+    for subject in subjects:
+        in_effect = [f for f in finals if _concerns(f, subject) and f.in_effect(today)]
+        if in_effect:
+            latest = max(in_effect, key=lambda f: (f.effective or f.published, f.published,
+                                                   f.number))
+            return _fr_record(substance, latest, document, subject[1])
+    return _fr_record(substance, None, document)
+
+
+def _open_items(substance: Substance, subjects: Sequence[_Subject],
+                finals: Sequence[FrDocument], proposals: Sequence[FrDocument],
+                withdrawals: Sequence[FrDocument], today: date) -> list[PendingItem]:
+    """Final rules not yet effective, and proposals neither withdrawn nor superseded."""
+    items: list[PendingItem] = []
+    seen: set[str] = set()
+    for subject in subjects:
+        pattern, via = subject
+        for doc in finals:
+            if doc.number not in seen and _concerns(doc, subject) and not doc.in_effect(today):
+                seen.add(doc.number)
+                items.append(_pending(substance, doc, "final_rule", via))
+        for doc in proposals:
+            if doc.number in seen or not _concerns(doc, subject) \
+                    or _withdrawn(doc, withdrawals, pattern) \
+                    or _superseded(doc, finals, pattern):
+                continue
+            seen.add(doc.number)
+            items.append(_pending(substance, doc, "proposed_rule", via))
+    return items
+
+
 def parse_federal_register(document: Document, watch: WatchList) -> ParseResult:
     """Parser of ``us-federal-register``: the canonical JSON of ``fetch_federal_register``
     (or one raw documents.json page) → per watched substance, a record of the latest final
     rule in effect that placed it (or its parent, for an isomer); pending items for open
     proposals (not withdrawn, not followed by a final rule on the same change) and for final
-    rules whose effective date is after the retrieval date (US Eastern)."""
+    rules whose effective date is after the retrieval date (US Eastern).
+
+    A document is about a substance when its title or abstract names it; its change is read
+    from the title ("Placement of Ketamine Into Schedule III", "… From Schedule III to
+    Schedule II", "Removal of … From Control"), else from the abstract. ``watch.all_entries``
+    adds nothing here: the FR reports only on watched substances."""
     docs = _documents(document)
     today = _local_date(document.retrieved_at)
     withdrawals = [d for d in docs if d.is_withdrawal]
@@ -1211,49 +1356,16 @@ def parse_federal_register(document: Document, watch: WatchList) -> ParseResult:
               and not d.is_correction and d.target]
     proposals = [d for d in docs if d.type == "PRORULE" and not d.is_withdrawal
                  and not d.is_correction and d.target]
-
     records: list[StatusRecord] = []
     pending: list[PendingItem] = []
     for substance in watch.substances:
-        cover = _isomer_cover(substance, watch)
-        direct = _mention_pattern(substance)
-        subjects: list[tuple[re.Pattern[str], Substance | None]] = [(direct, None)]
-        if cover is not None:
-            subjects.append((_mention_pattern(cover), cover))
-
-        record = None
-        for pattern, via in subjects:
-            in_effect = [f for f in finals if _mentions(f, pattern) and f.in_effect(today)
-                         and (via is None or "isomer" in (f.abstract + f.title).lower())]
-            if in_effect:
-                latest = max(in_effect, key=lambda f: (f.effective or f.published,
-                                                       f.published, f.number))
-                record = _fr_record(substance, latest, document, via)
-                break
-        records.append(record or _fr_record(substance, None, document))
-
-        seen: set[str] = set()
-        for pattern, via in subjects:
-            for doc in finals:
-                if doc.number not in seen and _mentions(doc, pattern) \
-                        and not doc.in_effect(today) \
-                        and (via is None or "isomer" in (doc.abstract + doc.title).lower()):
-                    seen.add(doc.number)
-                    pending.append(_pending(substance, doc, "final_rule", via))
-            for doc in proposals:
-                if doc.number in seen or not _mentions(doc, pattern):
-                    continue
-                if via is not None and "isomer" not in (doc.abstract + doc.title).lower():
-                    continue
-                if _withdrawn(doc, withdrawals, pattern) or _superseded(doc, finals, pattern):
-                    continue
-                seen.add(doc.number)
-                pending.append(_pending(substance, doc, "proposed_rule", via))
-
-    latest_published = max(d.published for d in docs)
+        subjects = _subjects(substance, watch)
+        records.append(_rule_in_effect(substance, subjects, finals, today, document))
+        pending.extend(_open_items(substance, subjects, finals, proposals, withdrawals, today))
     return ParseResult(
         records=tuple(records), pending=tuple(pending),
-        document_dates=(("latest Federal Register document published", latest_published),),
+        document_dates=(("latest Federal Register document published",
+                         max(d.published for d in docs)),),
         title="Federal Register: DEA rules and proposed rules on 21 CFR Part 1308")
 
 
