@@ -17,7 +17,8 @@ class FetchError(SchedwatchError):
     """A source could not be fetched (network, HTTP status, robots.txt, size cap).
 
     ``kind`` classifies the failure for reports: ``connection``, ``dns``, ``timeout``,
-    ``http``, ``robots``, ``too_large``, ``redirect``, ``truncated``.
+    ``http``, ``robots``, ``too_large``, ``redirect``, ``truncated``, ``tls``, and ``empty``
+    (the register reports no in-force instrument).
     """
 
     def __init__(self, message: str, *, kind: str = "connection", status: int | None = None,
