@@ -1,6 +1,6 @@
 """The Poisons Standard fetch plan against a real local HTTP server (pytest-httpserver) through
 the real ``HttpFetcher``: one server plays both the register's API and its website. The API
-answers are CONSTRUCTED in the register's OData shape (tests/fixtures/README-au.md)."""
+answers are CONSTRUCTED in the register's OData shape (tests/fixtures/README.md)."""
 
 from __future__ import annotations
 

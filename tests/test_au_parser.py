@@ -1,5 +1,5 @@
 """The Poisons Standard parser on CONSTRUCTED Word fixtures (tests/fixtures/au/, written by
-make_fixtures.py; see tests/fixtures/README-au.md)."""
+make_fixtures.py; see tests/fixtures/README.md)."""
 
 from __future__ import annotations
 

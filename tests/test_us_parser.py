@@ -673,9 +673,9 @@ def test_sources_are_declared():
 
 
 def test_every_us_fixture_is_labelled_constructed():
-    readme = (FIXTURES.parent / "README-us.md").read_text(encoding="utf-8")
+    readme = (FIXTURES.parent / "README.md").read_text(encoding="utf-8")
     assert "**Every US fixture is CONSTRUCTED.**" in readme
     for path in sorted(FIXTURES.iterdir()):
-        assert f"`{path.name}`" in readme, f"{path.name} is not described in README-us.md"
+        assert f"`{path.name}`" in readme, f"{path.name} is not described in README.md"
     for path in FIXTURES.glob("*.xml"):
         assert b"CONSTRUCTED" in path.read_bytes()[:400], path.name
