@@ -17,10 +17,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class ChangeLike(Protocol):
-    id: int
-    kind: str
-    jurisdiction: str
-    substance: str | None
+    @property
+    def id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def jurisdiction(self) -> str: ...
+    @property
+    def substance(self) -> str | None: ...
 
 
 def subscribed(recipient: Recipient, change: ChangeLike) -> bool:

@@ -506,6 +506,14 @@ class Store:
                 state="delivered", delivered_at=stamp(now), message_id=message_id,
                 attempts=outbox.c.attempts + 1, last_error=None))
 
+    def mark_delivered_many(self, outbox_ids: Sequence[int], *, message_id: str,
+                            now: datetime) -> None:
+        """All rows carried by one accepted message, marked in one transaction."""
+        with self.engine.begin() as conn:
+            conn.execute(outbox.update().where(outbox.c.id.in_(list(outbox_ids))).values(
+                state="delivered", delivered_at=stamp(now), message_id=message_id,
+                attempts=outbox.c.attempts + 1, last_error=None))
+
     def mark_attempt_failed(self, outbox_id: int, *, error: str, permanent: bool,
                             next_attempt_at: datetime | None) -> None:
         with self.engine.begin() as conn:
