@@ -500,12 +500,6 @@ class Store:
         with self.engine.begin() as own:
             return _insert_once(own, values)
 
-    def mark_delivered(self, outbox_id: int, *, message_id: str, now: datetime) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(outbox.update().where(outbox.c.id == outbox_id).values(
-                state="delivered", delivered_at=stamp(now), message_id=message_id,
-                attempts=outbox.c.attempts + 1, last_error=None))
-
     def mark_delivered_many(self, outbox_ids: Sequence[int], *, message_id: str,
                             now: datetime) -> None:
         """All rows carried by one accepted message, marked in one transaction."""
