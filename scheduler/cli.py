@@ -367,7 +367,25 @@ def email_send(state: State) -> None:
     """Deliver queued alerts now (the scheduler does this every 15 minutes)."""
     from reports.email import deliver_outbox
 
-    for line in deliver_outbox(state.settings, state.store()):
+    lines = deliver_outbox(state.settings, state.store())
+    for line in lines:
+        click.echo(line)
+    if not lines:
+        click.echo("email: nothing due in the outbox")
+
+
+@email.command("retry", epilog=_example("schedwatch email retry"))
+@click.pass_obj
+def email_retry(state: State) -> None:
+    """Requeue alerts that failed permanently (say, after fixing a wrong password) and
+    deliver them now. Delivered messages are never sent again."""
+    from reports.email import deliver_outbox
+    from scrapers.store import utcnow
+
+    store = state.store()
+    count = store.requeue_failed(utcnow())
+    click.echo(f"email: {count} failed message{'' if count == 1 else 's'} requeued")
+    for line in deliver_outbox(state.settings, store):
         click.echo(line)
 
 

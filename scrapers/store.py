@@ -508,6 +508,13 @@ class Store:
                 state="delivered", delivered_at=stamp(now), message_id=message_id,
                 attempts=outbox.c.attempts + 1, last_error=None))
 
+    def requeue_failed(self, now: datetime) -> int:
+        """Put permanently failed messages back in the queue (after the cause was fixed, e.g.
+        a wrong password); returns how many. Delivered messages are never requeued."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(outbox.update().where(outbox.c.state == "failed").values(
+                state="queued", attempts=0, next_attempt_at=stamp(now))).rowcount or 0)
+
     def mark_attempt_failed(self, outbox_id: int, *, error: str, permanent: bool,
                             next_attempt_at: datetime | None) -> None:
         with self.engine.begin() as conn:

@@ -805,3 +805,22 @@ def test_a_process_killed_after_detection_sends_exactly_once_on_the_next_run(
     assert second.stdout == ""
     [message] = server.messages
     assert message["Subject"] == RESCHEDULED_CA["summary"]
+
+
+def test_failed_alerts_are_delivered_once_after_the_password_is_fixed(store: Store,
+                                                                     tmp_path: Path) -> None:
+    with SmtpServer(auth=("alerts", "right password")) as server:
+        wrong = settings_for(tmp_path, email_settings(server, username="alerts",
+                                                      password="wrong password"))
+        detect(store, wrong, [RESCHEDULED_CA])
+        mail.deliver_outbox(wrong, store, now=NOW)
+        assert len(rows(store, "failed")) == 1
+
+        fixed = settings_for(tmp_path, email_settings(server, username="alerts",
+                                                      password="right password"))
+        assert store.requeue_failed(NOW) == 1
+        mail.deliver_outbox(fixed, store, now=NOW + timedelta(minutes=1))
+        assert store.requeue_failed(NOW) == 0  # nothing failed any more
+        assert mail.deliver_outbox(fixed, store, now=NOW + timedelta(hours=1)) == []
+        assert len(server.received) == 1
+        assert len(rows(store, "delivered")) == 1
