@@ -1,0 +1,867 @@
+"""Pure context builders for the published site: a snapshot of the store in, plain data
+(dicts, lists, strings) out. No I/O; ``reports.site`` loads the snapshot and writes files.
+
+Every ``href`` a context holds is relative to the site root (``changes/12.html``,
+``documents/<sha256>.xml``); a page prefixes its own way back to the root, an email the
+configured ``email.site_url``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from reports.diff import SOURCE_KINDS, display_name, schedule_label
+from reports.render import parse_stamp
+from reports.worddiff import as_text, changed, word_diff
+from scrapers.errors import SchedwatchError
+from scrapers.records import CONTROL_LEVELS, MATERIAL_FIELDS, PendingItem, StatusRecord
+from scrapers.store import PendingRow, SourceState, StatusInterval, StoredChange
+
+#: Outcomes of a fetch that count as a healthy check of the source.
+HEALTHY_OUTCOMES = frozenset({"fetched", "not_modified", "unchanged"})
+FAILED_OUTCOMES = frozenset({"failed", "extraction_failed"})
+#: A scheduler that has not beaten for this long is reported as stale.
+HEARTBEAT_STALE = timedelta(minutes=5)
+#: "Coming into force" looks this far past the end of a week.
+UPCOMING_DAYS = 90
+LATEST_CHANGES = 20
+FEED_ENTRIES = 100
+
+KIND_LABELS = {
+    "scheduled": "scheduled", "descheduled": "descheduled", "rescheduled": "rescheduled",
+    "amended": "amended", "pending": "pending change", "source_failed": "source failing",
+    "extraction_failed": "document not understood", "recovered": "source recovered",
+}
+FIELD_LABELS = {
+    "status": "Status", "schedule": "Schedule", "control_level": "Control level",
+    "instrument": "Instrument", "provision": "Provision", "listed_as": "Listed as",
+    "basis": "Basis", "code": "Code", "parent_entry": "Parent entry",
+    "effective_from": "Effective from", "source_id": "Source", "source_url": "Source URL",
+    "document_sha256": "Document sha256", "retrieved_at": "Retrieved",
+}
+#: The fields shown side by side on a change page; the legal text among them is diffed.
+COMPARED_FIELDS = (*MATERIAL_FIELDS, "source_url", "document_sha256", "retrieved_at")
+TEXT_FIELDS = ("listed_as", "parent_entry", "provision", "instrument", "basis", "schedule",
+               "status", "control_level", "code", "effective_from")
+
+
+# --- small pure helpers ---------------------------------------------------------------------
+
+_SLUG_DROP = re.compile(r"[^a-z0-9]+")
+_WEEK = re.compile(r"(\d{4})-W(\d{2})")
+
+
+def substance_slug(name: str) -> str:
+    """A file name stem for a substance: lower-case a-z, 0-9 and "-". When that alters the
+    name (or leaves nothing), a short hash of the name keeps distinct names apart, so that
+    scraped text never decides a path by itself."""
+    slug = _SLUG_DROP.sub("-", name.lower()).strip("-")[:60].strip("-")
+    if slug and slug == name:
+        return slug
+    tag = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    return f"{slug}-{tag}" if slug else f"substance-{tag}"
+
+
+def history_href(substance: str) -> str:
+    return f"history/{substance_slug(substance)}.html"
+
+
+def change_href(change_id: int) -> str:
+    return f"changes/{int(change_id)}.html"
+
+
+def weekly_href(week: str) -> str:
+    parse_week(week)  # only a valid week names a file
+    return f"weekly/{week}.html"
+
+
+def parse_week(week: str) -> tuple[int, int]:
+    """"2026-W47" → (2026, 47); anything else is a user error with a one-line message."""
+    match = _WEEK.fullmatch(week.strip()) if isinstance(week, str) else None
+    if match:
+        year, number = int(match.group(1)), int(match.group(2))
+        try:
+            date.fromisocalendar(year, number, 1)
+            return year, number
+        except ValueError:
+            pass
+    raise SchedwatchError(f"bad week {week!r}: write an ISO week such as 2026-W47 "
+                          "(year, \"-W\", two-digit week 01-53 that exists in that year)")
+
+
+def week_name(moment: datetime, reader_zone: ZoneInfo) -> str:
+    year, number, _ = moment.astimezone(reader_zone).isocalendar()
+    return f"{year}-W{number:02d}"
+
+
+def week_bounds(week: str, reader_zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """Monday 00:00 to the next Monday 00:00 in the reader's zone (the zone the weekly job
+    runs in), as aware UTC datetimes."""
+    year, number = parse_week(week)
+    monday = date.fromisocalendar(year, number, 1)
+    start = datetime(monday.year, monday.month, monday.day, tzinfo=reader_zone)
+    end_day = monday + timedelta(days=7)
+    end = datetime(end_day.year, end_day.month, end_day.day, tzinfo=reader_zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def parse_day(value: Any) -> date | None:
+    """The date at the start of a stated date ("2026-10-01", "2026-10-01T00:00:00Z"), or
+    None for text that is not one ("on proclamation")."""
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def human_duration(seconds: float) -> str:
+    """"3 days 4 h", "45 min": how long, for a reader, not to the second."""
+    minutes = int(max(seconds, 0) // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} day{'s' if days != 1 else ''}" + (f" {hours} h" if hours else "")
+    if hours:
+        return f"{hours} h" + (f" {minutes} min" if minutes else "")
+    return f"{minutes} min"
+
+
+def document_extension(media_type: str | None, head: bytes = b"") -> str:
+    """The fixed extension of an archived copy, from its media type (or, when the type was
+    not recorded, its first bytes). Never from scraped text. HTML is served as ``.bin`` so
+    that an archived page cannot run script from the site's origin."""
+    kind = (media_type or "").split(";")[0].strip().lower()
+    if "wordprocessingml" in kind:
+        return ".docx"
+    if kind.endswith("json"):
+        return ".json"
+    if kind == "application/pdf":
+        return ".pdf"
+    if "html" in kind:
+        return ".bin"
+    if kind.endswith("xml"):
+        return ".xml"
+    if not kind:
+        start = head.lstrip()[:5]
+        if start.startswith(b"<?xml"):
+            return ".xml"
+        if start[:1] in (b"{", b"["):
+            return ".json"
+        if head.startswith(b"%PDF"):
+            return ".pdf"
+    return ".bin"
+
+
+def document_href(sha256: str, extension: str) -> str:
+    return f"documents/{sha256}{extension}"
+
+
+# --- the snapshot ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Jurisdiction:
+    code: str
+    name: str
+    sources: tuple[str, ...]  # in the jurisdiction's SOURCES order, then any others seen
+    titles: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the site shows, read from the store once per publish."""
+
+    intervals: tuple[StatusInterval, ...]  # every interval, current ones have valid_to None
+    changes: tuple[StoredChange, ...]  # oldest first
+    pending: tuple[PendingRow, ...]  # open and resolved
+    states: Mapping[str, SourceState]
+    fetches: tuple[Mapping[str, Any], ...]  # oldest first
+    failed_mail: tuple[Mapping[str, Any], ...]
+    heartbeat: Mapping[str, Any] | None
+    jurisdictions: tuple[Jurisdiction, ...]
+    #: sha256 → site-relative path of its archived copy (only documents that are copied).
+    documents: Mapping[str, str]
+    watched: tuple[str, ...]
+    all_entries: bool  # watch = "all"
+
+    @cached_property
+    def current(self) -> list[StatusInterval]:
+        return [iv for iv in self.intervals if iv.valid_to is None]
+
+    @cached_property
+    def pending_change_ids(self) -> dict[tuple[str, str, str], int]:
+        """(source, key, substance) → the id of the ``pending`` change that announced it."""
+        found: dict[tuple[str, str, str], int] = {}
+        for change in self.changes:
+            if change.kind == "pending" and change.substance is not None:
+                key = str(change.details.get("pending_key") or (change.after or {}).get("key"))
+                found.setdefault((change.source_id, key, change.substance), change.id)
+        return found
+
+    def jurisdiction(self, code: str) -> Jurisdiction:
+        for item in self.jurisdictions:
+            if item.code == code:
+                return item
+        return Jurisdiction(code=code, name=code.upper(), sources=())
+
+    def source_title(self, source_id: str) -> str:
+        for item in self.jurisdictions:
+            if source_id in item.titles:
+                return item.titles[source_id]
+        return source_id
+
+
+def jurisdiction_list(registry: Sequence[tuple[str, str, Sequence[tuple[str, str]]]],
+                      seen: Mapping[str, Iterable[str]]) -> tuple[Jurisdiction, ...]:
+    """Registry jurisdictions (code, name, ((source id, title), ...)) in registry order,
+    then any jurisdiction found only in the data; each source list in the declared order,
+    then sources found only in the data (sorted)."""
+    result: list[Jurisdiction] = []
+    known: set[str] = set()
+    for code, name, sources in registry:
+        declared = tuple(sid for sid, _ in sources)
+        extra = tuple(sorted(set(seen.get(code, ())) - set(declared)))
+        result.append(Jurisdiction(code=code, name=name, sources=declared + extra,
+                                   titles=dict(sources)))
+        known.add(code)
+    for code in sorted(set(seen) - known):
+        result.append(Jurisdiction(code=code, name=code.upper(),
+                                   sources=tuple(sorted(set(seen[code])))))
+    return tuple(result)
+
+
+# --- views: one dict per thing shown --------------------------------------------------------
+
+def _record(data: Mapping[str, Any] | StatusRecord | None) -> StatusRecord | None:
+    if data is None or isinstance(data, StatusRecord):
+        return data
+    try:
+        return StatusRecord.from_dict(data)
+    except TypeError:  # a record stored by an older version without every field
+        return None
+
+
+def record_view(data: Mapping[str, Any] | StatusRecord) -> dict[str, Any]:
+    """A status record as the templates see it: every key present, labels worked out."""
+    values = data.as_dict() if isinstance(data, StatusRecord) else dict(data)
+    record = _record(data)
+    level = values.get("control_level")
+    substance = str(values.get("substance") or "")
+    dates = [{"label": str(pair[0]), "date": str(pair[1])}
+             for pair in values.get("dates") or () if len(pair) == 2]
+    return {
+        "substance": substance,
+        "name": display_name(substance),
+        "jurisdiction": values.get("jurisdiction") or "",
+        "status": values.get("status") or "",
+        "schedule": values.get("schedule"),
+        "label": schedule_label(record) if record is not None else (
+            values.get("schedule") or values.get("status") or ""),
+        "control_level": level,
+        "level_description": CONTROL_LEVELS.get(level or "", ""),
+        "instrument": values.get("instrument"),
+        "provision": values.get("provision"),
+        "listed_as": values.get("listed_as"),
+        "basis": values.get("basis"),
+        "code": values.get("code"),
+        "parent_entry": values.get("parent_entry"),
+        "effective_from": values.get("effective_from"),
+        "dates": dates,
+        "source_id": values.get("source_id") or "",
+        "source_url": values.get("source_url"),
+        "document_sha256": values.get("document_sha256"),
+        "retrieved_at": values.get("retrieved_at"),
+    }
+
+
+def evidence(sha256: str | None, documents: Mapping[str, str], role: str = "") -> dict[str, Any]:
+    return {"role": role, "sha256": sha256, "href": documents.get(sha256 or "")}
+
+
+def health_view(state: SourceState | None) -> dict[str, Any]:
+    """A source's health for display: ``failing`` says since when and why."""
+    if state is None:
+        return {"health": "unknown", "failing": False, "failing_since": None, "error": None,
+                "last_healthy_at": None, "last_attempt_at": None, "failures": 0}
+    failing = state.health not in ("healthy", "unknown") or state.consecutive_failures > 0
+    return {"health": state.health, "failing": failing, "failing_since": state.failing_since,
+            "error": state.last_error, "last_healthy_at": state.last_healthy_at,
+            "last_attempt_at": state.last_attempt_at,
+            "failures": state.consecutive_failures}
+
+
+def interval_view(interval: StatusInterval, snap: Snapshot) -> dict[str, Any]:
+    record = interval.record
+    return {
+        "record": record_view(record),
+        "since": interval.valid_from,
+        "until": interval.valid_to,
+        "as_of": interval.last_confirmed_at,
+        "current": interval.valid_to is None,
+        "evidence": evidence(interval.last_document_sha256, snap.documents, "latest"),
+        "first_evidence": evidence(record.document_sha256, snap.documents, "first seen"),
+        "health": health_view(snap.states.get(record.source_id)),
+        "source_title": snap.source_title(record.source_id),
+        "history_href": history_href(record.substance),
+    }
+
+
+def change_summary(change: StoredChange, jurisdiction_name: str | None = None) -> dict[str, Any]:
+    return {
+        "id": change.id, "kind": change.kind, "kind_label": KIND_LABELS.get(change.kind,
+                                                                            change.kind),
+        "summary": change.summary, "detected_at": change.detected_at,
+        "jurisdiction": change.jurisdiction,
+        "jurisdiction_name": jurisdiction_name or change.jurisdiction.upper(),
+        "substance": change.substance, "source_id": change.source_id,
+        "effective_date": change.effective_date, "effective_label": _date_label(change),
+        "href": change_href(change.id),
+    }
+
+
+def _date_label(change: StoredChange) -> str:
+    """What a change's date is: for a pending change the item says (a comment deadline is
+    not an effective date), otherwise the effective date."""
+    if change.kind == "pending":
+        return str((change.after or {}).get("date_label") or "date")
+    return "effective"
+
+
+def pending_view(item: PendingItem | Mapping[str, Any], *, first_seen_at: str | None = None,
+                 resolved_at: str | None = None, change_id: int | None = None,
+                 jurisdiction_name: str | None = None) -> dict[str, Any]:
+    values = item.as_dict() if isinstance(item, PendingItem) else dict(item)
+    substance = str(values.get("substance") or "")
+    return {
+        "jurisdiction": values.get("jurisdiction") or "",
+        "jurisdiction_name": jurisdiction_name or str(values.get("jurisdiction") or "").upper(),
+        "substance": substance, "name": display_name(substance),
+        "source_id": values.get("source_id") or "", "key": values.get("key") or "",
+        "action": str(values.get("action") or "").replace("_", " "),
+        "description": values.get("description") or "",
+        "reference": values.get("reference") or "",
+        "proposed_schedule": values.get("proposed_schedule"),
+        "date_label": values.get("date_label") or "date",
+        "date": values.get("date"), "url": values.get("url"),
+        "details": [{"label": str(p[0]), "value": str(p[1])}
+                    for p in values.get("details") or () if len(p) == 2],
+        "first_seen_at": first_seen_at, "resolved_at": resolved_at,
+        "change_href": change_href(change_id) if change_id is not None else None,
+        "history_href": history_href(substance) if substance else None,
+    }
+
+
+def pending_views(rows: Iterable[PendingRow], snap: Snapshot) -> list[dict[str, Any]]:
+    ids = snap.pending_change_ids
+    views = [pending_view(row.item, first_seen_at=row.first_seen_at,
+                          resolved_at=row.resolved_at,
+                          change_id=ids.get((row.item.source_id, row.item.key,
+                                             row.item.substance)),
+                          jurisdiction_name=snap.jurisdiction(row.item.jurisdiction).name)
+             for row in rows]
+    return sorted(views, key=lambda v: (v["date"] or "9999", v["jurisdiction"], v["substance"]))
+
+
+def _lines(intervals: Mapping[str, StatusInterval], order: Sequence[str],
+           snap: Snapshot) -> list[dict[str, Any]]:
+    """A cell's lines: the first source in the jurisdiction's order that has a record is
+    the primary line, the others follow as secondary lines."""
+    ordered = [sid for sid in order if sid in intervals]
+    ordered += sorted(sid for sid in intervals if sid not in order)
+    lines = []
+    for position, source_id in enumerate(ordered):
+        line = interval_view(intervals[source_id], snap)
+        line["primary"] = position == 0
+        lines.append(line)
+    return lines
+
+
+# --- index ----------------------------------------------------------------------------------
+
+def index_context(snap: Snapshot, *, now: datetime) -> dict[str, Any]:
+    current = snap.current
+    by_cell: dict[tuple[str, str], dict[str, StatusInterval]] = defaultdict(dict)
+    for interval in current:
+        record = interval.record
+        by_cell[(record.substance, record.jurisdiction)][record.source_id] = interval
+    substances_now = sorted({iv.record.substance for iv in current})
+    rows_for = list(snap.watched)
+    if not snap.all_entries:
+        # A watch list: every current substance belongs in the matrix.
+        rows_for += [s for s in substances_now if s not in rows_for]
+    matrix = [{
+        "substance": substance, "name": display_name(substance),
+        "history_href": history_href(substance),
+        "cells": [{"jurisdiction": j.code,
+                   "lines": _lines(by_cell.get((substance, j.code), {}), j.sources, snap)}
+                  for j in snap.jurisdictions],
+    } for substance in rows_for]
+    in_matrix = set(rows_for)
+    others = [iv for iv in current if iv.record.substance not in in_matrix]
+    all_records = [{
+        "jurisdiction": snap.jurisdiction(iv.record.jurisdiction).name,
+        **interval_view(iv, snap),
+    } for iv in sorted(current, key=lambda iv: (iv.record.substance, iv.record.jurisdiction,
+                                                iv.record.source_id))] if others else []
+    latest = sorted(snap.changes, key=lambda c: c.id, reverse=True)[:LATEST_CHANGES]
+    return {
+        "title": "Status matrix",
+        "generated_at": _stamp(now),
+        "jurisdictions": [_jurisdiction_header(j, snap) for j in snap.jurisdictions],
+        "matrix": matrix,
+        "all_records": all_records,
+        "latest_changes": [change_summary(c, snap.jurisdiction(c.jurisdiction).name)
+                           for c in latest],
+        "pending": pending_views((r for r in snap.pending if r.resolved_at is None), snap),
+        "notices": notices(snap, now=now),
+    }
+
+
+def _jurisdiction_header(j: Jurisdiction, snap: Snapshot) -> dict[str, Any]:
+    return {"code": j.code, "name": j.name,
+            "sources": [{"id": sid, "title": j.titles.get(sid, sid),
+                         "health": health_view(snap.states.get(sid))}
+                        for sid in j.sources]}
+
+
+def notices(snap: Snapshot, *, now: datetime) -> dict[str, Any]:
+    """What needs an operator's attention: a stale scheduler heartbeat and email that will
+    never be delivered."""
+    stale = None
+    beat = snap.heartbeat
+    if beat is not None and beat.get("at"):
+        try:
+            if now - parse_stamp(str(beat["at"])) > HEARTBEAT_STALE:
+                stale = {"since": str(beat["at"]), "detail": beat.get("detail")}
+        except ValueError:
+            stale = {"since": str(beat["at"]), "detail": beat.get("detail")}
+    return {"heartbeat_stale": stale, "mail_failures": [mail_view(row)
+                                                        for row in snap.failed_mail]}
+
+
+def mail_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": row.get("id"), "kind": row.get("kind") or "", "recipient":
+            row.get("recipient") or "", "reference": row.get("reference"),
+            "created_at": row.get("created_at"), "attempts": row.get("attempts") or 0,
+            "error": row.get("last_error") or ""}
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+# --- compliance reference -------------------------------------------------------------------
+
+def reference_context(snap: Snapshot, *, now: datetime) -> dict[str, Any]:
+    current = snap.current
+    grouped: dict[str, dict[str, list[StatusInterval]]] = defaultdict(lambda: defaultdict(list))
+    for interval in current:
+        grouped[interval.record.jurisdiction][interval.record.substance].append(interval)
+    watched = list(snap.watched)
+    sections = []
+    for j in snap.jurisdictions:
+        substances = grouped.get(j.code, {})
+        order = [s for s in watched if s in substances] + sorted(
+            s for s in substances if s not in watched)
+        sections.append({
+            "code": j.code, "name": j.name,
+            "sources": [_source_reference(sid, j, snap) for sid in j.sources],
+            "substances": [{
+                "substance": s, "name": display_name(s), "history_href": history_href(s),
+                "entries": _lines({iv.record.source_id: iv for iv in substances[s]},
+                                  j.sources, snap),
+            } for s in order],
+        })
+    confirmed = [iv.last_confirmed_at for iv in current]
+    return {"title": "Compliance reference", "as_of": max(confirmed) if confirmed else None,
+            "generated_at": _stamp(now), "sections": sections,
+            "control_levels": [{"key": k, "description": v} for k, v in CONTROL_LEVELS.items()]}
+
+
+def _source_reference(source_id: str, j: Jurisdiction, snap: Snapshot) -> dict[str, Any]:
+    state = snap.states.get(source_id)
+    return {
+        "id": source_id, "title": j.titles.get(source_id, source_id),
+        "health": health_view(state),
+        "document_title": state.title if state else None,
+        "instrument": state.instrument if state else None,
+        "url": state.last_url if state else None,
+        "document_dates": [{"label": str(p[0]), "date": str(p[1])}
+                           for p in (state.document_dates if state else ()) if len(p) == 2],
+        "evidence": evidence(state.last_document_sha256 if state else None, snap.documents,
+                             "latest"),
+    }
+
+
+# --- change pages ---------------------------------------------------------------------------
+
+def change_context(change: StoredChange, *, jurisdiction_name: str | None = None,
+                   source_title: str | None = None,
+                   documents: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Everything a change page (or an alert email) shows about one change: before and
+    after side by side, a word-level diff of each changed field of the legal text, the
+    dates, and evidence (``href`` None when the archived copy is not in the site)."""
+    docs = documents or {}
+    before = record_view(change.before) if change.before and change.kind != "pending" else None
+    after = record_view(change.after) if change.after and change.kind != "pending" else None
+    rows, diffs = [], []
+    if before is not None or after is not None:
+        for name in COMPARED_FIELDS:
+            old = before.get(name) if before else None
+            new = after.get(name) if after else None
+            rows.append({"field": name, "label": FIELD_LABELS.get(name, name),
+                         "before": old, "after": new, "changed": old != new})
+            if name in TEXT_FIELDS and old != new:
+                segments = word_diff(_text(old), _text(new))
+                if changed(segments):
+                    diffs.append({"field": name, "label": FIELD_LABELS.get(name, name),
+                                  "segments": segments, "text": as_text(segments)})
+    is_source = change.kind in SOURCE_KINDS
+    details = dict(change.details)
+    source_event = None
+    if is_source:
+        document = details.get("document_sha256")
+        source_event = {
+            "error": details.get("error"), "error_kind": details.get("error_kind"),
+            "url": details.get("url"), "failing_since": details.get("failing_since"),
+            "previous_error": details.get("previous_error"),
+            "previous_health": details.get("previous_health"),
+            "document": evidence(document, docs, "fetched") if document else None,
+        }
+    pending = None
+    if change.kind == "pending" and change.after:
+        pending = pending_view(change.after, jurisdiction_name=jurisdiction_name)
+    substance = change.substance
+    return {
+        **change_summary(change, jurisdiction_name),
+        "title": change.summary,
+        "name": display_name(substance) if substance else None,
+        "history_href": history_href(substance) if substance else None,
+        "source_title": source_title or change.source_id,
+        "level": "source" if is_source else "pending" if pending else "status",
+        "before": before, "after": after, "rows": rows, "diffs": diffs,
+        "fields": [FIELD_LABELS.get(f, f) for f in details.get("fields") or ()],
+        "source_event": source_event, "pending": pending,
+        "evidence": [evidence(change.before_sha256, docs, "before"),
+                     evidence(change.after_sha256, docs, "after")],
+        "dates": _change_dates(change, before, after),
+    }
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _change_dates(change: StoredChange, before: Mapping[str, Any] | None,
+                  after: Mapping[str, Any] | None) -> list[dict[str, str]]:
+    """Every date of a change with what it is."""
+    result = [{"label": "detected", "date": change.detected_at, "kind": "stamp"}]
+    if change.effective_date:
+        result.append({"label": _date_label(change), "date": change.effective_date,
+                       "kind": "date"})
+    for side, view in (("before", before), ("after", after)):
+        if view is None:
+            continue
+        if view.get("retrieved_at"):
+            result.append({"label": f"retrieved ({side})", "date": view["retrieved_at"],
+                           "kind": "stamp"})
+        for pair in view.get("dates") or ():
+            result.append({"label": f"{pair['label']} ({side})", "date": pair["date"],
+                           "kind": "date"})
+    return result
+
+
+# --- history pages --------------------------------------------------------------------------
+
+def history_context(substance: str, intervals: Sequence[StatusInterval],
+                    changes: Sequence[StoredChange], pending: Sequence[PendingRow],
+                    snap: Snapshot) -> dict[str, Any]:
+    """A timeline per jurisdiction and source for one substance, oldest first."""
+    by_source: dict[str, dict[str, list[StatusInterval]]] = defaultdict(lambda: defaultdict(list))
+    for interval in intervals:
+        by_source[interval.record.jurisdiction][interval.record.source_id].append(interval)
+    sections = []
+    for j in snap.jurisdictions:
+        if j.code not in by_source:
+            continue
+        sources = by_source[j.code]
+        order = [s for s in j.sources if s in sources] + sorted(
+            s for s in sources if s not in j.sources)
+        sections.append({"code": j.code, "name": j.name, "sources": [{
+            "id": sid, "title": j.titles.get(sid, sid),
+            "intervals": [interval_view(iv, snap)
+                          for iv in sorted(sources[sid], key=lambda iv: iv.valid_from)],
+        } for sid in order]})
+    return {
+        "title": f"History: {display_name(substance)}",
+        "substance": substance, "name": display_name(substance), "sections": sections,
+        "changes": [change_summary(c, snap.jurisdiction(c.jurisdiction).name)
+                    for c in sorted(changes, key=lambda c: c.id, reverse=True)],
+        "pending": pending_views(pending, snap),
+    }
+
+
+# --- weekly ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WeekIndex:
+    """The fetch log and the dated facts, arranged once so that every week's context is a
+    few lookups rather than a scan of ten years."""
+
+    fetches_by_week: Mapping[str, Sequence[Mapping[str, Any]]]
+    changes_by_week: Mapping[str, Sequence[StoredChange]]
+    #: Healthy fetch times per source, sorted, for "last healthy fetch before …".
+    healthy_times: Mapping[str, Sequence[str]]
+    #: (date, label, interval) for every dated fact of every interval, sorted by date.
+    dated: Sequence[tuple[date, str, StatusInterval]]
+    weeks: tuple[str, ...]  # every week with a fetch or a change, oldest first
+
+
+def week_finder(stamps: Iterable[str], reader_zone: ZoneInfo) -> Callable[[str], str]:
+    """A function from a stored timestamp to its ISO week in the reader's zone. The week
+    starts (Monday 00:00 local, in UTC) are worked out once for the span of ``stamps`` and
+    each timestamp is placed among them: exact in every zone, half-hour offsets included,
+    and cheap for ten years of daily rows."""
+    moments = [parse_stamp(value) for value in stamps]
+    if not moments:
+        return lambda value: week_name(parse_stamp(value), reader_zone)
+    first, last = min(moments), max(moments)
+    week = week_name(first, reader_zone)
+    starts: list[datetime] = []
+    names: list[str] = []
+    while True:
+        start, end = week_bounds(week, reader_zone)
+        starts.append(start)
+        names.append(week)
+        if end > last:
+            break
+        week = week_name(end, reader_zone)
+
+    def find(value: str) -> str:
+        moment = parse_stamp(value)
+        position = bisect.bisect_right(starts, moment) - 1
+        if position < 0 or moment >= end:
+            return week_name(moment, reader_zone)  # outside the span given
+        return names[position]
+
+    return find
+
+
+def week_index(snap: Snapshot, reader_zone: ZoneInfo) -> WeekIndex:
+    by_week: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    changes_by_week: dict[str, list[StoredChange]] = defaultdict(list)
+    healthy: dict[str, list[str]] = defaultdict(list)
+    weeks: set[str] = set()
+    week_for = week_finder([str(row["started_at"]) for row in snap.fetches]
+                           + [change.detected_at for change in snap.changes], reader_zone)
+    for row in snap.fetches:
+        started = str(row["started_at"])
+        week = week_for(started)
+        by_week[week].append(row)
+        weeks.add(week)
+        if row["outcome"] in HEALTHY_OUTCOMES:
+            healthy[str(row["source_id"])].append(started)
+    for change in snap.changes:
+        week = week_for(change.detected_at)
+        changes_by_week[week].append(change)
+        weeks.add(week)
+    dated: list[tuple[date, str, StatusInterval]] = []
+    for interval in snap.intervals:
+        for label, value in _record_dates(interval.record):
+            day = parse_day(value)
+            if day is not None:
+                dated.append((day, label, interval))
+    dated.sort(key=lambda item: (item[0], item[2].id))
+    return WeekIndex(fetches_by_week=by_week, changes_by_week=changes_by_week,
+                     healthy_times={k: sorted(v) for k, v in healthy.items()},
+                     dated=dated, weeks=tuple(sorted(weeks)))
+
+
+def _record_dates(record: StatusRecord) -> list[tuple[str, str]]:
+    dates = [("effective", record.effective_from)] if record.effective_from else []
+    return dates + [(str(label), str(value)) for label, value in record.dates]
+
+
+def _active(start: str, end: str | None, at: str) -> bool:
+    return start <= at and (end is None or end > at)
+
+
+def weekly_context_from(snap: Snapshot, index: WeekIndex, week: str, *,
+                        reader_zone: ZoneInfo, now: datetime) -> dict[str, Any]:
+    """The weekly report of one ISO week (in the reader's zone)."""
+    start, end = week_bounds(week, reader_zone)
+    start_s, end_s = _stamp(start), _stamp(end)
+    # For a week still running, "time since" is measured to now, not to a future Monday.
+    reference = min(end, now)
+    reference_s = _stamp(reference)
+    rows = index.fetches_by_week.get(week, ())
+    sources = []
+    for j in snap.jurisdictions:
+        for sid in j.sources:
+            mine = [r for r in rows if r["source_id"] == sid]
+            failures = [r for r in mine if r["outcome"] in FAILED_OUTCOMES]
+            times = index.healthy_times.get(sid, ())
+            position = bisect.bisect_right(times, reference_s)
+            last = times[position - 1] if position else None
+            errors: dict[str, int] = defaultdict(int)
+            for row in failures:
+                errors[str(row.get("error") or row["outcome"])] += 1
+            sources.append({
+                "id": sid, "title": j.titles.get(sid, sid), "jurisdiction": j.code,
+                "jurisdiction_name": j.name, "checks": len(mine), "failures": len(failures),
+                "last_healthy_at": last,
+                "since_healthy": human_duration(
+                    (reference - parse_stamp(last)).total_seconds()) if last else None,
+                "errors": [{"error": text, "count": count}
+                           for text, count in sorted(errors.items(),
+                                                     key=lambda e: -e[1])[:5]],
+            })
+    week_changes = index.changes_by_week.get(week, ())
+    by_jurisdiction = [{
+        "code": j.code, "name": j.name,
+        "changes": [change_summary(c, j.name) for c in week_changes if c.jurisdiction == j.code],
+    } for j in snap.jurisdictions]
+    open_in_week = [r for r in snap.pending if r.first_seen_at < end_s
+                    and (r.resolved_at is None or r.resolved_at >= start_s)]
+    return {
+        "title": f"Weekly report {week}",
+        "week": week, "start": start_s, "end": end_s, "timezone": reader_zone.key,
+        "complete": now >= end,
+        "sources": sources,
+        "changes_by_jurisdiction": [group for group in by_jurisdiction if group["changes"]],
+        "change_count": len(week_changes),
+        "pending": pending_views(open_in_week, snap),
+        "upcoming": _upcoming(snap, index, end, open_in_week),
+        "upcoming_days": UPCOMING_DAYS,
+        "mail_failures": [mail_view(row) for row in snap.failed_mail
+                          if start_s <= str(row.get("created_at") or "") < end_s],
+    }
+
+
+def _upcoming(snap: Snapshot, index: WeekIndex, end: datetime,
+              pending: Sequence[PendingRow]) -> list[dict[str, Any]]:
+    """Dated facts that fall after the week's end and within UPCOMING_DAYS of it: pending
+    items open at the week's end and records in force then."""
+    first, last = end.date(), end.date() + timedelta(days=UPCOMING_DAYS)
+    end_s = _stamp(end)
+    result = []
+    for row in pending:
+        day = parse_day(row.item.date)
+        if day is not None and first <= day <= last and (
+                row.resolved_at is None or row.resolved_at >= end_s):
+            view = pending_view(row.item, first_seen_at=row.first_seen_at,
+                                jurisdiction_name=snap.jurisdiction(row.item.jurisdiction).name)
+            result.append({"date": row.item.date, "day": day.isoformat(),
+                           "label": view["date_label"], "what": "pending",
+                           "jurisdiction_name": view["jurisdiction_name"],
+                           "substance": view["substance"], "name": view["name"],
+                           "text": f"{view['action']}: {view['description']}",
+                           "reference": view["reference"], "href": view["history_href"]})
+    low = bisect.bisect_left(index.dated, first, key=lambda item: item[0])
+    high = bisect.bisect_right(index.dated, last, key=lambda item: item[0])
+    for day, label, interval in index.dated[low:high]:
+        if not _active(interval.valid_from, interval.valid_to, end_s):
+            continue
+        record = interval.record
+        result.append({"date": day.isoformat(), "day": day.isoformat(), "label": label,
+                       "what": "record",
+                       "jurisdiction_name": snap.jurisdiction(record.jurisdiction).name,
+                       "substance": record.substance, "name": display_name(record.substance),
+                       "text": f"{schedule_label(record)}, {record.instrument}"
+                               + (f" {record.provision}" if record.provision else ""),
+                       "reference": record.source_id,
+                       "href": history_href(record.substance)})
+    return sorted(result, key=lambda item: (item["day"], item["jurisdiction_name"],
+                                            item["substance"]))
+
+
+def weekly_index_context(weeks: Sequence[str]) -> dict[str, Any]:
+    return {"title": "Weekly reports",
+            "weeks": [{"week": w, "href": weekly_href(w)} for w in sorted(weeks, reverse=True)]}
+
+
+# --- feed and exports -----------------------------------------------------------------------
+
+def feed_context(snap: Snapshot, *, feed_id: str, site_url: str | None,
+                 now: datetime) -> dict[str, Any]:
+    latest = sorted(snap.changes, key=lambda c: c.id, reverse=True)[:FEED_ENTRIES]
+    entries = []
+    for change in latest:
+        j = snap.jurisdiction(change.jurisdiction)
+        context = change_context(change, jurisdiction_name=j.name,
+                                 source_title=snap.source_title(change.source_id),
+                                 documents=snap.documents)
+        context["entry_id"] = entry_id(feed_id, change)
+        entries.append(context)
+    updated = latest[0].detected_at if latest else _stamp(now)
+    return {"feed_id": feed_id, "site_url": site_url, "updated": updated, "entries": entries}
+
+
+def entry_id(feed_id: str, change: StoredChange) -> str:
+    """Stable per change: the change id and its detection time, under the feed's id (a new
+    database that reuses change #1 gives a new entry id)."""
+    import uuid
+
+    return uuid.uuid5(uuid.UUID(feed_id[len("urn:uuid:"):]),
+                      f"change:{change.id}:{change.detected_at}").urn
+
+
+def feed_id_for(site: str) -> str:
+    import uuid
+
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"schedwatch:{site}").urn
+
+
+STATUS_COLUMNS = ("jurisdiction", "substance", "source_id", "status", "schedule",
+                  "control_level", "control_level_description", "instrument", "provision",
+                  "listed_as", "basis", "code", "parent_entry", "effective_from", "dates",
+                  "status_since", "last_confirmed_at", "last_document_sha256",
+                  "first_document_sha256", "source_url", "source_health")
+CHANGE_COLUMNS = ("id", "detected_at", "jurisdiction", "substance", "source_id", "kind",
+                  "summary", "effective_date", "before_schedule", "after_schedule",
+                  "before_sha256", "after_sha256", "error")
+
+
+def status_rows(snap: Snapshot) -> list[dict[str, Any]]:
+    rows = []
+    for interval in snap.current:
+        record = interval.record
+        state = snap.states.get(record.source_id)
+        rows.append({
+            "jurisdiction": record.jurisdiction, "substance": record.substance,
+            "source_id": record.source_id, "status": record.status,
+            "schedule": record.schedule, "control_level": record.control_level,
+            "control_level_description": CONTROL_LEVELS.get(record.control_level or "", None),
+            "instrument": record.instrument, "provision": record.provision,
+            "listed_as": record.listed_as, "basis": record.basis, "code": record.code,
+            "parent_entry": record.parent_entry, "effective_from": record.effective_from,
+            "dates": [list(pair) for pair in record.dates],
+            "status_since": interval.valid_from, "last_confirmed_at": interval.last_confirmed_at,
+            "last_document_sha256": interval.last_document_sha256,
+            "first_document_sha256": record.document_sha256, "source_url": record.source_url,
+            "source_health": state.health if state else "unknown",
+        })
+    return rows
+
+
+def change_rows(snap: Snapshot) -> list[dict[str, Any]]:
+    return [{
+        "id": c.id, "detected_at": c.detected_at, "jurisdiction": c.jurisdiction,
+        "substance": c.substance, "source_id": c.source_id, "kind": c.kind,
+        "summary": c.summary, "effective_date": c.effective_date,
+        "before_schedule": (c.before or {}).get("schedule") if c.kind != "pending" else None,
+        "after_schedule": (c.after or {}).get("schedule") if c.kind != "pending" else
+        (c.after or {}).get("proposed_schedule"),
+        "before_sha256": c.before_sha256, "after_sha256": c.after_sha256,
+        "error": c.details.get("error"),
+    } for c in snap.changes]
