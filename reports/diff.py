@@ -135,8 +135,9 @@ def summarise(kind: str, substance: str, jurisdiction_name: str, before: StatusR
 def pending_summary(item: PendingItem, jurisdiction_name: str) -> str:
     target = f" to Schedule {item.proposed_schedule}" if item.proposed_schedule else ""
     when = f", {item.date_label} {item.date}" if item.date else ""
-    return f"{display_name(item.substance)} — {jurisdiction_name}: {item.action.replace('_', ' ')}" \
-           f"{target} ({item.reference}{when}) (pending)"
+    action = item.action.replace("_", " ")
+    return f"{display_name(item.substance)} — {jurisdiction_name}: {action}{target} " \
+           f"({item.reference}{when}) (pending)"
 
 
 def source_summary(kind: str, source_id: str, jurisdiction_name: str, detail: str) -> str:

@@ -206,7 +206,7 @@ class SourceState:
     instrument: str | None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> SourceState:
+    def from_row(cls, row: Mapping[Any, Any]) -> SourceState:
         return cls(
             source_id=row["source_id"], jurisdiction=row["jurisdiction"], health=row["health"],
             failing_since=row["failing_since"],
@@ -239,7 +239,7 @@ class StoredChange:
     details: dict[str, Any]
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> StoredChange:
+    def from_row(cls, row: Mapping[Any, Any]) -> StoredChange:
         return cls(id=row["id"], run_id=row["run_id"], detected_at=row["detected_at"],
                    jurisdiction=row["jurisdiction"], substance=row["substance"],
                    source_id=row["source_id"], kind=row["kind"], summary=row["summary"],
@@ -463,9 +463,11 @@ class Store:
         """One run's writes. Commits on success, rolls back on any exception."""
         try:
             with self.engine.begin() as conn:
-                run_id = conn.execute(runs.insert().values(
+                inserted = conn.execute(runs.insert().values(
                     started_at=stamp(started_at), trigger=trigger,
-                    jurisdictions=",".join(jurisdictions))).inserted_primary_key[0]
+                    jurisdictions=",".join(jurisdictions))).inserted_primary_key
+                assert inserted is not None
+                run_id = inserted[0]
                 yield RunWriter(conn, int(run_id))
         except sa.exc.OperationalError as error:
             raise StoreError(f"the database {self._safe_url()} could not be written "
@@ -664,7 +666,9 @@ class RunWriter:
             after=_dumps(after) if after is not None else None, effective_date=effective_date,
             before_sha256=before_sha256, after_sha256=after_sha256,
             details=_dumps(details or {})))
-        return int(result.inserted_primary_key[0])
+        inserted = result.inserted_primary_key
+        assert inserted is not None
+        return int(inserted[0])
 
     def open_pending(self, item: PendingItem, *, at: datetime) -> None:
         self.conn.execute(pending.insert().values(
