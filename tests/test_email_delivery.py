@@ -802,7 +802,7 @@ def test_a_process_killed_after_detection_sends_exactly_once_on_the_next_run(
     assert "delivered 1 message (1 alert)" in first.stdout
     second = subprocess.run(cli, capture_output=True, text=True, timeout=60)
     assert second.returncode == 0, second.stderr
-    assert second.stdout == ""
+    assert second.stdout == "email: nothing due in the outbox\n"
     [message] = server.messages
     assert message["Subject"] == RESCHEDULED_CA["summary"]
 
