@@ -1460,3 +1460,26 @@ SOURCES: tuple[Source, ...] = (
         media_type="application/json", min_interval=1.0,
     ),
 )
+
+
+def cross_checks(records: Iterable[StatusRecord], pending: Iterable[PendingItem],
+                 today: date) -> list[str]:
+    """Warnings for the reports (the optional ``cross_checks`` hook of a jurisdiction
+    module): final rules in effect that the eCFR does not show yet, with the days since."""
+    current = list(records)
+    fr = ParseResult(records=tuple(r for r in current if r.source_id == FR_SOURCE_ID),
+                     pending=tuple(p for p in pending if p.source_id == FR_SOURCE_ID))
+    ecfr = [r for r in current if r.source_id == ECFR_SOURCE_ID]
+    if not fr.records and not fr.pending:
+        return []
+    lines = []
+    for rule in unconfirmed_final_rules(fr, ecfr, today):
+        expected = f"Schedule {rule.expected_schedule}" if rule.expected_schedule else \
+            rule.expected_status.replace("_", " ")
+        shown = f"Schedule {rule.ecfr_schedule}" if rule.ecfr_schedule else \
+            (rule.ecfr_status or "nothing").replace("_", " ")
+        days = (today - date.fromisoformat(rule.effective)).days
+        lines.append(f"{rule.reference} ({rule.document}) took effect {rule.effective}: "
+                     f"{rule.substance} {expected} expected, the eCFR shows {shown} — "
+                     f"{days} day{'' if days == 1 else 's'} after the effective date")
+    return lines

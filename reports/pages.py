@@ -446,7 +446,27 @@ def notices(snap: Snapshot, *, now: datetime) -> dict[str, Any]:
         except ValueError:
             stale = {"since": str(beat["at"]), "detail": beat.get("detail")}
     return {"heartbeat_stale": stale, "mail_failures": [mail_view(row)
-                                                        for row in snap.failed_mail]}
+                                                        for row in snap.failed_mail],
+            "cross_checks": cross_checks(snap, now.date())}
+
+
+def cross_checks(snap: Snapshot, today: date) -> list[str]:
+    """Warnings from the jurisdictions' optional ``cross_checks(records, pending, today)``
+    hook (the US: a final rule in effect that the eCFR does not show yet)."""
+    from jurisdictions import jurisdiction
+
+    records = [iv.record for iv in snap.current]
+    open_items = [row.item for row in snap.pending if row.resolved_at is None]
+    lines: list[str] = []
+    for j in snap.jurisdictions:
+        try:
+            hook = getattr(jurisdiction(j.code), "cross_checks", None)
+        except (KeyError, ImportError):
+            continue
+        if hook is not None:
+            lines += hook([r for r in records if r.jurisdiction == j.code],
+                          [p for p in open_items if p.jurisdiction == j.code], today)
+    return lines
 
 
 def mail_view(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -745,6 +765,7 @@ def weekly_context_from(snap: Snapshot, index: WeekIndex, week: str, *,
         "upcoming_days": UPCOMING_DAYS,
         "mail_failures": [mail_view(row) for row in snap.failed_mail
                           if start_s <= str(row.get("created_at") or "") < end_s],
+        "cross_checks": cross_checks(snap, min(now, end).date()),
     }
 
 
