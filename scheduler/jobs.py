@@ -28,24 +28,27 @@ job store pickles them; they reload the settings on each run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
 import signal
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from scrapers.errors import ConfigError, LockedError, SchedwatchError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from apscheduler.schedulers.base import BaseScheduler
-
     from scheduler.config import Settings
     from scrapers.store import Store
 
@@ -54,7 +57,7 @@ OUTBOX = "outbox"
 #: Job ids that are not jurisdictions, in the order ``schedwatch jobs`` lists them.
 FIXED_JOBS = (WEEKLY_REPORT, OUTBOX)
 DEFAULT_JURISDICTION_CRON = "0 6 * * *"
-DEFAULT_CRON = {WEEKLY_REPORT: "0 8 * * mon", OUTBOX: "*/15 * * * *"}
+DEFAULT_CRON = MappingProxyType({WEEKLY_REPORT: "0 8 * * mon", OUTBOX: "*/15 * * * *"})
 #: A cron value that schedules nothing for that job id.
 OFF = "off"
 #: The name of the scheduler's row in the store's heartbeat table, and of its process lock.
@@ -63,6 +66,7 @@ HEARTBEAT = "scheduler"
 PERSISTENT = "default"
 
 _LOGGER = "schedwatch.scheduler"
+_OFFLINE_LOGGER = "apscheduler.offline"
 _CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _CRON_FORM = ("write 5 fields \"minute hour day-of-month month day-of-week\", e.g. "
               "\"15 6 * * *\", or \"off\"")
@@ -125,7 +129,7 @@ def cron_day_of_week(field: str) -> str:
     return ",".join(_CRON_DAYS[day] for day in sorted(days, key=lambda d: (d + 6) % 7))
 
 
-class CrontabTrigger(CronTrigger):  # type: ignore[misc]
+class CrontabTrigger(CronTrigger):
     """A ``CronTrigger`` built from a standard 5-field crontab expression, with cron's
     day-of-week numbering, that keeps the expression's text so that logs and
     ``schedwatch jobs`` show ``cron[15 6 * * *]`` rather than APScheduler's field list."""
@@ -266,22 +270,61 @@ def _jobstore(store: Store) -> Any:
     return SQLAlchemyJobStore(engine=store.engine)
 
 
+class SafeBlockingScheduler(BlockingScheduler):
+    """``BlockingScheduler`` that does not process jobs once shut down.
+
+    APScheduler 3.x runs one more ``_process_jobs`` pass after ``shutdown()`` (its issues #285
+    and #985): submitting to the stopped executor fails, but the due job's next run time has
+    already been advanced and stored, so a run due at the moment of a SIGTERM would be lost
+    instead of happening at the next start.
+    """
+
+    def _process_jobs(self) -> float | None:
+        if self.state == STATE_STOPPED:
+            return None
+        result: float | None = super()._process_jobs()
+        return result
+
+
+class SafeBackgroundScheduler(SafeBlockingScheduler, BackgroundScheduler):
+    """``BackgroundScheduler`` with the same fix (tests and embedding programs)."""
+
+
+class _OfflineScheduler(BaseScheduler):
+    """A scheduler that only edits job stores: no thread, so it can never run a job."""
+
+    def shutdown(self, wait: bool = True) -> None:
+        super().shutdown(wait)
+
+    def wakeup(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def offline_scheduler(store: Store, zone: Any = UTC) -> Iterator[Any]:
+    """The persistent jobs, open for reading and editing through APScheduler's API, with
+    nothing executed (the scheduler is started paused and has no processing thread)."""
+    # Its own logger: "Scheduler started" from this editor would read as the real one.
+    scheduler = _OfflineScheduler(jobstores={PERSISTENT: _jobstore(store)}, timezone=zone,
+                                  logger=logging.getLogger(_OFFLINE_LOGGER))
+    scheduler.start(paused=True)
+    try:
+        yield scheduler
+    finally:
+        scheduler.shutdown(wait=False)
+
+
 def reconcile_jobs(settings: Settings, store: Store, specs: Sequence[JobSpec]
                    ) -> dict[str, list[str]]:
     """Make the stored jobs match ``specs``; returns the ids added, rescheduled, kept and
-    removed. Runs on a paused scheduler, so nothing executes here."""
-    from apscheduler.schedulers.background import BackgroundScheduler
-
-    zone = scheduler_zone(settings)
+    removed. Nothing is executed here."""
     options = job_options(settings)
+    zone = scheduler_zone(settings)
     done: dict[str, list[str]] = {"added": [], "rescheduled": [], "kept": [], "removed": []}
-    # The stored jobs are only visible through a started scheduler; paused, it runs nothing.
-    reconciler = BackgroundScheduler(jobstores={PERSISTENT: _jobstore(store)}, timezone=zone)
-    reconciler.start(paused=True)
-    try:
+    with offline_scheduler(store, zone) as reconciler:
         stored = {job.id: job for job in reconciler.get_jobs(jobstore=PERSISTENT)}
         wanted = {spec.id for spec in specs}
-        for job_id in stored:
+        for job_id in sorted(stored):
             if job_id not in wanted:
                 reconciler.remove_job(job_id, jobstore=PERSISTENT)
                 done["removed"].append(job_id)
@@ -303,32 +346,32 @@ def reconcile_jobs(settings: Settings, store: Store, specs: Sequence[JobSpec]
                 reconciler.modify_job(spec.id, jobstore=PERSISTENT, trigger=spec.trigger,
                                       **settings_of_job)
                 done["kept"].append(spec.id)
-    finally:
-        reconciler.shutdown(wait=True)
+        log = _log()
+        for action in ("added", "rescheduled", "kept", "removed"):
+            if done[action]:
+                log.info("jobs %s: %s", action, ", ".join(done[action]))
+        for job in reconciler.get_jobs(jobstore=PERSISTENT):
+            log.info("job %s %s: next run %s", job.id, job.trigger,
+                     _iso(job.next_run_time, zone) or "paused")
     return done
 
 
-def build_scheduler(settings: Settings, *, store: Store, scheduler_class: Any = None,
+def build_scheduler(settings: Settings, *, store: Store, background: bool = False,
                     overrides: Mapping[str, Any] | None = None) -> BaseScheduler:
     """Reconcile the stored jobs with the configuration and return a scheduler, not yet
     started, over them plus the in-memory heartbeat job.
 
-    ``scheduler_class`` defaults to ``BlockingScheduler``; tests pass ``BackgroundScheduler``
-    and ``overrides`` (job id → trigger) to run a job every second.
+    The scheduler blocks in ``start()`` unless ``background`` (tests, which also pass
+    ``overrides``: job id → trigger, e.g. an ``IntervalTrigger`` of one second).
     """
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.jobstores.memory import MemoryJobStore
-    from apscheduler.schedulers.blocking import BlockingScheduler
     from apscheduler.triggers.interval import IntervalTrigger
 
     specs = job_specs(settings, overrides=overrides)
     zone = scheduler_zone(settings)
-    done = reconcile_jobs(settings, store, specs)
-    log = _log()
-    for action in ("added", "rescheduled", "kept", "removed"):
-        if done[action]:
-            log.info("jobs %s: %s", action, ", ".join(done[action]))
-    cls = scheduler_class or BlockingScheduler
+    reconcile_jobs(settings, store, specs)
+    cls = SafeBackgroundScheduler if background else SafeBlockingScheduler
     scheduler = cls(
         jobstores={PERSISTENT: _jobstore(store), "memory": MemoryJobStore()},
         # One worker for everything that writes: runs, the weekly report and the outbox take
@@ -338,7 +381,7 @@ def build_scheduler(settings: Settings, *, store: Store, scheduler_class: Any = 
         job_defaults=job_options(settings), timezone=zone)
     heartbeat = settings.scheduler.heartbeat_seconds
     scheduler.add_job(heartbeat_job, IntervalTrigger(seconds=heartbeat, timezone=zone),
-                      args=(store, scheduler, _now_utc().isoformat()), id="heartbeat",
+                      args=(store, _now_utc().isoformat()), id="heartbeat",
                       name="heartbeat", jobstore="memory", executor="heartbeat",
                       next_run_time=datetime.now(zone), coalesce=True, max_instances=1,
                       misfire_grace_time=heartbeat)
@@ -361,8 +404,8 @@ def run_scheduler(settings: Settings) -> None:
     _configure_logging()
     store = Store(settings.data_dir, settings.database_url)
     try:
-        # One scheduler per data folder: two would run every job twice (the per-jurisdiction
-        # lock would skip the second run, but not a second weekly email).
+        # One scheduler per data folder: two would fire every job twice (the locks and the
+        # outbox's idempotency keys limit the harm, but not the doubled fetches and reports).
         with store.lock(HEARTBEAT, holder="schedwatch schedule"):
             scheduler = build_scheduler(settings, store=store)
             store.beat(HEARTBEAT, now=_now_utc(), detail="starting")
@@ -426,8 +469,10 @@ def _configure_logging() -> None:
     if not root.handlers:
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Two INFO lines a minute from the heartbeat would bury the runs in the journal.
+    # Two INFO lines a minute from the heartbeat would bury the runs in the journal, and the
+    # job store editor's start/stop lines say nothing the reconciliation summary does not.
     logging.getLogger("apscheduler.executors.heartbeat").setLevel(logging.WARNING)
+    logging.getLogger(_OFFLINE_LOGGER).setLevel(logging.WARNING)
 
 
 def _now_utc() -> datetime:
@@ -525,17 +570,20 @@ def outbox_job(config_path: str | None) -> None:
         store.close()
 
 
-def heartbeat_job(store: Store, scheduler: BaseScheduler, started_at: str) -> None:
+def heartbeat_job(store: Store, started_at: str) -> None:
     """Record that the scheduler is alive, with its next persistent job (in memory only)."""
     import sqlalchemy as sa
 
     detail = f"running since {started_at}"
     try:
-        upcoming = [job for job in scheduler.get_jobs(jobstore=PERSISTENT)
-                    if job.next_run_time is not None]
+        # Read from the database, not through the scheduler: APScheduler 3.x holds its job
+        # store lock while shutdown() waits for running jobs, so a job calling
+        # scheduler.get_jobs() at that moment would deadlock the shutdown.
+        upcoming = [(when, job_id) for job_id, _trigger, when in _stored_jobs(store)
+                    if when is not None]
         if upcoming:
-            job = min(upcoming, key=lambda j: j.next_run_time)
-            detail += f"; next: {job.id} at {job.next_run_time.isoformat()}"
+            when, job_id = min(upcoming)
+            detail += f"; next: {job_id} at {when.isoformat()}"
         store.beat(HEARTBEAT, now=_now_utc(), detail=detail)
     except (SchedwatchError, sa.exc.SQLAlchemyError) as error:
         # A busy or briefly unavailable database must not stop the scheduler; the next beat
