@@ -416,6 +416,9 @@ def jobs(state: State, fmt: str) -> None:
         return
     _table(rows, [("id", "Job"), ("trigger", "Trigger"), ("next_run_time", "Next run"),
                   ("next_run_time_utc", "Next run (UTC)")])
+    if any(row.get("stored") is False for row in rows):
+        click.echo("note: jobs not stored yet are computed from the configuration; start "
+                   "`schedwatch schedule` to store them")
     click.echo(f"last heartbeat: {heartbeat or 'never'}")
 
 
