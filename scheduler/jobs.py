@@ -36,7 +36,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -510,8 +510,19 @@ def jurisdiction_job(config_path: str | None, code: str) -> None:
             "all healthy" if report.exit_code == 0 else "some sources FAILED")
 
 
+def last_complete_week(timezone: str, now: datetime | None = None) -> str:
+    """The ISO week before the current one in the reader's zone: the weekly job runs early
+    in a week and reports the week that has just ended."""
+    from zoneinfo import ZoneInfo
+
+    moment = (now or datetime.now(UTC)).astimezone(ZoneInfo(timezone)) - timedelta(days=7)
+    year, week, _ = moment.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
 def weekly_report_job(config_path: str | None) -> None:
-    """Write this week's report into the site and, when email is configured, send it."""
+    """Rebuild the site, write last week's report into it and, when email is configured,
+    send it."""
     from scheduler.config import load_settings
     from scrapers.store import Store
 
@@ -524,16 +535,18 @@ def weekly_report_job(config_path: str | None) -> None:
     store = Store(settings.data_dir, settings.database_url)
     try:
         try:
-            from reports.site import write_weekly
+            from reports.site import publish, write_weekly
         except ImportError as error:
             log.error("weekly report: reports.site is not available (%s)", error)
             return
-        path = write_weekly(settings, store, None)
+        week = last_complete_week(settings.scheduler.timezone)
+        publish(settings, store)
+        path = write_weekly(settings, store, week)
         log.info("weekly report written: %s", path)
         if settings.email is not None:
             from reports.email import send_weekly
 
-            for line in send_weekly(settings, store, None):
+            for line in send_weekly(settings, store, week):
                 log.info("weekly email: %s", line)
     except (SchedwatchError, OSError) as error:
         log.error("weekly report: %s", error)

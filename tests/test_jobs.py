@@ -189,3 +189,15 @@ def test_cli_jobs_json_and_table(tmp_path, monkeypatch, capsys):
         main(["--config", str(config), "jobs"])
     out = capsys.readouterr().out
     assert "cron[15 6 * * *]" in out and "last heartbeat: never" in out
+
+
+def test_the_weekly_job_reports_the_week_that_has_just_ended() -> None:
+    from datetime import UTC, datetime
+
+    from scheduler.jobs import last_complete_week
+
+    # Monday 2026-11-23 08:00 in Toronto is in ISO week 48; the report is for week 47.
+    monday = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
+    assert last_complete_week("America/Toronto", monday) == "2026-W47"
+    # Early on 2027-01-04 (a Monday, week 1) the week that ended is 2026-W53.
+    assert last_complete_week("UTC", datetime(2027, 1, 4, 8, 0, tzinfo=UTC)) == "2026-W53"
