@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from jurisdictions.base import FetchContext, Fetched, Fetcher, Source
+from jurisdictions.matching import substance_key
 from jurisdictions.substances import Substance, WatchList
 from scrapers.errors import ExtractionError, FetchError
 from scrapers.records import (
@@ -601,8 +602,8 @@ def group_entries(entries: Iterable[Entry], watch: WatchList) -> dict[str, list[
             by_name[name_key(name)] = substance.key
     grouped: dict[str, list[Entry]] = {}
     for entry in entries:
-        key = name_key(entry.name)
-        key = by_name.get(key) or (key if watch.all_entries else "")
+        key = by_name.get(name_key(entry.name)) or (
+            substance_key(entry.name) if watch.all_entries else "")
         if key:
             grouped.setdefault(key, []).append(entry)
     return grouped

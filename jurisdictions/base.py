@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol
 
-from scrapers.records import Document, ParseResult
 from jurisdictions.substances import WatchList
+from scrapers.records import Document, ParseResult
 
 
 @dataclass(frozen=True)

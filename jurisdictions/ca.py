@@ -27,6 +27,7 @@ from datetime import UTC
 from typing import Any
 
 from jurisdictions.base import Source
+from jurisdictions.matching import substance_key
 from jurisdictions.substances import KNOWN, Substance, WatchList
 from scrapers.errors import ExtractionError
 from scrapers.records import (
@@ -651,7 +652,7 @@ def _records(ctx: _Context, entries: Sequence[_Entry], watch: WatchList,
         if substance is not None:
             by_substance.setdefault(substance.key, []).append(entry)
         elif watch.all_entries:
-            key = name_key(_name_part(entry.text))
+            key = substance_key(_name_part(entry.text))
             if key:
                 by_name.setdefault(key, []).append(entry)
 

@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from lxml import etree
 
 from jurisdictions.base import FetchContext, Fetched, Fetcher, Source
+from jurisdictions.matching import substance_key
 from jurisdictions.substances import KNOWN, Substance, WatchList
 from scrapers.errors import ExtractionError, FetchError
 from scrapers.records import (
@@ -872,11 +873,11 @@ def _watched_record(substance: Substance, entries: Sequence[ScheduleEntry], watc
 
 def _entry_records(entries: Sequence[ScheduleEntry], skip: set[int], taken: set[str],
                    document: Document, dates: _Dates) -> list[StatusRecord]:
-    """``watch = "all"``: one record per listed name (``name_key`` of the name before the
+    """``watch = "all"``: one record per listed name (``substance_key`` of the name before the
     first ", "), entries of one name in several places joined."""
     grouped: dict[str, list[ScheduleEntry]] = {}
     for index, entry in enumerate(entries):
-        key = name_key(entry.name)
+        key = substance_key(entry.name)
         if index not in skip and key and key not in taken:
             grouped.setdefault(key, []).append(entry)
     return [_ecfr_record(key, group, [_entry_basis(e) for e in group], document,

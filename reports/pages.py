@@ -408,11 +408,22 @@ def index_context(snap: Snapshot, *, now: datetime) -> dict[str, Any]:
     } for substance in rows_for]
     in_matrix = set(rows_for)
     others = [iv for iv in current if iv.record.substance not in in_matrix]
+    # Which jurisdictions list each key: one substance under several spellings shares a key
+    # (jurisdictions.matching); a key listed by one jurisdiction only is shown as unmatched.
+    listed_in: dict[str, set[str]] = defaultdict(set)
+    for iv in current:
+        if iv.record.status != "not_controlled":
+            listed_in[iv.record.substance].add(iv.record.jurisdiction)
+    several = len(snap.jurisdictions) > 1
     all_records = [{
         "jurisdiction": snap.jurisdiction(iv.record.jurisdiction).name,
+        "listed_in": ", ".join(sorted(snap.jurisdiction(code).name
+                                      for code in listed_in.get(iv.record.substance, ()))),
+        "unmatched": several and len(listed_in.get(iv.record.substance, ())) == 1,
         **interval_view(iv, snap),
     } for iv in sorted(current, key=lambda iv: (iv.record.substance, iv.record.jurisdiction,
                                                 iv.record.source_id))] if others else []
+    unmatched = sorted(key for key, codes in listed_in.items() if several and len(codes) == 1)
     latest = sorted(snap.changes, key=lambda c: c.id, reverse=True)[:LATEST_CHANGES]
     return {
         "title": "Status matrix",
@@ -420,6 +431,7 @@ def index_context(snap: Snapshot, *, now: datetime) -> dict[str, Any]:
         "jurisdictions": [_jurisdiction_header(j, snap) for j in snap.jurisdictions],
         "matrix": matrix,
         "all_records": all_records,
+        "unmatched_count": len(unmatched) if all_records else 0,
         "latest_changes": [change_summary(c, snap.jurisdiction(c.jurisdiction).name)
                            for c in latest],
         "pending": pending_views((r for r in snap.pending if r.resolved_at is None), snap),

@@ -163,7 +163,7 @@ def test_a_substance_in_several_schedules_is_one_record():
     assert record.provision == ("Sch. 2, entry CODEINE; Sch. 3, entry CODEINE; "
                                 "Sch. 4, entry CODEINE; Sch. 8, entry CODEINE")
     assert record.listed_as.count(" || ") == 3
-    psilocybine = by_key(parse("poisons-standard-june-2026.docx", ALL))["psilocybine"]
+    psilocybine = by_key(parse("poisons-standard-june-2026.docx", ALL))["psilocybin"]  # INN spelling, matched across jurisdictions
     assert (psilocybine.schedule, psilocybine.control_level) == ("8, 9", "C1")
 
 
@@ -197,10 +197,10 @@ def test_watch_all_reports_every_entry_of_every_schedule_and_appendix():
         "acetic acid", "ammonia", "4-chloro-3-methylphenol", "turpentine oil", "arsenic",
         "strychnine",
         # Schedule 8
-        "alprazolam", "cannabis", "fentanyl", "methadone", "morphine", "psilocybine",
+        "alprazolam", "cannabis", "fentanyl", "methadone", "morphine", "psilocybin",
         "tapentadol",
         # Schedules 9 and 10
-        "2,5-dimethoxy-4-bromophenethylamine (2c-b)", "lysergide", "4-methylaminorex",
+        "2,5-dimethoxy-4-bromophenethylamine (2c-b)", "lysergic acid diethylamide", "4-methylaminorex",
         "n-ethylpentylone", "comfrey", "2,4-dinitrophenol",
         # Appendix B
         "ascorbic acid", "calcium carbonate",

@@ -326,8 +326,8 @@ def test_watch_all_entries():
                                      "21 CFR 1308.13(c)(2)(i)")
     assert amobarbital.code == "2125, 2126"
     assert amobarbital.instrument == "21 CFR 1308.12; 21 CFR 1308.13"
-    assert records["heroin"].schedule == "I"
-    assert records["heroin"].basis == "named (narcotic (opium derivative))"
+    assert records["diamorphine"].schedule == "I"
+    assert records["diamorphine"].basis == "named (narcotic (opium derivative))"
     assert records["phenmetrazine"].listed_as == "Phenmetrazine and its salts"
     assert records["nalorphine"].basis == "named"
     assert records["4-bromo-2,5-dimethoxy-amphetamine"].code == "7391"
