@@ -202,7 +202,12 @@ def odata_values(payload: Any, url: str) -> list[Mapping[str, Any]]:
 
 def in_force_standards(titles: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """In-force principal Poisons Standards, newest first (by making date, then register id,
-    which grows with registration)."""
+    which grows with registration). Titles that carry neither ``status`` nor ``isInForce``
+    mean the API changed: an extraction failure, not "no instrument in force"."""
+    titles = list(titles)
+    if titles and not any("status" in t or "isInForce" in t for t in titles):
+        raise ExtractionError("the register's titles carry neither status nor isInForce; the "
+                              "API changed")
     chosen = [t for t in titles
               if isinstance(t.get("name"), str) and "Poisons Standard" in t["name"]
               and "amendment" not in t["name"].lower()

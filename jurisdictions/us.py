@@ -1103,6 +1103,15 @@ class FrDocument:
         if published is None:
             raise ExtractionError(f"Federal Register document {number} has no valid "
                                   "publication_date; the API changed")
+        # The query asks for rules and proposed rules only: a result without a recognisable
+        # type or title means the API's fields changed, and must not read as "no final rule"
+        # (which would say "descheduled").
+        if _fr_type(data.get("type")) is None and not _plain(data.get("type")):
+            raise ExtractionError(f"Federal Register document {number} has no type; the API "
+                                  "changed")
+        if not _plain(data.get("title")):
+            raise ExtractionError(f"Federal Register document {number} has no title; the API "
+                                  "changed")
         citation = _plain(data.get("citation")) or None
         return cls(number=number, type=_fr_type(data.get("type")),
                    type_label=_plain(data.get("type")), title=_plain(data.get("title")),

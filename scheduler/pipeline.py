@@ -22,7 +22,7 @@ from jurisdictions.substances import WatchList, build_watch_list
 from scrapers.errors import ExtractionError, FetchError, SchedwatchError
 from scrapers.faults import checkpoint
 from scrapers.records import Document, ParseResult, validate
-from scrapers.store import RunWriter, SourceState, Store, stamp, utcnow
+from scrapers.store import RunWriter, SourceState, Store, parse_stamp, stamp, utcnow
 
 if TYPE_CHECKING:  # pragma: no cover
     from reports.diff import Change
@@ -45,6 +45,8 @@ class SourceOutcome:
     url: str
     final_url: str | None = None
     redirected_from: str | None = None
+    #: Every (requested, final) URL pair that came through a redirect while fetching.
+    moves: tuple[tuple[str, str], ...] = ()
     error_kind: str | None = None
     error: str | None = None
     http_status: int | None = None
@@ -144,6 +146,7 @@ def process_source(source: Source, state: SourceState | None, watch: WatchList, 
         return int((time.monotonic() - clock) * 1000)
 
     plan = source.fetch_plan or simple_plan
+    seen_redirects = len(getattr(fetcher, "redirects", ()))
     try:
         fetched = plan(fetcher, context)
     except FetchError as error:
@@ -155,8 +158,11 @@ def process_source(source: Source, state: SourceState | None, watch: WatchList, 
                              outcome="extraction_failed", url=source.url,
                              error_kind="extraction", error=str(error))
     checkpoint("fetched")
+    moves = tuple(dict.fromkeys(getattr(fetcher, "redirects", [])[seen_redirects:]))
+    if fetched.redirected_from and not moves:
+        moves = ((fetched.redirected_from, fetched.url),)
     common = dict(source=source, started_at=started, url=source.url, final_url=fetched.url,
-                  redirected_from=fetched.redirected_from, fetched=fetched)
+                  redirected_from=fetched.redirected_from, moves=moves, fetched=fetched)
     if fetched.content is None:
         return SourceOutcome(elapsed_ms=elapsed(), outcome="not_modified", **common)  # type: ignore[arg-type]
     sha, _path = store.archive(fetched.content)
@@ -340,8 +346,9 @@ def _remember_records(writer: RunWriter, outcome: SourceOutcome, prev: SourceSta
                 writer.open_interval(record, at=at)  # newly watched: a baseline of its own
     writer.confirm_intervals(source.id, at=at, document_sha256=outcome.document.sha256)
 
-    open_rows = {(row.item.key, row.item.substance): row
-                 for row in store.pending_items(source_id=source.id)}
+    known_rows = {(row.item.key, row.item.substance): row
+                  for row in store.pending_items(source_id=source.id, open_only=False)}
+    open_rows = {ident: row for ident, row in known_rows.items() if row.resolved_at is None}
     seen: set[tuple[str, str]] = set()
     for item in result.pending:
         ident = (item.key, item.substance)
@@ -349,7 +356,16 @@ def _remember_records(writer: RunWriter, outcome: SourceOutcome, prev: SourceSta
         if ident in open_rows:
             writer.touch_pending(open_rows[ident].id, item, at=at)
             continue
-        writer.open_pending(item, at=at)
+        earlier = known_rows.get(ident)
+        if earlier is not None:
+            writer.reopen_pending(earlier.id, item, at=at)
+            # The same proposal back after a short absence (a flaky search result, a
+            # flip-flopping mirror) was alerted already; after a long one it is news again.
+            assert earlier.resolved_at is not None
+            if parse_stamp(earlier.resolved_at) > at - FLIP_FLOP_WINDOW:
+                continue
+        else:
+            writer.open_pending(item, at=at)
         if not baseline:
             change_id = writer.add_change(
                 detected_at=at, jurisdiction=item.jurisdiction, substance=item.substance,
@@ -462,8 +478,8 @@ def summary_line(outcome: SourceOutcome) -> str:
         return f"{source}: FAILED ({outcome.error_kind}) {outcome.error}"
     if outcome.outcome == "extraction_failed":
         return f"{source}: EXTRACTION FAILED {outcome.error}"
-    moved = f"; moved to {outcome.final_url}, update [sources.{source}] url" \
-        if outcome.redirected_from else ""
+    moved = "".join(f"; moved to {new} (was {old}), update [sources.{source}] url"
+                    for old, new in outcome.moves)
     if outcome.outcome == "not_modified":
         return f"{source}: ok, not modified{moved}"
     if outcome.outcome == "unchanged":

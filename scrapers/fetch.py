@@ -63,6 +63,8 @@ class HttpFetcher:
     _hosts: dict[str, _HostState] = field(init=False, default_factory=dict)
     #: Every request made (url, status or error kind), for the run log and for tests.
     log: list[tuple[str, str]] = field(init=False, default_factory=list)
+    #: (requested URL, final URL) of every response that came through a redirect.
+    redirects: list[tuple[str, str]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self._session = requests.Session()
@@ -159,6 +161,8 @@ class HttpFetcher:
                 attempt += 1
                 continue
             self.log.append((url, str(response.status)))
+            if response.final_url != response.url:
+                self.redirects.append((response.url, response.final_url))
             if response.status in RETRY_STATUSES:
                 wait = retry_after_seconds(response.headers.get("Retry-After"))
                 if attempt >= self.policy.max_retries:
@@ -199,7 +203,9 @@ class HttpFetcher:
                     if self.clock() - started > self.policy.total_timeout:
                         raise FetchError(f"{url} took longer than {self.policy.total_timeout:.0f}"
                                          " s to send its body", kind="timeout", url=url)
-                return Response(url=raw.request.url or url, final_url=raw.url,
+                # The URL first requested (with its query), so that a redirect shows.
+                requested = raw.history[0].url if raw.history else raw.url
+                return Response(url=requested, final_url=raw.url,
                                 status=raw.status_code, headers=dict(raw.headers),
                                 content=bytes(body))
         except FetchError:
@@ -219,6 +225,12 @@ class HttpFetcher:
             raise FetchError(f"{url}: the response was cut off before its end",
                              kind="truncated", url=url) from error
         except requests.exceptions.ConnectionError as error:
+            if _is_read_timeout(error):
+                # A server that sent its headers and then went silent: requests wraps
+                # urllib3's ReadTimeoutError in a ConnectionError while streaming the body.
+                raise FetchError(f"{url} stopped sending its body (read timeout "
+                                 f"{self.policy.read_timeout:.0f} s)", kind="timeout",
+                                 url=url) from error
             raise FetchError(_connection_message(url, error), kind=_connection_kind(error),
                              url=url) from error
         except requests.RequestException as error:
@@ -230,14 +242,16 @@ def simple_plan(fetcher: Any, context: FetchContext) -> Fetched:
     """The default fetch plan: one conditional GET of the source's main URL."""
     url = context.endpoints["url"]
     response = fetcher.get(url, etag=context.etag, last_modified=context.last_modified)
+    moved = url if response.final_url != url else None
     if response.not_modified:
         return Fetched(url=response.final_url, content=None, etag=context.etag,
-                       last_modified=context.last_modified, marker=context.marker)
+                       last_modified=context.last_modified, marker=context.marker,
+                       redirected_from=moved)
     return Fetched(url=response.final_url, content=response.content,
                    content_type=response.headers.get("Content-Type"),
                    etag=response.headers.get("ETag"),
                    last_modified=response.headers.get("Last-Modified"),
-                   redirected_from=url if response.final_url != url else None)
+                   redirected_from=moved)
 
 
 def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -260,6 +274,16 @@ def _too_large(url: str, limit: int) -> FetchError:
     return FetchError(f"{url} sent more than {limit // (1024 * 1024)} MB; schedwatch stopped "
                       "reading (raise max_document_mb if the document really grew)",
                       kind="too_large", url=url)
+
+
+def _is_read_timeout(error: Exception) -> bool:
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, urllib3.exceptions.ReadTimeoutError):
+            return True
+        cause = cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) \
+            else cause.__context__
+    return "Read timed out" in str(error)
 
 
 def _connection_kind(error: Exception) -> str:

@@ -141,7 +141,8 @@ pending = sa.Table(
     sa.Column("first_seen_at", sa.String(32), nullable=False),
     sa.Column("last_seen_at", sa.String(32), nullable=False),
     sa.Column("resolved_at", sa.String(32)),
-    sa.UniqueConstraint("source_id", "key", "substance", "first_seen_at"),
+    # One row per pending item: a proposal that disappears and comes back reopens its row.
+    sa.UniqueConstraint("source_id", "key", "substance"),
 )
 
 outbox = sa.Table(
@@ -173,6 +174,10 @@ heartbeats = sa.Table(
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
+
+
+def parse_stamp(value: str) -> datetime:
+    return datetime.fromisoformat(value)
 
 
 def stamp(moment: datetime) -> str:
@@ -679,6 +684,10 @@ class RunWriter:
     def touch_pending(self, pending_id: int, item: PendingItem, *, at: datetime) -> None:
         self.conn.execute(pending.update().where(pending.c.id == pending_id).values(
             last_seen_at=stamp(at), item=_dumps(item.as_dict())))
+
+    def reopen_pending(self, pending_id: int, item: PendingItem, *, at: datetime) -> None:
+        self.conn.execute(pending.update().where(pending.c.id == pending_id).values(
+            resolved_at=None, last_seen_at=stamp(at), item=_dumps(item.as_dict())))
 
     def resolve_pending(self, pending_id: int, *, at: datetime) -> None:
         self.conn.execute(pending.update().where(pending.c.id == pending_id).values(

@@ -346,58 +346,10 @@ ROWS: tuple[Row, ...] = (
         only=CA),
 )
 
-REDIRECT_NOT_REPORTED = (
-    "{where}: the redirect is followed but never reported: {why}, so the run prints no "
-    "'moved to <url>, update [sources.{source}] url' and the configuration keeps the old URL "
-    "until it breaks. Fix: {fix}")
-_CA_304 = dict(
-    why="the new location answers 304 to the ETag (nothing changed) and simple_plan's "
-        "not-modified branch returns Fetched without redirected_from",
-    fix="in scrapers/fetch.py simple_plan, set redirected_from=url if response.final_url != "
-        "url in the not_modified branch too")
-_ECFR = dict(where="jurisdictions/us.py fetch_ecfr",
-             why="it never sets Fetched.redirected_from (titles.json, full)",
-             fix="set redirected_from (and say which endpoint moved) when a response's "
-                 "final_url differs from the URL asked")
-_FR = dict(where="jurisdictions/us.py fetch_federal_register",
-           why="it never sets Fetched.redirected_from for documents.json",
-           fix="set redirected_from when the first page's final_url differs from the URL "
-               "asked (compare without the query string)")
-_AU_API = dict(where="jurisdictions/au.py fetch_poisons_standard",
-               why="only the Word download's redirect is reported, not the API's (/v1/titles)",
-               fix="report a redirect of the API requests too (endpoint 'url')")
-
-#: (source_id, target, row name) → the production bug the row shows.
-KNOWN_BUGS: dict[tuple[str, str, str], str] = {
-    ("ca-cdsa", "doc", "stall_mid_body"):
-        "scrapers/fetch.py HttpFetcher._attempt: a read timeout while reading the BODY "
-        "(headers sent, then silence) reaches it as requests.exceptions.ConnectionError "
-        "wrapping urllib3 ReadTimeoutError (requests' iter_content re-raises it so), so it is "
-        "classified kind='connection' with the message 'could not connect to <host>; check the "
-        "network and the URL' instead of kind='timeout' 'timed out'. Fix: in the "
-        "ConnectionError branch, if isinstance(error.args[0], urllib3.exceptions."
-        "ReadTimeoutError) raise the timeout FetchError.",
-    **{(source, "doc", row): REDIRECT_NOT_REPORTED.format(
-        where="scrapers/fetch.py simple_plan", source=source, **_CA_304)
-       for source in ("ca-cdsa", "ca-csr") for row in ("moved_301", "moved_302")},
-    **{("us-ecfr-1308", target, row): REDIRECT_NOT_REPORTED.format(
-        source="us-ecfr-1308", **_ECFR)
-       for target, row in (("doc", "moved_301"), ("doc", "moved_302"), ("api", "moved_301"))},
-    **{("us-federal-register", "doc", row): REDIRECT_NOT_REPORTED.format(
-        source="us-federal-register", **_FR) for row in ("moved_301", "moved_302")},
-    ("au-poisons-standard", "api", "moved_301"): REDIRECT_NOT_REPORTED.format(
-        source="au-poisons-standard", **_AU_API),
-    ("us-federal-register", "doc", "structure_changed"):
-        "jurisdictions/us.py parse_federal_register / FrDocument.from_json: when the API "
-        "renames its fields (type → document_type, title → document_title) every document "
-        "has type None, no final rule is found, and ketamine, esketamine and arketamine are "
-        "reported DESCHEDULED (Schedule III → not controlled, 3 alerts) from a healthy-"
-        "looking answer, instead of extraction_failed. Fix: FrDocument.from_json must raise "
-        "ExtractionError when 'type' is missing or not a known FR type, or 'title' is "
-        "missing (schedwatch asks for these fields); and parse_federal_register should "
-        "require its landmark (a recognised DEA final rule, e.g. 64 FR 37673 for ketamine) "
-        "before reporting any substance as having no final rule.",
-}
+#: (source_id, target, row name) → a known production bug the row shows (strict xfail). The
+#: bugs this suite found (redirects not reported, a stalled body labelled "connection", a
+#: renamed Federal Register field read as "descheduled") are fixed; keep this for new ones.
+KNOWN_BUGS: dict[tuple[str, str, str], str] = {}
 
 
 def skip_reason(scenario: h.Scenario, target: str, row: Row) -> str:
@@ -595,15 +547,6 @@ def alternate_proposal(one: Bench) -> Snapshot:
     return one.snapshot()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "scheduler/pipeline.py _remember_records: a pending item (here a Federal Register "
-    "proposed rule) that appears, disappears and appears again is resolved on each "
-    "disappearance and re-opened on each reappearance with a NEW 'pending' change that is "
-    "alerted every time (3 appearances × 3 substances = 9 alerts): the flip-flop rule "
-    "(is_flip_flop) only looks at status changes. Fix: when opening a pending item, look for "
-    "the same (source, key, substance) resolved within FLIP_FLOP_WINDOW; if found, reopen "
-    "it (or store the change) with a flip-flop marker and alert=False, as for status "
-    "changes."))
 def test_flip_flop_of_a_proposed_rule_does_not_alert_every_appearance(
         bench: Callable[[str], Bench], clock: Callable[[float], None]) -> None:
     clock(600)  # runs ten minutes apart
@@ -617,15 +560,6 @@ def test_flip_flop_of_a_proposed_rule_does_not_alert_every_appearance(
         [(c.id, c.substance, c.summary) for c in pending]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "scrapers/store.py table 'pending': UniqueConstraint(source_id, key, substance, "
-    "first_seen_at) with first_seen_at stamped to the second. A pending item opened, "
-    "resolved and opened again within the same second (three runs in one second, e.g. a "
-    "proposal that flickers while runs are started back to back) violates it: the run dies "
-    "with 'internal error: IntegrityError' (exit 1) and its whole transaction — the "
-    "observations of EVERY source in that run — is rolled back. Fix: reopen the resolved "
-    "row (clear resolved_at) instead of inserting, or drop first_seen_at from the "
-    "constraint and keep at most one OPEN row per (source_id, key, substance)."))
 def test_a_proposal_flickering_within_one_second_does_not_crash_the_run(
         bench: Callable[[str], Bench], clock: Callable[[float], None]) -> None:
     clock(0)  # every run in the same second
@@ -635,14 +569,6 @@ def test_a_proposal_flickering_within_one_second_does_not_crash_the_run(
 
 # --- one more structure change: the register's API renames its status fields -----------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "jurisdictions/au.py in_force_standards/_in_force: when the register's titles answer "
-    "renames its status fields (status → state, isInForce → inForce), no title reads as in "
-    "force and fetch_poisons_standard raises FetchError(kind='empty', 'lists no in-force "
-    "Poisons Standard'): recorded as source_failed (a network/availability failure) instead "
-    "of extraction_failed (the answer's structure changed). The status is kept and the alert "
-    "is sent once, but it points at the wrong cause. Fix: in in_force_standards, raise "
-    "ExtractionError when none of the titles has a 'status' or 'isInForce' field."))
 def test_poisons_standard_titles_with_renamed_status_fields(
         bench: Callable[[str], Bench]) -> None:
     one = bench("au-poisons-standard")
