@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -73,8 +74,11 @@ def safe_url(value: str | None) -> str | None:
     return value.strip()
 
 
+@functools.lru_cache(maxsize=8)
 def environment(timezone: str = "UTC") -> jinja2.Environment:
-    """A fresh environment (cheap; no module-level state). Autoescape is on for every
+    """The environment for a reader's zone, built once per process: Jinja2 compiles each
+    template once per environment, and a long-running scheduler publishes many times.
+    Configured once and never changed afterwards, so sharing it is safe. Autoescape is on for every
     template, HTML, XML and text alike, so nothing scraped can become markup; plain-text
     templates mark their output safe explicitly. ``timezone`` is the reader's zone used by
     the ``local`` filter."""

@@ -472,7 +472,8 @@ def test_no_external_assets(site: Path) -> None:
 
 def test_a_render_failure_leaves_the_previous_site(settings: Settings, store: Store,
                                                    site: Path, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   request: pytest.FixtureRequest) -> None:
     before = snapshot_of(site)
     broken = tmp_path / "templates"
     shutil.copytree(reports.render.TEMPLATES, broken)
@@ -480,6 +481,10 @@ def test_a_render_failure_leaves_the_previous_site(settings: Settings, store: St
     (broken / "history.html").write_text("{% extends 'base.html' %}"
                                          "{% block content %}{{ no_such_name }}{% endblock %}")
     monkeypatch.setattr(reports.render, "TEMPLATES", broken)
+    # The environment is built once per process: rebuild it on the broken templates, and
+    # again afterwards on the real ones.
+    reports.render.environment.cache_clear()
+    request.addfinalizer(reports.render.environment.cache_clear)
     with store.transaction(started_at=NOW, jurisdictions=["ca"]) as writer:
         writer.add_fetch(source_id="ca-cdsa", started_at=NOW, url="https://example.org",
                          outcome="unchanged")

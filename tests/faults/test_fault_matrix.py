@@ -144,17 +144,10 @@ class Bench:
 @pytest.fixture(autouse=True)
 def fast_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     """Speed, not behaviour: the site is not rebuilt in these runs (reports/site has its own
-    tests, failing sources included; rendering it costs more than the rest of a run), and
-    the Jinja environment the alert emails are built with is made once, not once per run
-    (compiling the templates again costs ~0.1 s a run, four or five runs a row)."""
-    import functools
-
-    import reports.render
+    tests, failing sources included; rendering it costs more than the rest of a run)."""
     import scheduler.pipeline
 
     monkeypatch.setattr(scheduler.pipeline, "needs_publishing", lambda *_args: False)
-    monkeypatch.setattr(reports.render, "environment",
-                        functools.lru_cache(maxsize=None)(reports.render.environment))
 
 
 @pytest.fixture
