@@ -1,0 +1,504 @@
+"""Benchmark: ten years of daily checks with ``watch = "all"`` in a real store, then
+`schedwatch status --as-of DATE` as a whole command (best of N), and the database size.
+
+The history is generated into a real ``scrapers.store.Store`` (cached under
+/tmp/schedwatch-bench, reused by bench_startup.py, rebuilt when the store, pipeline, diff or
+record code changes):
+
+* day 0, the baseline: a real ``scheduler.pipeline.run`` against the realistic corpus served on
+  127.0.0.1 (bench/common.py, bench/synthetic.py): every record of every source;
+* ~3,650 daily runs. An unchanged day adds a run row and one fetch row per source and no
+  status row; its "confirmed on" stamp (``RunWriter.confirm_intervals``) is written once,
+  before the source's next event and at the end, which leaves exactly the rows a daily
+  confirmation leaves, without rewriting every open interval 3,650 times;
+* events through the real ``pipeline.remember`` (real diff, classification, intervals, change
+  rows): per year about 10 eCFR amendment days (1–3 substances added, moved or removed),
+  2 + 2 Canadian amendments, 12 new Federal Register documents that change no record, and
+  3 one-day outages per source (``source_failed`` then ``recovered``);
+* a new Australian Poisons Standard ``--au-replacements`` times a year (default 3, as the
+  register has made them: February, June, October), each with ~8 entries added or moved.
+  The register id is the records' ``instrument``, a material field, so each replacement
+  amends every Australian record: written in bulk by this script with the rows
+  ``pipeline.remember`` writes (the same ``reports.diff.diff_records`` changes), because
+  the real ``remember`` takes ~18 s per replacement (reported as a finding).
+
+Then, as a whole command, the daily run of the day a new Poisons Standard comes into force
+(after a cold baseline run; the AU API answers the fixtures' October 2026 instrument, the
+Word file has the same entries under the new cover): what one such day costs.
+
+    .venv/bin/python bench/bench_history.py                  # build (once) and time
+    .venv/bin/python bench/bench_history.py --rebuild --au-replacements 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import random
+import shutil
+import sqlite3
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (  # noqa: E402
+    CACHE,
+    ROOT,
+    Regulators,
+    best_of,
+    check,
+    emit_json,
+    measure,
+    schedwatch,
+    settle,
+    verdict,
+)
+
+TARGET_SECONDS = 0.5
+YEARS = 10
+#: Bump when the generator changes (or run with --rebuild after changing what
+#: pipeline.remember / reports.diff write): a cached history is keyed by this, the
+#: parameters and the store's schema, so that unrelated edits do not cost a regeneration.
+GENERATOR = "3"
+EVENTS_PER_YEAR = {"us-ecfr-1308": 10, "ca-cdsa": 2, "ca-csr": 2, "us-federal-register": 12}
+OUTAGES_PER_YEAR = 3
+
+
+def schema_fingerprint() -> str:
+    sys.path.insert(0, str(ROOT))
+    from scrapers import store
+
+    return "|".join(
+        f"{table.name}:{','.join(f'{c.name}/{c.type}' for c in table.columns)}:"
+        f"{','.join(sorted(str(i.name) for i in table.indexes))}"
+        for table in store.metadata.sorted_tables)
+
+
+def history_folder(years: int, au_rate: int, seed: int) -> Path:
+    digest = hashlib.sha256(f"{GENERATOR}/{years}/{au_rate}/{seed}/{schema_fingerprint()}"
+                            .encode())
+    return CACHE / f"history-{digest.hexdigest()[:12]}"
+
+
+def status_config(folder: Path) -> Path:
+    config = folder / "schedwatch.toml"
+    config.write_text(f'data_dir = "{folder / "data"}"\ncontact = "bench@example.org"\n'
+                      'watch = "all"\n')
+    return config
+
+
+# --- the generator (runs in this process) ---------------------------------------------------
+
+def _plan(rng: random.Random, days: int, years: int, au_rate: int,
+          sources: list[str]) -> dict[int, dict[str, str]]:
+    """day → {source id: event}; events: change, fr-new, au-replacement, fail, recover."""
+    plan: dict[int, dict[str, str]] = {}
+
+    def free_day(source: str, lo: int = 1) -> int:
+        while True:
+            day = rng.randint(lo, days - 2)
+            if source not in plan.get(day, {}) and source not in plan.get(day + 1, {}):
+                return day
+
+    for year in range(years):
+        start = 1 + year * 365
+        for source, count in EVENTS_PER_YEAR.items():
+            for _ in range(count):
+                day = min(days - 2, start + rng.randint(0, 364))
+                if source not in plan.get(day, {}):
+                    plan.setdefault(day, {})[source] = \
+                        "fr-new" if source == "us-federal-register" else "change"
+        for index in range(au_rate):
+            day = min(days - 2, start + 40 + index * (365 // max(au_rate, 1)))
+            plan.setdefault(day, {})["au-poisons-standard"] = "au-replacement"
+    for source in sources:
+        for _ in range(OUTAGES_PER_YEAR * years):
+            day = free_day(source)
+            plan.setdefault(day, {})[source] = "fail"
+            plan.setdefault(day + 1, {})[source] = "recover"
+    return plan
+
+
+def _new_name(rng: random.Random, taken: set[str]) -> str:
+    from synthetic import _names
+
+    return _names(rng, 1, taken)[0]
+
+
+def _mutate(rng: random.Random, current: dict[str, Any], levels: dict[str, str], sha: str,
+            at: datetime, taken: set[str], count: int) -> tuple[list[Any], int]:
+    """The next document's records: ``count`` substances added, moved or removed."""
+    records = dict(current)
+    changed = 0
+    controlled = [r for r in records.values() if r.status == "controlled" and r.schedule
+                  and r.schedule in levels]
+    # Move between the labels this source prints (a CDSA entry goes to another Roman
+    # schedule, a CSR entry to another numbered one).
+    printed = sorted({r.schedule for r in records.values() if r.schedule in levels})
+    levels = {label: levels[label] for label in printed} if len(printed) > 1 else levels
+    for _ in range(count):
+        roll = rng.random()
+        if roll < 0.55 or not controlled:  # an addition, as most scheduling actions are
+            model = rng.choice(controlled or list(records.values()))
+            key = _new_name(rng, taken)
+            label = rng.choice(list(levels))
+            records[key] = dataclasses.replace(
+                model, substance=key, status="controlled", schedule=label, control_level=levels[label],
+                listed_as=key.capitalize(), provision=f"{model.instrument} (new entry)",
+                code=None, parent_entry=None, document_sha256=sha,
+                retrieved_at=at.isoformat())
+        elif roll < 0.9:  # a move to another schedule
+            record = rng.choice(controlled)
+            label = rng.choice([s for s in levels if s != record.schedule])
+            records[record.substance] = dataclasses.replace(
+                record, schedule=label, control_level=levels[label], document_sha256=sha,
+                retrieved_at=at.isoformat())
+        else:  # a removal
+            record = rng.choice(controlled)
+            if record.substance in ("ketamine", "esketamine", "arketamine"):
+                continue
+            records.pop(record.substance, None)
+        changed += 1
+    return list(records.values()), changed
+
+
+def _bulk_replacement(writer: Any, store: Any, source: Any, prev: Any, records: list[Any],
+                      document: Any, at: datetime, name: str) -> int:
+    """What ``pipeline.remember`` writes for a fetched document whose records all changed
+    instrument (watch = "all" both before and after), in executemany batches."""
+    from reports.diff import diff_records
+    from scheduler.pipeline import HEALTHY, watch_signature
+    from scrapers import store as tables
+    from scrapers.store import _dumps, stamp
+
+    before = store.current_records(source.id)
+    changes = diff_records(before, records, jurisdiction_name=name)
+    when = stamp(at)
+    writer.add_document(sha256=document.sha256, size=len(document.content),
+                        media_type=source.media_type, source_id=source.id, url=document.url,
+                        seen_at=at, path=str(store.document_path(document.sha256).relative_to(
+                            store.documents_dir)))
+    writer.add_fetch(source_id=source.id, started_at=at, url=source.url,
+                     final_url=document.url, outcome="fetched",
+                     document_sha256=document.sha256, elapsed_ms=1500)
+    closing = [c.substance for c in changes if c.before is not None]
+    for start in range(0, len(closing), 500):
+        writer.conn.execute(tables.status.update().where(
+            tables.status.c.source_id == source.id).where(
+            tables.status.c.substance.in_(closing[start:start + 500])).where(
+            tables.status.c.valid_to.is_(None)).values(valid_to=when))
+    opening = [c.after for c in changes if c.after is not None]
+    if opening:
+        writer.conn.execute(tables.status.insert(), [dict(
+            jurisdiction=r.jurisdiction, substance=r.substance, source_id=r.source_id,
+            valid_from=when, valid_to=None, status=r.status, schedule=r.schedule,
+            record=_dumps(r.as_dict()), last_confirmed_at=when,
+            last_document_sha256=r.document_sha256) for r in opening])
+    writer.conn.execute(tables.changes.insert(), [dict(
+        run_id=writer.run_id, detected_at=when, jurisdiction=c.jurisdiction,
+        substance=c.substance, source_id=source.id, kind=c.kind, summary=c.summary,
+        before=_dumps(c.before.as_dict()) if c.before else None,
+        after=_dumps(c.after.as_dict()) if c.after else None, effective_date=c.effective_date,
+        before_sha256=prev.last_document_sha256, after_sha256=document.sha256,
+        details=_dumps({"fields": list(c.fields), "flip_flop": False})) for c in changes])
+    writer.confirm_intervals(source.id, at=at, document_sha256=document.sha256)
+    writer.save_source_state(dataclasses.replace(
+        prev, health=HEALTHY, consecutive_failures=0, failing_since=None, last_error=None,
+        last_attempt_at=when, last_healthy_at=when, last_document_sha256=document.sha256,
+        marker=f"{records[0].instrument}@{at.date().isoformat()}",
+        watch_keys=watch_signature(_watch_all()), instrument=records[0].instrument))
+    return len(changes)
+
+
+def _watch_all() -> Any:
+    from jurisdictions.substances import build_watch_list
+
+    return build_watch_list("all")
+
+
+def generate(folder: Path, years: int, au_rate: int, seed: int) -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT))
+    import sqlalchemy as sa
+    from synthetic import realistic_corpus
+
+    from jurisdictions import all_sources, jurisdiction
+    from jurisdictions.base import Fetched
+    from scheduler import pipeline
+    from scheduler.config import load_settings
+    from scrapers.records import Document, ParseResult
+    from scrapers.store import Store, stamp
+
+    started = time.perf_counter()
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    rng = random.Random(seed)
+    today = datetime.now(UTC).replace(hour=6, minute=0, second=0, microsecond=0)
+    days = 365 * years
+    day0 = today - timedelta(days=days)
+    corpus = realistic_corpus()
+    known = {s.id: tuple(s.endpoints) for s in all_sources()}
+    with Regulators(corpus) as regulators:
+        config = folder / "baseline.toml"
+        config.write_text(regulators.config(folder / "data", watch="all"))
+        settings = load_settings(config, known_sources=known)
+        baseline = pipeline.run(settings, now=lambda: day0, publish=False, notify=False,
+                                trigger="cron")
+    if baseline.exit_code != 0:
+        sys.exit("the baseline run failed:\n" + "\n".join(baseline.lines))
+    baseline_seconds = time.perf_counter() - started
+
+    store = Store(settings.data_dir)
+    # Generation only: no fsync per day (the figures measured later read the result).
+    sa.event.listen(store.engine, "connect",
+                    lambda conn, _record: conn.execute("PRAGMA synchronous=OFF"))
+    store.engine.dispose()
+    sources = all_sources()  # the production URLs in the fetch rows, not the baseline's
+    watch = _watch_all()
+    states = store.source_states()
+    current = {s.id: {r.substance: r for r in store.current_records(s.id)} for s in sources}
+    taken = {key for records in current.values() for key in records}
+    documents = {"ca-cdsa": corpus.cdsa, "ca-csr": corpus.csr, "us-ecfr-1308": corpus.ecfr_part,
+                 "us-federal-register": corpus.fr_cfr_pages[0],
+                 "au-poisons-standard": corpus.au_word}
+    plan = _plan(rng, days, years, au_rate, [s.id for s in sources])
+    deferred: dict[str, datetime | None] = {s.id: None for s in sources}
+    codes = sorted({s.jurisdiction for s in sources})
+    counters = {"runs": 0, "events": 0, "changes": 0, "au_replacements": 0}
+    version = 0
+
+    def flush(writer: Any, source_id: str) -> None:
+        moment = deferred[source_id]
+        state = states[source_id]
+        if moment is not None and state.last_document_sha256:
+            writer.confirm_intervals(source_id, at=moment,
+                                     document_sha256=state.last_document_sha256)
+        deferred[source_id] = None
+
+    for day in range(1, days + 1):
+        at = day0 + timedelta(days=day, minutes=rng.randint(0, 20))
+        events = plan.get(day, {})
+        with store.transaction(started_at=at, jurisdictions=codes, trigger="cron") as writer:
+            summary = {}
+            for source in sources:
+                event = events.get(source.id)
+                state = states[source.id]
+                summary[source.id] = "not_modified"
+                if event is None:
+                    unchanged = source.id == "us-ecfr-1308"  # its date moves: re-downloaded
+                    writer.add_fetch(source_id=source.id, started_at=at, url=source.url,
+                                     final_url=source.url,
+                                     outcome="unchanged" if unchanged else "not_modified",
+                                     http_status=200 if unchanged else 304,
+                                     document_sha256=state.last_document_sha256
+                                     if unchanged else None,
+                                     elapsed_ms=rng.randint(80, 900))
+                    states[source.id] = dataclasses.replace(
+                        state, health="healthy", consecutive_failures=0, failing_since=None,
+                        last_error=None, last_attempt_at=stamp(at), last_healthy_at=stamp(at))
+                    writer.save_source_state(states[source.id])
+                    deferred[source.id] = at
+                    continue
+                flush(writer, source.id)
+                counters["events"] += 1
+                name = jurisdiction(source.jurisdiction).NAME
+                if event == "fail":
+                    outcome = pipeline.SourceOutcome(
+                        source=source, started_at=at, elapsed_ms=30000, outcome="failed",
+                        url=source.url, error_kind="timeout",
+                        error=f"{source.url} timed out (connect 10 s, read 60 s)")
+                elif event == "recover":
+                    outcome = pipeline.SourceOutcome(
+                        source=source, started_at=at, elapsed_ms=300, outcome="not_modified",
+                        url=source.url, final_url=source.url)
+                else:
+                    version += 1
+                    content = documents[source.id] + f"<!-- version {version} -->".encode()
+                    sha = hashlib.sha256(content).hexdigest()
+                    document = Document(source_id=source.id, url=source.url, content=content,
+                                        sha256=sha, retrieved_at=at,
+                                        content_type=source.media_type)
+                    levels = jurisdiction(source.jurisdiction).SCHEDULE_LEVELS
+                    if event == "au-replacement":
+                        records, _ = _mutate(rng, current[source.id], levels, sha, at, taken,
+                                             8)
+                        register = f"F{at.year}L{rng.randint(100, 1999):05d}"
+                        records = [dataclasses.replace(r, instrument=register,
+                                                       document_sha256=sha,
+                                                       retrieved_at=at.isoformat())
+                                   for r in records]
+                        counters["changes"] += _bulk_replacement(
+                            writer, store, source, state, records, document, at, name)
+                        counters["au_replacements"] += 1
+                        current[source.id] = {r.substance: r for r in records}
+                        summary[source.id] = "fetched"
+                        continue
+                    if event == "fr-new":
+                        records = list(current[source.id].values())
+                    else:
+                        records, _ = _mutate(rng, current[source.id], levels, sha, at, taken,
+                                             rng.randint(1, 3))
+                    current[source.id] = {r.substance: r for r in records}
+                    # The new document still announces what the old one did.
+                    pending = tuple(row.item for row in store.pending_items(source_id=source.id))
+                    outcome = pipeline.SourceOutcome(
+                        source=source, started_at=at, elapsed_ms=2000, outcome="fetched",
+                        url=source.url, final_url=source.url, document=document,
+                        result=ParseResult(records=tuple(records), pending=pending),
+                        fetched=Fetched(url=source.url, content=content, marker=sha))
+                summary[source.id] = outcome.outcome
+                created = pipeline.remember(writer, outcome, state, watch, store, settings)
+                counters["changes"] += len(created)
+            writer.finish(finished_at=at + timedelta(seconds=40), exit_code=0, summary=summary)
+        counters["runs"] += 1
+        if events:
+            states = store.source_states()
+    with store.transaction(started_at=today, jurisdictions=codes, trigger="cron") as writer:
+        for source in sources:
+            flush(writer, source.id)
+        writer.finish(finished_at=today, exit_code=0, summary={})
+    store.close()
+    with sqlite3.connect(folder / "data" / "schedwatch.db") as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    info = {"params": [years, au_rate, seed],
+            "generated_in_s": round(time.perf_counter() - started, 1),
+            "baseline_s": round(baseline_seconds, 1), "day0": day0.date().isoformat(),
+            "last_day": (day0 + timedelta(days=days)).date().isoformat(), **counters}
+    (folder / "generated.json").write_text(json.dumps(info))
+    status_config(folder)
+    for other in CACHE.glob("history-*"):  # earlier generations of the same history
+        marker = other / "generated.json"
+        if other != folder and (not marker.exists() or
+                                json.loads(marker.read_text()).get("params") == info["params"]):
+            shutil.rmtree(other, ignore_errors=True)
+    return info
+
+
+# --- measuring ----------------------------------------------------------------------------------
+
+def new_standard_day(work: Path) -> tuple[Any, str]:
+    """A whole `schedwatch run` (watch = "all", site published) on the day a new Poisons
+    Standard is in force, after a cold baseline run on the previous one."""
+    from synthetic import next_standard_corpus, realistic_corpus
+
+    corpus = realistic_corpus()
+    work.mkdir(parents=True, exist_ok=True)
+    config = work / "schedwatch.toml"
+    with Regulators(corpus) as regulators:
+        config.write_text(regulators.config(work / "data", watch="all", site_dir=work / "site"))
+        check(measure(schedwatch("--config", str(config), "run"), cwd=ROOT), "baseline run")
+    with Regulators(next_standard_corpus(corpus)) as regulators:
+        config.write_text(regulators.config(work / "data", watch="all", site_dir=work / "site"))
+        before = (work / "data" / "schedwatch.db").stat().st_size
+        result = check(measure(schedwatch("--config", str(config), "run"), cwd=ROOT),
+                       "new-Standard run")
+    growth = ((work / "data" / "schedwatch.db").stat().st_size - before) / 1e6
+    summary = result.output.strip().splitlines()[-1] + f"; database +{growth:.1f} MB"
+    return result, summary
+
+
+def database_facts(folder: Path) -> dict[str, Any]:
+    path = folder / "data" / "schedwatch.db"
+    with sqlite3.connect(path) as db:
+        rows = {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ("runs", "fetches", "status", "changes", "documents", "pending")}
+        try:
+            by_object = dict(db.execute(
+                "SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC"))
+        except sqlite3.DatabaseError:
+            by_object = {}
+        archive = db.execute("SELECT sum(size) FROM documents").fetchone()[0] or 0
+        kinds = dict(db.execute("SELECT kind, count(*) FROM changes GROUP BY kind"))
+    return {"db_mb": path.stat().st_size / 1e6, "rows": rows, "by_object": by_object,
+            "archive_mb": archive / 1e6, "change_kinds": kinds}
+
+
+def ensure_history(years: int = YEARS, au_rate: int = 3, seed: int = 7,
+                   rebuild: bool = False) -> tuple[Path, dict[str, Any]]:
+    folder = history_folder(years, au_rate, seed)
+    if rebuild or not (folder / "generated.json").exists():
+        print(f"… generating {years} years of daily history into {folder} (once; cached)",
+              flush=True)
+        info = generate(folder, years, au_rate, seed)
+    else:
+        info = json.loads((folder / "generated.json").read_text())
+    return folder, info
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, object]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--years", type=int, default=YEARS)
+    parser.add_argument("--au-replacements", type=int, default=3,
+                        help="new Poisons Standards per year (default 3)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--no-change-day", dest="change_day", action="store_false",
+                        help="skip the run of the day a new Poisons Standard appears")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+
+    folder, info = ensure_history(args.years, args.au_replacements, args.seed, args.rebuild)
+    config = status_config(folder)
+    facts = database_facts(folder)
+    last = datetime.fromisoformat(info["last_day"])
+    dates = {"mid-history": (last - timedelta(days=365 * args.years // 2)).date().isoformat(),
+             "last day": (last - timedelta(days=1)).date().isoformat()}
+    load = settle()
+    results = []
+    for label, day in dates.items():
+        for fmt in ("table", "json"):
+            extra = () if fmt == "table" else ("--format", fmt)
+            command = schedwatch("--config", str(config), "status", "--as-of", day, *extra)
+            result = best_of(args.runs, lambda c=command: check(measure(c, cwd=ROOT),
+                                                                "schedwatch status --as-of"))
+            lines = result.output.count("\n")
+            results.append((label, day, fmt, result, lines))
+
+    print(f"\nHistory: {info['day0']} → {info['last_day']}, {info['runs']} daily runs, "
+          f"{info['events']} source events, {info['changes']} changes written, "
+          f"{info['au_replacements']} new Poisons Standards (generated in "
+          f"{info['generated_in_s']} s, baseline {info['baseline_s']} s)")
+    rows_text = ", ".join(f"{k} {v}" for k, v in facts["rows"].items())
+    print(f"Database: {facts['db_mb']:.1f} MB ({rows_text}); archived documents referenced "
+          f"{facts['archive_mb']:.0f} MB")
+    if facts["by_object"]:
+        print("  by table/index: " + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in
+                                                list(facts["by_object"].items())[:8]))
+    print("  changes by kind: " + ", ".join(f"{k} {v}" for k, v in facts["change_kinds"].items()))
+    print(f"\n`schedwatch status --as-of DATE` (best of {args.runs}; whole command)")
+    print(f"{'date':24} {'format':6} {'wall s':>8} {'CPU s':>7} {'peak MB':>8} {'lines':>7}  target")
+    rows = []
+    for label, day, fmt, m, lines in results:
+        print(f"{label + ' ' + day:24} {fmt:6} {m.wall:8.3f} {m.cpu:7.3f} {m.peak_mb:8.1f} "
+              f"{lines:7d}  < {TARGET_SECONDS} s {verdict(m.wall, TARGET_SECONDS)}")
+        rows.append({"benchmark": "status --as-of, 10-year history",
+                     "case": f"{label}, --format {fmt}", "wall_s": round(m.wall, 3),
+                     "cpu_s": round(m.cpu, 3), "peak_mb": round(m.peak_mb, 1),
+                     "db_mb": round(facts["db_mb"], 1), "target": f"< {TARGET_SECONDS} s",
+                     "verdict": verdict(m.wall, TARGET_SECONDS), "load": round(load, 1)})
+    print(f"(store: {folder}; load average {load:.1f} when measuring started)")
+    if args.change_day:
+        import tempfile
+
+        work = Path(tempfile.mkdtemp(prefix="schedwatch-newstandard-"))
+        day, summary = new_standard_day(work)
+        shutil.rmtree(work, ignore_errors=True)
+        print(f"\nThe day a new Poisons Standard is in force (one whole `schedwatch run`, "
+              f"watch = \"all\", after a baseline run): {day.wall:.1f} s wall, {day.cpu:.1f} s "
+              f"CPU, {day.peak_mb:.0f} MB peak\n  {summary}")
+        rows.append({"benchmark": "daily run, new Poisons Standard day", "case":
+                     "realistic sizes, watch=all", "wall_s": round(day.wall, 3),
+                     "cpu_s": round(day.cpu, 3), "peak_mb": round(day.peak_mb, 1),
+                     "target": "(none set)", "verdict": "-", "load": round(load, 1)})
+    emit_json(args.json, rows)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
