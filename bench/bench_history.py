@@ -8,7 +8,7 @@ record code changes):
 * day 0, the baseline: a real ``scheduler.pipeline.run`` against the realistic corpus served on
   127.0.0.1 (bench/common.py, bench/synthetic.py): every record of every source;
 * ~3,650 daily runs. An unchanged day adds a run row and one fetch row per source and no
-  status row; its "confirmed on" stamp (``RunWriter.confirm_intervals``) is written once,
+  status row; its "confirmed on" stamp (the source's last healthy fetch) is written once,
   before the source's next event and at the end, which leaves exactly the rows a daily
   confirmation leaves, without rewriting every open interval 3,650 times;
 * events through the real ``pipeline.remember`` (real diff, classification, intervals, change
@@ -207,7 +207,6 @@ def _bulk_replacement(writer: Any, store: Any, source: Any, prev: Any, records: 
         after=_dumps(c.after.as_dict()) if c.after else None, effective_date=c.effective_date,
         before_sha256=prev.last_document_sha256, after_sha256=document.sha256,
         details=_dumps({"fields": list(c.fields), "flip_flop": False})) for c in changes])
-    writer.confirm_intervals(source.id, at=at, document_sha256=document.sha256)
     writer.save_source_state(dataclasses.replace(
         prev, health=HEALTHY, consecutive_failures=0, failing_since=None, last_error=None,
         last_attempt_at=when, last_healthy_at=when, last_document_sha256=document.sha256,
@@ -276,8 +275,10 @@ def generate(folder: Path, years: int, au_rate: int, seed: int) -> dict[str, Any
         moment = deferred[source_id]
         state = states[source_id]
         if moment is not None and state.last_document_sha256:
-            writer.confirm_intervals(source_id, at=moment,
-                                     document_sha256=state.last_document_sha256)
+            # Open intervals are confirmed through the source's state (last healthy fetch).
+            states[source_id] = dataclasses.replace(state, last_healthy_at=stamp(moment),
+                                                    last_attempt_at=stamp(moment))
+            writer.save_source_state(states[source_id])
         deferred[source_id] = None
 
     for day in range(1, days + 1):

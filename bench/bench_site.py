@@ -115,8 +115,6 @@ def generate(folder: Path, seed: int = 7) -> dict[str, int]:
                             error_kind="http" if failed else None,
                             document_sha256=None if failed else shas[sid], elapsed_ms=300)
                 counts["fetches"] += 1
-                if not failed:
-                    w.confirm_intervals(sid, at=at, document_sha256=shas[sid])
                 w.save_source_state(_state(sid, at, shas[sid], failing.get(sid)))
             w.finish(finished_at=at, exit_code=0, summary={})
             counts["runs"] += 1
@@ -180,7 +178,7 @@ def _event(w, kind, sid, at, current, shas, versions, failing, archive, rng, cou
     schedule = labels[(labels.index(old.schedule) + 1) % len(labels)] \
         if kind == "rescheduled" else old.schedule
     new = record(sid, substance, schedule, shas[sid], at, versions[sid])
-    w.close_interval(sid, substance, at=at)
+    w.close_intervals(sid, [substance], at=at, confirmed_at=None, confirmed_sha256=None)
     w.open_interval(new, at=at)
     current[(sid, substance)] = new
     w.add_change(detected_at=at, jurisdiction=jurisdiction, substance=substance,

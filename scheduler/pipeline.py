@@ -264,8 +264,7 @@ def remember(writer: RunWriter, outcome: SourceOutcome, state: SourceState | Non
         last_url=outcome.final_url or prev.last_url)
 
     if outcome.outcome in ("not_modified", "unchanged"):
-        if prev.last_document_sha256:
-            writer.confirm_intervals(source.id, at=at, document_sha256=prev.last_document_sha256)
+        # The new last_healthy_at confirms every open interval: no status row is rewritten.
         writer.save_source_state(new_state)
         return created
 
@@ -302,28 +301,32 @@ def _remember_records(writer: RunWriter, outcome: SourceOutcome, prev: SourceSta
     # substance that is not listed as "not_controlled", never by omission).
     both_all = old_signature == ("*all*",) and new_signature == ("*all*",)
     kept_before = [r for r in before if r.substance in after_keys or both_all]
-    for record in before:
-        if record not in kept_before:
-            writer.close_interval(source.id, record.substance, at=at)
+    kept_keys = {r.substance for r in kept_before}
+
+    def close(substances: list[str]) -> None:
+        writer.close_intervals(source.id, substances, at=at, confirmed_at=prev.last_healthy_at,
+                               confirmed_sha256=prev.last_document_sha256)
+
+    close([r.substance for r in before if r.substance not in kept_keys])
     previously_watched = set(old_signature or ())
     newly_watched = [key for key in after_keys
                      if old_signature != ("*all*",) and key not in previously_watched]
 
     if baseline:
-        for record in result.records:
-            writer.open_interval(record, at=at)
+        writer.open_intervals(result.records, at=at)
     else:
         changes: list[Change] = diff_records(kept_before, result.records,
                                              jurisdiction_name=name,
                                              newly_watched=newly_watched)
-        changed = {c.substance for c in changes}
-        for change in changes:
-            assert change.substance is not None
-            if change.before is not None:
-                writer.close_interval(source.id, change.substance, at=at)
-            if change.after is not None:
-                writer.open_interval(change.after, at=at)
+        changes, bulk = split_bulk_amendments(changes, watch)
+        for change in bulk:  # the same entry under a new instrument id: updated in place
+            assert change.after is not None
+            writer.replace_open_record(change.after)
+        close([c.substance for c in changes if c.before is not None and c.substance])
+        writer.open_intervals([c.after for c in changes if c.after is not None], at=at)
         checkpoint("status_written")
+        if bulk:
+            created.append(_bulk_amendment(writer, bulk, source, name, prev, outcome))
         for change in changes:
             assert change.substance is not None
             flapping = is_flip_flop(store, change, at)
@@ -340,11 +343,11 @@ def _remember_records(writer: RunWriter, outcome: SourceOutcome, prev: SourceSta
             created.append(CreatedChange(change_id, change.kind, change.jurisdiction,
                                          change.substance, summary, alert=not flapping))
         checkpoint("changes_written")
-        known = {r.substance for r in kept_before}
-        for record in result.records:
-            if record.substance not in known and record.substance not in changed:
-                writer.open_interval(record, at=at)  # newly watched: a baseline of its own
-    writer.confirm_intervals(source.id, at=at, document_sha256=outcome.document.sha256)
+        changed = {c.substance for c in changes} | {c.substance for c in bulk}
+        # Newly watched substances: a baseline of their own.
+        writer.open_intervals([r for r in result.records
+                               if r.substance not in kept_keys and r.substance not in changed],
+                              at=at)
 
     known_rows = {(row.item.key, row.item.substance): row
                   for row in store.pending_items(source_id=source.id, open_only=False)}
@@ -378,6 +381,39 @@ def _remember_records(writer: RunWriter, outcome: SourceOutcome, prev: SourceSta
         if ident not in seen:
             writer.resolve_pending(row.id, at=at)
     return created
+
+
+def split_bulk_amendments(changes: list[Change], watch: WatchList
+                          ) -> tuple[list[Change], list[Change]]:
+    """(changes to record one by one, bulk amendments). A bulk amendment is an entry that is
+    not on the watch list and whose only difference is the instrument: a wholesale
+    replacement (a new Poisons Standard every few months) would otherwise record thousands
+    of identical "amended" changes. Watched substances always keep their own change."""
+    watched = set(watch.keys)
+    bulk = [c for c in changes if c.kind == "amended" and c.fields == ("instrument",)
+            and c.substance not in watched and c.before is not None and c.after is not None]
+    chosen = {id(c) for c in bulk}
+    return [c for c in changes if id(c) not in chosen], bulk
+
+
+def _bulk_amendment(writer: RunWriter, bulk: list[Change], source: Source, name: str,
+                    prev: SourceState, outcome: SourceOutcome) -> CreatedChange:
+    """One source-level "amended" change for a bulk of entries under a new instrument."""
+    assert outcome.document is not None
+    first = bulk[0]
+    assert first.before is not None and first.after is not None
+    summary = (f"{name} — {source.id}: instrument {first.before.instrument} → "
+               f"{first.after.instrument} for {len(bulk)} other entries, their status "
+               "unchanged (amended)")
+    change_id = writer.add_change(
+        detected_at=outcome.started_at, jurisdiction=source.jurisdiction, substance=None,
+        source_id=source.id, kind="amended", summary=summary, before=None, after=None,
+        before_sha256=prev.last_document_sha256, after_sha256=outcome.document.sha256,
+        details={"fields": ["instrument"], "entries": len(bulk),
+                 "substances": sorted(str(c.substance) for c in bulk)[:200],
+                 "instrument_before": first.before.instrument,
+                 "instrument_after": first.after.instrument})
+    return CreatedChange(change_id, "amended", source.jurisdiction, None, summary)
 
 
 #: Within this window, a change that repeats a transition already seen and undone since

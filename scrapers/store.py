@@ -104,9 +104,13 @@ status = sa.Table(
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("schedule", sa.String(64)),
     sa.Column("record", sa.Text, nullable=False),  # JSON of the StatusRecord first seen
+    # The latest healthy observation that confirmed the status. For an open interval these are
+    # only written when it closes: until then the source's own state (last_healthy_at,
+    # last_document_sha256) is the confirmation, so an unchanged day rewrites no status row.
     sa.Column("last_confirmed_at", sa.String(32), nullable=False),
     sa.Column("last_document_sha256", sa.String(64), nullable=False),
-    sa.Index("ix_status_source_current", "source_id", "valid_to"),
+    sa.Index("ix_status_open", "source_id", "substance", sqlite_where=sa.text("valid_to IS NULL"),
+             postgresql_where=sa.text("valid_to IS NULL")),
     sa.Index("ix_status_substance", "substance", "valid_from"),
     sa.Index("ix_status_span", "valid_from", "valid_to"),
 )
@@ -390,10 +394,22 @@ class Store:
     def _intervals(self, query: sa.Select[Any]) -> list[StatusInterval]:
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
-        return [StatusInterval(id=row["id"], record=StatusRecord.from_dict(json.loads(
-            row["record"])), valid_from=row["valid_from"], valid_to=row["valid_to"],
-            last_confirmed_at=row["last_confirmed_at"],
-            last_document_sha256=row["last_document_sha256"]) for row in rows]
+            confirmed = {row.source_id: (row.last_healthy_at, row.last_document_sha256)
+                         for row in conn.execute(sa.select(
+                             source_state.c.source_id, source_state.c.last_healthy_at,
+                             source_state.c.last_document_sha256))}
+        intervals = []
+        for row in rows:
+            at, sha = row["last_confirmed_at"], row["last_document_sha256"]
+            if row["valid_to"] is None:
+                latest = confirmed.get(row["source_id"])
+                if latest and latest[0] and latest[1] and latest[0] >= at:
+                    at, sha = latest
+            intervals.append(StatusInterval(
+                id=row["id"], record=StatusRecord.from_dict(json.loads(row["record"])),
+                valid_from=row["valid_from"], valid_to=row["valid_to"], last_confirmed_at=at,
+                last_document_sha256=sha))
+        return intervals
 
     def changes(self, since: datetime | None = None, *, until: datetime | None = None,
                 kinds: Sequence[str] | None = None, ids: Sequence[int] | None = None,
@@ -641,23 +657,42 @@ class RunWriter:
         if not updated:
             self.conn.execute(source_state.insert().values(source_id=state.source_id, **values))
 
-    def open_interval(self, record: StatusRecord, *, at: datetime) -> None:
-        self.conn.execute(status.insert().values(
+    def open_intervals(self, records: Sequence[StatusRecord], *, at: datetime) -> None:
+        """New intervals from ``at``, in one executemany (thousands with watch = "all")."""
+        if not records:
+            return
+        when = stamp(at)
+        self.conn.execute(status.insert(), [dict(
             jurisdiction=record.jurisdiction, substance=record.substance,
-            source_id=record.source_id, valid_from=stamp(at), valid_to=None,
+            source_id=record.source_id, valid_from=when, valid_to=None,
             status=record.status, schedule=record.schedule, record=_dumps(record.as_dict()),
-            last_confirmed_at=stamp(at), last_document_sha256=record.document_sha256))
+            last_confirmed_at=when, last_document_sha256=record.document_sha256)
+            for record in records])
 
-    def close_interval(self, source_id: str, substance: str, *, at: datetime) -> None:
-        self.conn.execute(status.update().where(status.c.source_id == source_id).where(
-            status.c.substance == substance).where(status.c.valid_to.is_(None)).values(
-            valid_to=stamp(at)))
+    def open_interval(self, record: StatusRecord, *, at: datetime) -> None:
+        self.open_intervals([record], at=at)
 
-    def confirm_intervals(self, source_id: str, *, at: datetime, document_sha256: str) -> None:
-        """An unchanged observation: no new row, just the latest confirmation."""
-        self.conn.execute(status.update().where(status.c.source_id == source_id).where(
-            status.c.valid_to.is_(None)).values(last_confirmed_at=stamp(at),
-                                                last_document_sha256=document_sha256))
+    def close_intervals(self, source_id: str, substances: Sequence[str], *, at: datetime,
+                        confirmed_at: str | None, confirmed_sha256: str | None) -> None:
+        """End the open intervals of these substances at ``at``, stamping the last healthy
+        observation that confirmed them (the source's state until now)."""
+        values: dict[str, Any] = {"valid_to": stamp(at)}
+        if confirmed_at and confirmed_sha256:
+            values.update(last_confirmed_at=confirmed_at, last_document_sha256=confirmed_sha256)
+        chosen = list(dict.fromkeys(substances))
+        for start in range(0, len(chosen), 500):  # SQLite's bound-parameter limit
+            self.conn.execute(status.update().where(status.c.source_id == source_id).where(
+                status.c.substance.in_(chosen[start:start + 500])).where(
+                status.c.valid_to.is_(None)).values(**values))
+
+    def replace_open_record(self, record: StatusRecord) -> None:
+        """Rewrite the record of an open interval in place: for a change that is not a
+        change of status or wording of a watched substance (a new instrument id for every
+        entry of a replaced Poisons Standard), which would otherwise open thousands of
+        intervals and changes."""
+        self.conn.execute(status.update().where(status.c.source_id == record.source_id).where(
+            status.c.substance == record.substance).where(status.c.valid_to.is_(None)).values(
+            record=_dumps(record.as_dict())))
 
     def add_change(self, *, detected_at: datetime, jurisdiction: str, substance: str | None,
                    source_id: str, kind: str, summary: str, before: dict[str, Any] | None,

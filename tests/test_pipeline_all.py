@@ -178,3 +178,26 @@ def test_watch_all_matches_substances_across_jurisdictions(world: World) -> None
     index = (world.data / "site" / "index.html").read_text(encoding="utf-8")
     assert "unmatched" in index and 'id="filter"' in index
     assert json.loads((world.data / "site" / "status.json").read_text())
+
+
+def test_a_replaced_standard_with_watch_all_is_one_amendment_not_thousands(world: World) -> None:
+    text = world.config.read_text()
+    world.config.write_text('watch = "all"\n' + text)
+    assert world.run("-j", "au").exit_code == 0
+    entries = [r for r in world.status() if r["source_id"] == "au-poisons-standard"]
+    world.scenarios["au-poisons-standard"].october = True
+    result = world.run("-j", "au")
+    assert result.exit_code == 0, result.stdout
+    found = world.changes(source_id="au-poisons-standard")
+    watched = [c for c in found if c["substance"] is not None]
+    bulk = [c for c in found if c["substance"] is None]
+    # The watched substances keep a change each; every other entry is in one change.
+    assert sorted(c["substance"] for c in watched) == ["arketamine", "esketamine", "ketamine"]
+    assert {c["kind"] for c in watched} == {"amended"}
+    assert len(bulk) == 1 and bulk[0]["kind"] == "amended"
+    assert f"for {len(entries) - 3} other entries" in bulk[0]["summary"]
+    # Every entry now names the new instrument, without a new interval for the bulk.
+    after = [r for r in world.status() if r["source_id"] == "au-poisons-standard"]
+    assert {r["instrument"] for r in after if r["status"] == "controlled"} == {"F2026L01302"}
+    history = world.cli("history", "paracetamol", "--format", "json").json()
+    assert len(history) == 1 and history[0]["instrument"] == "F2026L01302"

@@ -230,8 +230,9 @@ def build_store(tmp_path: Path, *, extra_substances: int = 0) -> Store:
                               "previous_error": f"no Schedule 8 heading {PAYLOAD}"})
         fetch(w, "au-poisons-standard", T4, outcome="unchanged",
               sha=new["au-poisons-standard"])
-        w.confirm_intervals("au-poisons-standard", at=T4,
-                            document_sha256=new["au-poisons-standard"])
+        # An unchanged observation confirms the open intervals through the source's state.
+        w.save_source_state(state("au-poisons-standard", health="healthy", at=T4,
+                                  sha=new["au-poisons-standard"]))
         fetch(w, "ca-csr", T4, outcome="failed", error="HTTP 503")
         w.finish(finished_at=T4, exit_code=2, summary={})
 
@@ -247,7 +248,8 @@ def build_store(tmp_path: Path, *, extra_substances: int = 0) -> Store:
 def _replace(w: RunWriter, before: StatusRecord, after: StatusRecord, at: datetime, kind: str,
              summary: str, before_sha: str, after_sha: str, effective: str | None = None
              ) -> int:
-    w.close_interval(before.source_id, before.substance, at=at)
+    w.close_intervals(before.source_id, [before.substance], at=at, confirmed_at=None,
+                      confirmed_sha256=None)
     w.open_interval(after, at=at)
     fields = [f for f in ("status", "schedule", "control_level", "provision", "listed_as")
               if getattr(before, f) != getattr(after, f)]
