@@ -136,7 +136,7 @@ def status(state: State, fmt: str, as_of: str | None) -> None:
     intervals = store.status_as_of(moment) if moment else store.current_intervals()
     rows = status_rows(intervals)
     if fmt == "json":
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        click.echo(_json_list(rows))
     elif fmt == "csv":
         _csv(rows, ["jurisdiction", "substance", "status", "schedule", "control_level",
                     "instrument", "provision", "listed_as", "basis", "code", "effective_from",
@@ -172,8 +172,7 @@ def changes(state: State, since: str | None, fmt: str) -> None:
     if fmt == "json":
         keys = ("id", "detected_at", "jurisdiction", "substance", "kind", "before", "after",
                 "summary", "source_id", "effective_date")
-        click.echo(json.dumps([{k: c.as_dict()[k] for k in keys} for c in found], indent=2,
-                              ensure_ascii=False))
+        click.echo(_json_list([{k: c.as_dict()[k] for k in keys} for c in found]))
         return
     if not found:
         click.echo("No changes recorded" + (f" since {since}." if since else "."))
@@ -202,7 +201,7 @@ def history(state: State, substance: str, fmt: str) -> None:
                               "`schedwatch run` first")
     rows = status_rows(intervals)
     if fmt == "json":
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        click.echo(_json_list(rows))
         return
     _table(rows, [("jurisdiction", "Jur."), ("source_id", "Source"), ("status_since", "From"),
                   ("valid_to", "To"), ("status", "Status"), ("schedule", "Sched."),
@@ -236,7 +235,7 @@ def sources(state: State, fmt: str) -> None:
             "last_error": known.last_error if known else None,
         })
     if fmt == "json":
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        click.echo(_json_list(rows))
         return
     _table(rows, [("id", "Source"), ("enabled", "On"), ("health", "Health"),
                   ("last_fetch", "Last fetch"), ("url", "URL")])
@@ -432,7 +431,33 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _json_list(rows: Sequence[Any]) -> str:
+    """A JSON array with one object a line: readable, and written by json's C encoder
+    (``indent`` would force the pure-Python one: seconds for watch = "all")."""
+    if not rows:
+        return "[]"
+    return "[\n" + ",\n".join(json.dumps(row, ensure_ascii=False) for row in rows) + "\n]"
+
+
+#: Above this many rows a table is printed as plain aligned text: rich's layout of thousands of
+#: rows (watch = "all") takes seconds.
+RICH_ROWS = 200
+
+
+def _plain_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> None:
+    cells = [[_cell(row.get(key)).replace("\n", " ") for key, _ in columns] for row in rows]
+    widths = [min(60, max([len(title)] + [len(c[i]) for c in cells]))
+              for i, (_, title) in enumerate(columns)]
+    lines = ["  ".join(title.ljust(w) for (_, title), w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+              for row in cells]
+    click.echo("\n".join(line.rstrip() for line in lines))
+
+
 def _table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> None:
+    if len(rows) > RICH_ROWS:
+        _plain_table(rows, columns)
+        return
     from rich.console import Console
     from rich.table import Table
 

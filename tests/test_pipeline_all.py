@@ -175,6 +175,11 @@ def test_watch_all_matches_substances_across_jurisdictions(world: World) -> None
     assert {"us", "au"} <= by_key.get("lysergic acid diethylamide", set()), sorted(by_key)
     assert {"us", "au"} <= by_key.get("psilocybin", set())
     assert len(rows) > 100
+    # Thousands of rows print as plain aligned text, one line per record.
+    table = world.cli("status")
+    assert table.exit_code == 0
+    lines = table.stdout.splitlines()
+    assert lines[0].split()[:2] == ["Jur.", "Substance"] and len(lines) == len(rows) + 1
     index = (world.data / "site" / "index.html").read_text(encoding="utf-8")
     assert "unmatched" in index and 'id="filter"' in index
     assert json.loads((world.data / "site" / "status.json").read_text())
