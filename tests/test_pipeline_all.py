@@ -159,7 +159,11 @@ def test_parse_commands_print_the_us_and_au_status(run_cli) -> None:
     assert records["ketamine"]["schedule"] == records["esketamine"]["schedule"] == "8"
 
 
-def test_watch_all_matches_substances_across_jurisdictions(world: World) -> None:
+def test_watch_all_matches_substances_across_jurisdictions(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    import scheduler.cli
+
+    monkeypatch.setattr(scheduler.cli, "RICH_ROWS", 50)  # the fixtures are small
     text = world.config.read_text()
     world.config.write_text('watch = "all"\n' + text)
     result = world.run()
