@@ -109,8 +109,9 @@ status = sa.Table(
     # last_document_sha256) is the confirmation, so an unchanged day rewrites no status row.
     sa.Column("last_confirmed_at", sa.String(32), nullable=False),
     sa.Column("last_document_sha256", sa.String(64), nullable=False),
-    sa.Index("ix_status_open", "source_id", "substance", sqlite_where=sa.text("valid_to IS NULL"),
-             postgresql_where=sa.text("valid_to IS NULL")),
+    # Partial on SQLite (naming the PostgreSQL option would import that dialect, and asyncio,
+    # on every start); a plain index elsewhere.
+    sa.Index("ix_status_open", "source_id", "substance", sqlite_where=sa.text("valid_to IS NULL")),
     sa.Index("ix_status_substance", "substance", "valid_from"),
     sa.Index("ix_status_span", "valid_from", "valid_to"),
 )
