@@ -4,9 +4,10 @@ instrument's Word original that reads every schedule (2–10) and appendix.
 
 The Standard is replaced wholesale several times a year, each time under a new register id
 (F2024L01228, …, F2026L00633), so the fetch plan first asks which "Poisons Standard" title is
-in force, then downloads that title's Word file. The parser reads ``word/document.xml``
-directly (zipfile + lxml): the June 2026 original is ~1 MB with 4,278 entries, and python-docx
-would wrap every paragraph and run in objects for nothing it adds here.
+in force, then downloads that title's Word file. The parser streams ``word/document.xml``
+straight out of the zip (lxml ``iterparse``, one paragraph at a time, each freed after use):
+the June 2026 original is ~1 MB zipped with 4,278 entries and its document.xml several MB, so
+neither python-docx (an object per paragraph and run) nor a whole lxml tree is held.
 """
 
 from __future__ import annotations
@@ -292,10 +293,13 @@ _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 _MC = "http://schemas.openxmlformats.org/markup-compatibility/2006"
 _P = f"{{{_W}}}p"
 _T = f"{{{_W}}}t"
-_P_STYLE = f"{{{_W}}}pPr/{{{_W}}}pStyle"
+_P_PR = f"{{{_W}}}pPr"
+_P_STYLE = f"{{{_W}}}pStyle"
 _VAL = f"{{{_W}}}val"
 _BLANKS = frozenset({f"{{{_W}}}tab", f"{{{_W}}}br", f"{{{_W}}}cr", f"{{{_W}}}ptab"})
 _HYPHENS = frozenset({f"{{{_W}}}noBreakHyphen"})
+#: The elements a paragraph's text is made of, for ``iter`` (which walks in document order).
+_TEXT_TAGS = (_T, *sorted(_HYPHENS), *sorted(_BLANKS))
 #: Subtrees whose text is not the paragraph's own: properties, drawings and text boxes (their
 #: paragraphs are visited on their own), the duplicate Fallback copy of alternate content,
 #: deleted text and field codes.
@@ -303,6 +307,10 @@ _SKIP = frozenset({f"{{{_W}}}pPr", f"{{{_W}}}rPr", f"{{{_W}}}drawing", f"{{{_W}}
                    f"{{{_W}}}txbxContent", f"{{{_W}}}delText", f"{{{_W}}}instrText",
                    f"{{{_W}}}del", f"{{{_W}}}moveFrom", f"{{{_W}}}softHyphen",
                    f"{{{_MC}}}Fallback"})
+#: A text element under one of these (below the paragraph) is not the paragraph's text: the
+#: skipped subtrees, a nested paragraph (visited on its own), and the text elements
+#: themselves (never read inside: ``w:pPr/w:tabs/w:tab`` tab stops are under ``w:pPr``).
+_NOT_OWN = _SKIP | {_P, _T} | _HYPHENS | _BLANKS
 
 #: Style names (case and spaces ignored) → paragraph role. Word writes a paragraph's style
 #: *id* (``w:pStyle/@w:val``), which need not equal the name; ids are resolved through
@@ -354,15 +362,15 @@ class Entry:
 @dataclass(frozen=True)
 class _Paragraph:
     role: str  # heading | entry | qualification | other
-    element: etree._Element
+    #: ``paragraph_text``; "" for an "other" paragraph after the cover, which nothing reads.
+    text: str
 
 
 def parse_poisons_standard(document: Document, watch: WatchList) -> ParseResult:
     """The status of each watched substance (or, with ``watch.all_entries``, of every entry)
     in one Poisons Standard Word document. Raises ``ExtractionError`` when the document is
     not a Word file or lacks the Standard's landmarks (schedule headings with entries)."""
-    body, styles = read_docx(document.content)
-    paragraphs = list(_paragraphs(body, styles))
+    paragraphs, _ = read_docx(document.content)
     cover = _cover_text(paragraphs)
     entries = collect_entries(paragraphs)
     _check_landmarks(entries)
@@ -379,8 +387,13 @@ def parse_poisons_standard(document: Document, watch: WatchList) -> ParseResult:
                        instrument=instrument)
 
 
-def read_docx(content: bytes) -> tuple[etree._Element, dict[str, str]]:
-    """``word/document.xml``'s root and the styleId → name map of ``word/styles.xml``."""
+def read_docx(content: bytes) -> tuple[list[_Paragraph], dict[str, str]]:
+    """The paragraphs of ``word/document.xml`` in document order, each with its role and
+    text, and the styleId → name map of ``word/styles.xml`` that gave the roles.
+
+    document.xml is streamed out of the zip: each paragraph is read when it ends, then
+    cleared with the siblings before it, so memory stays at a few paragraphs and not the
+    whole tree (a real Standard's document.xml is several MB, ~10× that as an lxml tree)."""
     try:
         package = zipfile.ZipFile(io.BytesIO(content))
     except zipfile.BadZipFile as error:
@@ -392,22 +405,78 @@ def read_docx(content: bytes) -> tuple[etree._Element, dict[str, str]]:
         if "word/document.xml" not in names:
             raise ExtractionError("the document is a zip archive but not a Word document "
                                   "(no word/document.xml)")
-        body = _xml(package, "word/document.xml")
-        styles = _style_names(_xml(package, "word/styles.xml")) \
-            if "word/styles.xml" in names else {}
-    return body, styles
+        try:
+            styles = _style_names(_xml(package, "word/styles.xml")) \
+                if "word/styles.xml" in names else {}
+        except ExtractionError:
+            # The body is read first to the end when both parts are broken, so its error
+            # is the one reported (as when the body was parsed before the styles).
+            for _ in _body_paragraphs(package, {}):
+                pass
+            raise
+        paragraphs = [_Paragraph(role, text) for role, text in _body_paragraphs(package, styles)]
+    return paragraphs, styles
 
 
-def _xml(package: zipfile.ZipFile, name: str) -> etree._Element:
+def _check_size(package: zipfile.ZipFile, name: str) -> None:
+    """Refuse a part that declares a size past ``_MAX_PART_BYTES`` (a zip bomb); zipfile
+    never inflates more than the declared size, and a part that is larger fails its CRC."""
     if package.getinfo(name).file_size > _MAX_PART_BYTES:
         raise ExtractionError(f"{name} inflates to more than "
                               f"{_MAX_PART_BYTES // (1024 * 1024)} MB; refused")
+
+
+def _unreadable(name: str, error: Exception) -> ExtractionError:
+    return ExtractionError(f"{name} in the Word document is not readable XML: {error}")
+
+
+def _xml(package: zipfile.ZipFile, name: str) -> etree._Element:
+    _check_size(package, name)
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     try:
         return etree.fromstring(package.read(name), parser)
     except (etree.XMLSyntaxError, zipfile.BadZipFile, OSError) as error:
-        raise ExtractionError(f"{name} in the Word document is not readable XML: "
-                              f"{error}") from error
+        raise _unreadable(name, error) from error
+
+
+def _body_paragraphs(package: zipfile.ZipFile, styles: Mapping[str, str]
+                     ) -> Iterator[tuple[str, str]]:
+    """(role, text) of every ``w:p`` of word/document.xml in document order (a paragraph
+    nested in a text box right after the one holding it), streamed with ``iterparse``.
+    Text is read for the cover (up to the first schedule heading) and for paragraphs whose
+    role the parser reads; it is "" for the other paragraphs after the cover."""
+    name = "word/document.xml"
+    _check_size(package, name)
+    roles: dict[str | None, str] = {}
+    cover = True
+    try:
+        with package.open(name) as stream:
+            # iterparse takes XMLParser's options: no entities, network, DTD or huge tree.
+            events = etree.iterparse(stream, events=("end",), tag=_P, resolve_entities=False,
+                                     no_network=True, load_dtd=False, huge_tree=False)
+            for _, element in events:
+                if next(element.iterancestors(_P), None) is not None:
+                    continue  # read with the paragraph that holds it, in document order
+                for p in element.iter(_P):
+                    style_id = paragraph_style(p)
+                    role = roles.get(style_id) or roles.setdefault(style_id,
+                                                                   _role(style_id, styles))
+                    text = paragraph_text(p) if cover or role != "other" else ""
+                    if cover and role == "heading" and section_label(text) is not None:
+                        cover = False
+                    yield role, text
+                _release(element)
+    except (etree.XMLSyntaxError, zipfile.BadZipFile, OSError) as error:
+        raise _unreadable(name, error) from error
+
+
+def _release(element: etree._Element) -> None:
+    """Free a finished paragraph and the siblings before it (bounded-memory iterparse)."""
+    element.clear(keep_tail=False)
+    parent = element.getparent()
+    if parent is not None:
+        while element.getprevious() is not None:
+            del parent[0]
 
 
 def _style_names(styles: etree._Element) -> dict[str, str]:
@@ -418,6 +487,15 @@ def _style_names(styles: etree._Element) -> dict[str, str]:
         if style_id and name is not None and name.get(_VAL):
             names[style_id] = name.get(_VAL, "")
     return names
+
+
+def paragraph_style(p: etree._Element) -> str | None:
+    """The style id of a paragraph (``w:pPr/w:pStyle/@w:val``), as ``p.find`` would find it
+    but without ElementPath's per-call cost."""
+    for properties in p.iterchildren(_P_PR):
+        for style in properties.iterchildren(_P_STYLE):
+            return style.get(_VAL)
+    return None
 
 
 def _role(style_id: str | None, styles: Mapping[str, str]) -> str:
@@ -431,35 +509,33 @@ def _style_key(name: str) -> str:
     return name.replace(" ", "").lower()
 
 
-def _paragraphs(body: etree._Element, styles: Mapping[str, str]) -> Iterator[_Paragraph]:
-    for p in body.iter(_P):
-        style = p.find(_P_STYLE)
-        yield _Paragraph(_role(style.get(_VAL) if style is not None else None, styles), p)
-
-
 def paragraph_text(p: etree._Element) -> str:
     """A paragraph's text from its runs: ``w:noBreakHyphen`` is a hyphen the text nodes do not
-    hold (so ``itertext()`` would read "NETHYLPENTYLONE"), tabs and breaks are spaces."""
+    hold (so ``itertext()`` would read "NETHYLPENTYLONE"), tabs and breaks are spaces. Text
+    under properties, drawings, text boxes, deletions, field codes, the Fallback copy of
+    alternate content and nested paragraphs (``_SKIP``) is not the paragraph's own."""
     parts: list[str] = []
-    _collect_text(p, parts)
+    for node in p.iter(*_TEXT_TAGS):
+        parent = node.getparent()
+        while parent is not p:  # usually one step: w:r, whose parent is the paragraph
+            if parent is None or parent.tag in _NOT_OWN:
+                break
+            parent = parent.getparent()
+        else:
+            tag = node.tag
+            parts.append((node.text or "") if tag == _T else "-" if tag in _HYPHENS else " ")
     return " ".join("".join(parts).split())
 
 
-def _collect_text(element: etree._Element, parts: list[str]) -> None:
-    for child in element:
-        tag = child.tag
-        if not isinstance(tag, str) or tag in _SKIP:
-            continue
-        if tag == _T:
-            parts.append(child.text or "")
-        elif tag in _HYPHENS:
-            parts.append("-")
-        elif tag in _BLANKS:
-            parts.append(" ")
-        elif tag == _P:
-            continue  # a paragraph nested in a text box is visited on its own
-        else:
-            _collect_text(child, parts)
+def normalise_spaced(text: str) -> str:
+    """``normalise_text`` of a text whose whitespace is already single spaces, none at either
+    end (``" ".join(words)``, as ``paragraph_text`` gives). ASCII text without "- (" is
+    returned as it is: Unicode normalisation, dash and no-break-space folding change only
+    non-ASCII characters, and the hyphen rule needs "- (" — the regex passes cost ~6 µs a
+    paragraph, thousands of times per Standard."""
+    if text.isascii() and "- (" not in text:
+        return text
+    return normalise_text(text)
 
 
 def section_label(heading: str) -> str | None:
@@ -495,7 +571,7 @@ def entry_name(text: str) -> tuple[str, str]:
     while words and not any("A" <= ch <= "Z" for ch in words[-1]):
         words.pop()  # "… 25 000 units": trailing numbers belong to the qualification
     name = " ".join(words).rstrip(" .,;:(")
-    return normalise_text(name), markers
+    return normalise_spaced(name), markers
 
 
 def collect_entries(paragraphs: Iterable[_Paragraph]) -> list[Entry]:
@@ -507,13 +583,13 @@ def collect_entries(paragraphs: Iterable[_Paragraph]) -> list[Entry]:
     seen_headings = False
     for paragraph in paragraphs:
         if paragraph.role == "heading":
-            label = section_label(paragraph_text(paragraph.element))
+            label = section_label(paragraph.text)
             seen_headings = seen_headings or label is not None
             section = label if label in SCHEDULE_LEVELS else None
             continue
         if section is None or paragraph.role not in ("entry", "qualification"):
             continue
-        text = normalise_text(paragraph_text(paragraph.element))
+        text = normalise_spaced(paragraph.text)
         if not text:
             continue
         name, markers = entry_name(text) if paragraph.role == "entry" else ("", "")
@@ -547,7 +623,7 @@ def _cover_text(paragraphs: Sequence[_Paragraph]) -> list[str]:
     """Text of the paragraphs before the first schedule heading: title and commencement."""
     cover: list[str] = []
     for paragraph in paragraphs:
-        text = paragraph_text(paragraph.element)
+        text = paragraph.text
         if paragraph.role == "heading" and section_label(text) is not None:
             break
         if text:
@@ -620,13 +696,13 @@ def build_records(entries: Sequence[Entry], watch: WatchList, *, instrument: str
     """One record per watched substance (listed or not), plus one per other entry when the
     watch list is "all". A substance in several schedules is one record."""
     grouped = group_entries(entries, watch)
+    retrieved_at = document.retrieved_at.isoformat()
 
     def record(key: str, **fields: Any) -> StatusRecord:
         return StatusRecord(jurisdiction=CODE, substance=key, instrument=instrument,
                             source_id=document.source_id, source_url=document.url,
-                            document_sha256=document.sha256,
-                            retrieved_at=document.retrieved_at.isoformat(), dates=dates,
-                            **fields)
+                            document_sha256=document.sha256, retrieved_at=retrieved_at,
+                            dates=dates, **fields)
 
     records: list[StatusRecord] = []
     for substance in watch.substances:

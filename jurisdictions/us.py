@@ -837,28 +837,37 @@ def _ecfr_record(key: str, entries: Sequence[ScheduleEntry], basis: Sequence[str
     )
 
 
-def _matching(entries: Sequence[ScheduleEntry], substance: Substance) -> list[ScheduleEntry]:
-    """The entries that print one of the substance's names (after normalisation)."""
-    keys = _names_of(substance)
-    return [e for e in entries if any(name_key(n) in keys for n in e.names())]
+def entry_keys(entries: Iterable[ScheduleEntry]) -> list[frozenset[str]]:
+    """The ``name_key`` of every name each entry prints, worked out once per parse: the
+    entries' names are compared with every watched substance (and its parent)."""
+    return [frozenset(name_key(n) for n in e.names()) for e in entries]
+
+
+def _matching(keys: Sequence[frozenset[str]], substance: Substance) -> list[int]:
+    """The indexes of the entries (by ``entry_keys``) that print one of the substance's
+    names (after normalisation)."""
+    wanted = _names_of(substance)
+    return [i for i, printed in enumerate(keys) if not printed.isdisjoint(wanted)]
 
 
 _Dates = Callable[[Iterable[str] | None], tuple[tuple[str, str], ...]]
 
 
-def _watched_record(substance: Substance, entries: Sequence[ScheduleEntry], watch: WatchList,
-                    document: Document, dates: _Dates) -> tuple[StatusRecord, list[int]]:
+def _watched_record(substance: Substance, entries: Sequence[ScheduleEntry],
+                    keys: Sequence[frozenset[str]], watch: WatchList, document: Document,
+                    dates: _Dates) -> tuple[StatusRecord, list[int]]:
     """The record of one watched substance and the indexes of the entries it used: named
     directly; else covered as an isomer by its parent's entry when that entry (or its
-    paragraph) names isomers; else not listed."""
-    direct = _matching(entries, substance)
-    if direct:
+    paragraph) names isomers; else not listed. ``keys``: ``entry_keys(entries)``."""
+    indexes = _matching(keys, substance)
+    if indexes:
+        direct = [entries[i] for i in indexes]
         record = _ecfr_record(substance.key, direct, [_entry_basis(e) for e in direct],
                               document, dates([e.section for e in direct]))
-        return record, [i for i, e in enumerate(entries) if e in direct]
+        return record, indexes
     cover = _substance_by_key(substance.covered_by, watch) if substance.covered_by else None
     if cover is not None and substance.relation == "isomer":
-        covering = [e for e in _matching(entries, cover) if e.covers_isomers]
+        covering = [entries[i] for i in _matching(keys, cover) if entries[i].covers_isomers]
         if covering:
             bases = [f"isomer of {cover.name.lower()}, covered by \"{e.text}\"" for e in covering]
             return _ecfr_record(substance.key, covering, bases, document,
@@ -904,8 +913,10 @@ def parse_ecfr(document: Document, watch: WatchList) -> ParseResult:
 
     records: list[StatusRecord] = []
     used: set[int] = set()
+    keys = entry_keys(part.entries)
     for substance in watch.substances:
-        record, indexes = _watched_record(substance, part.entries, watch, document, dates)
+        record, indexes = _watched_record(substance, part.entries, keys, watch, document,
+                                          dates)
         records.append(record)
         used.update(indexes)
     if watch.all_entries:
@@ -1008,7 +1019,10 @@ def canonical_federal_register(results_by_query: Mapping[str, Sequence[Mapping[s
     document = {"format": FR_CANONICAL_FORMAT, "api": "Federal Register API v1 documents.json",
                 "queries": queries, "count": len(ordered),
                 "not_yet_effective": pending, "results": ordered}
-    return (json.dumps(document, sort_keys=True, ensure_ascii=False, indent=1) + "\n").encode()
+    # Compact separators and no indent: only then does json use its C encoder (indent forces
+    # the pure-Python one, ~50 ms for ~700 documents on every run, changed or not).
+    return (json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+            + "\n").encode()
 
 
 def fetch_federal_register(fetcher: Fetcher, context: FetchContext) -> Fetched:
@@ -1071,7 +1085,16 @@ def _safe_url(value: Any) -> str | None:
 
 
 def _plain(value: Any) -> str:
-    return normalise_text(value) if isinstance(value, str) else ""
+    """``normalise_text`` of a string field ("" for anything else). ASCII text whose
+    whitespace is already single spaces and that has no "- (" is returned as it is: the
+    Unicode, dash and no-break-space folding change only non-ASCII characters and the
+    hyphen rule needs "- (", so its regex passes are skipped (several per document, for
+    hundreds of documents)."""
+    if not isinstance(value, str):
+        return ""
+    if value.isascii() and "- (" not in value and " ".join(value.split()) == value:
+        return value
+    return normalise_text(value)
 
 
 @dataclass(frozen=True)
@@ -1106,15 +1129,16 @@ class FrDocument:
         # The query asks for rules and proposed rules only: a result without a recognisable
         # type or title means the API's fields changed, and must not read as "no final rule"
         # (which would say "descheduled").
-        if _fr_type(data.get("type")) is None and not _plain(data.get("type")):
+        kind, type_label = _fr_type(data.get("type")), _plain(data.get("type"))
+        if kind is None and not type_label:
             raise ExtractionError(f"Federal Register document {number} has no type; the API "
                                   "changed")
-        if not _plain(data.get("title")):
+        title = _plain(data.get("title"))
+        if not title:
             raise ExtractionError(f"Federal Register document {number} has no title; the API "
                                   "changed")
         citation = _plain(data.get("citation")) or None
-        return cls(number=number, type=_fr_type(data.get("type")),
-                   type_label=_plain(data.get("type")), title=_plain(data.get("title")),
+        return cls(number=number, type=kind, type_label=type_label, title=title,
                    abstract=_plain(data.get("abstract")), action=_plain(data.get("action")),
                    published=published, effective=_iso_date(data.get("effective_on")),
                    comments_close=_iso_date(data.get("comments_close_on")),
@@ -1183,29 +1207,93 @@ def _mentions(doc: FrDocument, pattern: re.Pattern[str]) -> bool:
     return bool(pattern.search(doc.title) or pattern.search(doc.abstract))
 
 
+#: The only characters that ``re.IGNORECASE`` matches with an ASCII character although
+#: ``str.lower`` does not make them that character (KELVIN SIGN ~ k, LONG S ~ s, DOTLESS I
+#: and I WITH DOT ABOVE ~ i; a test checks every code point): folded before the substring
+#: pre-check, so that it never misses what the pattern matches.
+_ASCII_CASE_FOLD = str.maketrans({"\u212a": "k", "\u017f": "s", "\u0131": "i",
+                                  "\u0130": "i"})
+_ASCII_RUN = re.compile(r"[\x00-\x7f]+")
+
+
+def _folded(text: str) -> str:
+    """A document field for the pre-check: lower case, the characters above folded."""
+    return text.lower() if text.isascii() else text.translate(_ASCII_CASE_FOLD).lower()
+
+
+def _needles(substance: Substance) -> tuple[str, ...] | None:
+    """For each name of the mention pattern, a piece a text must hold (lower case, after
+    ``_folded``) for the pattern to match it: the name, or for a name with non-ASCII
+    letters ("kétamine") its longest ASCII run ("tamine"), since case-insensitive matching
+    of other scripts has more equivalences than ``lower`` knows. None when a name has no
+    ASCII at all: the substance is then searched in every document."""
+    needles = []
+    for name in (normalise_text(n) for n in substance.names() if n.strip()):
+        runs = _ASCII_RUN.findall(name)
+        if not runs:
+            return None
+        needles.append(max(runs, key=len).lower())
+    return tuple(dict.fromkeys(needles))
+
+
+class _Mentions:
+    """Which documents name which substances (in title or abstract), worked out once per
+    parse: the mention regex, with its lookarounds, is the parser's main cost, and every
+    document is asked about again in each final / proposal / withdrawal comparison. A cheap
+    substring test on the lower-cased fields comes first; a document that lacks every name
+    cannot match the pattern."""
+
+    def __init__(self, docs: Sequence[FrDocument]) -> None:
+        self._docs = docs
+        self._fields: list[tuple[str, str]] | None = None
+        self._named: dict[Substance, frozenset[int]] = {}
+
+    def documents(self, substance: Substance) -> frozenset[int]:
+        """``id`` of each document that names the substance."""
+        found = self._named.get(substance)
+        if found is None:
+            found = self._named[substance] = frozenset(self._search(substance))
+        return found
+
+    def _search(self, substance: Substance) -> Iterator[int]:
+        pattern, needles = _mention_pattern(substance), _needles(substance)
+        if needles is None:
+            yield from (id(d) for d in self._docs if _mentions(d, pattern))
+            return
+        if self._fields is None:
+            self._fields = [(_folded(d.title), _folded(d.abstract)) for d in self._docs]
+        for doc, (title, abstract) in zip(self._docs, self._fields, strict=True):
+            if any(n in title or n in abstract for n in needles) and _mentions(doc, pattern):
+                yield id(doc)
+
+    def __call__(self, doc: FrDocument, substance: Substance) -> bool:
+        return id(doc) in self.documents(substance)
+
+
 def _withdrawn(proposal: FrDocument, withdrawals: Sequence[FrDocument],
-               pattern: re.Pattern[str]) -> bool:
+               naming: frozenset[int]) -> bool:
     """A withdrawal withdraws earlier proposals only: the ones whose citation it names or,
-    naming none, those on the same substance. Never one of its own day: on 1999-04-09 DEA
-    withdrew the 1981 proposal (64 FR 17298) and published a new one (64 FR 17299) in the
-    same issue, and a withdrawal may well point at the new proposal."""
+    naming none, those on the same substance (``naming``: the ``_Mentions.documents`` of
+    the proposal's subject). Never one of its own day: on 1999-04-09 DEA withdrew the 1981
+    proposal (64 FR 17298) and published a new one (64 FR 17299) in the same issue, and a
+    withdrawal may well point at the new proposal."""
     for withdrawal in withdrawals:
         if withdrawal.published <= proposal.published:
             continue
         if withdrawal.cited:
             if proposal.citation and proposal.citation in withdrawal.cited:
                 return True
-        elif _mentions(withdrawal, pattern):
+        elif id(withdrawal) in naming:
             return True
     return False
 
 
 def _superseded(proposal: FrDocument, finals: Sequence[FrDocument],
-                pattern: re.Pattern[str]) -> bool:
-    """A later final rule on the same substance with the same target (or one citing the
-    proposal) closes the proposal."""
+                naming: frozenset[int]) -> bool:
+    """A later final rule on the same substance (``naming``, as for ``_withdrawn``) with the
+    same target (or one citing the proposal) closes the proposal."""
     return any(
-        final.published >= proposal.published and _mentions(final, pattern)
+        final.published >= proposal.published and id(final) in naming
         and (final.target == proposal.target
              or (proposal.citation is not None and proposal.citation in final.cited))
         for final in finals)
@@ -1294,31 +1382,32 @@ def _names_isomers(doc: FrDocument) -> bool:
 
 #: Whom a document must mention for a substance: the substance itself (via None) or, for an
 #: isomer, the substance it is an isomer of (via that substance).
-_Subject = tuple[re.Pattern[str], Substance | None]
+_Subject = tuple[Substance, Substance | None]
 
 
 def _subjects(substance: Substance, watch: WatchList) -> list[_Subject]:
-    subjects: list[_Subject] = [(_mention_pattern(substance), None)]
+    subjects: list[_Subject] = [(substance, None)]
     cover = _isomer_cover(substance, watch)
     if cover is not None:
-        subjects.append((_mention_pattern(cover), cover))
+        subjects.append((cover, cover))
     return subjects
 
 
-def _concerns(doc: FrDocument, subject: _Subject) -> bool:
+def _concerns(doc: FrDocument, subject: _Subject, mentions: _Mentions) -> bool:
     """The document is about the subject: names it, and (through a parent substance) names
     isomers too."""
-    pattern, via = subject
-    return _mentions(doc, pattern) and (via is None or _names_isomers(doc))
+    named, via = subject
+    return mentions(doc, named) and (via is None or _names_isomers(doc))
 
 
 def _rule_in_effect(substance: Substance, subjects: Sequence[_Subject],
-                    finals: Sequence[FrDocument], today: date,
-                    document: Document) -> StatusRecord:
+                    finals: Sequence[FrDocument], today: date, document: Document,
+                    mentions: _Mentions) -> StatusRecord:
     """The record of the latest final rule in effect on the substance (directly first, then
     through its parent), or "no DEA final rule"."""
     for subject in subjects:
-        in_effect = [f for f in finals if _concerns(f, subject) and f.in_effect(today)]
+        in_effect = [f for f in finals
+                     if _concerns(f, subject, mentions) and f.in_effect(today)]
         if in_effect:
             latest = max(in_effect, key=lambda f: (f.effective or f.published, f.published,
                                                    f.number))
@@ -1328,20 +1417,23 @@ def _rule_in_effect(substance: Substance, subjects: Sequence[_Subject],
 
 def _open_items(substance: Substance, subjects: Sequence[_Subject],
                 finals: Sequence[FrDocument], proposals: Sequence[FrDocument],
-                withdrawals: Sequence[FrDocument], today: date) -> list[PendingItem]:
+                withdrawals: Sequence[FrDocument], today: date,
+                mentions: _Mentions) -> list[PendingItem]:
     """Final rules not yet effective, and proposals neither withdrawn nor superseded."""
     items: list[PendingItem] = []
     seen: set[str] = set()
     for subject in subjects:
-        pattern, via = subject
+        naming = mentions.documents(subject[0])
+        via = subject[1]
         for doc in finals:
-            if doc.number not in seen and _concerns(doc, subject) and not doc.in_effect(today):
+            if doc.number not in seen and _concerns(doc, subject, mentions) \
+                    and not doc.in_effect(today):
                 seen.add(doc.number)
                 items.append(_pending(substance, doc, "final_rule", via))
         for doc in proposals:
-            if doc.number in seen or not _concerns(doc, subject) \
-                    or _withdrawn(doc, withdrawals, pattern) \
-                    or _superseded(doc, finals, pattern):
+            if doc.number in seen or not _concerns(doc, subject, mentions) \
+                    or _withdrawn(doc, withdrawals, naming) \
+                    or _superseded(doc, finals, naming):
                 continue
             seen.add(doc.number)
             items.append(_pending(substance, doc, "proposed_rule", via))
@@ -1366,12 +1458,14 @@ def parse_federal_register(document: Document, watch: WatchList) -> ParseResult:
               and not d.is_correction and d.target]
     proposals = [d for d in docs if d.type == "PRORULE" and not d.is_withdrawal
                  and not d.is_correction and d.target]
+    mentions = _Mentions(docs)
     records: list[StatusRecord] = []
     pending: list[PendingItem] = []
     for substance in watch.substances:
         subjects = _subjects(substance, watch)
-        records.append(_rule_in_effect(substance, subjects, finals, today, document))
-        pending.extend(_open_items(substance, subjects, finals, proposals, withdrawals, today))
+        records.append(_rule_in_effect(substance, subjects, finals, today, document, mentions))
+        pending.extend(_open_items(substance, subjects, finals, proposals, withdrawals, today,
+                                   mentions))
     return ParseResult(
         records=tuple(records), pending=tuple(pending),
         document_dates=(("latest Federal Register document published",

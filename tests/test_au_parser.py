@@ -15,7 +15,14 @@ from lxml import etree
 from jurisdictions import au
 from jurisdictions.substances import build_watch_list
 from scrapers.errors import ExtractionError
-from scrapers.records import CONTROL_LEVELS, MATERIAL_FIELDS, Document, StatusRecord, validate
+from scrapers.records import (
+    CONTROL_LEVELS,
+    MATERIAL_FIELDS,
+    Document,
+    StatusRecord,
+    normalise_text,
+    validate,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "au"
 JUNE_TITLE = "Therapeutic Goods (Poisons Standard\u2014June 2026) Instrument 2026"
@@ -306,8 +313,159 @@ def test_entities_are_not_resolved():
     xml = (b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
            b'<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/'
            b'main"><w:body><w:p><w:r><w:t>&x;</w:t></w:r></w:p></w:body></w:document>')
-    body, _ = au.read_docx(_zip({"word/document.xml": xml}))
-    assert "root:" not in au.paragraph_text(next(body.iter(au._P)))
+    paragraphs, _ = au.read_docx(_zip({"word/document.xml": xml}))
+    assert len(paragraphs) == 1
+    assert "root:" not in paragraphs[0].text
+
+
+def test_a_part_declaring_a_huge_size_is_refused_before_inflating(monkeypatch):
+    monkeypatch.setattr(au, "_MAX_PART_BYTES", 1000)
+    big = _zip({"word/document.xml": b"<w:document xmlns:w='x'>" + b" " * 2000
+                + b"</w:document>"})
+    with pytest.raises(ExtractionError, match="word/document.xml inflates to more than"):
+        au.parse_poisons_standard(document(big), KETAMINES)
+    small = _zip({"word/document.xml": b"<w:document xmlns:w='x'/>",
+                  "word/styles.xml": b"<w:styles xmlns:w='x'>" + b" " * 2000 + b"</w:styles>"})
+    with pytest.raises(ExtractionError, match="word/styles.xml inflates to more than"):
+        au.parse_poisons_standard(document(small), KETAMINES)
+
+
+def test_broken_styles_are_an_extraction_error_naming_the_part_at_fault():
+    with zipfile.ZipFile(FIXTURES / "poisons-standard-june-2026.docx") as package:
+        parts = {name: package.read(name) for name in package.namelist()}
+    with pytest.raises(ExtractionError, match="word/styles.xml .*not readable XML"):
+        au.parse_poisons_standard(document(_zip({**parts, "word/styles.xml": b"<w:styles"})),
+                                  KETAMINES)
+    # Both broken: the body is named, as when it was read first.
+    with pytest.raises(ExtractionError, match="word/document.xml .*not readable XML"):
+        au.parse_poisons_standard(document(_zip({**parts, "word/styles.xml": b"<w:styles",
+                                                 "word/document.xml": b"<w:document"})),
+                                  KETAMINES)
+
+
+# --- the streamed reading is the tree walk it replaced ------------------------------------
+
+_W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+
+
+def _reference_text(p) -> str:
+    """The recursive walk the parser used before it streamed document.xml: the reference
+    that ``paragraph_text`` must agree with."""
+    parts: list[str] = []
+
+    def walk(element) -> None:
+        for child in element:
+            tag = child.tag
+            if not isinstance(tag, str) or tag in au._SKIP:
+                continue
+            if tag == au._T:
+                parts.append(child.text or "")
+            elif tag in au._HYPHENS:
+                parts.append("-")
+            elif tag in au._BLANKS:
+                parts.append(" ")
+            elif tag != au._P:
+                walk(child)
+
+    walk(p)
+    return " ".join("".join(parts).split())
+
+
+def _reference_paragraphs(content: bytes) -> list[tuple[str, str]]:
+    """(role, text) of every paragraph from the whole tree, in ``iter`` order."""
+    with zipfile.ZipFile(io.BytesIO(content)) as package:
+        body = etree.fromstring(package.read("word/document.xml"))
+        styles = au._style_names(etree.fromstring(package.read("word/styles.xml"))) \
+            if "word/styles.xml" in package.namelist() else {}
+    found = []
+    for p in body.iter(au._P):
+        style = p.find(f"{{{_W}}}pPr/{{{_W}}}pStyle")
+        found.append((au._role(style.get(f"{{{_W}}}val") if style is not None else None, styles),
+                      _reference_text(p)))
+    return found
+
+
+def _streamed(paragraphs) -> list[tuple[str, str]]:
+    return [(p.role, p.text) for p in paragraphs]
+
+
+def _blank_after_cover(reference: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The reference with the texts read_docx leaves out: "other" paragraphs after the
+    first schedule heading."""
+    cover, out = True, []
+    for role, text in reference:
+        out.append((role, text if cover or role != "other" else ""))
+        if role == "heading" and au.section_label(text) is not None:
+            cover = False
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*.docx")))
+def test_streamed_paragraphs_equal_the_tree_walk(name):
+    content = (FIXTURES / name).read_bytes()
+    paragraphs, _ = au.read_docx(content)
+    assert _streamed(paragraphs) == _blank_after_cover(_reference_paragraphs(content))
+
+
+def _tricky_docx() -> bytes:
+    """Paragraphs in the shapes Word writes that the parser must read as the tree walk did:
+    tab stops in the paragraph properties, deleted and moved text, field codes, alternate
+    content with a text box (Choice read on its own, Fallback not at all), a table, a
+    hyperlink and an inserted run, comments and processing instructions."""
+    def p(style: str, inner: str) -> str:
+        return (f'<w:p><w:pPr><w:pStyle w:val="{style}"/><w:tabs><w:tab w:val="left" '
+                f'w:pos="567"/></w:tabs><w:rPr><w:b/></w:rPr></w:pPr>{inner}</w:p>')
+
+    def r(text: str) -> str:
+        return f'<w:r><w:rPr><w:sz w:val="20"/></w:rPr><w:t xml:space="preserve">{text}</w:t></w:r>'
+
+    box = ('<w:r><mc:AlternateContent><mc:Choice Requires="wps"><w:drawing><wps:txbx>'
+           '<w:txbxContent>' + p("Normal", r("IN THE BOX")) + '</w:txbxContent></wps:txbx>'
+           '</w:drawing></mc:Choice><mc:Fallback><w:pict><w:txbxContent>'
+           + p("Normal", r("FALLBACK BOX")) + '</w:txbxContent></w:pict></mc:Fallback>'
+           '</mc:AlternateContent></w:r>')
+    body = "".join([
+        p("Normal", r("Therapeutic Goods (Poisons Standard\u2014June 2026) Instrument 2026")),
+        p("Normal", r("This instrument commences on 1 June 2026.") + box),
+        p("ActHead1", r("Schedule 8") + '<w:r><w:t>\u2014Controlled Drug</w:t></w:r>'),
+        p("Normal", r("Schedule 8 includes the following.")),
+        p("PoisonsStandardScheduleEntry",
+          r("N") + '<w:r><w:noBreakHyphen/></w:r>' + r("ETHYL") + '<w:r><w:tab/></w:r>'
+          + '<w:del><w:r><w:delText>GONE</w:delText></w:r></w:del>'
+          + '<w:moveFrom><w:r><w:t>MOVED AWAY</w:t></w:r></w:moveFrom>'
+          + '<w:r><w:instrText>PAGEREF x</w:instrText></w:r>'
+          + '<w:hyperlink><w:r><w:t>LINKED</w:t></w:r></w:hyperlink>'
+          + '<w:ins><w:r><w:t>.</w:t></w:r></w:ins><!-- a comment --><?pi data?>'),
+        '<w:tbl><w:tblPr/><w:tr><w:tc><w:tcPr/>'
+        + p("Paragraph", r("(a) in a table cell")) + p("paragraphsub", r("(i) and another"))
+        + '</w:tc></w:tr></w:tbl>',
+        p("PoisonsStandardScheduleEntry", r("KETAMINE.") + box),
+        p("Normal", r("after") + '<w:r><w:br/><w:t>the break</w:t></w:r>'),
+    ])
+    xml = (f'<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="{_W}" '
+           'xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006" '
+           'xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape">'
+           f'<w:body>{body}<w:sectPr/></w:body></w:document>')
+    return _zip({"word/document.xml": xml.encode()})
+
+
+def test_streamed_paragraphs_in_words_shapes_equal_the_tree_walk():
+    content = _tricky_docx()
+    paragraphs, _ = au.read_docx(content)
+    reference = _reference_paragraphs(content)
+    assert _streamed(paragraphs) == _blank_after_cover(reference)
+    texts = [text for _, text in reference]
+    # The text box's paragraph comes right after the paragraph holding it, twice (Choice
+    # and Fallback copies are both paragraphs), and its text is not its holder's.
+    assert texts[1:4] == ["This instrument commences on 1 June 2026.", "IN THE BOX",
+                          "FALLBACK BOX"]
+    assert texts[6] == "N-ETHYL LINKED."
+    assert texts[7:9] == ["(a) in a table cell", "(i) and another"]
+    assert texts[-1] == "after the break"
+    [entry, ketamine] = au.collect_entries(paragraphs)
+    assert (entry.section, entry.name, entry.text) == ("8", "N-ETHYL LINKED", "N-ETHYL LINKED.")
+    assert entry.qualifications == ("(a) in a table cell", "(i) and another")
+    assert ketamine.name == "KETAMINE"
 
 
 # --- small pure pieces --------------------------------------------------------------------
@@ -331,6 +489,21 @@ def test_entities_are_not_resolved():
 ])
 def test_entry_name(text, name, markers):
     assert au.entry_name(text) == (name, markers)
+
+
+@pytest.mark.parametrize("text", [
+    "KETAMINE.", "2,5-DIMETHOXY-4-BROMOPHENETHYLAMINE (2C-B).", "2- (methylamino)",
+    "x- (y", "N\u2011ETHYLPENTYLONE.", "days\u2019 supply", "caf\u00e9", "e\u0301", "",
+    "a\u00a0b", "Schedule 8\u2014Controlled Drug"])
+def test_normalise_spaced_is_normalise_text(text):
+    assert au.normalise_spaced(text) == normalise_text(text)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*.docx")))
+def test_normalise_spaced_is_normalise_text_on_every_fixture_paragraph(name):
+    paragraphs, _ = au.read_docx((FIXTURES / name).read_bytes())
+    for paragraph in paragraphs:
+        assert au.normalise_spaced(paragraph.text) == normalise_text(paragraph.text)
 
 
 @pytest.mark.parametrize(("heading", "label"), [

@@ -640,6 +640,70 @@ def test_fr_broken_documents_are_extraction_errors(content, message):
         us.parse_federal_register(document, DEFAULT_WATCH)
 
 
+@pytest.mark.parametrize(("watched", "printed"), [
+    ("tiletamine", "T\u0131LETAM\u0130NE"),  # DOTLESS I, I WITH DOT ABOVE ~ i
+    ("kassine", "\u212aA\u017f\u017fINE"),  # KELVIN SIGN ~ k, LONG S ~ s
+])
+def test_fr_case_insensitive_matches_beyond_lower_are_still_mentions(watched, printed):
+    """The substring pre-check before the mention regex folds the characters that
+    ``re.IGNORECASE`` equates with ASCII letters although ``lower`` does not."""
+    final = copy.deepcopy(next(r for r in fr_results(*BASE_FR)
+                               if r["document_number"] == "99-17803"))
+    final.update(document_number="2024-00009", publication_date="2024-03-01",
+                 effective_on="2024-04-01", citation="89 FR 11111", abstract="",
+                 title=f"Schedules of Controlled Substances: Placement of {printed} Into "
+                       "Schedule II")
+    result = parse_fr(fr_document(fr_results(*BASE_FR) + [final]),
+                      build_watch_list([watched, "ketamine"]))
+    record = by_substance(result)[watched]
+    assert (record.status, record.schedule, record.instrument) == \
+        ("controlled", "II", "89 FR 11111")
+    assert by_substance(result)["ketamine"].instrument == "64 FR 37673"
+
+
+def test_ascii_case_fold_covers_every_character_ignorecase_equates_with_ascii():
+    ascii_ignorecase = re.compile("[\x00-\x7f]", re.IGNORECASE)
+    for code in range(0x80, 0x110000):
+        char = chr(code)
+        if ascii_ignorecase.fullmatch(char):
+            same = [c for c in map(chr, range(0x80)) if re.fullmatch(re.escape(c), char, re.I)]
+            assert us._folded(char) in {c.lower() for c in same}, hex(code)
+    # Folding keeps one character for one: a match's span stays a substring.
+    assert all(len(us._folded(chr(c))) == 1 for c in range(0x110000))
+
+
+@pytest.mark.parametrize("substance", [*build_watch_list("all").substances,
+                                       *build_watch_list(["tiletamine", "\u03b1\u03b2",
+                                                          "Ketalar"]).substances])
+def test_fr_mentions_are_the_mention_pattern(substance):
+    docs = [us.FrDocument.from_json(r, i) for i, r in enumerate(fr_results(
+        *BASE_FR, "fr-documents-ketamine.json", "fr-documents-final-future.json",
+        "fr-documents-proposed-schedule-ii.json"))]
+    pattern = us._mention_pattern(substance)
+    mentions = us._Mentions(docs)
+    assert [mentions(d, substance) for d in docs] == [us._mentions(d, pattern) for d in docs]
+
+
+@pytest.mark.parametrize("text", [
+    "Placement of Ketamine Into Schedule III", "  padded ", "two  spaces", "tab\there",
+    "line\nbreak", "2- (methylamino)", "2-(methylamino)", "caf\u00e9", "en\u2013dash",
+    "no\u00a0break", "e\u0301", "", "x- (y", "\u2003em space"])
+def test_plain_is_normalise_text(text):
+    from scrapers.records import normalise_text
+    assert us._plain(text) == normalise_text(text)
+    assert us._plain(None) == us._plain(3) == ""
+
+
+def test_canonical_document_is_compact_json():
+    """The C encoder writes it (an indent would force the pure-Python one): one line."""
+    content = us.canonical_federal_register({"cfr-21-part-1308": fr_results(*BASE_FR)},
+                                            date(2026, 6, 11))
+    assert content.endswith(b"\n") and content.count(b"\n") == 1
+    data = json.loads(content)
+    assert content == (json.dumps(data, sort_keys=True, ensure_ascii=False,
+                                  separators=(",", ":")) + "\n").encode()
+
+
 def test_canonical_document_is_order_independent_and_tracks_effective_dates():
     results = fr_results(*BASE_FR, "fr-documents-final-future.json")
     term = fr_results("fr-documents-ketamine.json")
