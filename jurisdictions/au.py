@@ -778,6 +778,5 @@ SOURCES: tuple[Source, ...] = (
         media_type=WORD_MEDIA_TYPE,
         # robots.txt of www.legislation.gov.au: Crawl-delay: 10 (third-party copy,
         # 2026-09-05); HttpFetcher honours the Crawl-delay itself as well.
-        min_interval=10.0,
     ),
 )

@@ -93,9 +93,6 @@ class Source:
     parse: Parser
     fetch_plan: FetchPlan | None = None  # None: one conditional GET of endpoints["url"]
     media_type: str = "application/xml"
-    #: Seconds between two requests to one host of this source (robots.txt Crawl-delay wins
-    #: when larger).
-    min_interval: float = 1.0
 
     @property
     def url(self) -> str:

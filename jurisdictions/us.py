@@ -1554,14 +1554,13 @@ SOURCES: tuple[Source, ...] = (
         endpoints={"url": "https://www.ecfr.gov",
                    "bulk_url": "https://www.govinfo.gov/bulkdata/ECFR/title-21/ECFR-title21.xml"},
         parse=parse_ecfr, fetch_plan=fetch_ecfr, media_type="application/xml",
-        min_interval=1.0,
     ),
     Source(
         id=FR_SOURCE_ID, jurisdiction=CODE,
         title="Federal Register: DEA rulemaking on 21 CFR Part 1308",
         endpoints={"url": "https://www.federalregister.gov"},
         parse=parse_federal_register, fetch_plan=fetch_federal_register,
-        media_type="application/json", min_interval=1.0,
+        media_type="application/json",
     ),
 )
 

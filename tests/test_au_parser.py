@@ -76,7 +76,6 @@ def test_module_contract():
                                 "register_url": "https://www.legislation.gov.au"}
     assert source.media_type == ("application/vnd.openxmlformats-officedocument."
                                  "wordprocessingml.document")
-    assert source.min_interval == 10.0
     assert source.parse is au.parse_poisons_standard
     assert source.fetch_plan is au.fetch_poisons_standard
 

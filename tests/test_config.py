@@ -107,3 +107,11 @@ def test_cli_bad_config_exits_2_with_one_line(tmp_path: Path, run_cli) -> None:
     assert result.stderr.strip().count("\n") == 0
     assert "data_dri" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_politeness_defaults_to_one_request_per_second_per_host() -> None:
+    # The eCFR and the Federal Register ask for no more than one request a second; a
+    # robots.txt Crawl-delay (legislation.gov.au: 10 s) is honoured on top of this.
+    settings = load_settings(None, environ={}, known_sources=KNOWN)
+    assert settings.fetch.request_interval == 1.0
+    assert settings.fetch.respect_robots is True

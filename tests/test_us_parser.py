@@ -732,7 +732,6 @@ def test_sources_are_declared():
     ecfr, fr = us.SOURCES
     assert ecfr.endpoints["bulk_url"] == "https://www.govinfo.gov/bulkdata/ECFR/title-21/ECFR-title21.xml"
     assert (ecfr.media_type, fr.media_type) == ("application/xml", "application/json")
-    assert ecfr.min_interval >= 1.0 and fr.min_interval >= 1.0
     assert ecfr.parse is us.parse_ecfr and fr.parse is us.parse_federal_register
 
 
