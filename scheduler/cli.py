@@ -314,7 +314,7 @@ def record(state: State, source_id: str, out: Path) -> None:
 
 # --- report -------------------------------------------------------------------------------
 
-@cli.group()
+@cli.group(epilog=_example("schedwatch report weekly --week 2026-W47"))
 def report() -> None:
     """Write reports (the weekly report)."""
 
@@ -342,7 +342,8 @@ def report_weekly(state: State, week: str | None, send_email: bool) -> None:
 
 # --- email --------------------------------------------------------------------------------
 
-@cli.group()
+@cli.group(epilog=_example("schedwatch email test --to officer@example.org",
+                           "schedwatch email send", "schedwatch email retry"))
 def email() -> None:
     """Email: test the SMTP settings, deliver the outbox."""
 

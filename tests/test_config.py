@@ -115,3 +115,24 @@ def test_politeness_defaults_to_one_request_per_second_per_host() -> None:
     settings = load_settings(None, environ={}, known_sources=KNOWN)
     assert settings.fetch.request_interval == 1.0
     assert settings.fetch.respect_robots is True
+
+
+def test_every_command_help_has_an_example(run_cli) -> None:
+    import click
+
+    from scheduler.cli import cli
+
+    def walk(group: click.Group, prefix: tuple[str, ...]) -> list[tuple[str, ...]]:
+        found = [prefix]
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                found += walk(command, (*prefix, name))
+            else:
+                found.append((*prefix, name))
+        return found
+
+    for path in walk(cli, ()):
+        result = run_cli(*path, "--help")
+        assert result.exit_code == 0, path
+        assert "Example" in result.stdout and "schedwatch" in result.stdout.split("Example")[1], \
+            f"schedwatch {' '.join(path)} --help has no example"
