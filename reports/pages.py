@@ -12,10 +12,10 @@ import bisect
 import hashlib
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -60,6 +60,7 @@ _SLUG_DROP = re.compile(r"[^a-z0-9]+")
 _WEEK = re.compile(r"(\d{4})-W(\d{2})")
 
 
+@lru_cache(maxsize=16384)
 def substance_slug(name: str) -> str:
     """A file name stem for a substance: lower-case a-z, 0-9 and "-". When that alters the
     name (or leaves nothing), a short hash of the name keeps distinct names apart, so that
@@ -71,8 +72,20 @@ def substance_slug(name: str) -> str:
     return f"{slug}-{tag}" if slug else f"substance-{tag}"
 
 
-def history_href(substance: str) -> str:
+def history_path(substance: str) -> str:
+    """Where a substance's history page is written (site-relative)."""
     return f"history/{substance_slug(substance)}.html"
+
+
+def history_href(substance: str | None, pages: Container[str] | None = None) -> str | None:
+    """The site-relative link to a substance's history page, or None when the site has no
+    such page: with ``watch = "all"`` only the watched substances and those with a change or
+    a pending item get one (``Snapshot.history_substances``, passed as ``pages``). Without
+    ``pages`` (a context made outside a site) every named substance is assumed to have one.
+    Templates show the name without a link when this is None."""
+    if not substance or (pages is not None and substance not in pages):
+        return None
+    return history_path(substance)
 
 
 def change_href(change_id: int) -> str:
@@ -208,17 +221,82 @@ class Snapshot:
                 found.setdefault((change.source_id, key, change.substance), change.id)
         return found
 
-    def jurisdiction(self, code: str) -> Jurisdiction:
+    @cached_property
+    def history_substances(self) -> frozenset[str]:
+        """The substances that get a history page. With a watch list: every substance the
+        data names. With ``watch = "all"``: the watched ones and those with at least one
+        change or pending item — not a page each for thousands of entries that never
+        changed (their status, evidence and dates are in the index and the reference)."""
+        names = set(self.watched)
+        names.update(c.substance for c in self.changes if c.substance)
+        names.update(row.item.substance for row in self.pending)
+        if not self.all_entries:
+            names.update(iv.record.substance for iv in self.intervals)
+        return frozenset(name for name in names if name)
+
+    @cached_property
+    def _by_code(self) -> dict[str, Jurisdiction]:
+        found: dict[str, Jurisdiction] = {}
         for item in self.jurisdictions:
-            if item.code == code:
-                return item
-        return Jurisdiction(code=code, name=code.upper(), sources=())
+            found.setdefault(item.code, item)
+        return found
+
+    @cached_property
+    def _titles(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for item in self.jurisdictions:
+            for source_id, title in item.titles.items():
+                found.setdefault(source_id, title)
+        return found
+
+    @cached_property
+    def health(self) -> dict[str, dict[str, Any]]:
+        """source id → its ``health_view`` (one per source, shared by every record shown;
+        a source without a state is "unknown")."""
+        return {source_id: health_view(state) for source_id, state in self.states.items()}
+
+    @cached_property
+    def jurisdictions_key(self) -> str:
+        """The jurisdictions, their names, sources and titles as text: part of the
+        fingerprint of every page that shows a name or a title."""
+        return repr(self.jurisdictions)
+
+    @cached_property
+    def _views(self) -> dict[int, dict[str, Any]]:
+        return {}
+
+    def record_view(self, interval: StatusInterval) -> dict[str, Any]:
+        """``record_view`` of the interval's record, made once per snapshot (the index, the
+        reference and a history page show the same current record)."""
+        view = self._views.get(interval.id)
+        if view is None:
+            view = self._views[interval.id] = _view_of(interval.record)
+        return view
+
+    @cached_property
+    def _cross_checks(self) -> dict[date, list[str]]:
+        return {}
+
+    def jurisdiction(self, code: str) -> Jurisdiction:
+        found = self._by_code.get(code)
+        return found if found is not None else Jurisdiction(code=code, name=code.upper(),
+                                                            sources=())
 
     def source_title(self, source_id: str) -> str:
-        for item in self.jurisdictions:
-            if source_id in item.titles:
-                return item.titles[source_id]
-        return source_id
+        return self._titles.get(source_id, source_id)
+
+    def source_health(self, source_id: str) -> dict[str, Any]:
+        found = self.health.get(source_id)
+        return found if found is not None else health_view(None)
+
+    def history_href(self, substance: str | None) -> str | None:
+        """The link to the substance's history page, None when the site has none."""
+        return history_href(substance, self.history_substances)
+
+    def documents_key(self, shas: Iterable[str | None]) -> tuple[tuple[str, str | None], ...]:
+        """(sha256, archived copy or None) of the documents a page cites: whether the
+        evidence is a link is part of the page."""
+        return tuple((sha, self.documents.get(sha)) for sha in shas if sha)
 
 
 def jurisdiction_list(registry: Sequence[tuple[str, str, Sequence[tuple[str, str]]]],
@@ -253,7 +331,9 @@ def _record(data: Mapping[str, Any] | StatusRecord | None) -> StatusRecord | Non
 
 def record_view(data: Mapping[str, Any] | StatusRecord) -> dict[str, Any]:
     """A status record as the templates see it: every key present, labels worked out."""
-    values = data.as_dict() if isinstance(data, StatusRecord) else dict(data)
+    if isinstance(data, StatusRecord):
+        return _view_of(data)
+    values = dict(data)
     record = _record(data)
     level = values.get("control_level")
     substance = str(values.get("substance") or "")
@@ -271,6 +351,7 @@ def record_view(data: Mapping[str, Any] | StatusRecord) -> dict[str, Any]:
         "level_description": CONTROL_LEVELS.get(level or "", ""),
         "instrument": values.get("instrument"),
         "provision": values.get("provision"),
+        "pinpoint": pinpoint(values.get("instrument"), values.get("provision")),
         "listed_as": values.get("listed_as"),
         "basis": values.get("basis"),
         "code": values.get("code"),
@@ -281,6 +362,42 @@ def record_view(data: Mapping[str, Any] | StatusRecord) -> dict[str, Any]:
         "source_url": values.get("source_url"),
         "document_sha256": values.get("document_sha256"),
         "retrieved_at": values.get("retrieved_at"),
+    }
+
+
+def pinpoint(instrument: str | None, provision: str | None) -> str:
+    """"21 CFR 1308.13, (c)(7)": the instrument and, when there is one, the provision."""
+    return f"{instrument}, {provision}" if provision else f"{instrument}"
+
+
+def _view_of(record: StatusRecord) -> dict[str, Any]:
+    """``record_view`` of a record object, read attribute by attribute (thousands of records
+    with ``watch = "all"``: no intermediate dict)."""
+    level = record.control_level
+    substance = str(record.substance or "")
+    return {
+        "substance": substance,
+        "name": display_name(substance),
+        "jurisdiction": record.jurisdiction or "",
+        "status": record.status or "",
+        "schedule": record.schedule,
+        "label": schedule_label(record),
+        "control_level": level,
+        "level_description": CONTROL_LEVELS.get(level or "", ""),
+        "instrument": record.instrument,
+        "provision": record.provision,
+        "pinpoint": pinpoint(record.instrument, record.provision),
+        "listed_as": record.listed_as,
+        "basis": record.basis,
+        "code": record.code,
+        "parent_entry": record.parent_entry,
+        "effective_from": record.effective_from,
+        "dates": [{"label": str(pair[0]), "date": str(pair[1])}
+                  for pair in record.dates or () if len(pair) == 2],
+        "source_id": record.source_id or "",
+        "source_url": record.source_url,
+        "document_sha256": record.document_sha256,
+        "retrieved_at": record.retrieved_at,
     }
 
 
@@ -303,16 +420,25 @@ def health_view(state: SourceState | None) -> dict[str, Any]:
 def interval_view(interval: StatusInterval, snap: Snapshot) -> dict[str, Any]:
     record = interval.record
     return {
-        "record": record_view(record),
+        **timeline_view(interval, snap.documents, snap.record_view(interval)),
+        "first_evidence": evidence(record.document_sha256, snap.documents, "first seen"),
+        "health": snap.source_health(record.source_id),
+        "source_title": snap.source_title(record.source_id),
+        "history_href": snap.history_href(record.substance),
+    }
+
+
+def timeline_view(interval: StatusInterval, documents: Mapping[str, str],
+                  record: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One period of a history timeline: the record (its ``record_view``, when already
+    made), from when to when, last confirmed, the latest evidence."""
+    return {
+        "record": record if record is not None else _view_of(interval.record),
         "since": interval.valid_from,
         "until": interval.valid_to,
         "as_of": interval.last_confirmed_at,
         "current": interval.valid_to is None,
-        "evidence": evidence(interval.last_document_sha256, snap.documents, "latest"),
-        "first_evidence": evidence(record.document_sha256, snap.documents, "first seen"),
-        "health": health_view(snap.states.get(record.source_id)),
-        "source_title": snap.source_title(record.source_id),
-        "history_href": history_href(record.substance),
+        "evidence": evidence(interval.last_document_sha256, documents, "latest"),
     }
 
 
@@ -337,10 +463,19 @@ def _date_label(change: StoredChange) -> str:
     return "effective"
 
 
+_PENDING_FIELDS = tuple(f.name for f in fields(PendingItem))
+
+
 def pending_view(item: PendingItem | Mapping[str, Any], *, first_seen_at: str | None = None,
                  resolved_at: str | None = None, change_id: int | None = None,
-                 jurisdiction_name: str | None = None) -> dict[str, Any]:
-    values = item.as_dict() if isinstance(item, PendingItem) else dict(item)
+                 jurisdiction_name: str | None = None,
+                 history: Container[str] | None = None) -> dict[str, Any]:
+    """A pending item for display. ``history``: the substances with a history page (see
+    ``history_href``)."""
+    # A PendingItem is read field by field (``as_dict`` deep-copies: slow over ten years of
+    # weekly pages).
+    values = {name: getattr(item, name) for name in _PENDING_FIELDS} \
+        if isinstance(item, PendingItem) else dict(item)
     substance = str(values.get("substance") or "")
     return {
         "jurisdiction": values.get("jurisdiction") or "",
@@ -357,7 +492,7 @@ def pending_view(item: PendingItem | Mapping[str, Any], *, first_seen_at: str | 
                     for p in values.get("details") or () if len(p) == 2],
         "first_seen_at": first_seen_at, "resolved_at": resolved_at,
         "change_href": change_href(change_id) if change_id is not None else None,
-        "history_href": history_href(substance) if substance else None,
+        "history_href": history_href(substance, history),
     }
 
 
@@ -367,7 +502,8 @@ def pending_views(rows: Iterable[PendingRow], snap: Snapshot) -> list[dict[str, 
                           resolved_at=row.resolved_at,
                           change_id=ids.get((row.item.source_id, row.item.key,
                                              row.item.substance)),
-                          jurisdiction_name=snap.jurisdiction(row.item.jurisdiction).name)
+                          jurisdiction_name=snap.jurisdiction(row.item.jurisdiction).name,
+                          history=snap.history_substances)
              for row in rows]
     return sorted(views, key=lambda v: (v["date"] or "9999", v["jurisdiction"], v["substance"]))
 
@@ -401,7 +537,7 @@ def index_context(snap: Snapshot, *, now: datetime) -> dict[str, Any]:
         rows_for += [s for s in substances_now if s not in rows_for]
     matrix = [{
         "substance": substance, "name": display_name(substance),
-        "history_href": history_href(substance),
+        "history_href": snap.history_href(substance),
         "cells": [{"jurisdiction": j.code,
                    "lines": _lines(by_cell.get((substance, j.code), {}), j.sources, snap)}
                   for j in snap.jurisdictions],
@@ -415,14 +551,7 @@ def index_context(snap: Snapshot, *, now: datetime) -> dict[str, Any]:
         if iv.record.status != "not_controlled":
             listed_in[iv.record.substance].add(iv.record.jurisdiction)
     several = len(snap.jurisdictions) > 1
-    all_records = [{
-        "jurisdiction": snap.jurisdiction(iv.record.jurisdiction).name,
-        "listed_in": ", ".join(sorted(snap.jurisdiction(code).name
-                                      for code in listed_in.get(iv.record.substance, ()))),
-        "unmatched": several and len(listed_in.get(iv.record.substance, ())) == 1,
-        **interval_view(iv, snap),
-    } for iv in sorted(current, key=lambda iv: (iv.record.substance, iv.record.jurisdiction,
-                                                iv.record.source_id))] if others else []
+    all_records = _all_records(snap, current, listed_in, several) if others else []
     unmatched = sorted(key for key, codes in listed_in.items() if several and len(codes) == 1)
     latest = sorted(snap.changes, key=lambda c: c.id, reverse=True)[:LATEST_CHANGES]
     return {
@@ -439,10 +568,34 @@ def index_context(snap: Snapshot, *, now: datetime) -> dict[str, Any]:
     }
 
 
+def _all_records(snap: Snapshot, current: Sequence[StatusInterval],
+                 listed_in: Mapping[str, set[str]], several: bool) -> list[dict[str, Any]]:
+    """One row per current record (``watch = "all"``: thousands): what the table shows,
+    with the per-substance and per-source parts worked out once."""
+    listed: dict[str, tuple[str, bool]] = {}
+    for substance, codes in listed_in.items():
+        listed[substance] = (", ".join(sorted(snap.jurisdiction(code).name for code in codes)),
+                             several and len(codes) == 1)
+    history = snap.history_substances
+    rows = []
+    for iv in sorted(current, key=lambda iv: (iv.record.substance, iv.record.jurisdiction,
+                                              iv.record.source_id)):
+        record = iv.record
+        where, unmatched = listed.get(record.substance, ("", False))
+        rows.append({
+            "jurisdiction": snap.jurisdiction(record.jurisdiction).name,
+            "listed_in": where, "unmatched": unmatched,
+            "record": snap.record_view(iv), "as_of": iv.last_confirmed_at,
+            "health": snap.source_health(record.source_id),
+            "history_href": history_href(record.substance, history),
+        })
+    return rows
+
+
 def _jurisdiction_header(j: Jurisdiction, snap: Snapshot) -> dict[str, Any]:
     return {"code": j.code, "name": j.name,
             "sources": [{"id": sid, "title": j.titles.get(sid, sid),
-                         "health": health_view(snap.states.get(sid))}
+                         "health": snap.source_health(sid)}
                         for sid in j.sources]}
 
 
@@ -464,11 +617,24 @@ def notices(snap: Snapshot, *, now: datetime) -> dict[str, Any]:
 
 def cross_checks(snap: Snapshot, today: date) -> list[str]:
     """Warnings from the jurisdictions' optional ``cross_checks(records, pending, today)``
-    hook (the US: a final rule in effect that the eCFR does not show yet)."""
+    hook (the US: a final rule in effect that the eCFR does not show yet). Worked out once
+    per day and snapshot: the index and every weekly page ask."""
+    cached = snap._cross_checks.get(today)
+    if cached is None:
+        cached = snap._cross_checks[today] = _cross_checks(snap, today)
+    return list(cached)
+
+
+def _cross_checks(snap: Snapshot, today: date) -> list[str]:
     from jurisdictions import jurisdiction
 
-    records = [iv.record for iv in snap.current]
-    open_items = [row.item for row in snap.pending if row.resolved_at is None]
+    records: dict[str, list[StatusRecord]] = defaultdict(list)
+    for iv in snap.current:
+        records[iv.record.jurisdiction].append(iv.record)
+    open_items: dict[str, list[PendingItem]] = defaultdict(list)
+    for row in snap.pending:
+        if row.resolved_at is None:
+            open_items[row.item.jurisdiction].append(row.item)
     lines: list[str] = []
     for j in snap.jurisdictions:
         try:
@@ -476,8 +642,8 @@ def cross_checks(snap: Snapshot, today: date) -> list[str]:
         except (KeyError, ImportError):
             continue
         if hook is not None:
-            lines += hook([r for r in records if r.jurisdiction == j.code],
-                          [p for p in open_items if p.jurisdiction == j.code], today)
+            lines += hook(list(records.get(j.code, ())), list(open_items.get(j.code, ())),
+                          today)
     return lines
 
 
@@ -509,7 +675,7 @@ def reference_context(snap: Snapshot, *, now: datetime) -> dict[str, Any]:
             "code": j.code, "name": j.name,
             "sources": [_source_reference(sid, j, snap) for sid in j.sources],
             "substances": [{
-                "substance": s, "name": display_name(s), "history_href": history_href(s),
+                "substance": s, "name": display_name(s), "history_href": snap.history_href(s),
                 "entries": _lines({iv.record.source_id: iv for iv in substances[s]},
                                   j.sources, snap),
             } for s in order],
@@ -524,7 +690,7 @@ def _source_reference(source_id: str, j: Jurisdiction, snap: Snapshot) -> dict[s
     state = snap.states.get(source_id)
     return {
         "id": source_id, "title": j.titles.get(source_id, source_id),
-        "health": health_view(state),
+        "health": snap.source_health(source_id),
         "document_title": state.title if state else None,
         "instrument": state.instrument if state else None,
         "url": state.last_url if state else None,
@@ -539,10 +705,12 @@ def _source_reference(source_id: str, j: Jurisdiction, snap: Snapshot) -> dict[s
 
 def change_context(change: StoredChange, *, jurisdiction_name: str | None = None,
                    source_title: str | None = None,
-                   documents: Mapping[str, str] | None = None) -> dict[str, Any]:
+                   documents: Mapping[str, str] | None = None,
+                   history: Container[str] | None = None) -> dict[str, Any]:
     """Everything a change page (or an alert email) shows about one change: before and
     after side by side, a word-level diff of each changed field of the legal text, the
-    dates, and evidence (``href`` None when the archived copy is not in the site)."""
+    dates, and evidence (``href`` None when the archived copy is not in the site).
+    ``history``: the substances with a history page (see ``history_href``)."""
     docs = documents or {}
     before = record_view(change.before) if change.before and change.kind != "pending" else None
     after = record_view(change.after) if change.after and change.kind != "pending" else None
@@ -572,13 +740,14 @@ def change_context(change: StoredChange, *, jurisdiction_name: str | None = None
         }
     pending = None
     if change.kind == "pending" and change.after:
-        pending = pending_view(change.after, jurisdiction_name=jurisdiction_name)
+        pending = pending_view(change.after, jurisdiction_name=jurisdiction_name,
+                               history=history)
     substance = change.substance
     return {
         **change_summary(change, jurisdiction_name),
         "title": change.summary,
         "name": display_name(substance) if substance else None,
-        "history_href": history_href(substance) if substance else None,
+        "history_href": history_href(substance, history),
         "source_title": source_title or change.source_id,
         "level": "source" if is_source else "pending" if pending else "status",
         "before": before, "after": after, "rows": rows, "diffs": diffs,
@@ -631,7 +800,7 @@ def history_context(substance: str, intervals: Sequence[StatusInterval],
             s for s in sources if s not in j.sources)
         sections.append({"code": j.code, "name": j.name, "sources": [{
             "id": sid, "title": j.titles.get(sid, sid),
-            "intervals": [interval_view(iv, snap)
+            "intervals": [timeline_view(iv, snap.documents, snap.record_view(iv))
                           for iv in sorted(sources[sid], key=lambda iv: iv.valid_from)],
         } for sid in order]})
     return {
@@ -641,6 +810,31 @@ def history_context(substance: str, intervals: Sequence[StatusInterval],
                     for c in sorted(changes, key=lambda c: c.id, reverse=True)],
         "pending": pending_views(pending, snap),
     }
+
+
+def history_inputs(substance: str, intervals: Sequence[StatusInterval],
+                   changes: Sequence[StoredChange], pending: Sequence[PendingRow],
+                   snap: Snapshot) -> tuple[Any, ...]:
+    """What ``history_context`` reads, for the page's fingerprint: the substance's intervals,
+    changes and pending rows as stored (every field: a record rewritten in place, a later
+    confirmation, a pending item seen again all count), the pending rows' change pages,
+    the jurisdictions' names and titles, and which evidence has an archived copy."""
+    ids = snap.pending_change_ids
+    return (substance, snap.jurisdictions_key, tuple(intervals), tuple(changes), tuple(pending),
+            tuple(ids.get((row.item.source_id, row.item.key, row.item.substance))
+                  for row in pending),
+            tuple(snap.history_href(row.item.substance) for row in pending),
+            snap.documents_key(iv.last_document_sha256 for iv in intervals))
+
+
+def change_inputs(change: StoredChange, snap: Snapshot) -> tuple[Any, ...]:
+    """What a change page's context (``change_context``) reads, for its fingerprint."""
+    after = change.after or {}
+    return (change, snap.jurisdiction(change.jurisdiction).name,
+            snap.source_title(change.source_id),
+            snap.history_href(change.substance), snap.history_href(after.get("substance")),
+            snap.documents_key((change.before_sha256, change.after_sha256,
+                                change.details.get("document_sha256"))))
 
 
 # --- weekly ---------------------------------------------------------------------------------
@@ -793,7 +987,8 @@ def _upcoming(snap: Snapshot, index: WeekIndex, end: datetime,
         if day is not None and first <= day <= last and (
                 row.resolved_at is None or row.resolved_at >= end_s):
             view = pending_view(row.item, first_seen_at=row.first_seen_at,
-                                jurisdiction_name=snap.jurisdiction(row.item.jurisdiction).name)
+                                jurisdiction_name=snap.jurisdiction(row.item.jurisdiction).name,
+                                history=snap.history_substances)
             result.append({"date": row.item.date, "day": day.isoformat(),
                            "label": view["date_label"], "what": "pending",
                            "jurisdiction_name": view["jurisdiction_name"],
@@ -813,7 +1008,7 @@ def _upcoming(snap: Snapshot, index: WeekIndex, end: datetime,
                        "text": f"{schedule_label(record)}, {record.instrument}"
                                + (f" {record.provision}" if record.provision else ""),
                        "reference": record.source_id,
-                       "href": history_href(record.substance)})
+                       "href": snap.history_href(record.substance)})
     return sorted(result, key=lambda item: (item["day"], item["jurisdiction_name"],
                                             item["substance"]))
 
@@ -827,17 +1022,31 @@ def weekly_index_context(weeks: Sequence[str]) -> dict[str, Any]:
 
 def feed_context(snap: Snapshot, *, feed_id: str, site_url: str | None,
                  now: datetime) -> dict[str, Any]:
-    latest = sorted(snap.changes, key=lambda c: c.id, reverse=True)[:FEED_ENTRIES]
+    latest = feed_changes(snap)
     entries = []
     for change in latest:
         j = snap.jurisdiction(change.jurisdiction)
         context = change_context(change, jurisdiction_name=j.name,
                                  source_title=snap.source_title(change.source_id),
-                                 documents=snap.documents)
+                                 documents=snap.documents, history=snap.history_substances)
         context["entry_id"] = entry_id(feed_id, change)
         entries.append(context)
     updated = latest[0].detected_at if latest else _stamp(now)
     return {"feed_id": feed_id, "site_url": site_url, "updated": updated, "entries": entries}
+
+
+def feed_changes(snap: Snapshot) -> list[StoredChange]:
+    """The changes the feed carries: the latest ``FEED_ENTRIES``, newest first."""
+    return sorted(snap.changes, key=lambda c: c.id, reverse=True)[:FEED_ENTRIES]
+
+
+def feed_inputs(snap: Snapshot, *, feed_id: str, site_url: str | None,
+                now: datetime) -> tuple[Any, ...]:
+    """What ``feed_context`` reads, for the feed's fingerprint (the time of publishing
+    only when there is no change to date the feed by)."""
+    latest = feed_changes(snap)
+    return (feed_id, site_url, None if latest else _stamp(now),
+            tuple(change_inputs(change, snap) for change in latest))
 
 
 def entry_id(feed_id: str, change: StoredChange) -> str:
@@ -863,6 +1072,12 @@ STATUS_COLUMNS = ("jurisdiction", "substance", "source_id", "status", "schedule"
 CHANGE_COLUMNS = ("id", "detected_at", "jurisdiction", "substance", "source_id", "kind",
                   "summary", "effective_date", "before_schedule", "after_schedule",
                   "before_sha256", "after_sha256", "error")
+
+
+def status_inputs(snap: Snapshot) -> tuple[Any, ...]:
+    """What ``status_rows`` reads, for the fingerprint of status.csv and status.json."""
+    return (tuple(snap.current),
+            tuple((source_id, state.health) for source_id, state in sorted(snap.states.items())))
 
 
 def status_rows(snap: Snapshot) -> list[dict[str, Any]]:

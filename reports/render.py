@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
+from markupsafe import Markup
 
 from scrapers.errors import ConfigError
 from scrapers.records import CONTROL_LEVELS
@@ -36,6 +38,7 @@ def parse_stamp(value: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+@functools.lru_cache(maxsize=8192)
 def format_utc(value: str | None) -> str:
     """``2026-11-20 14:03 UTC``; text that is not a timestamp is shown as it is."""
     if not value:
@@ -47,6 +50,7 @@ def format_utc(value: str | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+@functools.lru_cache(maxsize=8192)
 def format_local(value: str | None, reader_zone: ZoneInfo) -> str:
     """The same moment in the reader's zone, labelled with the zone's name; empty when the
     reader's zone is UTC (the UTC time is always shown beside it)."""
@@ -60,6 +64,28 @@ def format_local(value: str | None, reader_zone: ZoneInfo) -> str:
     return f"{local.strftime('%Y-%m-%d %H:%M')} {reader_zone.key} ({local.strftime('%Z')})"
 
 
+def when(value: str | None, reader_zone: ZoneInfo) -> Markup:
+    """A moment for a reader: ``<time>`` with the UTC time, then the reader's local time,
+    or "never". The ``when`` filter; thousands of records share a few moments, so it is
+    worked out once per moment."""
+    if not value:
+        return Markup('<span class="muted">never</span>')
+    try:
+        return _when(value, reader_zone)
+    except TypeError:  # not hashable: not a stored timestamp either
+        return _when.__wrapped__(value, reader_zone)
+
+
+@functools.lru_cache(maxsize=8192)
+def _when(value: str, reader_zone: ZoneInfo) -> Markup:
+    html = Markup('<time datetime="{0}">{1}</time>').format(value, format_utc(value))
+    local = format_local(value, reader_zone)
+    if local:
+        html += Markup(' <span class="local">({0})</span>').format(local)
+    return html
+
+
+@functools.lru_cache(maxsize=4096)
 def safe_url(value: str | None) -> str | None:
     """A scraped URL fit for an ``href``: http(s) with a host, else None (shown as text).
     Autoescape stops markup, not ``javascript:`` links — this does."""
@@ -74,6 +100,22 @@ def safe_url(value: str | None) -> str | None:
     return value.strip()
 
 
+class _Environment(jinja2.Environment):
+    """Jinja2's environment, with ``a.b`` on a plain dict looked up as a key first. The
+    contexts are dicts; the default order (attribute, then key) raises and catches an
+    AttributeError for every field shown, a quarter of the time of rendering a page of
+    thousands of records. No context has a key named like a dict method, so no key hides
+    a method a template calls (``CONTROL_LEVELS.items()``)."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
 @functools.lru_cache(maxsize=8)
 def environment(timezone: str = "UTC") -> jinja2.Environment:
     """The environment for a reader's zone, built once per process: Jinja2 compiles each
@@ -83,7 +125,7 @@ def environment(timezone: str = "UTC") -> jinja2.Environment:
     templates mark their output safe explicitly. ``timezone`` is the reader's zone used by
     the ``local`` filter."""
     reader_zone = zone(timezone)
-    env = jinja2.Environment(
+    env = _Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
@@ -94,6 +136,7 @@ def environment(timezone: str = "UTC") -> jinja2.Environment:
     env.filters["short_sha"] = lambda value: (value or "")[:12]
     env.filters["utc"] = format_utc
     env.filters["local"] = lambda value: format_local(value, reader_zone)
+    env.filters["when"] = lambda value: when(value, reader_zone)
     env.filters["safe_url"] = safe_url
     env.globals["CONTROL_LEVELS"] = CONTROL_LEVELS
     env.globals["reader_zone"] = reader_zone.key
@@ -102,6 +145,15 @@ def environment(timezone: str = "UTC") -> jinja2.Environment:
 
 def render(env: jinja2.Environment, template: str, context: Mapping[str, Any]) -> str:
     return env.get_template(template).render(**context)
+
+
+def render_into(env: jinja2.Environment, template: str, context: Mapping[str, Any],
+                out: BinaryIO, *, pieces: int = 4096) -> None:
+    """Render into an open binary file (UTF-8) a few thousand pieces at a time: the output
+    of a page of thousands of records is never held whole in memory."""
+    stream = env.get_template(template).generate(**context)
+    while chunk := list(itertools.islice(stream, pieces)):
+        out.write("".join(chunk).encode("utf-8"))
 
 
 def stylesheet() -> str:

@@ -3,10 +3,16 @@ substance histories, the Atom feed and table exports, under ``settings.site_path
 
 ``publish`` builds every page into a temporary folder beside the site and swaps it in
 (rename the old site away, rename the new one in, delete the old), so a reader never sees a
-half-written site and a failed render leaves the previous site in place. A page whose
-inputs (data, templates, code) did not change since the last publish is hard-linked from
-the previous site instead of rendered again; archived documents are copied once, checked
-against their sha256, and then linked from one site to the next.
+half-written site and a failed render leaves the previous site in place. Pages are made one
+at a time (context, render, write, drop), so memory holds one page, not the site. A page
+whose inputs (data, templates, code) did not change since the last publish is hard-linked
+from the previous site instead of rendered again — its fingerprint is a digest of what it is
+made from (the stored rows it shows), worked out without building it; archived documents are
+copied once, checked against their sha256, and then linked from one site to the next.
+
+With ``watch = "all"`` only the watched substances and those with a change or a pending
+item get a history page (``Snapshot.history_substances``); every other page links a name to
+its history only when that page exists (``pages.history_href``).
 
 The pure work (what each page shows) is in ``reports.pages``; this module reads the store,
 and writes files.
@@ -16,7 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import gc
 import hashlib
+import io
 import json
 import os
 import re
@@ -29,7 +38,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 from reports import exports, pages
@@ -40,14 +49,14 @@ from reports.pages import (
     substance_slug,
     week_name,
 )
-from reports.render import environment, render, stylesheet, templates_digest, zone
+from reports.render import environment, render_into, stylesheet, templates_digest, zone
 from scrapers.errors import LockedError, SchedwatchError, StoreError
 
 if TYPE_CHECKING:  # pragma: no cover
     import jinja2
 
     from scheduler.config import Settings
-    from scrapers.store import Store
+    from scrapers.store import Store, StoredChange
 
 __all__ = ["publish", "write_weekly", "weekly_context", "change_context", "site_pages",
            "substance_slug", "PublishError", "SITE_MARKER"]
@@ -55,13 +64,14 @@ __all__ = ["publish", "write_weekly", "weekly_context", "change_context", "site_
 #: The manifest a schedwatch site carries: its presence marks a folder as ours (publish
 #: replaces only such a folder) and it maps each page to the fingerprint it was made from.
 SITE_MARKER = ".schedwatch-site.json"
-FORMAT = 1
+FORMAT = 2  # 2: fingerprints from what a page is made from
 #: How long a publish waits for another one (the scheduler's, a CLI weekly report) to finish.
 LOCK_WAIT_SECONDS = 60.0
 _CHUNK = 1 << 20
 _WEEK_FILE = re.compile(r"(\d{4}-W\d{2})\.html")
 #: The modules whose code decides what a page looks like: a change to them re-renders.
-_CODE = ("pages.py", "render.py", "site.py", "worddiff.py", "diff.py", "exports.py")
+_CODE = ("reports/pages.py", "reports/render.py", "reports/site.py", "reports/worddiff.py",
+         "reports/diff.py", "reports/exports.py", "scrapers/records.py")
 
 
 class PublishError(SchedwatchError):
@@ -71,12 +81,19 @@ class PublishError(SchedwatchError):
 
 @dataclass(frozen=True)
 class Page:
-    """One file of the site: its path (site-relative, POSIX), the data it is made from
-    (hashed into its fingerprint) and how to make it."""
+    """One file of the site: its path (site-relative, POSIX), what it is made from and how
+    to write it. ``inputs`` is cheap (the stored rows the page shows, not its context): its
+    ``repr`` goes into the page's fingerprint, and it must change whenever the page would.
+    Nothing is built until ``write`` is called."""
 
     path: str
-    data: Any
-    produce: Callable[[], bytes]
+    inputs: Callable[[], Any] | None  # None: made on every publish, never reused
+    write: Callable[[BinaryIO], object]
+
+    def produce(self) -> bytes:
+        buffer = io.BytesIO()
+        self.write(buffer)
+        return buffer.getvalue()
 
 
 # --- public API ---------------------------------------------------------------------------
@@ -85,7 +102,7 @@ def publish(settings: Settings, store: Store, *, now: datetime | None = None) ->
     """Regenerate the whole site (reusing unchanged pages) and swap it in atomically.
     Returns the site folder."""
     moment = _now(now)
-    with _site_lock(store), _as_publish_error():
+    with _site_lock(store), _as_publish_error(), _old_objects_frozen():
         return _publish_locked(settings, store, moment)
 
 
@@ -208,73 +225,98 @@ def _is_sha(value: str) -> bool:
 
 def site_pages(snap: Snapshot, settings: Settings, env: jinja2.Environment, *,
                now: datetime, extra_weeks: set[str] | frozenset[str] = frozenset()
-               ) -> list[Page]:
-    """Every file of the site except the archived documents and the stylesheet."""
+               ) -> Iterator[Page]:
+    """Every file of the site except the archived documents and the stylesheet, one at a
+    time: a page's context is made when the page is written and dropped after it."""
     reader_zone = zone(settings.scheduler.timezone)
-    result = [
-        _html(env, "index.html", "index.html", pages.index_context(snap, now=now)),
-        _html(env, "reference.html", "reference.html",
-              pages.reference_context(snap, now=now)),
-    ]
+    # The index and the reference show the time of publishing: made every time.
+    yield _html(env, "index.html", "index.html",
+                lambda: pages.index_context(snap, now=now), None)
+    yield _html(env, "reference.html", "reference.html",
+                lambda: pages.reference_context(snap, now=now), None)
     for change in snap.changes:
-        j = snap.jurisdiction(change.jurisdiction)
-        result.append(_html(env, pages.change_href(change.id), "change.html", change_context(
-            change, jurisdiction_name=j.name, source_title=snap.source_title(change.source_id),
-            documents=snap.documents)))
-    result += _history_pages(snap, env)
+        yield _change_page(env, snap, change)
+    yield from _history_pages(snap, env)
     index = pages.week_index(snap, reader_zone)
     weeks = set(index.weeks) | set(extra_weeks)
-    result += [_weekly_page(env, snap, index, week, reader_zone, now) for week in sorted(weeks)]
-    result.append(_weekly_index_page(env, weeks))
+    for week in sorted(weeks):
+        yield _weekly_page(env, snap, index, week, reader_zone, now)
+    yield _weekly_index_page(env, weeks)
     site_url = settings.email.site_url if settings.email is not None else None
-    feed = pages.feed_context(snap, feed_id=pages.feed_id_for(
-        site_url or str(settings.site_path.absolute())), site_url=site_url, now=now)
-    result.append(_html(env, "feed.atom", "feed.xml", feed))
-    status_rows, change_rows = pages.status_rows(snap), pages.change_rows(snap)
-    result += [
-        Page("status.csv", status_rows,
-             lambda: exports.to_csv(status_rows, pages.STATUS_COLUMNS)),
-        Page("status.json", status_rows,
-             lambda: exports.to_json(status_rows, pages.STATUS_COLUMNS)),
-        Page("changes.csv", change_rows,
-             lambda: exports.to_csv(change_rows, pages.CHANGE_COLUMNS)),
-    ]
-    return result
+    feed_id = pages.feed_id_for(site_url or str(settings.site_path.absolute()))
+    yield _html(env, "feed.atom", "feed.xml",
+                lambda: pages.feed_context(snap, feed_id=feed_id, site_url=site_url, now=now),
+                lambda: pages.feed_inputs(snap, feed_id=feed_id, site_url=site_url, now=now))
+    status_rows = functools.cache(lambda: pages.status_rows(snap))
+    # status.csv and status.json are made from the same rows: one digest for both.
+    status_inputs = functools.cache(lambda: _digest(pages.status_inputs(snap)))
+    yield Page("status.csv", status_inputs,
+               lambda out: exports.write_csv(status_rows(), pages.STATUS_COLUMNS, out))
+    yield Page("status.json", status_inputs,
+               lambda out: exports.write_json(status_rows(), pages.STATUS_COLUMNS, out))
+    yield Page("changes.csv", lambda: snap.changes, lambda out: exports.write_csv(
+        pages.change_rows(snap), pages.CHANGE_COLUMNS, out))
 
 
 def _html(env: jinja2.Environment, path: str, template: str,
-          context: Mapping[str, Any]) -> Page:
-    full = {**context, "root": "../" * path.count("/")}
-    return Page(path, {"template": template, "context": full},
-                lambda: render(env, template, full).encode("utf-8"))
+          context: Callable[[], Mapping[str, Any]], inputs: Callable[[], Any] | None) -> Page:
+    """A page rendered from ``template``; ``context`` is called only when it is written."""
+    root = "../" * path.count("/")
+
+    def write(out: BinaryIO) -> None:
+        render_into(env, template, {**context(), "root": root}, out)
+
+    return Page(path, inputs, write)
 
 
-def _history_pages(snap: Snapshot, env: jinja2.Environment) -> list[Page]:
+def _change_page(env: jinja2.Environment, snap: Snapshot, change: StoredChange) -> Page:
+    return _html(env, pages.change_href(change.id), "change.html", lambda: change_context(
+        change, jurisdiction_name=snap.jurisdiction(change.jurisdiction).name,
+        source_title=snap.source_title(change.source_id), documents=snap.documents,
+        history=snap.history_substances), lambda: pages.change_inputs(change, snap))
+
+
+def _history_pages(snap: Snapshot, env: jinja2.Environment) -> Iterator[Page]:
+    """The history pages (``Snapshot.history_substances``: with ``watch = "all"`` not one
+    per entry, only the watched substances and those with a change or pending item)."""
+    names = snap.history_substances
     intervals: dict[str, list[Any]] = defaultdict(list)
     for interval in snap.intervals:
-        intervals[interval.record.substance].append(interval)
+        if interval.record.substance in names:
+            intervals[interval.record.substance].append(interval)
     changes: dict[str, list[Any]] = defaultdict(list)
     for change in snap.changes:
-        if change.substance is not None:
+        if change.substance in names:
             changes[change.substance].append(change)
     pending: dict[str, list[Any]] = defaultdict(list)
     for row in snap.pending:
-        pending[row.item.substance].append(row)
-    # Every substance some page links to has a history page.
-    names = set(snap.watched) | set(intervals) | set(changes) | set(pending)
-    return [_html(env, pages.history_href(name), "history.html", pages.history_context(
-        name, intervals[name], changes[name], pending[name], snap)) for name in sorted(names)]
+        if row.item.substance in names:
+            pending[row.item.substance].append(row)
+    for name in sorted(names):
+        yield _history_page(env, snap, name, intervals[name], changes[name], pending[name])
+
+
+def _history_page(env: jinja2.Environment, snap: Snapshot, name: str,
+                  intervals: list[Any], changes: list[Any], pending: list[Any]) -> Page:
+    return _html(env, pages.history_path(name), "history.html",
+                 lambda: pages.history_context(name, intervals, changes, pending, snap),
+                 lambda: pages.history_inputs(name, intervals, changes, pending, snap))
 
 
 def _weekly_page(env: jinja2.Environment, snap: Snapshot, index: pages.WeekIndex, week: str,
                  reader_zone: ZoneInfo, now: datetime) -> Page:
-    context = pages.weekly_context_from(snap, index, week, reader_zone=reader_zone, now=now)
-    return _html(env, pages.weekly_href(week), "weekly.html", context)
+    """A weekly report. Its context is small and what it shows depends on the time of
+    publishing (the running week's "time since") and on the data of ninety days after the
+    week: the context itself is the page's fingerprint input, made once."""
+    context = functools.cache(lambda: pages.weekly_context_from(
+        snap, index, week, reader_zone=reader_zone, now=now))
+    return _html(env, pages.weekly_href(week), "weekly.html", context, context)
 
 
 def _weekly_index_page(env: jinja2.Environment, weeks: set[str]) -> Page:
-    return _html(env, "weekly/index.html", "weekly_index.html",
-                 pages.weekly_index_context(sorted(weeks)))
+    context = pages.weekly_index_context(sorted(weeks))
+    return _html(env, "weekly/index.html", "weekly_index.html", lambda: context,
+                 lambda: context)
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -293,9 +335,11 @@ def _publish_locked(settings: Settings, store: Store, now: datetime) -> Path:
         documents = _stage_documents(staging, site, store, referenced_documents(snap))
         snap = dataclasses.replace(snap, documents=documents)
         manifest: dict[str, str] = {}
+        folders: set[Path] = {staging}
         for page in site_pages(snap, settings, env, now=now,
                                extra_weeks=_existing_weeks(site)):
-            manifest[page.path] = _write_page(staging, site, page, version, old_manifest)
+            manifest[page.path] = _write_page(staging, site, page, version, old_manifest,
+                                              folders)
         (staging / "style.css").write_text(stylesheet(), encoding="utf-8")
         (staging / SITE_MARKER).write_bytes(_manifest_bytes(manifest, now))
         _swap(staging, site)
@@ -306,22 +350,37 @@ def _publish_locked(settings: Settings, store: Store, now: datetime) -> Path:
 
 
 def _write_page(staging: Path, site: Path, page: Page, version: str,
-                old_manifest: Mapping[str, str]) -> str:
+                old_manifest: Mapping[str, str], folders: set[Path]) -> str:
+    """Link the page from the previous site when its fingerprint is unchanged, else make
+    it, streamed into its file."""
     fingerprint = _fingerprint(version, page)
     target = staging / page.path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if old_manifest.get(page.path) == fingerprint and _link_or_copy(site / page.path, target):
+    if target.parent not in folders:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        folders.add(target.parent)
+    if page.inputs is not None and old_manifest.get(page.path) == fingerprint \
+            and _link_or_copy(site / page.path, target):
         return fingerprint
-    target.write_bytes(page.produce())
+    with open(target, "wb", buffering=_CHUNK) as out:
+        page.write(out)
     return fingerprint
 
 
 def _fingerprint(version: str, page: Page) -> str:
+    """What the page is made from (its ``inputs``), the code and templates that make it
+    (``version``) and its path. ``repr`` of stored rows, tuples, dicts and strings is
+    deterministic from one process to the next. A page made on every publish has none."""
+    if page.inputs is None:
+        return ""
     digest = hashlib.sha256(version.encode())
-    digest.update(page.path.encode())
-    digest.update(json.dumps(page.data, sort_keys=True, default=str,
-                             ensure_ascii=False).encode("utf-8"))
+    digest.update(b"\0" + page.path.encode() + b"\0")
+    digest.update(repr(page.inputs()).encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
+
+
+def _digest(inputs: Any) -> str:
+    """A digest of page inputs, for inputs that several pages share."""
+    return hashlib.sha256(repr(inputs).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _version(settings: Settings) -> str:
@@ -331,9 +390,9 @@ def _version(settings: Settings) -> str:
     if settings.email is not None:
         digest.update((settings.email.site_url or "").encode())
     digest.update(templates_digest().encode())
-    here = Path(__file__).resolve().parent
+    top = Path(__file__).resolve().parent.parent
     for name in _CODE:
-        digest.update((here / name).read_bytes())
+        digest.update((top / name).read_bytes())
     return digest.hexdigest()
 
 
@@ -450,8 +509,12 @@ def _read_manifest(site: Path) -> dict[str, str]:
 
 def _manifest_bytes(manifest: Mapping[str, str], now: datetime) -> bytes:
     return json.dumps({"format": FORMAT, "generator": "schedwatch",
-                       "published_at": now.astimezone(UTC).replace(microsecond=0).isoformat(),
+                       "published_at": _stamp(now),
                        "pages": dict(sorted(manifest.items()))}, indent=1).encode("utf-8")
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
 
 
 def _existing_weeks(site: Path) -> set[str]:
@@ -499,6 +562,23 @@ def _as_publish_error() -> Iterator[None]:
         raise PublishError(f"the site could not be built ({type(error).__name__}: {first}); "
                            "the previous site is unchanged — run with --verbose and report "
                            "it") from error
+
+
+@contextlib.contextmanager
+def _old_objects_frozen() -> Iterator[None]:
+    """The cyclic garbage collector leaves alone what existed before the publish (imported
+    modules, the run's data: ``gc.freeze``) until it is over. Its full passes otherwise
+    walk all of that again and again while a publish allocates millions of containers —
+    a sixth of a cold publish. Garbage made by the publish is still collected. A process
+    that freezes objects itself (``gc.get_freeze_count()``) is left as it is."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @contextlib.contextmanager

@@ -46,13 +46,13 @@ def test_environment_is_strict_and_escapes_everything() -> None:
 def test_every_site_template_renders_from_fixture_data(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     used: list[str] = []
-    real = reports.site.render
+    real = reports.site.render_into
 
-    def spy(env, template, context):  # type: ignore[no-untyped-def]
+    def spy(env, template, context, out):  # type: ignore[no-untyped-def]
         used.append(template)
-        return real(env, template, context)
+        return real(env, template, context, out)
 
-    monkeypatch.setattr(reports.site, "render", spy)
+    monkeypatch.setattr(reports.site, "render_into", spy)
     store = build_store(tmp_path, extra_substances=3)
     settings = make_settings(tmp_path, watch="all")
     reports.site.publish(settings, store, now=NOW)

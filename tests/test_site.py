@@ -5,6 +5,7 @@ weekly reports, feed and exports — on a real Store written as the pipeline wri
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -19,6 +20,7 @@ import pytest
 from lxml import etree
 from lxml import html as lxml_html
 
+import reports.pages
 import reports.render
 import reports.site
 from reports.pages import document_extension, parse_week, substance_slug, week_bounds
@@ -32,8 +34,9 @@ from reports.site import (
 )
 from scheduler.config import Settings
 from scrapers.errors import SchedwatchError
-from scrapers.store import Store
-from tests.test_site_data import NOW, PAYLOAD, build_store, make_settings
+from scrapers.records import PendingItem
+from scrapers.store import Store, stamp
+from tests.test_site_data import NOW, PAYLOAD, T4, build_store, make_settings
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -440,6 +443,12 @@ def _links(path: Path) -> list[str]:
 
 
 def test_every_relative_link_resolves(site: Path) -> None:
+    assert links_resolve(site) > 100
+
+
+def links_resolve(site: Path) -> int:
+    """Every relative link of every page and of the feed names a file of the site (and an
+    id in it); returns how many links were checked."""
     checked = 0
     ids: dict[Path, set[str]] = {}
     for path in [*html_files(site), site / "feed.atom"]:
@@ -458,7 +467,7 @@ def test_every_relative_link_resolves(site: Path) -> None:
                                       .xpath("//@id"))
                 assert parts.fragment in ids[target], (path, link)
             checked += 1
-    assert checked > 100
+    return checked
 
 
 def test_no_external_assets(site: Path) -> None:
@@ -530,13 +539,13 @@ def test_unchanged_pages_are_reused_not_rendered(settings: Settings, store: Stor
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     inodes = {name: (site / name).stat().st_ino for name in snapshot_of(site)}
     rendered: list[str] = []
-    real_render = reports.site.render
+    real_render = reports.site.render_into
 
-    def spy(env, template, context):  # type: ignore[no-untyped-def]
+    def spy(env, template, context, out):  # type: ignore[no-untyped-def]
         rendered.append(template)
-        return real_render(env, template, context)
+        return real_render(env, template, context, out)
 
-    monkeypatch.setattr(reports.site, "render", spy)
+    monkeypatch.setattr(reports.site, "render_into", spy)
     publish(settings, store, now=NOW + timedelta(minutes=1))
     # Only the pages that show the time of publishing are made again (the running week's
     # "time since" is in whole minutes... of hours here: unchanged, so reused too).
@@ -545,6 +554,31 @@ def test_unchanged_pages_are_reused_not_rendered(settings: Settings, store: Stor
                  "status.csv", "feed.atom") + tuple(
             n for n in inodes if n.startswith("documents/")):
         assert (site / name).stat().st_ino == inodes[name], name
+
+
+def test_a_reused_page_is_never_built(settings: Settings, store: Store, site: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages are made one at a time and only when needed: the fingerprint of a history page,
+    a change page, the feed or an export comes from the stored rows, not from its context."""
+    built: list[str] = []
+
+    def spy(owner: object, name: str) -> None:
+        real = getattr(owner, name)
+
+        def counted(*args: object, **kwargs: object) -> object:
+            built.append(name)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, counted)
+
+    for name in ("history_context", "feed_context", "status_rows", "change_rows"):
+        spy(reports.pages, name)
+    spy(reports.site, "change_context")
+    pages = reports.site.site_pages(reports.site.read_snapshot(settings, store), settings,
+                                    reports.render.environment(), now=NOW)
+    assert not isinstance(pages, list)  # a generator: nothing is held for the whole site
+    publish(settings, store, now=NOW + timedelta(minutes=1))
+    assert built == []
 
 
 def test_a_new_change_rerenders_what_shows_it(settings: Settings, store: Store,
@@ -559,6 +593,85 @@ def test_a_new_change_rerenders_what_shows_it(settings: Settings, store: Store,
     assert (site / "changes/8.html").is_file()
     assert (site / "changes.csv").read_bytes() != old_csv
     assert "source failing: timeout" in (site / "feed.atom").read_text()
+
+
+def _inodes(site: Path) -> dict[str, int]:
+    return {name: (site / name).stat().st_ino for name in snapshot_of(site)}
+
+
+def test_incremental_publish_equals_a_fresh_one_after_every_kind_of_update(
+        tmp_path: Path) -> None:
+    """A page is reused when its fingerprint (what it is made from) is unchanged: after each
+    kind of update the incremental site must be byte for byte the site a fresh publish
+    makes, and the pages the update does not touch must still be reused."""
+    store = _watch_all_store(tmp_path)
+    settings = make_settings(tmp_path, watch="all", site_url="https://example.org/sw/")
+    site = publish(settings, store, now=NOW)
+    moment = [NOW]
+
+    def check(*, changed: set[str], reused: set[str]) -> None:
+        moment[0] += timedelta(minutes=1)
+        before = snapshot_of(site)
+        inodes = _inodes(site)
+        publish(settings, store, now=moment[0])
+        fresh = publish(dataclasses.replace(settings, site_dir=tmp_path / "fresh"), store,
+                        now=moment[0])
+        assert snapshot_of(site) == snapshot_of(fresh)
+        shutil.rmtree(fresh)
+        after = snapshot_of(site)
+        for name in changed:
+            assert after.get(name) != before.get(name), name
+        for name in reused:
+            assert _inodes(site)[name] == inodes[name], name
+
+    pending = {row.item.substance: row for row in store.pending_items(open_only=False)}
+    current = {(iv.record.source_id, iv.record.substance): iv.record
+               for iv in store.current_intervals()}
+    untouched = {"history/esketamine.html", "history/drug-2.html", "changes/1.html",
+                 "weekly/2026-W45.html"}
+    # A record rewritten in place (a new instrument id for every entry of a document): no
+    # change, no new interval, no new confirmation.
+    ketamine = current[("au-poisons-standard", "ketamine")]
+    with store.transaction(started_at=T4, jurisdictions=["au"]) as writer:
+        writer.replace_open_record(dataclasses.replace(ketamine, instrument="F2026L09999"))
+    check(changed={"history/ketamine.html", "status.csv", "status.json"},
+          reused=untouched | {"feed.atom", "changes.csv"})
+    # A pending item seen again with new text, then resolved.
+    item = dataclasses.replace(pending["drug-4"].item, description="Now final: Schedule 8")
+    with store.transaction(started_at=T4, jurisdictions=["au"]) as writer:
+        writer.touch_pending(pending["drug-4"].id, item, at=T4 + timedelta(hours=1))
+    check(changed={"history/drug-4.html"}, reused=untouched | {"history/ketamine.html"})
+    with store.transaction(started_at=T4, jurisdictions=["ca"]) as writer:
+        writer.resolve_pending(pending["ketamine"].id, at=T4 + timedelta(hours=2))
+    check(changed={"history/ketamine.html", "weekly/2026-W45.html"},  # open that week
+          reused=untouched - {"weekly/2026-W45.html"} | {"history/drug-4.html"})
+    # A change of a substance that had no history page gives it one.
+    drug = current[("au-poisons-standard", "drug-0")]
+    with store.transaction(started_at=T4, jurisdictions=["au"]) as writer:
+        writer.close_intervals(drug.source_id, ["drug-0"], at=T4, confirmed_at=None,
+                               confirmed_sha256=None)
+        writer.add_change(detected_at=T4, jurisdiction="au", substance="drug-0",
+                          source_id=drug.source_id, kind="descheduled",
+                          summary="Drug-0 — Australia: Schedule 4 → not listed (descheduled)",
+                          before=drug.as_dict(), after=None, details={})
+    check(changed={"history/drug-0.html", "feed.atom", "changes.csv", "status.csv"},
+          reused=untouched - {"weekly/2026-W45.html"})
+    # A source's health changes: the pages that show it (status exports) follow.
+    with store.transaction(started_at=T4, jurisdictions=["us"]) as writer:
+        writer.save_source_state(dataclasses.replace(
+            store.source_states()["us-ecfr-1308"], health="source_failed",
+            consecutive_failures=2, last_error="HTTP 500"))
+    check(changed={"status.csv"}, reused=untouched)
+    # An archived copy that could not be published, then can: the evidence becomes a link.
+    sha = next(iv.last_document_sha256 for iv in store.current_intervals()
+               if iv.record.source_id == "us-ecfr-1308" and iv.record.substance == "esketamine")
+    original = store.document_path(sha).read_bytes()
+    store.document_path(sha).write_bytes(b"tampered")
+    shutil.rmtree(site / "documents")  # the previous site's copy is not used either
+    check(changed={"history/esketamine.html"}, reused={"history/drug-2.html"})
+    store.document_path(sha).write_bytes(original)
+    check(changed={"history/esketamine.html"}, reused={"history/drug-2.html"})
+    store.close()
 
 
 def test_a_folder_not_made_by_schedwatch_is_never_replaced(tmp_path: Path,
@@ -608,6 +721,69 @@ def test_watch_all_lists_watched_first_then_a_searchable_table(tmp_path: Path) -
         assert (site / href).is_file()
         name = Path(href).name
         assert name == name.lower() and all(c.isalnum() or c in "-." for c in name)
+    store.close()
+
+
+def _watch_all_store(tmp_path: Path) -> Store:
+    """The fixture with six more substances (drug-0, drug-2, drug-4 and three with hostile
+    names), of which drug-2 then changes and drug-4 gets a pending item."""
+    store = build_store(tmp_path, extra_substances=6)
+    current = {(iv.record.source_id, iv.record.substance): iv.record
+               for iv in store.current_intervals()}
+    before = current[("au-poisons-standard", "drug-2")]
+    after = dataclasses.replace(before, schedule="8", control_level="C2",
+                                provision="Schedule 8 #2", retrieved_at=stamp(T4))
+    with store.transaction(started_at=T4, jurisdictions=["au"]) as writer:
+        writer.close_intervals(before.source_id, [before.substance], at=T4, confirmed_at=None,
+                               confirmed_sha256=None)
+        writer.open_interval(after, at=T4)
+        writer.add_change(detected_at=T4, jurisdiction="au", substance="drug-2",
+                          source_id=before.source_id, kind="rescheduled",
+                          summary="Drug-2 — Australia: Schedule 4 → 8 (rescheduled)",
+                          before=before.as_dict(), after=after.as_dict(),
+                          details={"fields": ["schedule", "control_level", "provision"]})
+        writer.open_pending(PendingItem(
+            jurisdiction="au", substance="drug-4", source_id="au-poisons-standard",
+            key="AU:drug-4", action="proposed_rule", description="Proposed to Schedule 8",
+            reference="Interim decision 2026", date_label="decision", date="2027-02-01"),
+            at=T4)
+    return store
+
+
+def test_watch_all_gives_history_pages_only_to_watched_and_changed_substances(
+        tmp_path: Path) -> None:
+    store = _watch_all_store(tmp_path)
+    settings = make_settings(tmp_path, watch="all")
+    site = publish(settings, store, now=NOW)
+    pages = {p.name for p in (site / "history").iterdir()}
+    # The watched substances, the one that changed and the one with a pending item: not a
+    # page for each of the unchanged entries.
+    assert pages == {"ketamine.html", "esketamine.html", "arketamine.html", "drug-2.html",
+                     "drug-4.html"}
+    tree = lxml_html.fromstring((site / "index.html").read_bytes())
+    rows = {" ".join(row.xpath("./td")[0].text_content().split()): row.xpath("./td")[0]
+            for row in tree.xpath("//table[@id='records']/tbody/tr")}
+    assert rows["Drug-0"].xpath(".//a") == []  # shown, not linked
+    assert rows["Drug-2"].xpath(".//a/@href") == ["history/drug-2.html"]
+    assert rows["Drug-4"].xpath(".//a/@href") == ["history/drug-4.html"]
+    assert "(unmatched)" in tree.xpath("//table[@id='records']")[0].text_content()
+    reference = lxml_html.fromstring((site / "reference.html").read_bytes())
+    headings = {" ".join(h.text_content().split()): h for h in reference.xpath("//h3")}
+    assert headings["Drug-0 — Australia"].xpath(".//a") == []
+    assert headings["Drug-2 — Australia"].xpath(".//a/@href") == ["history/drug-2.html"]
+    change = next(c for c in store.changes() if c.substance == "drug-2")
+    assert 'href="../history/drug-2.html"' in (site / f"changes/{change.id}.html").read_text()
+    assert links_resolve(site) > 100
+    store.close()
+
+
+def test_a_watch_list_keeps_a_history_page_for_every_substance(tmp_path: Path) -> None:
+    store = _watch_all_store(tmp_path)
+    site = publish(make_settings(tmp_path), store, now=NOW)
+    names = {iv.record.substance for iv in store.current_intervals()}
+    assert {p.name for p in (site / "history").iterdir()} == {
+        f"{substance_slug(name)}.html" for name in names}
+    assert links_resolve(site) > 100
     store.close()
 
 
