@@ -57,9 +57,9 @@ def main() -> None:
         for name in ("read_snapshot", "site_pages", "_fingerprint", "_stage_documents"):
             if hasattr(site, name):
                 wrap(site, name, lambda *a, _n=name, **k: f"publish: {_n}")
-        if hasattr(site, "render"):
-            wrap(site, "render", lambda *a, **k: "publish: render (Jinja)")
-        for name in ("to_csv", "to_json"):
+        if hasattr(site, "render_into"):
+            wrap(site, "render_into", lambda *a, **k: "publish: render (Jinja)")
+        for name in ("write_csv", "write_json"):
             if hasattr(exports, name):
                 wrap(exports, name, lambda *a, _n=name, **k: f"publish: exports.{_n}")
         import pathlib
