@@ -20,10 +20,8 @@ import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
-
-from lxml import etree
 
 from jurisdictions.base import FetchContext, Fetched, Fetcher, Source
 from jurisdictions.matching import substance_key
@@ -37,6 +35,9 @@ from scrapers.records import (
     name_key,
     normalise_text,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lxml import etree
 
 CODE = "au"
 NAME = "Australia"
@@ -431,6 +432,8 @@ def _unreadable(name: str, error: Exception) -> ExtractionError:
 
 
 def _xml(package: zipfile.ZipFile, name: str) -> etree._Element:
+    from lxml import etree  # imported here: a warm run that parses nothing never loads it
+
     _check_size(package, name)
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     try:
@@ -445,6 +448,8 @@ def _body_paragraphs(package: zipfile.ZipFile, styles: Mapping[str, str]
     nested in a text box right after the one holding it), streamed with ``iterparse``.
     Text is read for the cover (up to the first schedule heading) and for paragraphs whose
     role the parser reads; it is "" for the other paragraphs after the cover."""
+    from lxml import etree
+
     name = "word/document.xml"
     _check_size(package, name)
     roles: dict[str | None, str] = {}

@@ -31,8 +31,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from lxml import etree
-
 from jurisdictions.base import FetchContext, Fetched, Fetcher, Source
 from jurisdictions.matching import substance_key
 from jurisdictions.substances import KNOWN, Substance, WatchList
@@ -294,6 +292,8 @@ def stream_part(content: bytes, part: str = PART) -> tuple[Any, dict[str, str]]:
     if _sniff_html(content):
         raise ExtractionError("an HTML page arrived where eCFR XML was expected (an error or "
                               "maintenance page?)")
+    from lxml import etree  # imported here: a warm run that parses nothing never loads it
+
     facts: dict[str, str] = {}
     parts_seen: list[str] = []
     root_tag: str | None = None
@@ -333,6 +333,8 @@ def extract_part_1308(content: bytes) -> tuple[bytes, dict[str, str]]:
     """Reduce eCFR XML (typically the govinfo bulk Title 21, ~21 MB) to the serialised
     ``DIV5 N="1308"`` element, streaming; plus the facts seen on the way (AMDDATE)."""
     part, facts = stream_part(content)
+    from lxml import etree
+
     return etree.tostring(part, encoding="UTF-8", xml_declaration=True,
                           with_tail=False), facts
 
