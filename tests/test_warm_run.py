@@ -41,6 +41,7 @@ def test_warm_run_does_not_parse_or_import_pandas(tmp_path: Path, httpserver: HT
     assert "not modified" in warm.stdout
     assert "PANDAS-NOT-IMPORTED" in warm.stdout
     assert "parsed" not in warm.stdout  # no parser ran
+    assert "LXML-NOT-IMPORTED" in warm.stdout  # nor was a parser library even loaded
 
 
 def test_flip_flop_alerts_once_each_way_then_goes_quiet(tmp_path: Path, httpserver: HTTPServer,
