@@ -65,7 +65,7 @@ YEARS = 10
 #: Bump when the generator changes (or run with --rebuild after changing what
 #: pipeline.remember / reports.diff write): a cached history is keyed by this, the
 #: parameters and the store's schema, so that unrelated edits do not cost a regeneration.
-GENERATOR = "3"
+GENERATOR = "4"
 EVENTS_PER_YEAR = {"us-ecfr-1308": 10, "ca-cdsa": 2, "ca-csr": 2, "us-federal-register": 12}
 OUTAGES_PER_YEAR = 3
 
@@ -173,12 +173,27 @@ def _bulk_replacement(writer: Any, store: Any, source: Any, prev: Any, records: 
     """What ``pipeline.remember`` writes for a fetched document whose records all changed
     instrument (watch = "all" both before and after), in executemany batches."""
     from reports.diff import diff_records
-    from scheduler.pipeline import HEALTHY, watch_signature
+    from scheduler.pipeline import (
+        HEALTHY,
+        SourceOutcome,
+        _bulk_amendment,
+        split_bulk_amendments,
+        watch_signature,
+    )
     from scrapers import store as tables
     from scrapers.store import _dumps, stamp
 
     before = store.current_records(source.id)
-    changes = diff_records(before, records, jurisdiction_name=name)
+    # As the pipeline does: entries whose only difference is the new instrument id are
+    # updated in place and summed up in one source-level change.
+    changes, bulk = split_bulk_amendments(
+        diff_records(before, records, jurisdiction_name=name), _watch_all())
+    for change in bulk:
+        writer.replace_open_record(change.after)
+    if bulk:
+        _bulk_amendment(writer, bulk, source, name, prev, SourceOutcome(
+            source=source, started_at=at, elapsed_ms=0, outcome="fetched", url=source.url,
+            document=document))
     when = stamp(at)
     writer.add_document(sha256=document.sha256, size=len(document.content),
                         media_type=source.media_type, source_id=source.id, url=document.url,
@@ -212,7 +227,7 @@ def _bulk_replacement(writer: Any, store: Any, source: Any, prev: Any, records: 
         last_attempt_at=when, last_healthy_at=when, last_document_sha256=document.sha256,
         marker=f"{records[0].instrument}@{at.date().isoformat()}",
         watch_keys=watch_signature(_watch_all()), instrument=records[0].instrument))
-    return len(changes)
+    return len(changes) + (1 if bulk else 0)
 
 
 def _watch_all() -> Any:
