@@ -456,7 +456,9 @@ def _plain_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, st
 
 
 def _table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> None:
-    if len(rows) > RICH_ROWS:
+    # Boxes for a person at a terminal; plain aligned text for pipes, files and scripts (and
+    # for thousands of rows), which also spares them rich's import.
+    if len(rows) > RICH_ROWS or not sys.stdout.isatty():
         _plain_table(rows, columns)
         return
     from rich.console import Console

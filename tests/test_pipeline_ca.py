@@ -110,6 +110,9 @@ def test_baseline_then_not_modified(ca_setup) -> None:
         assert field in record
     # The first run is a baseline, not a flood of "scheduled" changes.
     assert changes(cli) == []
+    # Piped (not a terminal), the table is plain aligned text, one line a record.
+    table = cli("status").stdout.splitlines()
+    assert table[0].split()[:2] == ["Jur.", "Substance"] and len(table) == 1 + 6
 
     second = cli("run", "--jurisdiction", "ca")
     assert second.exit_code == 0
