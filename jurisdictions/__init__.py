@@ -28,10 +28,6 @@ def jurisdiction(code: str) -> ModuleType:
     return importlib.import_module(REGISTRY[code])
 
 
-def codes() -> list[str]:
-    return list(REGISTRY)
-
-
 def all_sources() -> list[Source]:
     """Every source of every registered jurisdiction, in registry order."""
     return [source for code in REGISTRY for source in jurisdiction(code).SOURCES]
@@ -45,5 +41,3 @@ def source_by_id(source_id: str) -> Source:
     raise KeyError(source_id)
 
 
-def jurisdiction_names() -> dict[str, str]:
-    return {code: jurisdiction(code).NAME for code in REGISTRY}

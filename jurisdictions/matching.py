@@ -77,6 +77,3 @@ def substance_key(name: str) -> str:
     return _index().get(key, key)
 
 
-def is_known_synonym(key: str) -> bool:
-    """Whether a key is one the synonym table links across spellings."""
-    return key in set(_index().values())

@@ -6,9 +6,8 @@ disappear or move are each classified once. Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from scrapers.records import (
     MATERIAL_FIELDS,
@@ -18,10 +17,8 @@ from scrapers.records import (
     to_frame,
 )
 
-#: Kinds whose change is a change of legal status (alerts by default).
-STATUS_KINDS = ("scheduled", "descheduled", "rescheduled")
+#: Kinds that concern a source, not a substance.
 SOURCE_KINDS = ("source_failed", "extraction_failed", "recovered")
-ALL_KINDS = (*STATUS_KINDS, "amended", "pending", *SOURCE_KINDS)
 
 
 @dataclass(frozen=True)
@@ -147,10 +144,3 @@ def source_summary(kind: str, source_id: str, jurisdiction_name: str, detail: st
         f": {detail}" if detail else "")
 
 
-def record_dict(record: StatusRecord | None) -> dict[str, Any] | None:
-    return record.as_dict() if record is not None else None
-
-
-def pending_key_map(items: Iterable[PendingItem]) -> Mapping[tuple[str, str], PendingItem]:
-    """Pending items by (key, substance): one proposal may concern several substances."""
-    return {(item.key, item.substance): item for item in items}

@@ -32,6 +32,7 @@ import jinja2
 from markupsafe import Markup
 
 from reports import render, smtp
+from reports.diff import SOURCE_KINDS
 from scrapers.errors import EmailError, LockedError, SchedwatchError
 from scrapers.faults import checkpoint
 from scrapers.store import StoredChange, utcnow
@@ -70,7 +71,6 @@ PENDING_FIELDS = (("action", "Action"), ("description", "Description"),
 DETAIL_FIELDS = (("error", "Error"), ("error_kind", "Error kind"),
                  ("failing_since", "Failing since"), ("previous_error", "Previous error"),
                  ("url", "URL"))
-SOURCE_KINDS = ("source_failed", "extraction_failed", "recovered")
 
 #: Used only while reports/templates/style.css does not exist (the inline style attributes
 #: carry the essentials anyway: many mail clients drop <style>).

@@ -19,8 +19,6 @@ import click
 
 from scrapers.errors import ConfigError, SchedwatchError
 
-EXAMPLE_EPILOG = "Example:\n\n\b\n  {}\n"
-
 
 def _example(*lines: str) -> str:
     return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)

@@ -44,7 +44,6 @@ class SourceOutcome:
     outcome: str  # fetched | not_modified | unchanged | failed | extraction_failed
     url: str
     final_url: str | None = None
-    redirected_from: str | None = None
     #: Every (requested, final) URL pair that came through a redirect while fetching.
     moves: tuple[tuple[str, str], ...] = ()
     error_kind: str | None = None
@@ -162,7 +161,7 @@ def process_source(source: Source, state: SourceState | None, watch: WatchList, 
     if fetched.redirected_from and not moves:
         moves = ((fetched.redirected_from, fetched.url),)
     common = dict(source=source, started_at=started, url=source.url, final_url=fetched.url,
-                  redirected_from=fetched.redirected_from, moves=moves, fetched=fetched)
+                  moves=moves, fetched=fetched)
     if fetched.content is None:
         return SourceOutcome(elapsed_ms=elapsed(), outcome="not_modified", **common)  # type: ignore[arg-type]
     sha, _path = store.archive(fetched.content)

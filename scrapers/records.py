@@ -222,5 +222,3 @@ def to_frame(records: Iterable[StatusRecord]) -> pd.DataFrame:
     return frame.astype(object).where(frame.notna(), None)
 
 
-def parse_timestamp(value: str) -> datetime:
-    return datetime.fromisoformat(value)

@@ -387,11 +387,6 @@ class Store:
         return self._intervals(query.order_by(status.c.jurisdiction, status.c.source_id,
                                               status.c.valid_from))
 
-    def substances(self) -> list[str]:
-        with self.engine.connect() as conn:
-            return list(conn.execute(sa.select(status.c.substance).distinct().order_by(
-                status.c.substance)).scalars())
-
     def _intervals(self, query: sa.Select[Any]) -> list[StatusInterval]:
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
@@ -473,10 +468,6 @@ class Store:
             return [dict(r) for r in conn.execute(
                 sa.select(runs).order_by(runs.c.id.desc()).limit(limit)).mappings()]
 
-    def last_change_id(self) -> int:
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(sa.func.max(changes.c.id))).scalar() or 0
-
     # --- writes -------------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -514,15 +505,11 @@ class Store:
 
     def enqueue(self, *, idempotency_key: str, kind: str, recipient: str,
                 change_ids: Sequence[int], reference: str | None = None,
-                now: datetime | None = None, conn: Connection | None = None) -> bool:
+                now: datetime | None = None) -> bool:
         """Queue a message once: a second call with the same key does nothing (False)."""
-        values = dict(idempotency_key=idempotency_key, kind=kind, recipient=recipient,
-                      change_ids=_dumps(list(change_ids)), reference=reference,
-                      created_at=stamp(now or utcnow()), state="queued")
-        if conn is not None:
-            return _insert_once(conn, values)
-        with self.engine.begin() as own:
-            return _insert_once(own, values)
+        with self.engine.begin() as conn:
+            return _insert_once(conn, _outbox_row(idempotency_key, kind, recipient, change_ids,
+                                                  reference, now or utcnow()))
 
     def mark_delivered_many(self, outbox_ids: Sequence[int], *, message_id: str,
                             now: datetime) -> None:
@@ -595,6 +582,13 @@ class Store:
             yield
         finally:
             handle.close()
+
+
+def _outbox_row(idempotency_key: str, kind: str, recipient: str, change_ids: Sequence[int],
+                reference: str | None, now: datetime) -> dict[str, Any]:
+    return dict(idempotency_key=idempotency_key, kind=kind, recipient=recipient,
+                change_ids=_dumps(list(change_ids)), reference=reference,
+                created_at=stamp(now), state="queued")
 
 
 def _insert_once(conn: Connection, values: dict[str, Any]) -> bool:
@@ -732,10 +726,8 @@ class RunWriter:
     def enqueue(self, *, idempotency_key: str, kind: str, recipient: str,
                 change_ids: Sequence[int], reference: str | None = None,
                 now: datetime) -> bool:
-        return _insert_once(self.conn, dict(
-            idempotency_key=idempotency_key, kind=kind, recipient=recipient,
-            change_ids=_dumps(list(change_ids)), reference=reference, created_at=stamp(now),
-            state="queued"))
+        return _insert_once(self.conn, _outbox_row(idempotency_key, kind, recipient, change_ids,
+                                                   reference, now))
 
     def finish(self, *, finished_at: datetime, exit_code: int, summary: Mapping[str, Any]) -> None:
         self.conn.execute(runs.update().where(runs.c.id == self.run_id).values(

@@ -58,25 +58,29 @@ def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
     return invoke
 
 
+#: [fetch] for tests: no pauses, one retry, short timeouts.
+TEST_FETCH: dict[str, Any] = {"request_interval": 0, "backoff": 0, "max_retries": 1,
+                              "connect_timeout": 2, "read_timeout": 5.0, "max_wait": 5}
+
+
 def write_config(path: Path, *, data_dir: Path, sources: Mapping[str, Mapping[str, Any]],
-                 extra: str = "", disable_others: bool = True,
-                 read_timeout: float = 5.0) -> Path:
+                 extra: str = "", read_timeout: float | None = None,
+                 fetch: Mapping[str, Any] | None = None) -> Path:
     """A configuration file pointing the named sources at local URLs; every other source is
-    disabled (tests never touch the internet)."""
+    disabled (tests never touch the internet). ``fetch`` overrides TEST_FETCH; ``extra`` is
+    appended TOML (an [email] section, say)."""
     from jurisdictions import all_sources
 
-    lines = [f'data_dir = "{data_dir}"', 'contact = "tests@example.org"', "",
-             "[fetch]", "request_interval = 0", "backoff = 0", "max_retries = 1",
-             "connect_timeout = 2", f"read_timeout = {read_timeout}", "max_wait = 5", ""]
+    settings_fetch = {**TEST_FETCH, **(fetch or {})}
+    if read_timeout is not None:
+        settings_fetch["read_timeout"] = read_timeout
+    lines = [f"data_dir = {json.dumps(str(data_dir))}", 'contact = "tests@example.org"', "",
+             "[fetch]", *(f"{key} = {json.dumps(value)}" for key, value in settings_fetch.items()),
+             ""]
     for source in all_sources():
-        settings = dict(sources.get(source.id, {}))
-        if source.id not in sources:
-            if not disable_others:
-                continue
-            settings = {"enabled": False}
         lines.append(f"[sources.{source.id}]")
-        for key, value in settings.items():
-            lines.append(f"{key} = {json.dumps(value)}")
+        lines += [f"{key} = {json.dumps(value)}"
+                  for key, value in sources.get(source.id, {"enabled": False}).items()]
         lines.append("")
     path.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
     os.chmod(path, 0o600)

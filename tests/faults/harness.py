@@ -15,7 +15,6 @@ import email.utils
 import hashlib
 import io
 import json
-import os
 import re
 import select
 import socket
@@ -31,6 +30,7 @@ from urllib.parse import parse_qs
 
 from werkzeug import Request, Response
 
+from tests import conftest
 from tests.conftest import FIXTURES
 
 # --- configuration --------------------------------------------------------------------------
@@ -48,26 +48,11 @@ EMAIL = ('[email]\nhost = "127.0.0.1"\nport = 9\nsecurity = "none"\ntimeout = 2\
 
 def write_config(path: Path, *, data_dir: Path, sources: Mapping[str, Mapping[str, Any]],
                  fetch: Mapping[str, Any] | None = None, email: bool = True) -> Path:
-    """A configuration with the named sources (endpoint overrides) enabled, every other
-    source disabled, [fetch] = FETCH_DEFAULTS updated with ``fetch``, and an [email] section
-    whose SMTP server is closed."""
-    from jurisdictions import all_sources
-
-    lines = [f"data_dir = {json.dumps(str(data_dir))}", 'contact = "tests@example.org"', "",
-             "[fetch]"]
-    for key, value in {**FETCH_DEFAULTS, **(fetch or {})}.items():
-        lines.append(f"{key} = {json.dumps(value)}")
-    lines.append("")
-    for source in all_sources():
-        settings = dict(sources.get(source.id, {"enabled": False}))
-        lines.append(f"[sources.{source.id}]")
-        lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
-        lines.append("")
-    if email:
-        lines.append(EMAIL)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.chmod(path, 0o600)
-    return path
+    """tests.conftest.write_config with [fetch] = FETCH_DEFAULTS updated with ``fetch``, and
+    an [email] section whose SMTP server is closed."""
+    return conftest.write_config(path, data_dir=data_dir, sources=sources,
+                                 fetch={**FETCH_DEFAULTS, **(fetch or {})},
+                                 extra=EMAIL if email else "")
 
 
 # --- replies ----------------------------------------------------------------------------------
