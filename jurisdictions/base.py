@@ -93,6 +93,9 @@ class Source:
     parse: Parser
     fetch_plan: FetchPlan | None = None  # None: one conditional GET of endpoints["url"]
     media_type: str = "application/xml"
+    #: An early-warning source (the Federal Register: proposals and rules before the code
+    #: shows them) never by itself turns a status into ``not_controlled``.
+    early_warning: bool = False
 
     @property
     def url(self) -> str:

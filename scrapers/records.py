@@ -20,8 +20,10 @@ from scrapers.errors import ValidationError
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-#: Status values. ``not_in_force`` is a listing the document prints but marks as not yet in
-#: force (for example the Controlled Substances Regulations before 2026-10-01).
+#: Status values. ``not_in_force`` is a listing the document prints but that is not law on
+#: the day in question: not yet in force (the Controlled Substances Regulations before
+#: 2026-10-01, ``in_force_since`` in the future) or no longer (the Narcotic Control
+#: Regulations from 2026-10-01, ``in_force_until`` passed).
 STATUSES = ("controlled", "not_controlled", "not_in_force")
 
 #: The cross-jurisdiction control levels, strictest first. Each jurisdiction module maps its
@@ -83,6 +85,31 @@ class StatusRecord:
     effective_from: str | None = None
     #: Labelled dates the document states: (("consolidated as of", "2026-06-05"), ...).
     dates: tuple[tuple[str, str], ...] = ()
+    # --- the law over time (none of these is a material field: a new consolidation date
+    # --- is not a change of status) ------------------------------------------------------
+    #: The date the document speaks for: a consolidation's point in time (``lims:pit-date``),
+    #: an eCFR version's date, a Poisons Standard's commencement. A document is evidence of
+    #: the law from this date, not from the day it was fetched. None: the retrieval date.
+    evidence_date: str | None = None
+    #: The legal date from which this status holds, with what says so. ``kind`` is
+    #: ``instrument`` when a dated instrument states it (a final rule's effective date, a
+    #: coming-into-force section, a commencement) and ``earliest_evidence`` when the status
+    #: holds in every version held back to that date and earlier is unknown. For a
+    #: ``not_in_force`` record it is the future date on which the listing takes effect.
+    in_force_since: str | None = None
+    in_force_since_basis: str | None = None
+    in_force_since_kind: str | None = None
+    #: The date this listing ceases (a repeal that the document itself announces), and why.
+    in_force_until: str | None = None
+    in_force_until_basis: str | None = None
+    #: When schedwatch first observed this status (set when it is stored, not by parsers).
+    first_observed_at: str | None = None
+    #: Why a person should look at this status: it rests on a generic entry (an analogue
+    #: clause) after the explicit listing disappeared. None: nothing to review.
+    review: str | None = None
+    #: A notice about how the status was derived, e.g. "the consolidation served (point in
+    #: time 2026-04-17) predates this; in force per s. 239".
+    legal_note: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         # A shallow dict (dataclasses.asdict deep-copies: ten times slower over thousands of
@@ -100,6 +127,9 @@ class StatusRecord:
     def material(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in MATERIAL_FIELDS)
 
+
+#: Kinds of ``in_force_since``.
+IN_FORCE_KINDS = ("instrument", "earliest_evidence")
 
 #: The record's fields in order: the table's columns.
 RECORD_COLUMNS = tuple(f.name for f in dataclasses.fields(StatusRecord))
@@ -199,6 +229,9 @@ def validate(result: ParseResult, *, source_id: str, watched: Iterable[str]) -> 
                                   f"{record.control_level!r}")
         if not record.substance:
             raise ValidationError(f"{source_id}: a record has no substance")
+        if record.in_force_since_kind not in (None, *IN_FORCE_KINDS):
+            raise ValidationError(f"{source_id}: unknown in_force_since_kind "
+                                  f"{record.in_force_since_kind!r} for {record.substance}")
         if record.substance in seen:
             raise ValidationError(f"{source_id}: two records for {record.substance}")
         seen.add(record.substance)

@@ -1,0 +1,179 @@
+"""Shared parsing of untrusted documents: XML parser settings, bounded iterparse, "an HTML
+page arrived" sniffing, JSON object loading, month names and ISO dates.
+
+Everything a regulator serves is untrusted. The security-relevant settings live here once:
+no entity expansion, no DTD, no network access, no huge-tree mode (XXE and billion-laughs
+documents are refused by lxml itself), and JSON nested past a fixed depth is refused before
+Python's recursion limit turns it into a crash of the whole run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import date
+from typing import IO, Any
+
+from scrapers.errors import ExtractionError
+
+#: English and French month names (French accents folded), 1-based.
+MONTHS_EN = ("january", "february", "march", "april", "may", "june", "july", "august",
+             "september", "october", "november", "december")
+MONTHS_FR = ("janvier", "fevrier", "mars", "avril", "mai", "juin", "juillet", "aout",
+             "septembre", "octobre", "novembre", "decembre")
+MONTH_NUMBERS: dict[str, int] = {
+    **{name: index for index, name in enumerate(MONTHS_EN, start=1)},
+    **{name: index for index, name in enumerate(MONTHS_FR, start=1)},
+}
+
+#: Deepest JSON nesting accepted. Real API answers (Federal Register, eCFR, the Australian
+#: register) nest fewer than 10 levels; Python's json module recurses once per level and a
+#: few thousand levels raise RecursionError (seen in an adversarial test, 2026-11).
+MAX_JSON_DEPTH = 64
+
+_BOM = b"\xef\xbb\xbf"
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
+
+
+def xml_parser() -> Any:
+    """An lxml parser for untrusted XML."""
+    from lxml import etree  # imported here: a warm run that parses nothing never loads it
+
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                           huge_tree=False)
+
+
+def iterparse(source: bytes | IO[bytes], **options: Any) -> Iterator[tuple[str, Any]]:
+    """lxml's iterparse with the untrusted-XML settings (it takes XMLParser's options)."""
+    import io
+
+    from lxml import etree
+
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+    return etree.iterparse(stream, resolve_entities=False, no_network=True, load_dtd=False,
+                           huge_tree=False, **options)
+
+
+def release(element: Any) -> None:
+    """Free a finished element and the siblings before it (bounded-memory iterparse)."""
+    element.clear(keep_tail=False)
+    parent = element.getparent()
+    if parent is not None:
+        while element.getprevious() is not None:
+            del parent[0]
+
+
+def html_title(content: bytes) -> str | None:
+    """The <title> of an HTML page, read with BeautifulSoup (the project's HTML parser), or
+    None when it has none."""
+    match = _TITLE.search(content[:65536])
+    if not match:
+        return None
+    from bs4 import BeautifulSoup
+
+    title = BeautifulSoup(b"<title>" + match.group(1)[:500] + b"</title>", "html.parser").title
+    text = " ".join(title.get_text().split()) if title else ""
+    return text[:120] or None
+
+
+def looks_like_html(content: bytes) -> bool:
+    """Whether the bytes are an HTML page (an error, login or maintenance page) rather than
+    the XML or JSON a source serves."""
+    head = content.lstrip(_BOM + b" \t\r\n")[:300].lower()
+    return head.startswith((b"<!doctype html", b"<html")) or b"<html" in head[:120]
+
+
+def html_page_found(content: bytes) -> str:
+    """The words for "an HTML page arrived": "an HTML page titled 'Site maintenance'"."""
+    title = html_title(content)
+    return f"an HTML page titled {title!r}" if title else "an HTML page"
+
+
+def refuse_html(content: bytes, where: str, expected: str) -> None:
+    """Raise ExtractionError naming the page when HTML arrived instead of ``expected``."""
+    if looks_like_html(content):
+        raise ExtractionError(f"{where}: expected {expected}; the server answered "
+                              f"{html_page_found(content)}")
+
+
+def parse_xml(content: bytes, where: str, expected: str) -> Any:
+    """The root element of an untrusted XML document, or ExtractionError saying what came
+    instead (nothing, an HTML page, malformed XML, no root)."""
+    from lxml import etree
+
+    if not content or not content.strip():
+        raise ExtractionError(f"{where}: expected {expected}; found an empty document")
+    refuse_html(content, where, expected)
+    try:
+        root = etree.fromstring(content, xml_parser())
+    except etree.XMLSyntaxError as exc:
+        message = " ".join(str(exc).split())
+        raise ExtractionError(f"{where}: expected {expected}; found malformed XML "
+                              f"({message})") from None
+    if root is None or not isinstance(root.tag, str):
+        raise ExtractionError(f"{where}: expected {expected}; found no root element")
+    if root.tag.lower() == "html" or root.tag.endswith("}html"):
+        raise ExtractionError(f"{where}: expected {expected}; the server answered "
+                              f"{html_page_found(content)}")
+    return root
+
+
+def _json_depth_ok(content: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """A cheap bracket count (outside strings) that bounds nesting before json.loads."""
+    depth = 0
+    in_string = False
+    escaped = False
+    for byte in content:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return False
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return True
+
+
+def load_json(content: bytes | None, what: str) -> Any:
+    """Parse untrusted JSON or raise ExtractionError saying what arrived instead."""
+    if not content or not content.strip():
+        raise ExtractionError(f"{what}: the response is empty")
+    if looks_like_html(content):
+        raise ExtractionError(f"{what}: the server answered {html_page_found(content)} where "
+                              "JSON was expected (an error or maintenance page?)")
+    if not _json_depth_ok(content):
+        raise ExtractionError(f"{what}: JSON nested deeper than {MAX_JSON_DEPTH} levels; "
+                              "refused (not an answer of this API)")
+    try:
+        return json.loads(content)
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise ExtractionError(f"{what}: not JSON ({type(error).__name__}: "
+                              f"{str(error)[:120]})") from None
+
+
+def load_json_object(content: bytes | None, what: str) -> dict[str, Any]:
+    """Parse an untrusted JSON object (see ``load_json``)."""
+    data = load_json(content, what)
+    if not isinstance(data, dict):
+        raise ExtractionError(f"{what}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def iso_date(value: Any) -> str | None:
+    """``YYYY-MM-DD`` from a string that starts with an ISO date (time and zone ignored:
+    the regulators' dates are local calendar dates), else None."""
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        return date.fromisoformat(value[:10]).isoformat()
+    except ValueError:
+        return None
