@@ -39,10 +39,11 @@ CONTROL_LEVELS: dict[str, str] = {
 }
 
 #: Fields whose change is a change of legal status or wording. Provenance fields
-#: (document_sha256, retrieved_at, source_url, dates) change every fetch and are not compared.
+#: (document_sha256, retrieved_at, source_url, dates) change every fetch and are not compared;
+#: nor are legal dates (effective_from, in_force_since ...): a date passing is decided by
+#: ``reports.diff.law_on`` (kind ``in_force``), and a new consolidation date is not news.
 STATUS_FIELDS = ("status", "schedule", "control_level")
-WORDING_FIELDS = ("instrument", "provision", "listed_as", "basis", "code", "parent_entry",
-                  "effective_from")
+WORDING_FIELDS = ("instrument", "provision", "listed_as", "basis", "code", "parent_entry")
 MATERIAL_FIELDS = STATUS_FIELDS + WORDING_FIELDS
 
 
@@ -61,6 +62,18 @@ class Document:
     retrieved_at: datetime
     content_type: str | None = None
     meta: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, content: bytes, *, source_id: str, url: str, retrieved_at: datetime,
+           content_type: str | None = None, meta: Mapping[str, str] | None = None,
+           sha256: str | None = None) -> Document:
+        """A document with its sha256 (computed unless the archive already did)."""
+        import hashlib
+
+        return cls(source_id=source_id, url=url, content=content,
+                   sha256=sha256 or hashlib.sha256(content).hexdigest(),
+                   retrieved_at=retrieved_at, content_type=content_type,
+                   meta=dict(meta or {}))
 
 
 @dataclass(frozen=True)

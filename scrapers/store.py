@@ -18,13 +18,14 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from scrapers.clock import parse_stamp, stamp, utcnow  # noqa: F401 - re-exported
 from scrapers.errors import LockedError, StoreError
 from scrapers.records import PendingItem, StatusRecord
 
@@ -109,11 +110,19 @@ status = sa.Table(
     # last_document_sha256) is the confirmation, so an unchanged day rewrites no status row.
     sa.Column("last_confirmed_at", sa.String(32), nullable=False),
     sa.Column("last_document_sha256", sa.String(64), nullable=False),
+    # The law over time (dates, YYYY-MM-DD): from when the status held in law (an instrument's
+    # date, or the earliest evidence) to when it ceased (NULL: not known to have ceased). The
+    # observation interval above says when schedwatch saw it; this one says what it says.
+    sa.Column("legal_from", sa.String(10)),
+    sa.Column("legal_to", sa.String(10)),
+    # 1: written by `schedwatch backfill` from a regulator's archive, not observed live.
+    sa.Column("backfilled", sa.Integer, nullable=False, server_default="0"),
     # Partial on SQLite (naming the PostgreSQL option would import that dialect, and asyncio,
     # on every start); a plain index elsewhere.
     sa.Index("ix_status_open", "source_id", "substance", sqlite_where=sa.text("valid_to IS NULL")),
     sa.Index("ix_status_substance", "substance", "valid_from"),
     sa.Index("ix_status_span", "valid_from", "valid_to"),
+    sa.Index("ix_status_legal", "legal_from", "legal_to"),
 )
 
 changes = sa.Table(
@@ -132,6 +141,7 @@ changes = sa.Table(
     sa.Column("before_sha256", sa.String(64)),
     sa.Column("after_sha256", sa.String(64)),
     sa.Column("details", sa.Text),  # JSON object: error text, new URL, damping note ...
+    sa.Column("backfilled", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_changes_detected", "detected_at"),
 )
 
@@ -175,19 +185,6 @@ heartbeats = sa.Table(
     sa.Column("pid", sa.Integer),
     sa.Column("detail", sa.Text),
 )
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def parse_stamp(value: str) -> datetime:
-    return datetime.fromisoformat(value)
-
-
-def stamp(moment: datetime) -> str:
-    """Timestamps are stored as ISO 8601 UTC strings, which sort as they compare."""
-    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
 
 
 def _dumps(value: Any) -> str:
@@ -275,6 +272,9 @@ class StatusInterval:
     valid_to: str | None
     last_confirmed_at: str
     last_document_sha256: str
+    legal_from: str | None = None
+    legal_to: str | None = None
+    backfilled: bool = False
 
 
 @dataclass(frozen=True)
@@ -284,6 +284,20 @@ class PendingRow:
     first_seen_at: str
     last_seen_at: str
     resolved_at: str | None
+
+
+@dataclass(frozen=True)
+class Prior:
+    """What a run needs to know before it decides anything, read once before its
+    transaction: source states, current intervals, pending rows (open and resolved) and the
+    recent changes the flip-flop rule looks at, per source."""
+
+    states: Mapping[str, SourceState]
+    current: Mapping[str, tuple[StatusInterval, ...]]
+    pending: Mapping[str, tuple[PendingRow, ...]]
+    #: (source id, substance) -> its newest non-pending changes since the window, newest first.
+    recent: Mapping[tuple[str, str], tuple[StoredChange, ...]]
+    last_run_started_at: str | None = None
 
 
 class Store:
@@ -304,6 +318,7 @@ class Store:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
             metadata.create_all(self.engine)
+            _add_missing_columns(self.engine)
         except sa.exc.SQLAlchemyError as error:
             raise StoreError(f"cannot open the database {self._safe_url()}: "
                              f"{type(error.orig if hasattr(error, 'orig') else error).__name__}"
@@ -349,6 +364,29 @@ class Store:
             row = conn.execute(sa.select(documents).where(documents.c.sha256 == sha256)).first()
         return dict(row._mapping) if row else None
 
+    def has_document_file(self, sha256: str) -> bool:
+        """Whether the archived copy of a document is still on disk (a deleted copy must be
+        fetched again in full, never answered by a 304)."""
+        return self.document_path(sha256).is_file()
+
+    # --- the site's state ---------------------------------------------------------------
+
+    def _site_behind_marker(self) -> Path:
+        return self.data_dir / "site-behind"
+
+    def mark_site_behind(self) -> None:
+        """Before publishing: if the publish dies (killed, disk full, lock timeout) the
+        marker stays, and the next run publishes even when nothing changed."""
+        with contextlib.suppress(OSError):
+            self._site_behind_marker().touch()
+
+    def clear_site_behind(self) -> None:
+        with contextlib.suppress(OSError):
+            self._site_behind_marker().unlink()
+
+    def site_behind(self) -> bool:
+        return self._site_behind_marker().exists()
+
     # --- reads --------------------------------------------------------------------------
 
     def source_states(self) -> dict[str, SourceState]:
@@ -372,13 +410,59 @@ class Store:
     def current_records(self, source_id: str) -> list[StatusRecord]:
         return [interval.record for interval in self.current_intervals(source_id)]
 
-    def status_as_of(self, moment: datetime) -> list[StatusInterval]:
-        """The intervals in force at ``moment``: one query over (valid_from, valid_to)."""
-        at = stamp(moment)
-        query = sa.select(status).where(status.c.valid_from <= at).where(
-            sa.or_(status.c.valid_to.is_(None), status.c.valid_to > at)).order_by(
-            status.c.jurisdiction, status.c.substance, status.c.source_id)
-        return self._intervals(query)
+    def status_as_of(self, day: date) -> list[StatusInterval]:
+        """The law on ``day``: per (source, substance) the interval whose legal span holds
+        that day (of two, the later observation). An open interval whose held date passed
+        before ``day`` (no run since) still answers; the reader applies its dates."""
+        at = day.isoformat()
+        query = sa.select(status).where(status.c.legal_from <= at).order_by(
+            status.c.jurisdiction, status.c.substance, status.c.source_id,
+            status.c.valid_from, status.c.id)
+        chosen: dict[tuple[str, str], StatusInterval] = {}
+        for interval in self._intervals(query):
+            record = interval.record
+            key = (record.source_id, record.substance)
+            holds = interval.legal_to is None or interval.legal_to > at
+            if holds or (interval.valid_to is None and key not in chosen):
+                chosen[key] = interval
+        return sorted(chosen.values(), key=lambda i: (i.record.jurisdiction,
+                                                      i.record.substance, i.record.source_id))
+
+    def earliest_evidence(self) -> str | None:
+        """The earliest legal date any stored interval speaks for."""
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(sa.func.min(status.c.legal_from))).scalar()
+        return str(value) if value else None
+
+    def prior(self, source_ids: Sequence[str], *, since: datetime) -> Prior:
+        """Everything a run decides from, for these sources, in one read."""
+        chosen = list(source_ids)
+        states = {k: v for k, v in self.source_states().items() if k in chosen}
+        current: dict[str, list[StatusInterval]] = {sid: [] for sid in chosen}
+        query = sa.select(status).where(status.c.valid_to.is_(None)).where(
+            status.c.source_id.in_(chosen)).order_by(status.c.substance)
+        for interval in self._intervals(query):
+            current[interval.record.source_id].append(interval)
+        pending_rows: dict[str, list[PendingRow]] = {sid: [] for sid in chosen}
+        for row in self.pending_items(open_only=False):
+            if row.item.source_id in pending_rows:
+                pending_rows[row.item.source_id].append(row)
+        recent: dict[tuple[str, str], list[StoredChange]] = {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(changes).where(changes.c.source_id.in_(chosen)).where(
+                changes.c.detected_at >= stamp(since)).where(changes.c.kind != "pending").where(
+                changes.c.substance.is_not(None)).order_by(changes.c.id.desc())).mappings().all()
+            last_run = conn.execute(sa.select(sa.func.max(runs.c.started_at)).where(
+                runs.c.finished_at.is_not(None))).scalar()
+        for row in rows:
+            found = recent.setdefault((row["source_id"], row["substance"]), [])
+            if len(found) < 2:
+                found.append(StoredChange.from_row(row))
+        return Prior(states=states,
+                     current={k: tuple(v) for k, v in current.items()},
+                     pending={k: tuple(v) for k, v in pending_rows.items()},
+                     recent={k: tuple(v) for k, v in recent.items()},
+                     last_run_started_at=str(last_run) if last_run else None)
 
     def history(self, substance: str | None = None) -> list[StatusInterval]:
         query = sa.select(status)
@@ -404,7 +488,8 @@ class Store:
             intervals.append(StatusInterval(
                 id=row["id"], record=StatusRecord.from_dict(json.loads(row["record"])),
                 valid_from=row["valid_from"], valid_to=row["valid_to"], last_confirmed_at=at,
-                last_document_sha256=sha))
+                last_document_sha256=sha, legal_from=row["legal_from"],
+                legal_to=row["legal_to"], backfilled=bool(row["backfilled"])))
         return intervals
 
     def changes(self, since: datetime | None = None, *, until: datetime | None = None,
@@ -600,6 +685,34 @@ def _insert_once(conn: Connection, values: dict[str, Any]) -> bool:
     return True
 
 
+#: Columns added after a store was first created: (table, column, DDL type, fill statement).
+_ADDED_COLUMNS = (
+    ("status", "legal_from", "VARCHAR(10)",
+     "UPDATE status SET legal_from = substr(valid_from, 1, 10) WHERE legal_from IS NULL"),
+    ("status", "legal_to", "VARCHAR(10)",
+     "UPDATE status SET legal_to = substr(valid_to, 1, 10) "
+     "WHERE legal_to IS NULL AND valid_to IS NOT NULL"),
+    ("status", "backfilled", "INTEGER NOT NULL DEFAULT 0", None),
+    ("changes", "backfilled", "INTEGER NOT NULL DEFAULT 0", None),
+)
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Bring a store made by an earlier version up to the current columns: intervals it
+    wrote get the legal span of their observation (the best it knew)."""
+    inspector = sa.inspect(engine)
+    present = {table: {c["name"] for c in inspector.get_columns(table)}
+               for table in {t for t, *_ in _ADDED_COLUMNS}}
+    missing = [entry for entry in _ADDED_COLUMNS if entry[1] not in present[entry[0]]]
+    if not missing:
+        return
+    with engine.begin() as conn:
+        for table, column, ddl, fill in missing:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
+            if fill:
+                conn.exec_driver_sql(fill)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -652,28 +765,39 @@ class RunWriter:
         if not updated:
             self.conn.execute(source_state.insert().values(source_id=state.source_id, **values))
 
-    def open_intervals(self, records: Sequence[StatusRecord], *, at: datetime) -> None:
-        """New intervals from ``at``, in one executemany (thousands with watch = "all")."""
+    def open_intervals(self, records: Sequence[StatusRecord], *, at: datetime,
+                       spans: Sequence[tuple[str, str | None]] | None = None,
+                       closed: bool = False, backfilled: bool = False) -> None:
+        """New intervals from ``at``, in one executemany (thousands with watch = "all").
+        ``spans``: each record's (legal from, legal to); by default from the date its
+        document speaks for. ``closed``: a past legal segment, observed now and over."""
         if not records:
             return
         when = stamp(at)
+        legal = spans if spans is not None else [
+            (r.in_force_since or r.evidence_date or r.retrieved_at[:10], None) for r in records]
         self.conn.execute(status.insert(), [dict(
             jurisdiction=record.jurisdiction, substance=record.substance,
-            source_id=record.source_id, valid_from=when, valid_to=None,
+            source_id=record.source_id, valid_from=when, valid_to=when if closed else None,
             status=record.status, schedule=record.schedule, record=_dumps(record.as_dict()),
-            last_confirmed_at=when, last_document_sha256=record.document_sha256)
-            for record in records])
+            last_confirmed_at=when, last_document_sha256=record.document_sha256,
+            legal_from=start, legal_to=end, backfilled=int(backfilled))
+            for record, (start, end) in zip(records, legal, strict=True)])
 
     def open_interval(self, record: StatusRecord, *, at: datetime) -> None:
         self.open_intervals([record], at=at)
 
     def close_intervals(self, source_id: str, substances: Sequence[str], *, at: datetime,
-                        confirmed_at: str | None, confirmed_sha256: str | None) -> None:
+                        confirmed_at: str | None, confirmed_sha256: str | None,
+                        legal_to: str | None = None) -> None:
         """End the open intervals of these substances at ``at``, stamping the last healthy
-        observation that confirmed them (the source's state until now)."""
+        observation that confirmed them (the source's state until now) and, when given, the
+        legal date their status ended."""
         values: dict[str, Any] = {"valid_to": stamp(at)}
         if confirmed_at and confirmed_sha256:
             values.update(last_confirmed_at=confirmed_at, last_document_sha256=confirmed_sha256)
+        if legal_to is not None:
+            values["legal_to"] = legal_to
         chosen = list(dict.fromkeys(substances))
         for start in range(0, len(chosen), 500):  # SQLite's bound-parameter limit
             self.conn.execute(status.update().where(status.c.source_id == source_id).where(
@@ -693,14 +817,14 @@ class RunWriter:
                    source_id: str, kind: str, summary: str, before: dict[str, Any] | None,
                    after: dict[str, Any] | None, effective_date: str | None = None,
                    before_sha256: str | None = None, after_sha256: str | None = None,
-                   details: dict[str, Any] | None = None) -> int:
+                   details: dict[str, Any] | None = None, backfilled: bool = False) -> int:
         result = self.conn.execute(changes.insert().values(
             run_id=self.run_id, detected_at=stamp(detected_at), jurisdiction=jurisdiction,
             substance=substance, source_id=source_id, kind=kind, summary=summary,
             before=_dumps(before) if before is not None else None,
             after=_dumps(after) if after is not None else None, effective_date=effective_date,
             before_sha256=before_sha256, after_sha256=after_sha256,
-            details=_dumps(details or {})))
+            details=_dumps(details or {}), backfilled=int(backfilled)))
         inserted = result.inserted_primary_key
         assert inserted is not None
         return int(inserted[0])
