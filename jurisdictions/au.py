@@ -13,18 +13,18 @@ neither python-docx (an object per paragraph and run) nor a whole lxml tree is h
 from __future__ import annotations
 
 import io
-import json
 import re
 import string
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, date, datetime
+from typing import IO, TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from jurisdictions.base import FetchContext, Fetched, Fetcher, Source
 from jurisdictions.matching import substance_key
+from jurisdictions.parsing import MONTH_NUMBERS, MONTHS_EN, iterparse, load_json, release, xml_parser
 from jurisdictions.substances import Substance, WatchList
 from scrapers.errors import ExtractionError, FetchError
 from scrapers.records import (
@@ -34,6 +34,7 @@ from scrapers.records import (
     StatusRecord,
     name_key,
     normalise_text,
+    strip_controls,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -103,61 +104,97 @@ class Instrument:
     title_id: str
     title: str
     register_id: str  # the version's id: the title id for the as-made text
-    commencement: date  # the version's ``start``
-    registered_at: datetime
+    commencement: date  # the version's ``start``, an Australian calendar date
+    #: The version's ``registeredAt``; None only for a compilation whose row lacks it (the
+    #: as-made text is addressed by its registration date, a compilation by its start).
+    registered_at: datetime | None
 
     @property
-    def registered(self) -> date:
-        return _local_date(self.registered_at)
+    def registered(self) -> date | None:
+        return _local_date(self.registered_at) if self.registered_at else None
+
+    @property
+    def as_made(self) -> bool:
+        """Whether this version is the instrument as made: its register id is the title's."""
+        return self.register_id == self.title_id
 
     @property
     def marker(self) -> str:
         return f"{self.title_id}@{self.commencement.isoformat()}"
 
     def meta(self) -> dict[str, str]:
-        return {
+        meta = {
             "instrument_id": self.title_id,
             "instrument_title": self.title,
             "register_id": self.register_id,
             "commencement": self.commencement.isoformat(),
-            "registered_at": self.registered_at.isoformat(),
         }
+        if self.registered_at is not None:
+            meta["registered_at"] = self.registered_at.isoformat()
+        return meta
 
 
 def fetch_poisons_standard(fetcher: Fetcher, context: FetchContext) -> Fetched:
     """Find the in-force Poisons Standard through the register's API and download its Word
     original, unless its id and commencement equal the saved marker. Usually two small API
     requests and one download (one more API request while a registered replacement waits
-    for its commencement): the register's robots.txt asks for 10 s between requests."""
+    for its commencement, one more download per URL form that answers 404: ``word_urls``):
+    the register's robots.txt asks for 10 s between requests."""
     api = context.endpoints.get("url", API_URL).rstrip("/")
     register = context.endpoints.get("register_url", REGISTER_URL).rstrip("/")
-    titles = odata_values(_get_json(fetcher, f"{api}/titles", {
-        "$filter": TITLE_FILTER, "$orderby": "makingDate desc", "$top": str(TITLE_PAGE),
-    }), f"{api}/titles")
-    candidates = in_force_standards(titles)
-    if not candidates:
-        raise FetchError(f"{api}/titles lists no in-force Poisons Standard (among the "
-                         f"{len(titles)} titles named 'Poisons Standard'); the register may "
-                         "be between instruments or its API changed — check "
-                         f"{register} for the current Standard", kind="empty",
-                         url=f"{api}/titles")
-    instrument, later = _current_instrument(fetcher, api, candidates, context.today)
-    url = word_url(register, instrument)
+    try:
+        titles = odata_values(_get_json(fetcher, f"{api}/titles", {
+            "$filter": TITLE_FILTER, "$orderby": "makingDate desc", "$top": str(TITLE_PAGE),
+        }), f"{api}/titles")
+        candidates = in_force_standards(titles)
+        if not candidates:
+            raise FetchError(f"{api}/titles lists no in-force Poisons Standard (among the "
+                             f"{len(titles)} titles named 'Poisons Standard'); the register "
+                             "may be between instruments or its API changed — check "
+                             f"{register} for the current Standard", kind="empty",
+                             url=f"{api}/titles")
+        instrument, later = _current_instrument(fetcher, api, candidates, context.today)
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as error:
+        # Everything the API answers is untrusted: a shape no check above foresaw is that
+        # source's extraction failure, never an internal error that ends the whole run.
+        raise ExtractionError(f"{api}: the register's API answered in a shape schedwatch "
+                              f"does not know ({type(error).__name__})") from None
+    urls = word_urls(register, instrument)
     meta = instrument.meta()
     if later is not None:
         meta.update({"next_instrument_id": later.title_id,
                      "next_instrument_title": later.title,
                      "next_commencement": later.commencement.isoformat()})
     if context.marker == instrument.marker:
-        return Fetched(url=url, content=None, etag=context.etag,
+        return Fetched(url=urls[0], content=None, etag=context.etag,
                        last_modified=context.last_modified, marker=context.marker, meta=meta)
-    response = fetcher.get(url)
+    url, response = _download(fetcher, urls)
     return Fetched(url=response.final_url, content=response.content,
                    content_type=response.headers.get("Content-Type"),
                    etag=response.headers.get("ETag"),
                    last_modified=response.headers.get("Last-Modified"),
                    marker=instrument.marker, meta=meta,
                    redirected_from=url if response.final_url != url else None)
+
+
+def _download(fetcher: Fetcher, urls: Sequence[str]) -> tuple[str, Any]:
+    """The first of ``urls`` that the register serves. Only "not found" (404, 410) moves on to
+    the next form; any other failure is the source's failure at once. When every form is
+    missing, the error names the first (confirmed) URL and lists the others tried."""
+    missing: list[FetchError] = []
+    for url in urls:
+        try:
+            return url, fetcher.get(url)
+        except FetchError as error:
+            if error.status not in (404, 410):
+                raise
+            missing.append(error)
+    first = missing[0]
+    if len(missing) == 1:
+        raise first
+    raise FetchError(f"{first}; the other URL forms tried are missing too: "
+                     f"{', '.join(urls[1:])}", kind=first.kind, status=first.status,
+                     url=first.url)
 
 
 def _current_instrument(fetcher: Fetcher, api: str, candidates: Sequence[Mapping[str, Any]],
@@ -184,13 +221,10 @@ def _current_instrument(fetcher: Fetcher, api: str, candidates: Sequence[Mapping
 
 
 def _get_json(fetcher: Fetcher, url: str, params: Mapping[str, str]) -> Any:
+    """An API answer as JSON (``parsing.load_json``: depth-limited, HTML named): anything
+    else is an ``ExtractionError``."""
     response = fetcher.get(url, params=params, headers={"Accept": "application/json"})
-    try:
-        return json.loads(response.content)
-    except (ValueError, UnicodeDecodeError) as error:
-        start = response.content[:40].decode("utf-8", "replace")
-        raise ExtractionError(f"{url} did not answer JSON (it starts {start!r}); the "
-                              "register's API changed or a proxy answered") from error
+    return load_json(response.content, f"{url} did not answer JSON")
 
 
 def odata_values(payload: Any, url: str) -> list[Mapping[str, Any]]:
@@ -227,12 +261,13 @@ def _in_force(title: Mapping[str, Any]) -> bool:
 
 def current_version(versions: Iterable[Mapping[str, Any]], title_id: str,
                     today: date) -> Mapping[str, Any] | None:
-    """The latest version of the title that has started by ``today`` (else the latest)."""
+    """The latest version of the title that has started by ``today`` (else the latest).
+    Starts are compared as Australian calendar dates (``register_date``)."""
     rows = [v for v in versions if v.get("titleId", title_id) == title_id and v.get("start")]
     if not rows:
         return None
-    started = [v for v in rows if _local_date(_timestamp(v["start"], "start")) <= today]
-    return max(started or rows, key=lambda v: (_timestamp(v["start"], "start").isoformat(),
+    started = [v for v in rows if register_date(v["start"], "start") <= today]
+    return max(started or rows, key=lambda v: (register_date(v["start"], "start"),
                                                str(v.get("registeredAt") or "")))
 
 
@@ -241,15 +276,17 @@ def instrument_from(title: Mapping[str, Any], version: Mapping[str, Any]) -> Ins
     name = title.get("name")
     if not isinstance(name, str) or not name.strip():
         raise ExtractionError(f"the register's title {title_id} has no name")
+    version_id = register_id(version.get("registerId") or title_id, "registerId")
     registered = version.get("registeredAt")
-    if not registered:
-        raise ExtractionError(f"the register's version of {title_id} has no registeredAt")
+    if not registered and version_id == title_id:
+        raise ExtractionError(f"the register's version of {title_id} has no registeredAt, "
+                              "which addresses the as-made text")
     return Instrument(
         title_id=title_id,
         title=" ".join(name.split()),
-        register_id=register_id(version.get("registerId") or title_id, "registerId"),
-        commencement=_local_date(_timestamp(version["start"], "start")),
-        registered_at=_timestamp(registered, "registeredAt"),
+        register_id=version_id,
+        commencement=register_date(version.get("start"), "start"),
+        registered_at=_timestamp(registered, "registeredAt") if registered else None,
     )
 
 
@@ -261,32 +298,74 @@ def register_id(value: Any, what: str) -> str:
     return value
 
 
+def word_urls(register: str, instrument: Instrument) -> tuple[str, ...]:
+    """The Word original's URLs on the register's site, in the order they are tried (the
+    next only when the one before answers 404 or 410; tests/fixtures/README.md says which
+    forms real material confirms):
+
+    as made (register id = title id), by its registration date in Sydney:
+      1. ``/{id}/asmade/{registered}/text/original/word`` — confirmed (F2026L00633/asmade/
+         2026-05-28, SOURCES.md §3.1);
+      2. the same with the UTC registration date, when that is another day — unconfirmed
+         (which calendar the register dates its URLs in is not known for late-UTC times).
+    a compilation, by the version's start date:
+      1. ``/{id}/{start}/{start}/text/original/word`` — confirmed (a project downloaded 933
+         compilations at this form, regulator-documents/README.md);
+      2. ``/{id}/latest/{start}/text/original/word`` — unconfirmed, the form built before."""
+    base = f"{register}/{instrument.title_id}"
+    if instrument.as_made:
+        registered = instrument.registered_at
+        if registered is None:  # instrument_from refuses it; a hand-made Instrument may not
+            raise ExtractionError(f"{instrument.title_id}: the as-made text is addressed by "
+                                  "its registration date, which the register did not give")
+        days = [_local_date(registered)]
+        utc = registered.astimezone(UTC).date() if registered.tzinfo else registered.date()
+        if utc not in days:
+            days.append(utc)
+        return tuple(f"{base}/asmade/{day.isoformat()}/text/original/word" for day in days)
+    start = instrument.commencement.isoformat()
+    return (f"{base}/{start}/{start}/text/original/word",
+            f"{base}/latest/{start}/text/original/word")
+
+
 def word_url(register: str, instrument: Instrument) -> str:
-    """The Word original on the register's site. The as-made text is addressed by its
-    registration date (F2026L00633/asmade/2026-05-28, SOURCES.md §3.1); a compilation (its
-    register id differs from the title's) by its start date under ``latest``."""
-    if instrument.register_id == instrument.title_id:
-        return (f"{register}/{instrument.title_id}/asmade/"
-                f"{instrument.registered.isoformat()}/text/original/word")
-    return (f"{register}/{instrument.title_id}/latest/"
-            f"{instrument.commencement.isoformat()}/text/original/word")
+    """The confirmed (first-tried) URL of the Word original: ``word_urls``."""
+    return word_urls(register, instrument)[0]
+
+
+_REGISTER_TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2})(?:T(\d{2}:\d{2}(?::\d{2})?)(\.\d+)?"
+                                 r"(Z|[+-]\d{2}:?\d{2})?)?")
 
 
 def _timestamp(value: Any, what: str) -> datetime:
-    if isinstance(value, str):
+    """A register timestamp. The API writes sub-seconds with seven digits
+    ("2026-05-28T13:40:38.9539588", more than ``fromisoformat`` takes before Python 3.11):
+    they are cut to six. No offset: naive, read as an Australian (register) time."""
+    match = _REGISTER_TIMESTAMP.fullmatch(value) if isinstance(value, str) else None
+    if match:
+        day, clock, fraction, zone = match.groups()
+        text = day + (f"T{clock}" if clock else "") + (fraction or "")[:7] \
+            + ("+00:00" if zone == "Z" else zone or "")
         try:
-            return datetime.fromisoformat(value)
+            return datetime.fromisoformat(text)
         except ValueError:
             pass
     raise ExtractionError(f"the register's API gave {what} {value!r}, which is not an ISO "
                           "date")
 
 
+def register_date(value: Any, what: str) -> date:
+    """A register date (``start``, ``end``) as an Australian calendar date. The API writes
+    them without a time zone ("2023-09-01T00:00:00", "2023-09-01T00:00:00.0000000"): they are
+    the register's own (Australian) dates, not UTC, so the date part is the date; one with an
+    offset is converted to Sydney time first."""
+    return _local_date(_timestamp(value, what))
+
+
 def _local_date(value: datetime) -> date:
     """A register timestamp as a Sydney calendar date: the register dates things in Sydney
     time, and a 'Z' timestamp late in the UTC day is already the next day there."""
     return value.astimezone(_SYDNEY).date() if value.tzinfo else value.date()
-
 
 # --- parser -------------------------------------------------------------------------------
 
@@ -331,25 +410,53 @@ _APPENDIX_HEADING = re.compile(r"Appendix\s+([A-Z])\b", re.IGNORECASE)
 _TITLE = re.compile(r"Therapeutic Goods \(Poisons Standard[^)]*\) Instrument \d{4}"
                     r"|\bPoisons Standard (?:January|February|March|April|May|June|July|August"
                     r"|September|October|November|December) \d{4}\b")
-_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
-           "september", "october", "november", "december")
 _COMMENCES = re.compile(r"commences on (\d{1,2}) ([A-Z][a-z]+) (\d{4})")
+#: Leading name markers and their meaning, as recorded in the basis.
 _MARKERS = {"#": "marked # (Appendix D)", "*": "marked * (trivial name)"}
-#: A zip entry larger than this is refused rather than inflated (the real document.xml is
-#: a few MB).
-_MAX_PART_BYTES = 256 * 1024 * 1024
+#: ``*`` mid-entry before a bracketed name marks that name as the substance's trivial name:
+#: "BENZYLPIPERAZINE *(BZP).", "…PHENYLPROPANE *(STP or DOM)." (the real June 2026
+#: Standard, regulator-documents/README.md).
+_TRIVIAL = re.compile(r"\*\s*\(([^()]*)\)")
+_TRIVIAL_SPLIT = re.compile(r"\s+or\s+|\s*;\s*|,\s+")
+#: The label of the Standard's commencement in a record's ``dates``: the date the whole
+#: instrument speaks from, never the date an entry took effect (KETAMINE has been in
+#: Schedule 8 through many Standards).
+COMMENCEMENT_LABEL = "Poisons Standard commences"
+
+# --- resource caps for an untrusted Word file (issue 16: a 110 KiB .docx whose document.xml
+# --- inflated to 50 MB took 2 min 18 s and 924 MiB) ---------------------------------------
+#: word/document.xml inflating past this is refused before it is inflated. The register's
+#: Word original of F2026L00633 (4,278 entries) is 966,941 bytes zipped; Word's XML deflates
+#: 8–12× (the real AAO original: document.xml 489,385 bytes from 59,332), so the real
+#: document.xml is ~8–12 MB and no more than ~15 MB: 32 MiB leaves twice that.
+MAX_DOCUMENT_XML_BYTES = 32 * 1024 * 1024
+#: Any other part read whole (word/styles.xml: 45,566 bytes in the real AAO original).
+MAX_PART_BYTES = 4 * 1024 * 1024
+#: Paragraphs (``w:p``, empty ones included) in document.xml. The real AAO original has one
+#: per ~310 bytes (1,569 in 489 KB): ~30,000–50,000 for a real Standard; 250,000 is 5× that.
+MAX_PARAGRAPHS = 250_000
+#: Elements in document.xml: the real AAO original has one per ~45 bytes (10,925), so a real
+#: Standard has ~200,000–350,000; 2,000,000 is 6× that.
+MAX_ELEMENTS = 2_000_000
+#: Elements inside one paragraph (held until the paragraph ends). A real entry has a few
+#: runs of a few elements each; a Standard's longest qualification, some hundreds.
+MAX_PARAGRAPH_ELEMENTS = 20_000
+#: Kept for older callers: the cap on parts other than document.xml.
+_MAX_PART_BYTES = MAX_PART_BYTES
 
 
 @dataclass(frozen=True)
 class Entry:
     """One schedule or appendix entry: the substance name as printed (capitals), its markers,
-    the entry paragraph and the qualification paragraphs under it."""
+    its trivial names (bracketed after a mid-entry ``*``), the entry paragraph and the
+    qualification paragraphs under it."""
 
     section: str  # "8" or "Appendix D"
     name: str
     markers: str
     text: str
     qualifications: tuple[str, ...] = ()
+    trivial_names: tuple[str, ...] = ()
 
     @property
     def listed_as(self) -> str:
@@ -362,39 +469,65 @@ class Entry:
 
 @dataclass(frozen=True)
 class _Paragraph:
-    role: str  # heading | entry | qualification | other
-    #: ``paragraph_text``; "" for an "other" paragraph after the cover, which nothing reads.
-    text: str
+    role: str  # heading | entry | qualification | other (cover paragraphs only)
+    text: str  # ``paragraph_text``
+
+
+#: The one object every empty heading shares (an empty ActHead1 still ends a section).
+_EMPTY_HEADING = _Paragraph("heading", "")
 
 
 def parse_poisons_standard(document: Document, watch: WatchList) -> ParseResult:
     """The status of each watched substance (or, with ``watch.all_entries``, of every entry)
     in one Poisons Standard Word document. Raises ``ExtractionError`` when the document is
-    not a Word file or lacks the Standard's landmarks (schedule headings with entries)."""
+    not a Word file, is another instrument ("not a Poisons Standard"), or lacks the
+    Standard's landmarks (schedule headings with entries)."""
     paragraphs, _ = read_docx(document.content)
     cover = _cover_text(paragraphs)
-    entries = collect_entries(paragraphs)
-    _check_landmarks(entries)
+    own_title = _find_title(cover)
+    try:
+        entries = collect_entries(paragraphs)
+        _check_landmarks(entries)
+    except ExtractionError as error:
+        if own_title is None:
+            raise _not_a_standard(cover, error) from None
+        raise
     meta = document.meta
-    title = meta.get("instrument_title") or _find_title(cover)
+    title = meta.get("instrument_title") or own_title
     instrument = meta.get("instrument_id") or title
     if not instrument:
         raise ExtractionError(f"{document.url}: no register id was recorded with the document "
                               "and its cover names no Poisons Standard title")
     dates = document_dates(cover, meta)
     records = build_records(entries, watch, instrument=instrument, dates=dates,
-                            document=document)
+                            document=document,
+                            evidence_date=commencement_of(dates))
     return ParseResult(records=records, document_dates=dates, title=title,
                        instrument=instrument)
 
 
+def _not_a_standard(cover: Sequence[str], error: ExtractionError) -> ExtractionError:
+    """The error for a Word file that lacks the Standard's landmarks and whose first page
+    names no Poisons Standard: another instrument (the register's Administrative
+    Arrangements Order, say), named by its first lines."""
+    begins = " ".join(" ".join(cover[:2]).split())[:80]
+    found = f" (it begins {begins!r})" if begins else ""
+    reason = str(error).split(";")[0]
+    return ExtractionError(f"the Word document is not a Poisons Standard{found}: its cover "
+                           f"names no Poisons Standard and {reason.removeprefix('the Word document ')}")
+
+
 def read_docx(content: bytes) -> tuple[list[_Paragraph], dict[str, str]]:
-    """The paragraphs of ``word/document.xml`` in document order, each with its role and
-    text, and the styleId → name map of ``word/styles.xml`` that gave the roles.
+    """The paragraphs of ``word/document.xml`` that the parser reads, in document order, each
+    with its role and text, and the styleId → name map of ``word/styles.xml`` that gave the
+    roles. Kept: every heading, non-empty entry and qualification paragraphs, and non-empty
+    paragraphs of the cover (before the first schedule heading); nothing else is kept, so a
+    paragraph that is empty or read by nothing costs no object.
 
     document.xml is streamed out of the zip: each paragraph is read when it ends, then
     cleared with the siblings before it, so memory stays at a few paragraphs and not the
-    whole tree (a real Standard's document.xml is several MB, ~10× that as an lxml tree)."""
+    whole tree (a real Standard's document.xml is several MB, ~10× that as an lxml tree).
+    Sizes, paragraphs and elements are capped (``MAX_*``)."""
     try:
         package = zipfile.ZipFile(io.BytesIO(content))
     except zipfile.BadZipFile as error:
@@ -406,6 +539,7 @@ def read_docx(content: bytes) -> tuple[list[_Paragraph], dict[str, str]]:
         if "word/document.xml" not in names:
             raise ExtractionError("the document is a zip archive but not a Word document "
                                   "(no word/document.xml)")
+        _check_size(package, "word/document.xml", MAX_DOCUMENT_XML_BYTES)
         try:
             styles = _style_names(_xml(package, "word/styles.xml")) \
                 if "word/styles.xml" in names else {}
@@ -415,16 +549,38 @@ def read_docx(content: bytes) -> tuple[list[_Paragraph], dict[str, str]]:
             for _ in _body_paragraphs(package, {}):
                 pass
             raise
-        paragraphs = [_Paragraph(role, text) for role, text in _body_paragraphs(package, styles)]
+        paragraphs = list(_body_paragraphs(package, styles))
     return paragraphs, styles
 
 
-def _check_size(package: zipfile.ZipFile, name: str) -> None:
-    """Refuse a part that declares a size past ``_MAX_PART_BYTES`` (a zip bomb); zipfile
-    never inflates more than the declared size, and a part that is larger fails its CRC."""
-    if package.getinfo(name).file_size > _MAX_PART_BYTES:
-        raise ExtractionError(f"{name} inflates to more than "
-                              f"{_MAX_PART_BYTES // (1024 * 1024)} MB; refused")
+def _check_size(package: zipfile.ZipFile, name: str, limit: int | None = None) -> None:
+    """Refuse a part that declares a size past ``limit`` (a zip bomb); zipfile never
+    inflates more than the declared size, and a part that is larger fails its CRC."""
+    limit = _MAX_PART_BYTES if limit is None else limit
+    if package.getinfo(name).file_size > limit:
+        raise ExtractionError(f"{name} inflates to more than {_megabytes(limit)}; refused "
+                              "(a real Poisons Standard's is ~10 MB: a zip bomb or not the "
+                              "Standard)")
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):g} MB" if size >= 1024 * 1024 else f"{size:,} bytes"
+
+
+class _CappedStream:
+    """A zip member read through a byte counter: even if the zip's declared size lied,
+    no more than ``limit`` bytes are ever handed to the XML parser."""
+
+    def __init__(self, stream: IO[bytes], name: str, limit: int) -> None:
+        self._stream, self._name, self._left, self._limit = stream, name, limit, limit
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size if 0 <= size <= self._left + 1 else self._left + 1)
+        self._left -= len(data)
+        if self._left < 0:
+            raise ExtractionError(f"{self._name} inflates to more than "
+                                  f"{_megabytes(self._limit)}; refused")
+        return data
 
 
 def _unreadable(name: str, error: Exception) -> ExtractionError:
@@ -435,54 +591,76 @@ def _xml(package: zipfile.ZipFile, name: str) -> etree._Element:
     from lxml import etree  # imported here: a warm run that parses nothing never loads it
 
     _check_size(package, name)
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     try:
-        return etree.fromstring(package.read(name), parser)
+        return etree.fromstring(package.read(name), xml_parser())
     except (etree.XMLSyntaxError, zipfile.BadZipFile, OSError) as error:
         raise _unreadable(name, error) from error
 
 
+def _too_many(what: str, limit: int) -> ExtractionError:
+    return ExtractionError(f"word/document.xml has more than {limit:,} {what}; refused (a "
+                           "real Poisons Standard has a tenth of that: not the Standard, or "
+                           "a document built to exhaust memory)")
+
+
 def _body_paragraphs(package: zipfile.ZipFile, styles: Mapping[str, str]
-                     ) -> Iterator[tuple[str, str]]:
-    """(role, text) of every ``w:p`` of word/document.xml in document order (a paragraph
-    nested in a text box right after the one holding it), streamed with ``iterparse``.
-    Text is read for the cover (up to the first schedule heading) and for paragraphs whose
-    role the parser reads; it is "" for the other paragraphs after the cover."""
+                     ) -> Iterator[_Paragraph]:
+    """The kept paragraphs (``read_docx``) of word/document.xml in document order (a
+    paragraph nested in a text box right after the one holding it), streamed with
+    ``iterparse``. Text is read for the cover (up to the first schedule heading) and for
+    paragraphs whose role the parser reads.
+
+    Every element is counted on its end event; an element outside any paragraph (table
+    rows and cells, section properties) is released when it ends, as a paragraph is, so a
+    document of any shape holds only the open path and the current paragraph."""
     from lxml import etree
 
     name = "word/document.xml"
-    _check_size(package, name)
     roles: dict[str | None, str] = {}
     cover = True
+    depth = 0  # open w:p elements
+    elements = paragraphs = started = 0
     try:
-        with package.open(name) as stream:
-            # iterparse takes XMLParser's options: no entities, network, DTD or huge tree.
-            events = etree.iterparse(stream, events=("end",), tag=_P, resolve_entities=False,
-                                     no_network=True, load_dtd=False, huge_tree=False)
-            for _, element in events:
-                if next(element.iterancestors(_P), None) is not None:
+        with package.open(name) as raw:
+            stream = _CappedStream(raw, name, MAX_DOCUMENT_XML_BYTES)
+            for event, element in iterparse(stream, events=("start", "end")):
+                if event == "start":
+                    if element.tag == _P:
+                        if not depth:
+                            started = elements
+                        depth += 1
+                    continue
+                elements += 1
+                if elements > MAX_ELEMENTS:
+                    raise _too_many("elements", MAX_ELEMENTS)
+                if element.tag != _P:
+                    if not depth:
+                        release(element)
+                    elif elements - started > MAX_PARAGRAPH_ELEMENTS:
+                        raise _too_many("elements in one paragraph", MAX_PARAGRAPH_ELEMENTS)
+                    continue
+                depth -= 1
+                paragraphs += 1
+                if paragraphs > MAX_PARAGRAPHS:
+                    raise _too_many("paragraphs", MAX_PARAGRAPHS)
+                if depth:
                     continue  # read with the paragraph that holds it, in document order
                 for p in element.iter(_P):
                     style_id = paragraph_style(p)
                     role = roles.get(style_id) or roles.setdefault(style_id,
                                                                    _role(style_id, styles))
-                    text = paragraph_text(p) if cover or role != "other" else ""
-                    if cover and role == "heading" and section_label(text) is not None:
-                        cover = False
-                    yield role, text
-                _release(element)
+                    if role == "other" and not cover:
+                        continue  # nothing reads it: no text, no object
+                    text = paragraph_text(p)
+                    if role == "heading":
+                        if cover and section_label(text) is not None:
+                            cover = False
+                        yield _Paragraph(role, text) if text else _EMPTY_HEADING
+                    elif text:
+                        yield _Paragraph(role, text)
+                release(element)
     except (etree.XMLSyntaxError, zipfile.BadZipFile, OSError) as error:
         raise _unreadable(name, error) from error
-
-
-def _release(element: etree._Element) -> None:
-    """Free a finished paragraph and the siblings before it (bounded-memory iterparse)."""
-    element.clear(keep_tail=False)
-    parent = element.getparent()
-    if parent is not None:
-        while element.getprevious() is not None:
-            del parent[0]
-
 
 def _style_names(styles: etree._Element) -> dict[str, str]:
     names: dict[str, str] = {}
@@ -538,7 +716,7 @@ def normalise_spaced(text: str) -> str:
     returned as it is: Unicode normalisation, dash and no-break-space folding change only
     non-ASCII characters, and the hyphen rule needs "- (" — the regex passes cost ~6 µs a
     paragraph, thousands of times per Standard."""
-    if text.isascii() and "- (" not in text:
+    if text.isascii() and text.isprintable() and "- (" not in text:
         return text
     return normalise_text(text)
 

@@ -1081,7 +1081,8 @@ def _fr_type(value: Any) -> str | None:
 
 
 def _safe_url(value: Any) -> str | None:
-    if isinstance(value, str) and value.startswith(("https://", "http://")) and " " not in value:
+    if isinstance(value, str) and value.startswith(("https://", "http://")) and " " not in value \
+            and value.isprintable():
         return value
     return None
 
@@ -1094,7 +1095,8 @@ def _plain(value: Any) -> str:
     hundreds of documents)."""
     if not isinstance(value, str):
         return ""
-    if value.isascii() and "- (" not in value and " ".join(value.split()) == value:
+    if value.isascii() and value.isprintable() and "- (" not in value \
+            and " ".join(value.split()) == value:
         return value
     return normalise_text(value)
 

@@ -1,15 +1,20 @@
-"""Table exports of the site (status.csv, status.json, changes.csv), made with pandas.
+"""Table exports: the site's status.csv, status.json and changes.csv, and the CSV of
+``schedwatch status --format csv``.
 
-pandas is imported inside each function: a publish whose tables did not change reuses the
-previous files and never pays for the import. A table is handed to pandas column by column
-(one list per column, ``dtype=object``: no inference, no copy per row).
+There is one CSV writer (``write_csv_text``, the standard library's ``csv``), used by the
+site and the CLI alike, so that a cell which a spreadsheet would run as a formula is
+neutralised the same way everywhere. The JSON export is made with pandas, imported inside
+the function: a publish whose tables did not change reuses the previous files and never
+pays for the import, and the CLI never imports it. A table is handed to pandas column by
+column (one list per column, ``dtype=object``: no inference, no copy per row).
 """
 
 from __future__ import annotations
 
+import csv
 import io
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -35,13 +40,10 @@ def _csv_column(values: list[Any]) -> list[Any]:
         _FORMULA_START)) else _csv_cell(value) for value in values]
 
 
-def _frame(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *,
-           csv: bool) -> pd.DataFrame:
+def _frame(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
     import pandas as pd
 
     data = {name: [row.get(name) for row in rows] for name in columns}
-    if csv:
-        data = {name: _csv_column(values) for name, values in data.items()}
     return pd.DataFrame(data, columns=list(columns), dtype=object)
 
 
@@ -58,19 +60,29 @@ def to_json(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> bytes:
 
 
 def write_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], out: BinaryIO) -> None:
-    """The table as CSV (UTF-8, "\\n" line ends) into an open binary file, a chunk of rows at
-    a time."""
-    text = io.TextIOWrapper(out, encoding="utf-8", newline="")
+    """The table as CSV (UTF-8, "\\n" line ends) into an open binary file."""
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=False)
     try:
-        _frame(rows, columns, csv=True).to_csv(text, index=False, lineterminator="\n")
+        write_csv_text(rows, columns, text)
         text.flush()
     finally:
         text.detach()  # the caller's file stays open
 
 
+def write_csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
+                   out: TextIO) -> None:
+    """The one CSV writer: a header of ``columns``, then one line per row ("\\n" line ends,
+    minimal quoting, None as an empty cell, a list of pairs as "label: value; ...") with
+    every cell that starts like a formula prefixed by an apostrophe."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if value is None else value
+                         for value in _csv_column([row.get(name) for name in columns])])
+
+
 def write_json(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], out: BinaryIO) -> None:
     """The table as a JSON array of objects (UTF-8, indented) into an open binary file."""
-    text = _frame(rows, columns, csv=False).to_json(orient="records", force_ascii=False,
-                                                    indent=2)
+    text = _frame(rows, columns).to_json(orient="records", force_ascii=False, indent=2)
     out.write((text or "[]").encode("utf-8"))
     out.write(b"\n")

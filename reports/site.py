@@ -330,6 +330,9 @@ def _publish_locked(settings: Settings, store: Store, now: datetime) -> Path:
     old_manifest = _read_manifest(site)
     site.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{site.name}.new-", dir=site.parent))
+    # mkdtemp makes the folder 0700 whatever the umask; once swapped in it is the site, which
+    # a web server running as another user must be able to read.
+    os.chmod(staging, _mode(0o777))
     try:
         snap = read_snapshot(settings, store)
         documents = _stage_documents(staging, site, store, referenced_documents(snap))
@@ -360,6 +363,7 @@ def _write_page(staging: Path, site: Path, page: Page, version: str,
         folders.add(target.parent)
     if page.inputs is not None and old_manifest.get(page.path) == fingerprint \
             and _link_or_copy(site / page.path, target):
+        _fix_mode(target, _mode(0o666))  # a page kept from a site written before the umask
         return fingerprint
     with open(target, "wb", buffering=_CHUNK) as out:
         page.write(out)
@@ -535,9 +539,36 @@ def _existing_weeks(site: Path) -> set[str]:
     return weeks
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux says it (``os.umask`` can only
+    be read by setting it, which would briefly change it for every thread)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mode(requested: int) -> int:
+    """The mode ``open``/``mkdir`` would give under the umask (0644 files, 0755 folders under
+    umask 022): what the site's files get although they are made by mkstemp/mkdtemp."""
+    return requested & ~_umask()
+
+
+def _fix_mode(path: Path, mode: int) -> None:
+    with contextlib.suppress(OSError):
+        if path.stat().st_mode & 0o777 != mode:
+            os.chmod(path, mode)
+
+
 def _atomic_write(path: Path, content: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
     try:
+        # mkstemp makes the file 0600; it replaces a page that others read.
+        os.fchmod(fd, _mode(0o666))
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)
         os.replace(tmp, path)

@@ -55,7 +55,7 @@ class State:
               help="TOML configuration file (default: $SCHEDWATCH_CONFIG, else built-in "
                    "defaults).")
 @click.option("-v", "--verbose", is_flag=True, help="Print tracebacks of internal errors.")
-@click.version_option("0.1.0", prog_name="schedwatch")
+@click.version_option(package_name="schedwatch", prog_name="schedwatch")
 @click.pass_context
 def cli(ctx: click.Context, config: str | None, verbose: bool) -> None:
     """Track the legal scheduling status of ketamine (and its isomers) from the
@@ -97,27 +97,38 @@ def run(state: State, codes: Sequence[str]) -> None:
 
 # --- status -------------------------------------------------------------------------------
 
-def _as_of(value: str | None) -> datetime | None:
+def _day(value: str | None, option: str) -> date | None:
     if value is None:
         return None
     try:
-        day = date.fromisoformat(value)
+        return date.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date; write YYYY-MM-DD") from None
-    return datetime.combine(day, time(23, 59, 59), tzinfo=UTC)
+        raise click.BadParameter(f"{value!r} is not a date; write YYYY-MM-DD",
+                                 param_hint=option) from None
 
 
-def status_rows(intervals: Sequence[Any]) -> list[dict[str, Any]]:
-    rows = []
-    for interval in intervals:
-        row = interval.record.as_dict()
-        # The latest document that confirmed this status, not only the first one.
-        row["document_sha256"] = interval.last_document_sha256
-        row["retrieved_at"] = interval.last_confirmed_at
-        row["status_since"] = interval.valid_from
-        row["valid_to"] = interval.valid_to
-        rows.append(row)
-    return rows
+def _as_of(value: str | None) -> datetime | None:
+    """The end of a day (UTC), for options that select by detection time."""
+    day = _day(value, "'--since'")
+    return datetime.combine(day, time(23, 59, 59), tzinfo=UTC) if day else None
+
+
+def _local_today(code: str) -> date:
+    """Today in a jurisdiction's own time zone, from the one clock (tests set it)."""
+    from zoneinfo import ZoneInfo
+
+    from jurisdictions import jurisdiction
+    from scrapers import clock
+
+    return clock.utcnow().astimezone(ZoneInfo(jurisdiction(code).TIMEZONE)).date()
+
+
+#: The status table's columns: every date says what it is.
+STATUS_TABLE = (("jurisdiction", "Jur."), ("substance", "Substance"),
+                ("status_label", "Status"), ("control_level", "Level"),
+                ("provision", "Provision"), ("source_id", "Source"),
+                ("in_force_since", "In force since"), ("in_force_since_kind", "Kind"),
+                ("first_observed_at", "First observed"), ("source_health", "Source health"))
 
 
 @cli.command(epilog=_example("schedwatch status", "schedwatch status --format json",
@@ -125,29 +136,53 @@ def status_rows(intervals: Sequence[Any]) -> list[dict[str, Any]]:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True)
 @click.option("--as-of", "as_of", metavar="YYYY-MM-DD", default=None,
-              help="The status as stored at the end of that day (UTC).")
+              help="The law on that day, from the legal dates of the evidence held.")
 @click.pass_obj
 def status(state: State, fmt: str, as_of: str | None) -> None:
-    """Show the current (or past) status of every watched substance."""
-    moment = _as_of(as_of)
+    """Show the status of every watched substance: today, or the law on a past day."""
+    from reports.status_rows import CSV_COLUMNS, status_row
+
+    day = _day(as_of, "'--as-of'")
     store = state.store()
-    intervals = store.status_as_of(moment) if moment else store.current_intervals()
-    rows = status_rows(intervals)
+    states = store.source_states()
+    intervals = store.status_as_of(day) if day else store.current_intervals()
+    rows = [status_row(i, on=day or _local_today(i.record.jurisdiction),
+                       state=states.get(i.record.source_id)) for i in intervals]
     if fmt == "json":
         click.echo(_json_list(rows))
-    elif fmt == "csv":
-        _csv(rows, ["jurisdiction", "substance", "status", "schedule", "control_level",
-                    "instrument", "provision", "listed_as", "basis", "code", "effective_from",
-                    "status_since", "source_id", "source_url", "document_sha256",
-                    "retrieved_at"])
-    else:
-        if not rows:
+        return
+    if fmt == "csv":
+        _csv(rows, list(CSV_COLUMNS))
+        return
+    if not rows:
+        earliest = store.earliest_evidence() if day else None
+        if day and earliest:
+            click.echo(f"No evidence on or before {day.isoformat()}; the earliest evidence "
+                       f"held is of {earliest} (`schedwatch backfill` reads the regulators' "
+                       "archives).")
+        elif day:
+            click.echo(f"No status stored yet, so no evidence on or before {day.isoformat()}: "
+                       "run `schedwatch run` first.")
+        else:
             click.echo("No status stored yet: run `schedwatch run` first.")
-            return
-        _table(rows, [("jurisdiction", "Jur."), ("substance", "Substance"),
-                      ("status", "Status"), ("schedule", "Sched."), ("control_level", "Level"),
-                      ("provision", "Provision"), ("source_id", "Source"),
-                      ("status_since", "Since"), ("retrieved_at", "Checked")])
+        return
+    if day:
+        click.echo(f"The law on {day.isoformat()}, from the legal dates of the evidence held:")
+    _table(rows, list(STATUS_TABLE))
+    notes = [f"{r['substance']} ({r['source_id']}): REVIEW: {r['review']}"
+             for r in rows if r["review"]]
+    notes += [f"{r['substance']} ({r['source_id']}): {r['legal_note']}"
+              for r in rows if r["legal_note"]]
+    failing = sorted({r["source_id"] for r in rows
+                      if r["source_health"] in ("source_failed", "extraction_failed")})
+    for line in notes:
+        click.echo(line)
+    if failing:
+        since = {sid: states[sid].failing_since for sid in failing if sid in states}
+        click.echo("FAILING: " + "; ".join(f"{sid} since {since.get(sid) or '?'} (the last "
+                                           "known good status is shown)" for sid in failing))
+    click.echo("In force since: the legal date (per the instrument, or the earliest evidence "
+               "held). First observed: when schedwatch first saw it.")
 
 
 # --- changes ------------------------------------------------------------------------------
@@ -187,23 +222,32 @@ def changes(state: State, since: str | None, fmt: str) -> None:
               show_default=True)
 @click.pass_obj
 def history(state: State, substance: str, fmt: str) -> None:
-    """Show the stored status intervals of one substance, per jurisdiction and source."""
+    """Show one substance's status intervals, per jurisdiction and source: legal (what the
+    evidence says, from when to when) beside observed (when schedwatch saw it)."""
     from jurisdictions.substances import KNOWN, WatchList
+    from reports.status_rows import status_row
     from scrapers.records import name_key
 
     match = WatchList(substances=KNOWN).match(substance)
     key = match.key if match else name_key(substance)
     intervals = state.store().history(key)
     if not intervals:
-        raise SchedwatchError(f"no stored status for {substance!r}; check the name or run "
-                              "`schedwatch run` first")
-    rows = status_rows(intervals)
+        click.echo(f"No stored status for {substance!r}: check the name, or run "
+                   "`schedwatch run` first.")
+        return
+    rows = [status_row(i) for i in intervals]
+    for row in rows:
+        row["legal"] = f"{row['legal_from'] or '?'} → {row['legal_to'] or 'now'}"
+        row["observed"] = (f"{row['observed_from'][:10]} → "
+                           f"{(row['observed_to'] or 'now')[:10]}")
+        row["origin"] = "backfilled" if row["backfilled"] else "observed"
     if fmt == "json":
         click.echo(_json_list(rows))
         return
-    _table(rows, [("jurisdiction", "Jur."), ("source_id", "Source"), ("status_since", "From"),
-                  ("valid_to", "To"), ("status", "Status"), ("schedule", "Sched."),
-                  ("provision", "Provision"), ("instrument", "Instrument")])
+    _table(rows, [("jurisdiction", "Jur."), ("source_id", "Source"),
+                  ("legal", "Legal (in force)"), ("observed", "Observed by schedwatch"),
+                  ("origin", "Origin"), ("status_label", "Status"),
+                  ("provision", "Provision"), ("in_force_since_basis", "Basis of the date")])
 
 
 # --- sources ------------------------------------------------------------------------------
@@ -474,13 +518,11 @@ def _table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -
 
 
 def _csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
-    import csv
+    # The site's CSV writer: a scraped cell that starts like a formula is neutralised here
+    # exactly as in status.csv.
+    from reports.exports import write_csv_text
 
-    writer = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore",
-                            lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _cell(row.get(k)) for k in columns})
+    write_csv_text(rows, columns, sys.stdout)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

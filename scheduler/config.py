@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from scrapers.errors import ConfigError
 
@@ -113,8 +114,9 @@ def load_settings(path: str | os.PathLike[str] | None = None,
     if chosen:
         config_path = Path(chosen)
         raw = _read_toml(config_path)
-    raw = _apply_environment(raw, env)
-    settings = _build(raw, known_sources, config_path)
+    raw, origins = _apply_environment(raw, env, known_sources)
+    settings = _build(raw, known_sources, config_path, origins)
+    _check_jobs(settings)
     password = env.get("SCHEDWATCH_SMTP_PASSWORD")
     if settings.email is not None and password:
         settings = _replace(settings, email=_replace(settings.email, password=password))
@@ -145,33 +147,78 @@ _ENV_SCALARS = {
     "SCHEDWATCH_CONTACT": "contact",
     "SCHEDWATCH_DATABASE_URL": "database_url",
 }
+_SOURCE_PREFIX = "SCHEDWATCH_SOURCE_"
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
-def _apply_environment(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+def _env_source_key(variable: str, known: Mapping[str, tuple[str, ...]] | None
+                    ) -> tuple[str, str] | None:
+    """(source id, key) of a SCHEDWATCH_SOURCE_<ID>_<KEY> variable; None when it names
+    nothing. With the registry's sources every endpoint can be set (``_BULK_URL``,
+    ``_REGISTER_URL``); without them only ``_URL`` and ``_ENABLED`` are recognised."""
+    rest = variable[len(_SOURCE_PREFIX):]
+    if known is not None:
+        for source_id, endpoints in known.items():
+            prefix = source_id.upper().replace("-", "_") + "_"
+            if rest.startswith(prefix):
+                key = rest[len(prefix):].lower()
+                if key == "enabled" or key in endpoints:
+                    return source_id, key
+        return None
+    for suffix in ("_URL", "_ENABLED"):
+        if rest.endswith(suffix) and len(rest) > len(suffix):
+            return rest[: -len(suffix)].lower().replace("_", "-"), suffix[1:].lower()
+    return None
+
+
+def _apply_environment(raw: dict[str, Any], env: Mapping[str, str],
+                       known: Mapping[str, tuple[str, ...]] | None = None
+                       ) -> tuple[dict[str, Any], dict[str, str]]:
     """Environment overrides: SCHEDWATCH_DATA_DIR, SCHEDWATCH_SITE_DIR, SCHEDWATCH_CONTACT,
     SCHEDWATCH_DATABASE_URL, SCHEDWATCH_WATCH ("all" or comma-separated names), and per
-    source SCHEDWATCH_SOURCE_<ID>_URL / _ENABLED (id upper-cased, "-" as "_")."""
+    source SCHEDWATCH_SOURCE_<ID>_URL / _ENABLED / _<ENDPOINT> (id upper-cased, "-" as "_").
+
+    Returns the merged table and, for each key set from the environment, the variable's
+    name (dotted key → variable), so that an error names what the user actually wrote. A
+    SCHEDWATCH_SOURCE_* variable that names no source or key is an error too: a misspelt
+    override must not be silently ignored."""
     raw = {**raw}
+    origins: dict[str, str] = {}
     for variable, key in _ENV_SCALARS.items():
         if env.get(variable):
             raw[key] = env[variable]
+            origins[key] = variable
     if env.get("SCHEDWATCH_WATCH"):
         value = env["SCHEDWATCH_WATCH"].strip()
         raw["watch"] = value if value.lower() == "all" else [
             part.strip() for part in value.split(",") if part.strip()]
-    for variable, value in env.items():
-        if not variable.startswith("SCHEDWATCH_SOURCE_"):
+        origins["watch"] = "SCHEDWATCH_WATCH"
+    for variable in sorted(env):
+        if not variable.startswith(_SOURCE_PREFIX):
             continue
-        rest = variable[len("SCHEDWATCH_SOURCE_"):]
-        for suffix, key in (("_URL", "url"), ("_ENABLED", "enabled")):
-            if rest.endswith(suffix):
-                source_id = rest[: -len(suffix)].lower().replace("_", "-")
-                sources = raw.setdefault("sources", {})
-                entry = dict(sources.get(source_id, {}))
-                entry[key] = value if key == "url" else value.strip().lower() in (
-                    "1", "true", "yes", "on")
-                sources[source_id] = entry
-    return raw
+        value = env[variable]
+        found = _env_source_key(variable, known)
+        if found is None:
+            choices = ", ".join(f"{_SOURCE_PREFIX}{sid.upper().replace('-', '_')}_URL"
+                                for sid in known) if known else ""
+            raise ConfigError(f"config: environment variable {variable} names no source "
+                              "setting; write SCHEDWATCH_SOURCE_<SOURCE_ID>_URL or _ENABLED"
+                              + (f", e.g. {choices.split(', ')[0]}" if choices else ""))
+        source_id, key = found
+        sources = raw.setdefault("sources", {})
+        entry = dict(sources.get(source_id, {}))
+        if key == "enabled":
+            word = value.strip().lower()
+            if word not in _TRUE + _FALSE:
+                raise ConfigError(f"config: {variable} = {value!r} is not true or false; "
+                                  "write true or false (or 1/0, yes/no, on/off)")
+            entry[key] = word in _TRUE
+        else:
+            entry[key] = value.strip()
+        sources[source_id] = entry
+        origins[f"sources.{source_id}.{key}"] = variable
+    return raw, origins
 
 
 # --- checking ------------------------------------------------------------------------------
@@ -210,23 +257,28 @@ _FETCH = ("connect_timeout", "read_timeout", "max_retries", "backoff", "max_wait
 
 
 def _build(raw: Mapping[str, Any], known_sources: Mapping[str, tuple[str, ...]] | None,
-           config_path: Path | None) -> Settings:
+           config_path: Path | None, origins: Mapping[str, str] | None = None) -> Settings:
+    origins = origins or {}
+
+    def at(key: str) -> str:  # the file key, or the variable that set it
+        return origins.get(key, key)
+
     _unknown("", raw, _TOP)
-    data_dir = Path(_get(raw, "data_dir", str, "data_dir", "data", "give a folder path"))
-    site_dir_raw = _get(raw, "site_dir", str, "site_dir", None, "give a folder path")
-    contact = _get(raw, "contact", str, "contact", DEFAULT_CONTACT,
+    data_dir = Path(_get(raw, "data_dir", str, at("data_dir"), "data", "give a folder path"))
+    site_dir_raw = _get(raw, "site_dir", str, at("site_dir"), None, "give a folder path")
+    contact = _get(raw, "contact", str, at("contact"), DEFAULT_CONTACT,
                    "give an email address or URL for the User-Agent")
     if not contact.strip() or any(ch in contact for ch in "\r\n()"):
-        raise ConfigError("config: 'contact' must be one line without parentheses, e.g. "
-                          "\"compliance@example.org\"")
-    watch = _watch(raw.get("watch", ["ketamine", "esketamine", "arketamine"]))
-    sources = _sources(raw.get("sources", {}), known_sources)
+        raise ConfigError(f"config: '{at('contact')}' must be one line without parentheses, "
+                          "e.g. \"compliance@example.org\"")
+    watch = _watch(raw.get("watch", ["ketamine", "esketamine", "arketamine"]), at("watch"))
+    sources = _sources(raw.get("sources", {}), known_sources, origins)
     fetch = _fetch(raw.get("fetch", {}))
     failures = _get(raw, "failures_before_alert", int, "failures_before_alert", 1,
                     "give a whole number ≥ 1")
     if failures < 1:
         raise ConfigError("config: 'failures_before_alert' must be at least 1")
-    database_url = _get(raw, "database_url", str, "database_url", None,
+    database_url = _get(raw, "database_url", str, at("database_url"), None,
                         "give an SQLAlchemy URL such as sqlite:///data/schedwatch.db")
     email = _email(raw["email"], config_path) if "email" in raw else None
     scheduler = _scheduler(raw.get("scheduler", {}))
@@ -236,21 +288,30 @@ def _build(raw: Mapping[str, Any], known_sources: Mapping[str, tuple[str, ...]] 
                     scheduler=scheduler, config_path=config_path)
 
 
-def _watch(value: Any) -> tuple[str, ...] | str:
+def _watch(value: Any, where: str = "watch") -> tuple[str, ...] | str:
+    """``"all"`` or a list of names, each a substance schedwatch knows by one of its names
+    or synonyms: a typo must never be published as "<typo> — not controlled"."""
+    from jurisdictions.substances import build_watch_list
+
     if isinstance(value, str):
         if value.strip().lower() == "all":
             return "all"
-        raise ConfigError(f"config: 'watch' is {value!r}; use \"all\" or a list such as "
+        raise ConfigError(f"config: '{where}' is {value!r}; use \"all\" or a list such as "
                           "[\"ketamine\", \"esketamine\"]")
     if not isinstance(value, list) or not value or not all(
             isinstance(v, str) and v.strip() for v in value):
-        raise ConfigError("config: 'watch' must be \"all\" or a non-empty list of substance "
-                          "names, e.g. [\"ketamine\"]")
-    return tuple(v.strip() for v in value)
+        raise ConfigError(f"config: '{where}' must be \"all\" or a non-empty list of "
+                          "substance names, e.g. [\"ketamine\"]")
+    names = tuple(v.strip() for v in value)
+    try:
+        build_watch_list(names, known_only=True)
+    except ValueError as error:
+        raise ConfigError(f"config: '{where}': {error}") from None
+    return names
 
 
-def _sources(value: Any, known: Mapping[str, tuple[str, ...]] | None
-             ) -> dict[str, SourceSettings]:
+def _sources(value: Any, known: Mapping[str, tuple[str, ...]] | None,
+             origins: Mapping[str, str] | None = None) -> dict[str, SourceSettings]:
     if not isinstance(value, dict):
         raise ConfigError("config: 'sources' must be a table of [sources.<source_id>] sections")
     result: dict[str, SourceSettings] = {}
@@ -267,11 +328,12 @@ def _sources(value: Any, known: Mapping[str, tuple[str, ...]] | None
         endpoints: dict[str, str] = {}
         for name in endpoint_names:
             if name in entry:
-                url = _get(entry, name, str, f"sources.{source_id}.{name}", None,
-                           "give an http(s) URL")
+                where = (origins or {}).get(f"sources.{source_id}.{name}",
+                                            f"sources.{source_id}.{name}")
+                url = _get(entry, name, str, where, None, "give an http(s) URL")
                 if not url.startswith(("http://", "https://")):
-                    raise ConfigError(f"config: 'sources.{source_id}.{name}' = {url!r} is not an "
-                                      "http(s) URL; write it as https://host/path")
+                    raise ConfigError(f"config: '{where}' = {url!r} is not an http(s) URL; "
+                                      "write it as https://host/path")
                 endpoints[name] = url
         enabled = _get(entry, "enabled", bool, f"sources.{source_id}.enabled", True,
                        "write true or false")
@@ -390,6 +452,16 @@ def _recipient(value: Any, index: int) -> Recipient:
                                  "write true or false"))
 
 
+def check_timezone(name: str) -> ZoneInfo:
+    """``[scheduler] timezone`` as a zone, or ConfigError naming the key. Checked when the
+    configuration is loaded, so that no command runs with a zone nothing can render."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"config: 'scheduler.timezone' = {name!r} is not a known IANA time "
+                          "zone; use a name such as \"America/Toronto\" or \"UTC\"") from None
+
+
 def _scheduler(value: Any) -> SchedulerSettings:
     if not isinstance(value, dict):
         raise ConfigError("config: 'scheduler' must be a table")
@@ -397,16 +469,42 @@ def _scheduler(value: Any) -> SchedulerSettings:
                                   "heartbeat_seconds"))
     timezone = _get(value, "timezone", str, "scheduler.timezone", "UTC",
                     "give an IANA zone such as \"America/Toronto\"")
+    check_timezone(timezone)
     cron = value.get("cron", {})
     if not isinstance(cron, dict) or not all(isinstance(v, str) for v in cron.values()):
         raise ConfigError("config: 'scheduler.cron' must be a table of job id = \"crontab "
                           "expression\"")
-    return SchedulerSettings(
-        timezone=timezone, cron=dict(cron),
-        misfire_grace_time=_get(value, "misfire_grace_time", int,
-                                "scheduler.misfire_grace_time", 3600, "give seconds"),
-        heartbeat_seconds=_get(value, "heartbeat_seconds", int, "scheduler.heartbeat_seconds",
-                               60, "give seconds"))
+    seconds: dict[str, int] = {}
+    for key, default in (("misfire_grace_time", 3600), ("heartbeat_seconds", 60)):
+        seconds[key] = _get(value, key, int, f"scheduler.{key}", default, "give seconds")
+        if seconds[key] < 1:
+            raise ConfigError(f"config: 'scheduler.{key}' must be at least 1 second "
+                              f"(got {seconds[key]})")
+    return SchedulerSettings(timezone=timezone, cron=dict(cron), **seconds)
+
+
+def _check_jobs(settings: Settings) -> None:
+    """Every ``[scheduler.cron]`` entry names a job and is a crontab expression the
+    scheduler accepts, checked on every command (``run`` and ``status`` included), not
+    only when ``schedule`` starts. The cron parser (APScheduler) is imported only when the
+    table has entries: the defaults are known to be valid."""
+    if not settings.scheduler.cron:
+        return
+    from scheduler import jobs
+
+    ids = jobs.job_ids()
+    zone = check_timezone(settings.scheduler.timezone)
+    for job_id, expression in settings.scheduler.cron.items():
+        if job_id not in ids:
+            raise ConfigError(f"config: unknown job 'scheduler.cron.{job_id}'; valid job ids: "
+                              f"{', '.join(ids)}")
+        if expression.strip().lower() == jobs.OFF:
+            continue
+        try:
+            jobs.parse_crontab(expression, zone)
+        except ValueError as error:
+            raise ConfigError(f"config: 'scheduler.cron.{job_id}' = {expression!r} is not "
+                              f"a valid crontab expression ({error}); {jobs._CRON_FORM}") from None
 
 
 def _replace(obj: Any, **changes: Any) -> Any:

@@ -149,6 +149,23 @@ class CrontabTrigger(CronTrigger):
                          day_of_week=cron_day_of_week(day_of_week), timezone=timezone)
         self.crontab = " ".join(fields)
 
+    def get_next_fire_time(self, previous_fire_time: datetime | None,
+                           now: datetime) -> datetime | None:
+        """APScheduler's next fire time, except the second pass through a wall-clock time
+        that the autumn change repeats (01:30 twice on the first Sunday of November in
+        America/Toronto). A job with fixed hours ("30 1 * * *") names a time of day and runs
+        once at it, as Vixie cron does; a job whose hour field is a wildcard or a step
+        ("*/15 * * * *") runs by the clock through both passes, as its interval says."""
+        fire = super().get_next_fire_time(previous_fire_time, now)
+        fields = self.crontab.split()
+        fixed_hours = len(fields) == 5 and not fields[1].startswith("*")
+        while fire is not None and previous_fire_time is not None and fixed_hours:
+            first = _first_pass(fire)
+            if first is None or previous_fire_time < first:
+                break  # not a repeated time, or its first pass did not run: run it now
+            fire = super().get_next_fire_time(fire, fire)
+        return fire
+
     def __getstate__(self) -> dict[str, Any]:
         state: dict[str, Any] = super().__getstate__()
         state["crontab"] = self.crontab
@@ -161,6 +178,20 @@ class CrontabTrigger(CronTrigger):
 
     def __str__(self) -> str:
         return f"cron[{self.crontab}]"
+
+
+def _first_pass(moment: datetime) -> datetime | None:
+    """When ``moment`` is the second pass through a wall-clock time the zone repeats (the
+    fall-back hour), the first pass (the same wall time at the earlier offset); else None."""
+    wall = moment.replace(tzinfo=None)
+    zone = moment.tzinfo
+    earlier = wall.replace(fold=0, tzinfo=zone)
+    later = wall.replace(fold=1, tzinfo=zone)
+    if earlier.utcoffset() == later.utcoffset():
+        return None  # not an ambiguous time
+    if moment.astimezone(UTC) != later.astimezone(UTC):
+        return None  # this is the first pass itself
+    return earlier
 
 
 def scheduler_zone(settings: Settings) -> ZoneInfo:
@@ -208,6 +239,15 @@ def job_ids() -> list[str]:
     return [*jurisdictions.REGISTRY, *FIXED_JOBS]
 
 
+def has_enabled_source(settings: Settings, code: str) -> bool:
+    """Whether the configuration leaves at least one of the jurisdiction's sources enabled.
+    A jurisdiction whose sources are all disabled gets no job (its cron entry, if any, is
+    still checked); ``schedwatch run -j CODE`` says the same by fetching nothing."""
+    from jurisdictions import jurisdiction
+
+    return any(settings.source(source.id).enabled for source in jurisdiction(code).SOURCES)
+
+
 def job_specs(settings: Settings, *, overrides: Mapping[str, Any] | None = None
               ) -> list[JobSpec]:
     """Validate ``[scheduler]`` and return the persistent jobs it asks for.
@@ -233,6 +273,8 @@ def job_specs(settings: Settings, *, overrides: Mapping[str, Any] | None = None
     path = _config_arg(settings)
     specs: list[JobSpec] = []
     for job_id in ids:
+        if job_id not in FIXED_JOBS and not has_enabled_source(settings, job_id):
+            continue  # nothing to fetch: a job would only record empty runs
         expression = config.cron.get(job_id, DEFAULT_CRON.get(job_id, DEFAULT_JURISDICTION_CRON))
         if overrides and job_id in overrides:
             trigger = overrides[job_id]
@@ -534,11 +576,8 @@ def weekly_report_job(config_path: str | None) -> None:
         return
     store = Store(settings.data_dir, settings.database_url)
     try:
-        try:
-            from reports.site import publish, write_weekly
-        except ImportError as error:
-            log.error("weekly report: reports.site is not available (%s)", error)
-            return
+        from reports.site import publish, write_weekly
+
         week = last_complete_week(settings.scheduler.timezone)
         publish(settings, store)
         path = write_weekly(settings, store, week)
@@ -575,8 +614,6 @@ def outbox_job(config_path: str | None) -> None:
 
         for line in deliver_outbox(settings, store):
             log.info("outbox: %s", line)
-    except ImportError as error:
-        log.error("outbox: reports.email is not available (%s)", error)
     except (SchedwatchError, OSError) as error:
         log.error("outbox: %s", error)
     finally:

@@ -36,6 +36,7 @@ from reports.diff import (
     decide,
     watch_signature,
 )
+from scrapers import clock
 from scrapers.clock import parse_stamp, stamp, utcnow
 from scrapers.errors import ExtractionError, FetchError, SchedwatchError
 from scrapers.faults import checkpoint
@@ -270,9 +271,11 @@ def write_outcome(writer: RunWriter, outcome: SourceOutcome, decision: Decision,
 # --- the run --------------------------------------------------------------------------------
 
 def run(settings: Settings, *, codes: Sequence[str] | None = None, store: Store | None = None,
-        fetcher: Any = None, now: Callable[[], datetime] = utcnow, trigger: str = "cli",
+        fetcher: Any = None, now: Callable[[], datetime] | None = None, trigger: str = "cli",
         publish: bool = True, notify: bool = True) -> RunReport:
-    """One tracking cycle over the chosen jurisdictions (default: all registered)."""
+    """One tracking cycle over the chosen jurisdictions (default: all registered). ``now``
+    is the run's clock (default: ``scrapers.clock.utcnow``, read when the run starts)."""
+    now = now or clock.utcnow
     own_store = store is None
     store = store or Store(settings.data_dir, settings.database_url)
     sources = selected_sources(settings, codes)

@@ -4,25 +4,31 @@ One ``requests.Session`` per run; connect and read timeouts always, plus an over
 per response so a server that trickles bytes cannot hold a run; bounded retries with
 exponential backoff on connection errors, 429 and 5xx, honouring ``Retry-After``; conditional
 GET; a size cap; robots.txt (with its ``Crawl-delay``) respected; a minimum interval between
-requests to one host.
+requests to one host. A redirect is never followed to another host whose address is not a
+public one (loopback, link-local, private, shared or reserved): the configured host itself may
+be local (a mirror, the tests), but a public source must not lead schedwatch into the
+machine's own network and have an internal service's answer archived as evidence.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import ipaddress
+import socket
 import time
 import urllib.robotparser
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
 
-from jurisdictions.base import FetchContext, Fetched, Response
 from scrapers.errors import FetchError
+from scrapers.protocol import FetchContext, Fetched, Response
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -54,7 +60,7 @@ class _HostState:
 
 @dataclass
 class HttpFetcher:
-    """Implements ``jurisdictions.base.Fetcher`` over one requests Session."""
+    """Implements ``scrapers.protocol.Fetcher`` over one requests Session."""
 
     policy: FetchPolicy
     sleep: Callable[[float], None] = time.sleep
@@ -106,16 +112,18 @@ class HttpFetcher:
             self._pace(state)
             response = self._session.get(origin + "/robots.txt", allow_redirects=True,
                                          timeout=(self.policy.connect_timeout,
-                                                  self.policy.read_timeout))
+                                                  self.policy.read_timeout),
+                                         hooks={"response": _redirect_guard(origin)})
             self.log.append((origin + "/robots.txt", str(response.status_code)))
             if response.status_code in (401, 403):
                 # RFC 9309: an access-restricted robots.txt means "disallow all".
                 lines = ["User-agent: *", "Disallow: /"]
             elif response.ok:
                 lines = response.content[:512 * 1024].decode("utf-8", "replace").splitlines()
-        except requests.RequestException:
-            # An unreachable robots.txt is read as "no rules"; the document request that
-            # follows will fail (or succeed) on its own and say why.
+        except (requests.RequestException, FetchError):
+            # An unreachable robots.txt (or one redirected into a private address) is read
+            # as "no rules"; the document request that follows will fail (or succeed) on its
+            # own and say why.
             lines = []
         parser.parse(lines)
         delay = parser.crawl_delay(self.policy.user_agent)
@@ -191,7 +199,8 @@ class HttpFetcher:
         try:
             with self._session.get(url, params=params, headers=headers, stream=True,
                                    timeout=(self.policy.connect_timeout,
-                                            self.policy.read_timeout)) as raw:
+                                            self.policy.read_timeout),
+                                   hooks={"response": _redirect_guard(url)}) as raw:
                 body = bytearray()
                 declared = raw.headers.get("Content-Length")
                 if declared and declared.isdigit() and int(declared) > self.policy.max_bytes:
@@ -268,6 +277,74 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+# --- redirects into private addresses -------------------------------------------------------
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _endpoint(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host name in lower case, port with the scheme's default filled in)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme)
+
+
+def _redirect_guard(configured: str) -> Callable[..., None]:
+    """A requests response hook: it sees every response of one request, the redirects
+    included, *before* the next hop is requested, and refuses a hop to another host whose
+    address is not public. A hop that stays on the configured host and port is followed
+    (as is an upgrade from http to https on the same host name)."""
+    scheme, host, port = _endpoint(configured)
+
+    def check(response: requests.Response, *_args: Any, **_kwargs: Any) -> None:
+        if not response.is_redirect:
+            return
+        target = urljoin(response.url, response.headers.get("Location", ""))
+        to_scheme, to_host, to_port = _endpoint(target)
+        if to_host == host and (to_port == port or (
+                scheme, port, to_scheme, to_port) == ("http", 80, "https", 443)):
+            return
+        address = non_public_address(to_host, to_port or 80)
+        if address is None:
+            return
+        response.close()
+        # The Location is the server's text: shown shortened, without control characters.
+        shown = "".join(c if c.isprintable() else "?" for c in target[:200])
+        raise FetchError(f"{configured} redirects to {shown}, another host whose address "
+                         f"{address} is not public (loopback, link-local or private network); "
+                         "schedwatch does not follow a source into private addresses (if this "
+                         "is a mirror you trust, configure its URL itself)",
+                         kind="redirect", status=response.status_code, url=configured)
+
+    return check
+
+
+def non_public_address(host: str, port: int) -> str | None:
+    """The first address of ``host`` that is loopback, link-local, private, shared (CGNAT),
+    reserved or unspecified; None when every address is public, or when the name does not
+    resolve (the request then fails on its own, with the DNS message)."""
+    try:
+        addresses = [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            return None
+        addresses = []
+        for *_, sockaddr in infos:
+            with contextlib.suppress(ValueError):
+                addresses.append(ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0]))
+    for address in addresses:
+        mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+        if not (mapped or address).is_global:
+            return str(address)
+    return None
 
 
 def _too_large(url: str, limit: int) -> FetchError:

@@ -202,9 +202,35 @@ _SPACES = re.compile(r"\s+")
 _SPACE_AFTER_HYPHEN = re.compile(r"(?<=\w)- (?=\()")
 
 
+#: C0 and C1 control characters and DEL (ESC, BEL, NUL, CSI …), as terminal escape
+#: sequences (``ESC [ … m``) when they come as one. Scraped text (JSON strings can carry any
+#: of them) must not colour or move a terminal, put raw bytes in a mail header or make the
+#: Atom feed ill-formed XML (XML 1.0 forbids C0 controls other than tab and line ends).
+_ESCAPE_SEQUENCE = r"\x1b\[[0-?]*[ -/]*[@-~]"
+_CONTROL = "".join(chr(c) for c in (*range(0x20), *range(0x7f, 0xa0)))
+#: The controls ``normalise_text`` deletes: those that are not whitespace (tab, line ends,
+#: the information separators and NEL are whitespace, and become a space as any other).
+_CONTROLS = re.compile(
+    f"{_ESCAPE_SEQUENCE}|[{re.escape(''.join(c for c in _CONTROL if not c.isspace()))}]")
+_CONTROLS_KEEPING_LINES = re.compile(
+    f"{_ESCAPE_SEQUENCE}|[{re.escape(_CONTROL.replace(chr(9), '').replace(chr(10), ''))}]")
+
+
+def strip_controls(text: str) -> str:
+    """``text`` without C0/C1 control characters (nor terminal escape sequences), keeping
+    tab and newline (a carriage return becomes a newline): for text whose lines matter and
+    that ``normalise_text`` would fold into one."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROLS_KEEPING_LINES.sub("", text)
+
+
 def normalise_text(text: str) -> str:
-    """Collapse whitespace and unify dashes: the regulators mix en dashes, non-breaking
-    hyphens and stray spaces ("2- (methylamino)" in the NCR and French CDSA, seen 2025-11)."""
+    """Collapse whitespace, unify dashes and drop control characters: the regulators mix en
+    dashes, non-breaking hyphens and stray spaces ("2- (methylamino)" in the NCR and French
+    CDSA, seen 2025-11); a JSON answer can carry ESC, BEL or NUL (see ``_CONTROLS``). The
+    record boundary: every parser builds its text fields with this."""
+    text = _CONTROLS.sub("", text)
     text = unicodedata.normalize("NFC", text).translate(_DASHES).replace("\u00a0", " ")
     text = _SPACES.sub(" ", text).strip()
     return _SPACE_AFTER_HYPHEN.sub("-", text)

@@ -10,7 +10,8 @@ from pathlib import Path
 from pytest_httpserver import HTTPServer
 
 from tests.conftest import ROOT, shared_doc, write_config
-from tests.test_pipeline_ca import CDSA_2026, CSR_2026, Served, changes
+from tests.support.served import Served
+from tests.test_pipeline_ca import CDSA_2026, CSR_2026, changes
 
 PROBE = """
 import atexit, sys
