@@ -1,19 +1,34 @@
-# schedwatch: `make run` for one tracking cycle, `make test` for the whole suite.
+# schedwatch: `make run` for one tracking cycle, `make demo` to see one offline, `make test`
+# for the whole suite, `make test-fast` for the edit-test loop.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Two stamps: `make run` installs what the tool needs, `make test` adds the test extra.
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test check lint typecheck soak bench browser clean
+.PHONY: run demo test test-fast check lint typecheck soak bench browser postgres clean
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	@touch $(STAMP)
 
-run: $(STAMP)
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $(RUN_STAMP)
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(TEST_STAMP) $(RUN_STAMP)
+
+run: $(RUN_STAMP)
 	$(BIN)/schedwatch run
+
+# The project's own fixtures of all three jurisdictions served on 127.0.0.1: a baseline,
+# then a cycle with a change. No network. DEMO_DIR is where its data and site go.
+DEMO_DIR ?= data/demo
+demo: $(RUN_STAMP)
+	$(BIN)/python -m scheduler.demo --data-dir $(DEMO_DIR)
 
 # Chromium for the browser tests: installed when this machine lets us (root + apt), skipped
 # with a clear reason by the tests otherwise.
@@ -23,21 +38,35 @@ browser:
 		|| echo "note: could not install chromium; browser tests will skip"; \
 	fi
 
-lint: $(STAMP)
+# The PostgreSQL server binaries (initdb, pg_ctl) for the tests that run the store on a
+# throwaway cluster: Debian's `postgresql` when root + apt, else those tests skip with a reason.
+postgres:
+	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+		&& command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+		|| echo "note: could not install postgresql; PostgreSQL tests will skip"; \
+	fi
+
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check scrapers jurisdictions reports scheduler tests bench
 
-typecheck: $(STAMP)
+typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
 check: lint typecheck
 
-test: $(STAMP) browser check
+test: $(TEST_STAMP) browser postgres check
 	$(BIN)/pytest -q -p no:cacheprovider
 
-soak: $(STAMP)
+# No fault matrix, no soak, no browser: the edit-test loop (a minute, not the whole suite).
+test-fast: $(TEST_STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider -m "not soak and not browser" \
+		--ignore=tests/faults/test_fault_matrix.py
+
+soak: $(TEST_STAMP)
 	SCHEDWATCH_SOAK_RUNS=500 $(BIN)/pytest -q -m soak -p no:cacheprovider
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python bench/run_all.py
 
 clean:

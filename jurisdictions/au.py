@@ -24,7 +24,14 @@ from zoneinfo import ZoneInfo
 
 from jurisdictions.base import FetchContext, Fetched, Fetcher, Source
 from jurisdictions.matching import substance_key
-from jurisdictions.parsing import MONTH_NUMBERS, MONTHS_EN, iterparse, load_json, release, xml_parser
+from jurisdictions.parsing import (
+    MONTH_NUMBERS,
+    MONTHS_EN,
+    iterparse,
+    load_json,
+    release,
+    xml_parser,
+)
 from jurisdictions.substances import Substance, WatchList
 from scrapers.errors import ExtractionError, FetchError
 from scrapers.records import (
@@ -283,7 +290,8 @@ def instrument_from(title: Mapping[str, Any], version: Mapping[str, Any]) -> Ins
                               "which addresses the as-made text")
     return Instrument(
         title_id=title_id,
-        title=" ".join(name.split()),
+        # JSON strings can carry ESC, BEL, NUL: the title is shown in terminals and mail.
+        title=" ".join(strip_controls(name).split()),
         register_id=version_id,
         commencement=register_date(version.get("start"), "start"),
         registered_at=_timestamp(registered, "registeredAt") if registered else None,
@@ -441,8 +449,6 @@ MAX_ELEMENTS = 2_000_000
 #: Elements inside one paragraph (held until the paragraph ends). A real entry has a few
 #: runs of a few elements each; a Standard's longest qualification, some hundreds.
 MAX_PARAGRAPH_ELEMENTS = 20_000
-#: Kept for older callers: the cap on parts other than document.xml.
-_MAX_PART_BYTES = MAX_PART_BYTES
 
 
 @dataclass(frozen=True)
@@ -512,9 +518,9 @@ def _not_a_standard(cover: Sequence[str], error: ExtractionError) -> ExtractionE
     Arrangements Order, say), named by its first lines."""
     begins = " ".join(" ".join(cover[:2]).split())[:80]
     found = f" (it begins {begins!r})" if begins else ""
-    reason = str(error).split(";")[0]
+    reason = str(error).split(";")[0].removeprefix("the Word document ")
     return ExtractionError(f"the Word document is not a Poisons Standard{found}: its cover "
-                           f"names no Poisons Standard and {reason.removeprefix('the Word document ')}")
+                           f"names no Poisons Standard and {reason}")
 
 
 def read_docx(content: bytes) -> tuple[list[_Paragraph], dict[str, str]]:
@@ -556,7 +562,7 @@ def read_docx(content: bytes) -> tuple[list[_Paragraph], dict[str, str]]:
 def _check_size(package: zipfile.ZipFile, name: str, limit: int | None = None) -> None:
     """Refuse a part that declares a size past ``limit`` (a zip bomb); zipfile never
     inflates more than the declared size, and a part that is larger fails its CRC."""
-    limit = _MAX_PART_BYTES if limit is None else limit
+    limit = MAX_PART_BYTES if limit is None else limit
     if package.getinfo(name).file_size > limit:
         raise ExtractionError(f"{name} inflates to more than {_megabytes(limit)}; refused "
                               "(a real Poisons Standard's is ~10 MB: a zip bomb or not the "
@@ -651,7 +657,7 @@ def _body_paragraphs(package: zipfile.ZipFile, styles: Mapping[str, str]
                                                                    _role(style_id, styles))
                     if role == "other" and not cover:
                         continue  # nothing reads it: no text, no object
-                    text = paragraph_text(p)
+                    text = paragraph_text(p) if len(p) else ""  # no children: no text
                     if role == "heading":
                         if cover and section_label(text) is not None:
                             cover = False
@@ -738,12 +744,17 @@ def entry_name(text: str) -> tuple[str, str]:
     """The substance name an entry starts with, and its markers: "#NANDROLONE." →
     ("NANDROLONE", "#"). Names are in capitals and end at the first word that is mostly
     lower case ("CANNABIS (including …", "IBUPROFEN except"); locants, Greek letters and
-    "(2C-B)" stay part of the name."""
+    "(2C-B)" stay part of the name. A mid-entry ``*`` ends the name: "BENZYLPIPERAZINE
+    *(BZP)." → ("BENZYLPIPERAZINE", ""); the bracket is the trivial name
+    (``trivial_names``)."""
     rest = text.strip()
     markers = ""
     while rest[:1] in _MARKERS:
         markers += rest[0]
         rest = rest[1:].lstrip()
+    star = rest.find("*")
+    if star >= 0:
+        rest = rest[:star]
     words: list[str] = []
     for token in rest.split():
         lower = sum(1 for ch in token if "a" <= ch <= "z")
@@ -755,6 +766,17 @@ def entry_name(text: str) -> tuple[str, str]:
         words.pop()  # "… 25 000 units": trailing numbers belong to the qualification
     name = " ".join(words).rstrip(" .,;:(")
     return normalise_spaced(name), markers
+
+
+def trivial_names(text: str) -> tuple[str, ...]:
+    """The trivial names an entry gives after a mid-entry ``*``: "BENZYLPIPERAZINE *(BZP)."
+    → ("BZP",); "…PHENYLPROPANE *(STP or DOM)." → ("STP", "DOM")."""
+    match = _TRIVIAL.search(text.strip().lstrip("".join(_MARKERS)))
+    if not match:
+        return ()
+    names = (normalise_spaced(" ".join(part.split()))
+             for part in _TRIVIAL_SPLIT.split(match.group(1)))
+    return tuple(dict.fromkeys(name for name in names if name))
 
 
 def collect_entries(paragraphs: Iterable[_Paragraph]) -> list[Entry]:
@@ -777,13 +799,14 @@ def collect_entries(paragraphs: Iterable[_Paragraph]) -> list[Entry]:
             continue
         name, markers = entry_name(text) if paragraph.role == "entry" else ("", "")
         if name:
-            entries.append(Entry(section, name, markers, text))
+            entries.append(Entry(section, name, markers, text,
+                                 trivial_names=trivial_names(text)))
         elif entries and entries[-1].section == section:
             # A qualification (or an entry-styled continuation without a capital name)
             # belongs to the entry above it.
             last = entries[-1]
             entries[-1] = Entry(last.section, last.name, last.markers, last.text,
-                                (*last.qualifications, text))
+                                (*last.qualifications, text), last.trivial_names)
     if not seen_headings:
         raise ExtractionError("the Word document has no 'Schedule N—…' headings in paragraph "
                               "style ActHead1; it is not the Poisons Standard as schedwatch "
@@ -826,22 +849,23 @@ def stated_commencement(cover: Iterable[str]) -> str | None:
     """"This instrument commences on 1 June 2026." → "2026-06-01"."""
     for text in cover:
         match = _COMMENCES.search(text)
-        if match and match.group(2).lower() in _MONTHS:
+        if match and match.group(2).lower() in MONTHS_EN:
             day, month, year = match.groups()
             try:
-                return date(int(year), _MONTHS.index(month.lower()) + 1, int(day)).isoformat()
+                return date(int(year), MONTH_NUMBERS[month.lower()], int(day)).isoformat()
             except ValueError:
                 continue
     return None
 
 
 def document_dates(cover: Iterable[str], meta: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    """Commencement as the instrument states it (else as the register's version ``start``
-    has it) and the registration date (Sydney) the register recorded."""
+    """The Standard's commencement as the instrument states it (else as the register's
+    version ``start`` has it), labelled ``COMMENCEMENT_LABEL``, and the registration date
+    (Sydney) the register recorded."""
     dates: list[tuple[str, str]] = []
     commencement = stated_commencement(cover) or meta.get("commencement")
     if commencement:
-        dates.append(("commencement", commencement))
+        dates.append((COMMENCEMENT_LABEL, commencement))
     registered = meta.get("registered_at")
     if registered:
         try:
@@ -852,6 +876,12 @@ def document_dates(cover: Iterable[str], meta: Mapping[str, str]) -> tuple[tuple
     return tuple(dates)
 
 
+def commencement_of(dates: Iterable[tuple[str, str]]) -> str | None:
+    """The Standard's commencement among ``document_dates``: the date the document speaks
+    for (``StatusRecord.evidence_date``)."""
+    return next((value for label, value in dates if label == COMMENCEMENT_LABEL), None)
+
+
 def _section_order(label: str) -> tuple[int, str]:
     return (0, f"{int(label):02d}") if label.isdigit() else (1, label)
 
@@ -859,25 +889,50 @@ def _section_order(label: str) -> tuple[int, str]:
 def group_entries(entries: Iterable[Entry], watch: WatchList) -> dict[str, list[Entry]]:
     """Entries by record key: the watched substance an entry names (as ``watch.match`` would
     find it, through one lookup table instead of a scan per entry: the real Standard has
-    4,278 entries), else, with ``watch.all_entries``, the ``name_key`` of its name."""
+    4,278 entries), by its name or else by one of its trivial names (the Standard's own
+    synonyms: ``watch = ["BZP"]`` finds BENZYLPIPERAZINE *(BZP)); else, with
+    ``watch.all_entries``, its cross-jurisdiction key (``substance_key``), from its name or,
+    when only a trivial name is a known synonym, from that."""
     by_name: dict[str, str] = {}
     for substance in reversed(watch.substances):  # the first substance naming it wins
         for name in substance.names():
             by_name[name_key(name)] = substance.key
     grouped: dict[str, list[Entry]] = {}
     for entry in entries:
-        key = by_name.get(name_key(entry.name)) or (
-            substance_key(entry.name) if watch.all_entries else "")
+        key = by_name.get(name_key(entry.name)) or next(
+            (by_name[k] for k in map(name_key, entry.trivial_names) if k in by_name), "")
+        if not key and watch.all_entries:
+            key = _all_entries_key(entry)
         if key:
             grouped.setdefault(key, []).append(entry)
     return grouped
 
 
+def _all_entries_key(entry: Entry) -> str:
+    """``substance_key`` of the entry's name; when that links to no other spelling, of the
+    first trivial name that does (so an entry whose INN is unknown but whose trivial name
+    is a known synonym lines up with the other jurisdictions)."""
+    own = name_key(entry.name)
+    key = substance_key(entry.name)
+    if key != own:
+        return key
+    for trivial in entry.trivial_names:
+        linked = substance_key(trivial)
+        if linked != name_key(trivial):
+            return linked
+    return key
+
+
 def build_records(entries: Sequence[Entry], watch: WatchList, *, instrument: str,
-                  dates: tuple[tuple[str, str], ...], document: Document
-                  ) -> tuple[StatusRecord, ...]:
+                  dates: tuple[tuple[str, str], ...], document: Document,
+                  evidence_date: str | None = None) -> tuple[StatusRecord, ...]:
     """One record per watched substance (listed or not), plus one per other entry when the
-    watch list is "all". A substance in several schedules is one record."""
+    watch list is "all". A substance in several schedules is one record.
+
+    ``evidence_date`` is the Standard's commencement: the date the document speaks for. It
+    is not the date any status took effect (KETAMINE has been in Schedule 8 through many
+    Standards), so neither ``in_force_since`` nor ``effective_from`` is set: the store fills
+    in the earliest evidence held."""
     grouped = group_entries(entries, watch)
     retrieved_at = document.retrieved_at.isoformat()
 
@@ -885,7 +940,7 @@ def build_records(entries: Sequence[Entry], watch: WatchList, *, instrument: str
         return StatusRecord(jurisdiction=CODE, substance=key, instrument=instrument,
                             source_id=document.source_id, source_url=document.url,
                             document_sha256=document.sha256, retrieved_at=retrieved_at,
-                            dates=dates, **fields)
+                            dates=dates, evidence_date=evidence_date, **fields)
 
     records: list[StatusRecord] = []
     for substance in watch.substances:
@@ -919,7 +974,12 @@ def listed_fields(entries: Sequence[Entry]) -> dict[str, Any]:
     order = list(CONTROL_LEVELS)
     level = min(levels, key=order.index) if levels else None
     markers = dict.fromkeys(ch for e in ordered for ch in e.markers)
-    basis = "; ".join(["named", *(_MARKERS[ch] for ch in markers)])
+    trivial = list(dict.fromkeys(name for e in ordered for name in e.trivial_names))
+    notes = [_MARKERS[ch] for ch in markers]
+    if trivial:
+        notes.append(f"trivial name {' or '.join(trivial)} (marked * in the entry: the "
+                     "bracketed name after * is the substance's trivial name)")
+    basis = "; ".join(["named", *notes])
     if not schedules and status == "not_controlled":
         basis = f"{basis}; listed only in {', '.join(appendices)}"
     provision = "; ".join(dict.fromkeys(f"{e.citation}, entry {e.name}" for e in ordered))

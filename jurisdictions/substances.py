@@ -59,6 +59,61 @@ KNOWN: tuple[Substance, ...] = (KETAMINE, ESKETAMINE, ARKETAMINE)
 DEFAULT_WATCH: tuple[str, ...] = tuple(s.key for s in KNOWN)
 
 
+# --- generic entries: which schedule items cover a substance without naming it ----------------
+
+@dataclass(frozen=True)
+class GenericCoverage:
+    """A schedule item that covers a substance without naming it ("Phencyclidine ..., its
+    salts, derivatives and analogues ..."), with the authority for that reading. When the
+    substance's explicit listing disappears from a healthy document while this item still
+    stands with these words, the substance stays controlled under the item, flagged for
+    review (issue 13): a removed sub-item is never by itself "descheduled"."""
+
+    substance: str  # the covered substance's key: "ketamine"
+    jurisdiction: str  # "ca"
+    instrument: str  # citation of the instrument holding the item: "S.C. 1996, c. 19"
+    schedule: str  # the schedule label the parser gives: "I", "1", "NCR Schedule"
+    item: str  # "14"
+    entry_name: str  # the item's listed name, ``name_key``-folded: "phencyclidine"
+    relation: str  # what the substance is to the listed one: "analogue"
+    #: The words of the item that must still be there for the reading to hold (folded).
+    clause: str  # "analogue"
+    citation: str
+
+
+_HC_2005 = ("Health Canada, Office of Controlled Substances, 2005-05-02: ketamine is "
+            "\"captured as item 14 in Schedule I of the CDSA and item 14 in the NCR\" as an "
+            "analogue of phencyclidine")
+_RIAS_2005 = ("SOR/2005-270 RIAS (Canada Gazette Part II, 2005-09-21): \"explicitly list it "
+              "under item 14 of Schedule I to the CDSA, and item 14 of the Schedule to the "
+              "NCR\"")
+
+#: Cited in SOURCES.md §2.4 ([checked]: the cscb.ca copy of the Health Canada notice and the
+#: Canada Gazette archive excerpt). The CSR row is schedwatch's reading: SOR/2025-242
+#: Schedule 1 item 14 carries the NCR's item 14 forward in the same words.
+GENERIC_COVERAGE: tuple[GenericCoverage, ...] = (
+    GenericCoverage(
+        substance="ketamine", jurisdiction="ca", instrument="S.C. 1996, c. 19", schedule="I",
+        item="14", entry_name="phencyclidine", relation="analogue", clause="analogue",
+        citation=f"{_HC_2005}; {_RIAS_2005}"),
+    GenericCoverage(
+        substance="ketamine", jurisdiction="ca", instrument="C.R.C., c. 1041",
+        schedule="NCR Schedule", item="14", entry_name="phencyclidine", relation="analogue",
+        clause="analogue", citation=f"{_HC_2005}; {_RIAS_2005}"),
+    GenericCoverage(
+        substance="ketamine", jurisdiction="ca", instrument="SOR/2025-242", schedule="1",
+        item="14", entry_name="phencyclidine", relation="analogue", clause="analogue",
+        citation=(f"{_HC_2005} (said of the NCR's item 14, which SOR/2025-242 Schedule 1 "
+                  f"item 14 carries forward in the same words); {_RIAS_2005}")),
+)
+
+
+def generic_coverage(substance: str, instrument: str) -> tuple[GenericCoverage, ...]:
+    """The generic entries of ``instrument`` (a citation) known to cover ``substance``."""
+    return tuple(c for c in GENERIC_COVERAGE
+                 if c.substance == substance and c.instrument == instrument)
+
+
 @dataclass(frozen=True)
 class WatchList:
     """The substances to report. ``all_entries`` adds every entry of every schedule

@@ -2,7 +2,7 @@
 (dicts, lists, strings) out. No I/O; ``reports.site`` loads the snapshot and writes files.
 
 Every ``href`` a context holds is relative to the site root (``changes/12.html``,
-``documents/<sha256>.xml``); a page prefixes its own way back to the root, an email the
+``documents/<sha256>.xml.txt``); a page prefixes its own way back to the root, an email the
 configured ``email.site_url``.
 """
 
@@ -19,8 +19,10 @@ from functools import cached_property, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from reports import status_rows as shared_rows
 from reports.diff import SOURCE_KINDS, display_name, schedule_label
 from reports.render import parse_stamp
+from reports.status_rows import since_words
 from reports.worddiff import as_text, changed, word_diff
 from scrapers.errors import SchedwatchError
 from scrapers.records import CONTROL_LEVELS, MATERIAL_FIELDS, PendingItem, StatusRecord
@@ -152,8 +154,9 @@ def human_duration(seconds: float) -> str:
 
 def document_extension(media_type: str | None, head: bytes = b"") -> str:
     """The fixed extension of an archived copy, from its media type (or, when the type was
-    not recorded, its first bytes). Never from scraped text. HTML is served as ``.bin`` so
-    that an archived page cannot run script from the site's origin."""
+    not recorded, its first bytes). Never from scraped text. Nothing a browser would run
+    from the site's origin: XML is published as ``.xml.txt`` (shown as text — XML may be
+    XHTML or SVG carrying script), HTML as ``.bin`` (downloaded)."""
     kind = (media_type or "").split(";")[0].strip().lower()
     if "wordprocessingml" in kind:
         return ".docx"
@@ -164,11 +167,11 @@ def document_extension(media_type: str | None, head: bytes = b"") -> str:
     if "html" in kind:
         return ".bin"
     if kind.endswith("xml"):
-        return ".xml"
+        return ".xml.txt"
     if not kind:
         start = head.lstrip()[:5]
         if start.startswith(b"<?xml"):
-            return ".xml"
+            return ".xml.txt"
         if start[:1] in (b"{", b"["):
             return ".json"
         if head.startswith(b"%PDF"):
@@ -356,12 +359,12 @@ def record_view(data: Mapping[str, Any] | StatusRecord) -> dict[str, Any]:
         "basis": values.get("basis"),
         "code": values.get("code"),
         "parent_entry": values.get("parent_entry"),
-        "effective_from": values.get("effective_from"),
         "dates": dates,
         "source_id": values.get("source_id") or "",
         "source_url": values.get("source_url"),
         "document_sha256": values.get("document_sha256"),
         "retrieved_at": values.get("retrieved_at"),
+        **_legal_view(record),
     }
 
 
@@ -391,13 +394,32 @@ def _view_of(record: StatusRecord) -> dict[str, Any]:
         "basis": record.basis,
         "code": record.code,
         "parent_entry": record.parent_entry,
-        "effective_from": record.effective_from,
         "dates": [{"label": str(pair[0]), "date": str(pair[1])}
                   for pair in record.dates or () if len(pair) == 2],
         "source_id": record.source_id or "",
         "source_url": record.source_url,
         "document_sha256": record.document_sha256,
         "retrieved_at": record.retrieved_at,
+        **_legal_view(record),
+    }
+
+
+def _legal_view(record: StatusRecord | None) -> dict[str, Any]:
+    """The law-over-time facts of a record, each date saying what it is (the same words as
+    `schedwatch status`: reports.status_rows)."""
+    if record is None:
+        return {"in_force_words": None, "in_force_since": None, "in_force_since_kind": None,
+                "evidence_date": None, "first_observed_at": None, "review": None,
+                "legal_note": None, "in_force_until": None}
+    return {
+        "in_force_words": since_words(record),
+        "in_force_since": record.in_force_since,
+        "in_force_since_kind": record.in_force_since_kind,
+        "evidence_date": record.evidence_date,
+        "first_observed_at": record.first_observed_at,
+        "review": record.review,
+        "legal_note": record.legal_note,
+        "in_force_until": record.in_force_until,
     }
 
 
@@ -436,6 +458,9 @@ def timeline_view(interval: StatusInterval, documents: Mapping[str, str],
         "record": record if record is not None else _view_of(interval.record),
         "since": interval.valid_from,
         "until": interval.valid_to,
+        "legal_from": interval.legal_from,
+        "legal_to": interval.legal_to,
+        "backfilled": interval.backfilled,
         "as_of": interval.last_confirmed_at,
         "current": interval.valid_to is None,
         "evidence": evidence(interval.last_document_sha256, documents, "latest"),
@@ -914,7 +939,13 @@ def week_index(snap: Snapshot, reader_zone: ZoneInfo) -> WeekIndex:
 
 
 def _record_dates(record: StatusRecord) -> list[tuple[str, str]]:
-    dates = [("effective", record.effective_from)] if record.effective_from else []
+    """The legal dates a record holds (a coming into force, an announced repeal), then the
+    document's own labelled dates."""
+    dates = []
+    if record.in_force_since and record.in_force_since_kind == "instrument":
+        dates.append(("in force", record.in_force_since))
+    if record.in_force_until:
+        dates.append(("ceases to be in force", record.in_force_until))
     return dates + [(str(label), str(value)) for label, value in record.dates]
 
 
@@ -1064,11 +1095,9 @@ def feed_id_for(site: str) -> str:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"schedwatch:{site}").urn
 
 
-STATUS_COLUMNS = ("jurisdiction", "substance", "source_id", "status", "schedule",
-                  "control_level", "control_level_description", "instrument", "provision",
-                  "listed_as", "basis", "code", "parent_entry", "effective_from", "dates",
-                  "status_since", "last_confirmed_at", "last_document_sha256",
-                  "first_document_sha256", "source_url", "source_health")
+#: status.csv and status.json: the one status-row shape (reports/status_rows.py), also
+#: that of `schedwatch status --format json`.
+STATUS_COLUMNS = shared_rows.STATUS_COLUMNS
 CHANGE_COLUMNS = ("id", "detected_at", "jurisdiction", "substance", "source_id", "kind",
                   "summary", "effective_date", "before_schedule", "after_schedule",
                   "before_sha256", "after_sha256", "error")
@@ -1081,25 +1110,7 @@ def status_inputs(snap: Snapshot) -> tuple[Any, ...]:
 
 
 def status_rows(snap: Snapshot) -> list[dict[str, Any]]:
-    rows = []
-    for interval in snap.current:
-        record = interval.record
-        state = snap.states.get(record.source_id)
-        rows.append({
-            "jurisdiction": record.jurisdiction, "substance": record.substance,
-            "source_id": record.source_id, "status": record.status,
-            "schedule": record.schedule, "control_level": record.control_level,
-            "control_level_description": CONTROL_LEVELS.get(record.control_level or "", None),
-            "instrument": record.instrument, "provision": record.provision,
-            "listed_as": record.listed_as, "basis": record.basis, "code": record.code,
-            "parent_entry": record.parent_entry, "effective_from": record.effective_from,
-            "dates": [list(pair) for pair in record.dates],
-            "status_since": interval.valid_from, "last_confirmed_at": interval.last_confirmed_at,
-            "last_document_sha256": interval.last_document_sha256,
-            "first_document_sha256": record.document_sha256, "source_url": record.source_url,
-            "source_health": state.health if state else "unknown",
-        })
-    return rows
+    return shared_rows.status_rows(snap.current, states=snap.states)
 
 
 def change_rows(snap: Snapshot) -> list[dict[str, Any]]:

@@ -49,7 +49,14 @@ from reports.pages import (
     substance_slug,
     week_name,
 )
-from reports.render import environment, render_into, stylesheet, templates_digest, zone
+from reports.render import (
+    TEMPLATES,
+    environment,
+    render_into,
+    stylesheet,
+    templates_digest,
+    zone,
+)
 from scrapers.errors import LockedError, SchedwatchError, StoreError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -206,12 +213,16 @@ def _registry() -> list[tuple[str, str, tuple[tuple[str, str], ...]]]:
 
 
 def referenced_documents(snap: Snapshot) -> set[str]:
+    """The archived documents the site publishes: those that *parsed* — the evidence of a
+    status (its first and latest document), of a change (before and after) and a source's
+    last parsed document. The document of a failed extraction (a change's ``details``) is
+    never published: it is what the parser did not recognise (a maintenance page, another
+    service's answer), not evidence, and its page cites it by sha256 only."""
     shas: set[str | None] = set()
     for interval in snap.intervals:
         shas.update((interval.last_document_sha256, interval.record.document_sha256))
     for change in snap.changes:
-        shas.update((change.before_sha256, change.after_sha256,
-                     change.details.get("document_sha256")))
+        shas.update((change.before_sha256, change.after_sha256))
     for state in snap.states.values():
         shas.add(state.last_document_sha256)
     return {sha for sha in shas if isinstance(sha, str) and _is_sha(sha)}
@@ -264,7 +275,8 @@ def _html(env: jinja2.Environment, path: str, template: str,
     root = "../" * path.count("/")
 
     def write(out: BinaryIO) -> None:
-        render_into(env, template, {**context(), "root": root}, out)
+        render_into(env, template, {**context(), "root": root,
+                                    "csp": content_security_policy()}, out)
 
     return Page(path, inputs, write)
 
@@ -317,6 +329,28 @@ def _weekly_index_page(env: jinja2.Environment, weeks: set[str]) -> Page:
     context = pages.weekly_index_context(sorted(weeks))
     return _html(env, "weekly/index.html", "weekly_index.html", lambda: context,
                  lambda: context)
+
+
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+
+
+@functools.cache
+def content_security_policy() -> str:
+    """The ``Content-Security-Policy`` every page carries (a ``<meta>`` in base.html): only
+    the site's own stylesheet and the site's own inline scripts (by their sha256, read from
+    the templates, which render them verbatim) may run — no other script, no plugin, no
+    form, no frame, no base URL. Even a page or copy that slipped through could not read
+    the site. Templates without a script make ``script-src 'none'``."""
+    import base64
+
+    hashes = []
+    for template in sorted(TEMPLATES.glob("*.html")):
+        for body in _INLINE_SCRIPT.findall(template.read_text(encoding="utf-8")):
+            digest = base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest())
+            hashes.append(f"'sha256-{digest.decode('ascii')}'")
+    scripts = " ".join(dict.fromkeys(hashes)) or "'none'"
+    return (f"default-src 'none'; script-src {scripts}; style-src 'self'; img-src 'self'; "
+            "object-src 'none'; base-uri 'none'; form-action 'none'; frame-src 'none'")
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -402,40 +436,61 @@ def _version(settings: Settings) -> str:
 
 def _stage_documents(staging: Path, site: Path, store: Store, shas: set[str]) -> dict[str, str]:
     """Copy the archived documents the pages cite into ``documents/``: linked from the
-    previous site when it has them, else copied from the archive and checked against their
-    sha256 (a copy that does not match is left out, never published as evidence)."""
+    previous site when it has them under the same name, else copied from the archive (or
+    from the previous site's copy under an older name) and checked against their sha256 (a
+    copy that does not match is left out, never published as evidence). The name's
+    extension is one a browser shows as text or downloads, never runs
+    (``pages.document_extension``)."""
     result: dict[str, str] = {}
     folder = staging / "documents"
     folder.mkdir()
-    previous = {path.name.split(".", 1)[0]: path
-                for path in (site / "documents").glob("*") if path.is_file()} \
-        if (site / "documents").is_dir() else {}
+    previous: dict[str, list[Path]] = defaultdict(list)
+    if (site / "documents").is_dir():
+        for path in (site / "documents").glob("*"):
+            if path.is_file():
+                previous[path.name.split(".", 1)[0]].append(path)
     for sha in sorted(shas):
-        old = previous.get(sha)
-        if old is not None and _link_or_copy(old, folder / old.name):
-            result[sha] = f"documents/{old.name}"
-            continue
         try:
-            source = store.document_path(sha)
+            source: Path | None = store.document_path(sha)
         except StoreError:
             continue
-        if not source.is_file():
+        if source is not None and not source.is_file():
+            source = None
+        olds = previous.get(sha, [])
+        head = _head(source) if source is not None else _head(olds[0]) if olds else b""
+        if source is None and not olds:
             continue
         info = store.document_info(sha) or {}
-        with source.open("rb") as handle:
-            head = handle.read(16)
         name = sha + pages.document_extension(info.get("media_type"), head)
-        if _copy_checked(source, folder / name, sha):
+        same = [old for old in olds if old.name == name]
+        if same and _link_or_copy(same[0], folder / name):
             result[sha] = f"documents/{name}"
+            continue
+        for candidate in ([source] if source is not None else []) + olds:
+            if _copy_checked(candidate, folder / name, sha):
+                result[sha] = f"documents/{name}"
+                break
     return result
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(16)
+    except OSError:
+        return b""
 
 
 def _copy_checked(source: Path, target: Path, sha: str) -> bool:
     digest = hashlib.sha256()
-    with source.open("rb") as reader, target.open("wb") as writer:
-        while chunk := reader.read(_CHUNK):
-            digest.update(chunk)
-            writer.write(chunk)
+    try:
+        with source.open("rb") as reader, target.open("wb") as writer:
+            while chunk := reader.read(_CHUNK):
+                digest.update(chunk)
+                writer.write(chunk)
+    except FileNotFoundError:
+        target.unlink(missing_ok=True)
+        return False
     if digest.hexdigest() != sha:
         target.unlink()
         return False

@@ -273,8 +273,6 @@ def job_specs(settings: Settings, *, overrides: Mapping[str, Any] | None = None
     path = _config_arg(settings)
     specs: list[JobSpec] = []
     for job_id in ids:
-        if job_id not in FIXED_JOBS and not has_enabled_source(settings, job_id):
-            continue  # nothing to fetch: a job would only record empty runs
         expression = config.cron.get(job_id, DEFAULT_CRON.get(job_id, DEFAULT_JURISDICTION_CRON))
         if overrides and job_id in overrides:
             trigger = overrides[job_id]
@@ -286,6 +284,8 @@ def job_specs(settings: Settings, *, overrides: Mapping[str, Any] | None = None
             except ValueError as error:
                 raise ConfigError(f"config: 'scheduler.cron.{job_id}' = {expression!r} is not "
                                   f"a valid crontab expression ({error}); {_CRON_FORM}") from None
+        if job_id not in FIXED_JOBS and not has_enabled_source(settings, job_id):
+            continue  # nothing to fetch: a job would only record empty runs
         if job_id == WEEKLY_REPORT:
             specs.append(JobSpec(job_id, "weekly report", weekly_report_job, (path,), trigger))
         elif job_id == OUTBOX:

@@ -29,17 +29,28 @@ CRON = {"ca": "15 6 * * *", "weekly_report": "0 8 * * 1", "outbox": "*/15 * * * 
 
 @pytest.fixture
 def registry(monkeypatch):
-    """A registry under the test's control: "ca" plus a fake "zz" (never imported: building
-    and reconciling jobs reads only the registry's codes)."""
+    """A registry under the test's control: "ca" plus a fake "zz" (a module with one source
+    and nothing else: building jobs reads only which sources a jurisdiction has)."""
+    import sys
+    import types
+
     import jurisdictions
 
     only_ca(monkeypatch)
+    fake = types.ModuleType("jurisdictions.zz")
+    fake.SOURCES = (types.SimpleNamespace(id="zz-register"),)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "jurisdictions.zz", fake)
     monkeypatch.setitem(jurisdictions.REGISTRY, "zz", "jurisdictions.zz")
     return jurisdictions.REGISTRY
 
 
+#: One enabled Canadian source (never fetched here): a jurisdiction whose sources are all
+#: disabled gets no job.
+CA_URL = {"ca-cdsa": "http://127.0.0.1:9/C-38.8.xml"}
+
+
 def load(tmp_path, **scheduler):
-    settings = load_settings(write_config(tmp_path, **scheduler))
+    settings = load_settings(write_config(tmp_path, CA_URL, **scheduler))
     return settings, Store(settings.data_dir, settings.database_url)
 
 
@@ -177,7 +188,7 @@ def test_unreadable_stored_job_is_listed_then_replaced(tmp_path, registry, caplo
 
 def test_cli_jobs_json_and_table(tmp_path, monkeypatch, capsys):
     only_ca(monkeypatch)
-    config = write_config(tmp_path, cron=CRON)
+    config = write_config(tmp_path, CA_URL, cron=CRON)
     with pytest.raises(SystemExit) as exited:
         main(["--config", str(config), "jobs", "--format", "json"])
     assert exited.value.code == 0

@@ -74,9 +74,9 @@ def test_trigger_keeps_the_crontab_text():
     ("every day", "fields"),
 ])
 def test_bad_cron_is_one_clear_line(tmp_path, monkeypatch, expression, reason):
-    settings = settings_with(tmp_path, monkeypatch, cron={"ca": expression})
+    # Refused when the configuration is read, by every command, not only by `schedule`.
     with pytest.raises(ConfigError) as caught:
-        jobs.job_specs(settings)
+        settings_with(tmp_path, monkeypatch, cron={"ca": expression})
     message = str(caught.value)
     assert "\n" not in message
     assert "'scheduler.cron.ca'" in message and reason in message
@@ -84,34 +84,77 @@ def test_bad_cron_is_one_clear_line(tmp_path, monkeypatch, expression, reason):
 
 
 def test_bad_timezone(tmp_path, monkeypatch):
-    settings = settings_with(tmp_path, monkeypatch, timezone="America/Toront")
     with pytest.raises(ConfigError, match=r"'scheduler.timezone' = 'America/Toront' is not a "
                                           r"known IANA time zone; use a name such as"):
-        jobs.job_specs(settings)
+        settings_with(tmp_path, monkeypatch, timezone="America/Toront")
 
 
 def test_unknown_job_id_names_the_valid_ones(tmp_path, monkeypatch):
-    settings = settings_with(tmp_path, monkeypatch, cron={"weekly": "0 8 * * 1"})
     with pytest.raises(ConfigError) as caught:
-        jobs.job_specs(settings)
+        settings_with(tmp_path, monkeypatch, cron={"weekly": "0 8 * * 1"})
     assert str(caught.value) == ("config: unknown job 'scheduler.cron.weekly'; valid job ids: "
                                  "ca, weekly_report, outbox")
 
 
 @pytest.mark.parametrize("key", ["misfire_grace_time", "heartbeat_seconds"])
 def test_seconds_must_be_positive(tmp_path, monkeypatch, key):
-    settings = settings_with(tmp_path, monkeypatch, **{key: 0})
     with pytest.raises(ConfigError, match=f"'scheduler.{key}' must be at least 1"):
-        jobs.job_specs(settings)
+        settings_with(tmp_path, monkeypatch, **{key: 0})
+
+
+def test_settings_built_in_code_are_still_checked_by_the_scheduler(tmp_path, monkeypatch):
+    # Settings made without load_settings (embedding programs, tests) meet the same checks
+    # when the jobs are built.
+    import dataclasses
+
+    settings = settings_with(tmp_path, monkeypatch)
+    bad = dataclasses.replace(settings, scheduler=dataclasses.replace(
+        settings.scheduler, cron={"ca": "61 6 * * *"}))
+    with pytest.raises(ConfigError, match="'scheduler.cron.ca' = '61 6 \\* \\* \\*'"):
+        jobs.job_specs(bad)
 
 
 def test_defaults_and_off(tmp_path, monkeypatch):
-    settings = settings_with(tmp_path, monkeypatch, cron={"outbox": "off"})
+    only_ca(monkeypatch)
+    settings = load_settings(write_config(tmp_path, {"ca-cdsa": "http://127.0.0.1:9/C-38.8.xml"},
+                                          cron={"outbox": "off"}))
     specs = {spec.id: spec for spec in jobs.job_specs(settings)}
     assert set(specs) == {"ca", "weekly_report"}
     assert str(specs["ca"].trigger) == "cron[0 6 * * *]"
     assert str(specs["weekly_report"].trigger) == "cron[0 8 * * mon]"
     assert specs["ca"].args == (str((tmp_path / "schedwatch.toml").resolve()), "ca")
+
+
+def test_no_job_for_a_jurisdiction_whose_sources_are_all_disabled(tmp_path, monkeypatch):
+    only_ca(monkeypatch)
+    # Both Canadian sources disabled (write_config disables a source given no URL), even
+    # with a cadence configured for "ca": nothing to fetch, so no job.
+    settings = load_settings(write_config(tmp_path, cron={"ca": "15 6 * * *"}))
+    assert not any(settings.source(s).enabled for s in ("ca-cdsa", "ca-csr"))
+    specs = {spec.id: spec for spec in jobs.job_specs(settings)}
+    assert set(specs) == {"weekly_report", "outbox"}
+    # One source back on: the jurisdiction is scheduled again.
+    settings = load_settings(write_config(tmp_path, {"ca-csr": "http://127.0.0.1:9/csr.xml"},
+                                          cron={"ca": "15 6 * * *"}))
+    assert [spec.id for spec in jobs.job_specs(settings)] == ["ca", "weekly_report", "outbox"]
+
+
+def test_a_stored_job_of_a_jurisdiction_now_disabled_is_removed(tmp_path, monkeypatch):
+    from scrapers.store import Store
+
+    only_ca(monkeypatch)
+    config = write_config(tmp_path, {"ca-cdsa": "http://127.0.0.1:9/C-38.8.xml"})
+    settings = load_settings(config)
+    store = Store(settings.data_dir, settings.database_url)
+    try:
+        jobs.reconcile_jobs(settings, store, jobs.job_specs(settings))
+        settings = load_settings(write_config(tmp_path))  # every "ca" source disabled now
+        done = jobs.reconcile_jobs(settings, store, jobs.job_specs(settings))
+        assert done["removed"] == ["ca"]
+        rows, _beat = jobs.list_jobs(settings)
+        assert [row["id"] for row in rows] == ["weekly_report", "outbox"]
+    finally:
+        store.close()
 
 
 def test_cli_schedule_with_bad_config_exits_2_with_one_line(tmp_path, monkeypatch, capsys):

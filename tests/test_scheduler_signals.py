@@ -54,7 +54,10 @@ def unfinished_runs(store: Store) -> list[dict]:
 
 def test_sigterm_to_an_idle_scheduler_exits_0_with_a_heartbeat(tmp_path, monkeypatch):
     only_ca(monkeypatch)
-    config = write_config(tmp_path, heartbeat_seconds=1)
+    # One enabled source (a closed port; the daily run is not due during the test): a
+    # jurisdiction whose sources are all disabled would get no job.
+    config = write_config(tmp_path, {"ca-cdsa": "http://127.0.0.1:9/C-38.8.xml"},
+                          heartbeat_seconds=1)
     settings = load_settings(config)
     store = Store(settings.data_dir, settings.database_url)  # tables exist before the child
 

@@ -108,7 +108,7 @@ def test_matrix_cell_shows_label_level_provision_as_of_and_health(site: Path) ->
     assert [line.get("class") for line in lines] == ["line primary", "line secondary"]
     assert "Schedule I" in lines[0].text_content() and "Sch. I, item 14(1)" in \
         lines[0].text_content()
-    assert "Schedule 1 (not yet in force)" in lines[1].text_content()
+    assert "Schedule 1 (not yet in force; in force from 2026-12-20)" in lines[1].text_content()
     # The failing source is red, says since when, and its last healthy status stays shown.
     failing = lines[1].xpath(".//*[@class='bad']")[0].text_content()
     assert "source failing since 2026-11-17 06:00 UTC" in failing
@@ -116,7 +116,7 @@ def test_matrix_cell_shows_label_level_provision_as_of_and_health(site: Path) ->
     assert "Schedule II" in us_text and "1308.12(c)(8)" in us_text
     level = us.xpath(".//abbr[@class='level']")[0]
     assert level.text == "C2" and "strictest medical control" in level.get("title")
-    assert "as of 2026-11-17 06:00 UTC" in us_text
+    assert "checked 2026-11-17 06:00 UTC" in us_text
     assert "(2026-11-17 01:00 America/Toronto (EST))" in us_text  # the reader's zone, labelled
     assert "Schedule 8" in australia.text_content()
 
@@ -149,16 +149,16 @@ def test_reference_labels_every_date_and_links_the_archived_copy(site: Path,
     tree = lxml_html.fromstring((site / "reference.html").read_bytes())
     text = " ".join(tree.text_content().split())
     for label in ("consolidated as of: 2026-06-05", "last amended: 2024-05-27",
-                  "effective: 2026-12-20", "registered: 2025-11-28",
+                  "not yet in force; in force from 2026-12-20", "registered: 2025-11-28",
                   "up to date as of: 2026-11-15", "commenced: 2026-06-01",
                   "retrieved (first seen):", "last confirmed (retrieved):",
-                  "status since (first seen by schedwatch):"):
+                  "first observed by schedwatch:"):
         assert label in text, label
     sha = next(iv.last_document_sha256 for iv in store.current_intervals()
                if iv.record.source_id == "us-ecfr-1308")
     assert sha in text  # the full sha256, printed
     links = tree.xpath(f"//a[contains(@href,'{sha}')]/@href")
-    assert links and all(link == f"documents/{sha}.xml" for link in links)
+    assert links and all(link == f"documents/{sha}.xml.txt" for link in links)
     assert "Status as of 2026-11-19 06:00 UTC" in text
 
 
@@ -178,11 +178,11 @@ def test_archived_documents_are_copied_by_sha_with_a_fixed_extension(site: Path,
     assert copies
     for path in copies:
         sha, extension = path.name.split(".", 1)
-        assert len(sha) == 64 and extension in ("xml", "docx", "json", "bin", "pdf")
+        assert len(sha) == 64 and extension in ("xml.txt", "docx", "json", "bin", "pdf")
         assert hashlib.sha256(path.read_bytes()).hexdigest() == sha
         assert path.read_bytes() == store.read_document(sha)
-    extensions = {p.suffix for p in copies}
-    assert extensions == {".xml", ".docx", ".json"}
+    extensions = {p.name.split(".", 1)[1] for p in copies}
+    assert extensions == {"xml.txt", "docx", "json"}
 
 
 def test_a_corrupt_archive_file_is_not_published_as_evidence(settings: Settings,
@@ -197,14 +197,14 @@ def test_a_corrupt_archive_file_is_not_published_as_evidence(settings: Settings,
 
 
 def test_document_extension_never_comes_from_scraped_text() -> None:
-    assert document_extension("application/xml; charset=utf-8") == ".xml"
-    assert document_extension("text/xml") == ".xml"
+    assert document_extension("application/xml; charset=utf-8") == ".xml.txt"  # as text
+    assert document_extension("text/xml") == ".xml.txt"
     assert document_extension("application/vnd.openxmlformats-officedocument."
                               "wordprocessingml.document") == ".docx"
     assert document_extension("application/json") == ".json"
     assert document_extension("text/html") == ".bin"  # never served as a page of the site
     assert document_extension("application/xhtml+xml") == ".bin"
-    assert document_extension(None, b"<?xml version='1.0'?>") == ".xml"
+    assert document_extension(None, b"<?xml version='1.0'?>") == ".xml.txt"
     assert document_extension(None, b"PK\x03\x04") == ".bin"
     assert document_extension("../../etc/passwd") == ".bin"
 
@@ -224,8 +224,8 @@ def test_change_page_shows_before_after_and_word_diff(site: Path, store: Store) 
     assert "[inserted: 12]" in inserted and "[deleted: 13]" in deleted
     assert "[inserted: and salts of isomers]" in inserted
     evidence = tree.xpath("//ul[@class='evidence']//a/@href")
-    assert evidence == [f"../documents/{change.before_sha256}.xml",
-                        f"../documents/{change.after_sha256}.xml"]
+    assert evidence == [f"../documents/{change.before_sha256}.xml.txt",
+                        f"../documents/{change.after_sha256}.xml.txt"]
     assert "effective: 2026-12-01" in " ".join(tree.text_content().split())
 
 
@@ -236,7 +236,10 @@ def test_source_and_pending_change_pages(site: Path, store: Store) -> None:
     extraction = lxml_html.fromstring(
         (site / f"changes/{by_kind['extraction_failed'].id}.html").read_bytes())
     document = by_kind["extraction_failed"].details["document_sha256"]
-    assert extraction.xpath(f"//a[@href='../documents/{document}.docx']")
+    # The document that did not parse is cited by its sha256, never published (issue 16).
+    assert not extraction.xpath(f"//a[contains(@href, '{document}')]")
+    assert document in extraction.text_content()
+    assert not list((site / "documents").glob(f"{document}.*"))
     recovered = text_of(site / f"changes/{by_kind['recovered'].id}.html")
     assert "Previous health" in recovered and "extraction_failed" in recovered
     pending = " ".join(text_of(site / f"changes/{by_kind['pending'].id}.html").split())
@@ -278,7 +281,7 @@ def test_weekly_page_reports_sources_changes_pending_and_upcoming(site: Path) ->
     assert "Changes this week (7)" in text
     upcoming = " ".join(tree.xpath("//table[@class='upcoming']")[0].text_content().split())
     # Within 90 days of 2026-11-23: the CSR's effective date, a deadline, an in-force date.
-    assert "effective: 2026-12-20" in upcoming and "comment deadline: 2027-01-10" in upcoming
+    assert "in force: 2026-12-20" in upcoming and "comment deadline: 2027-01-10" in upcoming
     assert "in force: 2027-01-15" in upcoming
     assert "550 mailbox unavailable" in text
 

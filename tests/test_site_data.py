@@ -106,7 +106,9 @@ def build_store(tmp_path: Path, *, extra_substances: int = 0) -> Store:
             baseline[("ca-csr", substance)] = record(
                 "ca-csr", substance, sha["ca-csr"], T1, status="not_in_force", schedule="1",
                 instrument="SOR/2025-242", provision="Sch. 1, item 14(1)",
-                effective_from="2026-12-20", dates=(("registered", "2025-11-28"),))
+                in_force_since="2026-12-20", in_force_since_kind="instrument",
+                in_force_since_basis="SOR/2025-242, s. 239",
+                dates=(("registered", "2025-11-28"),))
             baseline[("us-ecfr-1308", substance)] = record(
                 "us-ecfr-1308", substance, sha["us-ecfr-1308"], T1,
                 status="not_controlled" if substance == "arketamine" else "controlled",

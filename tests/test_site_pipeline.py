@@ -63,7 +63,7 @@ def test_pipeline_run_publishes_the_matrix_and_the_change(ca_site) -> None:
     assert page.xpath("//ins") and page.xpath("//del")
     # Both archived documents are in the site, named by their sha256, byte for byte.
     after = hashlib.sha256(bodies["/cdsa.xml"]).hexdigest()
-    assert (site / "documents" / f"{after}.xml").read_bytes() == bodies["/cdsa.xml"]
+    assert (site / "documents" / f"{after}.xml.txt").read_bytes() == bodies["/cdsa.xml"]
     for href in page.xpath("//ul[@class='evidence']//a/@href"):
         assert (change.parent / href).resolve().is_file()
 

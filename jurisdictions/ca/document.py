@@ -5,8 +5,8 @@ The document is untrusted and read once, streamed (``jurisdictions.parsing.iterp
 what the parser needs stays in memory (Identification, the schedules with the
 "AMENDMENTS NOT IN FORCE" appendix, and the coming-into-force sections of the body). The
 body's other sections (most of the Act) are freed as they are read. Documents above
-``MAX_DOCUMENT_BYTES`` or with more than ``MAX_ELEMENTS`` elements are refused: a 63 MB body (126 KiB gzipped on the wire) once took the old whole-tree parse to
-2 GB (issue 16, item 6).
+``MAX_DOCUMENT_BYTES`` or with more than ``MAX_ELEMENTS`` elements are refused: a 63 MB body
+(126 KiB gzipped on the wire) once took the old whole-tree parse to 2 GB (issue 16, item 6).
 """
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ def schedules_of(root: Any, instrument: Instrument, source_id: str) -> list[Sche
         if element.get("id") in APPENDIX_IDS:
             continue
         raw = element.findtext("ScheduleFormHeading/Label")
-        printed = normalisetext_of(raw or "")
+        printed = normalise_text(raw or "")
         match = _SCHEDULE_LABEL.match(printed.upper())
         if not match:
             shown = f"label {printed!r}" if printed else "no label"
@@ -211,7 +211,7 @@ def _items(walk: _Walk, list_element: Any, location: tuple[str, ...],
            prefix: tuple[str, ...], parent: Entry | None, in_force: bool) -> Iterator[Entry]:
     for item in list_element.iterchildren("Item"):
         item_in_force = in_force and not _not_in_force(item)
-        label = normalisetext_of(item.findtext("Label") or "")
+        label = normalise_text(item.findtext("Label") or "")
         sublist = item.find("List")
         if not label:
             # Connective text ("and the salts, derivatives ... including:", "but not

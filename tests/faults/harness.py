@@ -460,7 +460,7 @@ class PoisonsStandardScenario(Scenario):
     def word_path(version: Mapping[str, Any]) -> str:
         if version["registerId"] == AU_TITLE:
             return f"/{AU_TITLE}/asmade/2026-05-28/text/original/word"
-        return f"/{AU_TITLE}/latest/{version['start'][:10]}/text/original/word"
+        return f"/{AU_TITLE}/{version['start'][:10]}/{version['start'][:10]}/text/original/word"
 
     def route(self, path, args, headers):
         if path == AU_TITLES:

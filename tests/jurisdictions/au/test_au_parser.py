@@ -24,7 +24,7 @@ from scrapers.records import (
     validate,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "au"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "au"
 JUNE_TITLE = "Therapeutic Goods (Poisons Standard\u2014June 2026) Instrument 2026"
 OCTOBER_TITLE = "Therapeutic Goods (Poisons Standard\u2014October 2026) Instrument 2026"
 JUNE_META = {"instrument_id": "F2026L00633", "instrument_title": JUNE_TITLE,
@@ -97,12 +97,16 @@ def test_baseline_ketamine_and_esketamine_are_schedule_8():
         assert record.listed_as == f"{name}."
         assert record.basis == "named"
         assert record.effective_from is None
-        assert record.dates == (("commencement", "2026-06-01"), ("registered", "2026-05-28"))
+        # The Standard speaks from its commencement; that is not when ketamine's status
+        # began (Schedule 8 long before this Standard): the store fills in earliest evidence.
+        assert record.evidence_date == "2026-06-01"
+        assert record.in_force_since is None and record.in_force_since_kind is None
+        assert record.dates == ((au.COMMENCEMENT_LABEL, "2026-06-01"), ("registered", "2026-05-28"))
         assert record.source_id == au.SOURCE_ID
         assert record.jurisdiction == "au"
     assert result.title == JUNE_TITLE
     assert result.instrument == "F2026L00633"
-    assert result.document_dates == (("commencement", "2026-06-01"),
+    assert result.document_dates == ((au.COMMENCEMENT_LABEL, "2026-06-01"),
                                      ("registered", "2026-05-28"))
 
 
@@ -237,7 +241,7 @@ def test_replacement_instrument_changes_only_the_instrument():
         # "not listed in the Poisons Standard <id>" names the instrument too.
         assert differing <= {"instrument", "basis"}, key
         assert after.basis.replace("F2026L01302", "F2026L00633") == before.basis
-    assert october["ketamine"].dates == (("commencement", "2026-10-01"),
+    assert october["ketamine"].dates == ((au.COMMENCEMENT_LABEL, "2026-10-01"),
                                          ("registered", "2026-09-25"))
 
 
@@ -260,7 +264,7 @@ def test_without_meta_the_cover_names_the_instrument():
     result = parse("poisons-standard-june-2026.docx", meta={})
     assert result.title == JUNE_TITLE
     assert result.instrument == JUNE_TITLE
-    assert result.document_dates == (("commencement", "2026-06-01"),)
+    assert result.document_dates == ((au.COMMENCEMENT_LABEL, "2026-06-01"),)
     assert by_key(result)["ketamine"].instrument == JUNE_TITLE
 
 
@@ -311,14 +315,15 @@ def test_entities_are_not_resolved():
     """A scraped document never makes the parser read a local file."""
     xml = (b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
            b'<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/'
-           b'main"><w:body><w:p><w:r><w:t>&x;</w:t></w:r></w:p></w:body></w:document>')
+           b'main"><w:body><w:p><w:r><w:t>before&x;</w:t></w:r></w:p></w:body></w:document>')
     paragraphs, _ = au.read_docx(_zip({"word/document.xml": xml}))
     assert len(paragraphs) == 1
     assert "root:" not in paragraphs[0].text
 
 
 def test_a_part_declaring_a_huge_size_is_refused_before_inflating(monkeypatch):
-    monkeypatch.setattr(au, "_MAX_PART_BYTES", 1000)
+    monkeypatch.setattr(au, "MAX_DOCUMENT_XML_BYTES", 1000)
+    monkeypatch.setattr(au, "MAX_PART_BYTES", 1000)
     big = _zip({"word/document.xml": b"<w:document xmlns:w='x'>" + b" " * 2000
                 + b"</w:document>"})
     with pytest.raises(ExtractionError, match="word/document.xml inflates to more than"):
@@ -388,12 +393,14 @@ def _streamed(paragraphs) -> list[tuple[str, str]]:
     return [(p.role, p.text) for p in paragraphs]
 
 
-def _blank_after_cover(reference: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The reference with the texts read_docx leaves out: "other" paragraphs after the
-    first schedule heading."""
+def _as_kept(reference: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The reference without the paragraphs read_docx does not keep: "other" paragraphs
+    after the first schedule heading, and empty paragraphs other than headings (no object
+    per empty paragraph)."""
     cover, out = True, []
     for role, text in reference:
-        out.append((role, text if cover or role != "other" else ""))
+        if role == "heading" or (text and (cover or role != "other")):
+            out.append((role, text))
         if role == "heading" and au.section_label(text) is not None:
             cover = False
     return out
@@ -403,7 +410,7 @@ def _blank_after_cover(reference: list[tuple[str, str]]) -> list[tuple[str, str]
 def test_streamed_paragraphs_equal_the_tree_walk(name):
     content = (FIXTURES / name).read_bytes()
     paragraphs, _ = au.read_docx(content)
-    assert _streamed(paragraphs) == _blank_after_cover(_reference_paragraphs(content))
+    assert _streamed(paragraphs) == _as_kept(_reference_paragraphs(content))
 
 
 def _tricky_docx() -> bytes:
@@ -452,7 +459,7 @@ def test_streamed_paragraphs_in_words_shapes_equal_the_tree_walk():
     content = _tricky_docx()
     paragraphs, _ = au.read_docx(content)
     reference = _reference_paragraphs(content)
-    assert _streamed(paragraphs) == _blank_after_cover(reference)
+    assert _streamed(paragraphs) == _as_kept(reference)
     texts = [text for _, text in reference]
     # The text box's paragraph comes right after the paragraph holding it, twice (Choice
     # and Fallback copies are both paragraphs), and its text is not its holder's.

@@ -19,7 +19,7 @@ from scrapers.errors import ExtractionError, FetchError
 from scrapers.fetch import FetchPolicy, HttpFetcher
 from scrapers.records import Document
 
-FIXTURES = Path(__file__).parent / "fixtures" / "au"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "au"
 JUNE_WORD = "/F2026L00633/asmade/2026-05-28/text/original/word"
 OCTOBER_WORD = "/F2026L01302/asmade/2026-09-25/text/original/word"
 # As the register's robots.txt reads (third-party copy, 2026-09-05).
@@ -119,7 +119,7 @@ def test_what_is_fetched_parses(httpserver, fetcher):
     result = au.parse_poisons_standard(document, build_watch_list(["ketamine"]))
     (record,) = result.records
     assert (record.schedule, record.instrument) == ("8", "F2026L00633")
-    assert record.dates == (("commencement", "2026-06-01"), ("registered", "2026-05-28"))
+    assert record.dates == ((au.COMMENCEMENT_LABEL, "2026-06-01"), ("registered", "2026-05-28"))
 
 
 def test_an_unchanged_marker_means_no_download(httpserver, fetcher):
@@ -242,8 +242,13 @@ def test_a_compilation_is_addressed_by_its_start_date():
     version = {"titleId": "F2026L00633", "start": "2026-08-15T00:00:00",
                "registerId": "F2026C00801", "registeredAt": "2026-08-20T01:00:00Z"}
     instrument = au.instrument_from({"id": "F2026L00633", "name": "X"}, version)
+    # The confirmed form first (a project downloaded 933 compilations at it), then the
+    # unconfirmed one built before.
     assert au.word_url("https://r", instrument) == \
-        "https://r/F2026L00633/latest/2026-08-15/text/original/word"
+        "https://r/F2026L00633/2026-08-15/2026-08-15/text/original/word"
+    assert au.word_urls("https://r", instrument) == (
+        "https://r/F2026L00633/2026-08-15/2026-08-15/text/original/word",
+        "https://r/F2026L00633/latest/2026-08-15/text/original/word")
     assert instrument.marker == "F2026L00633@2026-08-15"
 
 
