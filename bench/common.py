@@ -161,7 +161,7 @@ def federal_register_route(pages: Mapping[str, bytes]) -> Route:
 
     def route(path: str, headers: Mapping[str, str]) -> tuple[int, bytes, str] | None:
         plain, query = split_query(path)
-        if plain != "/api/v1/documents.json":
+        if plain not in ("/api/v1/documents.json", "/api/v1/documents"):  # next_page_url form
             return None
         if query.get("conditions[agencies][]") != ["drug-enforcement-administration"]:
             return _bad("unexpected agency")

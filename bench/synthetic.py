@@ -258,7 +258,7 @@ def _cita(rng: random.Random, count: int) -> str:
 
 def ecfr_part_1308(seed: int = 2) -> tuple[bytes, dict[str, int]]:
     rng = random.Random(seed)
-    fixture = (FIXTURES / "us" / "ecfr-part1308.xml").read_text(encoding="utf-8")
+    fixture = (FIXTURES / "us" / "ecfr-part1308-gpotable.xml").read_text(encoding="utf-8")
     # Keep the fixture's real § 1308.13(c) wording (ketamine 7285 and its other names).
     ketamine_rows = re.findall(r"<ROW><ENT I=\"0\d\">\(7\) Ketamine.*?</ROW>\n<ROW>.*?</ROW>",
                                fixture)[0]

@@ -54,6 +54,10 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "phentermine": ("phentermin",),
     "phenmetrazine": ("fenmetrazine",),
     "cocaine": ("coca leaf extract cocaine",),
+    # Trivial names the Poisons Standard gives after a mid-entry * ("BENZYLPIPERAZINE *(BZP).").
+    "benzylpiperazine": ("bzp", "n-benzylpiperazine", "1-benzylpiperazine"),
+    "alpha-pyrrolidinovalerophenone": ("alpha-pvp", "\u03b1-pvp", "a-pvp"),
+    "2,5-dimethoxy-4-methylamphetamine": ("dom", "stp"),
 }
 
 

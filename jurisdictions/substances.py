@@ -184,7 +184,7 @@ def build_watch_list(names: Iterable[str] | str, *, known_only: bool = False) ->
         return WatchList(substances=KNOWN, all_entries=True)
     chosen: list[Substance] = []
     everything = WatchList(substances=KNOWN)
-    known = _known_names() if known_only else {}
+    known = _known_names() if known_only else frozenset()
     for name in names:
         if not name.strip():
             raise ValueError("watch contains an empty name")

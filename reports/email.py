@@ -573,7 +573,9 @@ def _fail_now(store: Store, rows: Sequence[Mapping[str, Any]], reason: str,
         store.mark_attempt_failed(row["id"], error=reason, permanent=True,
                                   next_attempt_at=None)
     line = f"email: {reason} — {_count(rows)} kept in the outbox, not retried"
-    log.warning("%s", line)
+    # Info, not warning: the caller prints or logs the returned line; a warning here would
+    # also reach stderr through logging's last-resort handler (every line printed twice).
+    log.info("%s", line)
     lines.append(line)
 
 
@@ -606,7 +608,7 @@ def _fail(store: Store, email: EmailSettings, rows: Sequence[Mapping[str, Any]],
             f"next try after {after} ({len(given_up)} not retried: gave up after " \
             f"{email.max_attempts} attempts)"
     line = f"email: {reason} — {kept}, {tail}"
-    log.warning("%s", line)
+    log.info("%s", line)  # info: the caller prints the returned line (see _fail_now)
     return line
 
 

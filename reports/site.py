@@ -597,11 +597,11 @@ def _existing_weeks(site: Path) -> set[str]:
 def _umask() -> int:
     """The process umask, read without changing it where Linux says it (``os.umask`` can only
     be read by setting it, which would briefly change it for every thread)."""
-    with contextlib.suppress(OSError, ValueError):
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
+    with contextlib.suppress(OSError, ValueError), \
+            open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

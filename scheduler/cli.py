@@ -95,6 +95,64 @@ def run(state: State, codes: Sequence[str]) -> None:
     sys.exit(report.exit_code)
 
 
+# --- backfill -----------------------------------------------------------------------------
+
+@cli.command(epilog=_example("schedwatch backfill", "schedwatch backfill --jurisdiction ca",
+                             "schedwatch backfill -j ca --since 2022-01-01"))
+@click.option("-j", "--jurisdiction", "codes", multiple=True, metavar="CODE",
+              help="Only this jurisdiction (repeatable): ca, us, au.")
+@click.option("--since", "since", metavar="YYYY-MM-DD", default=None,
+              help="Only versions that speak for this day or later.")
+@click.pass_obj
+def backfill(state: State, codes: Sequence[str], since: str | None) -> None:
+    """Read the regulators' own archives of past versions into the history (marked
+    backfilled, never alerted): status --as-of then answers for past dates.
+
+    Idempotent: a second backfill adds nothing; after live runs it fills only the gap before
+    the first evidence held. Exit code 0, or 2 when a source's archive could not be read (the
+    other sources are still done)."""
+    from scheduler.backfill import archive_endpoint_names
+    from scheduler.backfill import backfill as run_backfill
+    from scheduler.config import load_settings
+
+    day = _day(since, "'--since'")
+    # The archives' endpoints (history_url, raw_url) may be set in [sources.<id>] too.
+    settings = load_settings(state.config, known_sources=archive_endpoint_names())
+    hooks: dict[str, Any] = {}
+    progress: Any = None
+    if sys.stdout.isatty():
+        from rich.progress import Progress, SpinnerColumn, TextColumn
+
+        progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True)
+        tasks: dict[str, Any] = {}
+
+        def on_source(source: Any) -> None:
+            tasks[source.id] = progress.add_task(f"{source.id}: reading the archive", total=None)
+
+        def on_version(source_id: str, version: Any) -> None:
+            task = tasks[source_id]
+            progress.advance(task)
+            done = int(progress.tasks[task].completed)
+            progress.update(task, description=f"{source_id}: {done} versions read (latest of "
+                                              f"{version.evidence_date or '?'})")
+
+        hooks = {"on_source": on_source, "on_version": on_version}
+    try:
+        if progress is not None:
+            with progress:
+                report = run_backfill(settings, codes=codes or None, since=day, **hooks)
+        else:
+            report = run_backfill(settings, codes=codes or None, since=day)
+    except SchedwatchError as error:
+        if error.exit_code == 0:  # another process holds the lock: nothing to do
+            click.echo(str(error))
+            sys.exit(0)
+        raise
+    for line in report.lines:
+        click.echo(line)
+    sys.exit(report.exit_code)
+
+
 # --- status -------------------------------------------------------------------------------
 
 def _day(value: str | None, option: str) -> date | None:

@@ -668,6 +668,34 @@ class Store:
         finally:
             handle.close()
 
+    # --- backfill (``schedwatch backfill``): the regulators' archives --------------------
+
+    def source_intervals(self, source_id: str) -> list[StatusInterval]:
+        """Every interval of one source, backfilled or observed, oldest observation first."""
+        return self._intervals(sa.select(status).where(status.c.source_id == source_id)
+                               .order_by(status.c.valid_from, status.c.id))
+
+    def add_backfilled_interval(self, writer: RunWriter, record: StatusRecord, *,
+                                at: datetime, legal_from: str, legal_to: str | None,
+                                last_document_sha256: str, is_open: bool) -> None:
+        """One interval read from an archive (``backfilled`` = 1), observed at ``at`` (the
+        backfill run), with its legal span and the last archived version that confirmed it.
+        ``is_open``: the current status of a source with no observed data yet."""
+        when = stamp(at)
+        writer.conn.execute(status.insert().values(
+            jurisdiction=record.jurisdiction, substance=record.substance,
+            source_id=record.source_id, valid_from=when, valid_to=None if is_open else when,
+            status=record.status, schedule=record.schedule, record=_dumps(record.as_dict()),
+            last_confirmed_at=when, last_document_sha256=last_document_sha256,
+            legal_from=legal_from, legal_to=legal_to, backfilled=1))
+
+    def rewrite_interval_record(self, writer: RunWriter, interval_id: int,
+                                record: StatusRecord) -> None:
+        """Rewrite one interval's record in place (an observed interval whose status the
+        archive shows held earlier: its ``in_force_since`` moves back; nothing else)."""
+        writer.conn.execute(status.update().where(status.c.id == interval_id).values(
+            record=_dumps(record.as_dict())))
+
 
 def _outbox_row(idempotency_key: str, kind: str, recipient: str, change_ids: Sequence[int],
                 reference: str | None, now: datetime) -> dict[str, Any]:

@@ -116,14 +116,15 @@ def load(document: Document, expected: str) -> Any:
 
     content = document.content
     where = document.source_id
-    if not content or not content.strip():
-        raise ExtractionError(f"{where}: expected {expected}; found an empty document")
-    refuse_html(content, where, expected)
+    # The size first: nothing below (not even a strip) copies an oversized body.
     if len(content) > MAX_DOCUMENT_BYTES:
         raise ExtractionError(
             f"{where}: expected {expected}; found a document of {len(content) / 1e6:.1f} MB, "
             f"above the {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB accepted (the real "
             "consolidations are under 1 MB); refused")
+    if not content or not content.strip():
+        raise ExtractionError(f"{where}: expected {expected}; found an empty document")
+    refuse_html(content, where, expected)
     root: Any = None
     body: Any = None
     depth = 0

@@ -271,9 +271,11 @@ class CanadaScenario(Scenario):
 ECFR_TITLES = "/api/versioner/v1/titles.json"
 ECFR_VERSIONS = "/api/versioner/v1/versions/title-21.json"
 ECFR_BULK = "/bulkdata/ECFR/title-21/ECFR-title21.xml"
-KETAMINE_ROWS = ('<ROW><ENT I="01">(7) Ketamine, its salts, isomers, and salts of isomers</ENT>'
-                 '<ENT>7285</ENT></ROW>\n<ROW><ENT I="03">[Some other names for ketamine: '
-                 '(±)-2-(2-chlorophenyl)-2-(methylamino)-cyclohexanone]</ENT><ENT/></ROW>\n')
+KETAMINE_ROWS = ('<TR><TD align="left" class="gpotbl_cell" scope="row">(7) Ketamine, its salts, '
+                 'isomers, and salts of isomers</TD><TD align="right" class="gpotbl_cell">7285'
+                 '</TD></TR>\n<TR><TD align="left" class="gpotbl_cell" scope="row">[Some other '
+                 'names for ketamine: (±)-2-(2-chlorophenyl)-2-(methylamino)-cyclohexanone]</TD>'
+                 '<TD align="right" class="gpotbl_cell"/></TR>\n')
 
 
 class EcfrScenario(Scenario):
@@ -347,7 +349,8 @@ class EcfrScenario(Scenario):
         self.as_of = "2026-06-11" if second else "2026-06-10"
         if second:
             text = _replace_once(self.original.decode(), KETAMINE_ROWS, "")
-            anchor = '<ROW><ENT I="01">(5) Secobarbital</ENT><ENT>2315</ENT></ROW>\n'
+            anchor = ('<TR><TD align="left" class="gpotbl_cell" scope="row">(5) Secobarbital'
+                      '</TD><TD align="right" class="gpotbl_cell">2315</TD></TR>\n')
             text = _replace_once(text, anchor,
                                  anchor + KETAMINE_ROWS.replace("(7) Ketamine", "(6) Ketamine"))
             self.parts[self.as_of] = text.encode()
@@ -386,7 +389,7 @@ class FederalRegisterScenario(Scenario):
         return json.dumps(page).encode()
 
     def route(self, path, args, headers):
-        if path != FR_DOCUMENTS:
+        if path not in (FR_DOCUMENTS, "/api/v1/documents"):  # next_page_url: no .json
             return None
         if args.get("conditions[term]") == ["ketamine"] and "conditions[cfr][part]" not in args:
             return json_reply(self.pages["term"])

@@ -18,6 +18,7 @@ from jurisdictions.substances import build_watch_list
 from scrapers.errors import ExtractionError, FetchError
 from scrapers.fetch import FetchPolicy, HttpFetcher
 from scrapers.records import Document
+from tests.conftest import shared_doc
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "au"
 JUNE_WORD = "/F2026L00633/asmade/2026-05-28/text/original/word"
@@ -255,3 +256,156 @@ def test_a_compilation_is_addressed_by_its_start_date():
 def test_in_force_standards_skips_amendments_and_repealed_titles():
     titles = json.loads(fixture_json("api-titles.json"))["value"]
     assert [t["id"] for t in au.in_force_standards(titles)] == ["F2026L00633"]
+
+
+# --- compilations, URL forms and the register's dates (real rows) -------------------------
+
+COMPILATION_WORD = "/F2026L00633/2026-08-15/2026-08-15/text/original/word"
+COMPILATION_LATEST = "/F2026L00633/latest/2026-08-15/text/original/word"
+
+
+def test_a_compilation_is_downloaded_at_the_confirmed_url(httpserver, fetcher):
+    """Versions in the real rows' shape: ``start`` with seven-digit sub-seconds and no time
+    zone is the Australian date 2026-08-15."""
+    content = serve(httpserver, versions="api-versions-compilation.json",
+                    word_path=COMPILATION_WORD)
+    fetched = au.fetch_poisons_standard(fetcher, context(httpserver, today=date(2026, 9, 1)))
+    assert fetched.content == content
+    assert fetched.marker == "F2026L00633@2026-08-15"
+    assert fetched.meta["register_id"] == "F2026C00801"
+    assert fetched.meta["commencement"] == "2026-08-15"
+    assert COMPILATION_LATEST not in paths(httpserver)
+
+
+def test_the_unconfirmed_compilation_url_is_tried_when_the_confirmed_one_is_missing(
+        httpserver, fetcher):
+    content = serve(httpserver, versions="api-versions-compilation.json",
+                    word_path=COMPILATION_LATEST)
+    httpserver.expect_request(COMPILATION_WORD).respond_with_data("not found", status=404)
+    fetched = au.fetch_poisons_standard(fetcher, context(httpserver))
+    assert fetched.content == content
+    assert fetched.url == httpserver.url_for(COMPILATION_LATEST)
+    assert paths(httpserver)[-2:] == [COMPILATION_WORD, COMPILATION_LATEST]
+
+
+def test_every_url_form_missing_is_a_fetch_error_naming_them(httpserver, fetcher):
+    serve(httpserver, versions="api-versions-compilation.json", word_path="/elsewhere")
+    for path in (COMPILATION_WORD, COMPILATION_LATEST):
+        httpserver.expect_request(path).respond_with_data("gone", status=404 if "latest"
+                                                          not in path else 410)
+    with pytest.raises(FetchError, match="other URL forms tried are missing too") as caught:
+        au.fetch_poisons_standard(fetcher, context(httpserver))
+    assert caught.value.url == httpserver.url_for(COMPILATION_WORD)
+    assert COMPILATION_LATEST in str(caught.value)
+
+
+def test_a_server_error_at_the_confirmed_url_is_not_retried_elsewhere(httpserver, fetcher):
+    serve(httpserver, versions="api-versions-compilation.json", word_path=COMPILATION_LATEST)
+    httpserver.expect_request(COMPILATION_WORD).respond_with_data("no", status=403)
+    with pytest.raises(FetchError) as caught:
+        au.fetch_poisons_standard(fetcher, context(httpserver))
+    assert caught.value.status == 403
+    assert COMPILATION_LATEST not in paths(httpserver)
+
+
+def test_a_late_utc_registration_tries_the_sydney_then_the_utc_day():
+    version = {"titleId": "F2026L00633", "start": "2026-06-01T00:00:00",
+               "registerId": "F2026L00633", "registeredAt": "2026-05-28T15:30:00Z"}
+    instrument = au.instrument_from({"id": "F2026L00633", "name": "X"}, version)
+    assert au.word_urls("https://r", instrument) == (
+        "https://r/F2026L00633/asmade/2026-05-29/text/original/word",
+        "https://r/F2026L00633/asmade/2026-05-28/text/original/word")
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("2023-09-01T00:00:00", date(2023, 9, 1)),
+    ("2023-09-01T00:00:00.0000000", date(2023, 9, 1)),  # seven digits
+    ("2023-09-01T23:59:59.9999999", date(2023, 9, 1)),  # an Australian date, not UTC
+    ("2023-09-01", date(2023, 9, 1)),
+    ("2026-05-31T15:00:00Z", date(2026, 6, 1)),  # UTC: already the 1st in Sydney
+])
+def test_register_dates_are_australian_calendar_dates(value, expected):
+    assert au.register_date(value, "start") == expected
+
+
+@pytest.mark.parametrize("value", ["", "yesterday", "2023-13-01T00:00:00", None, 20230901])
+def test_a_register_date_that_is_not_one_is_an_extraction_error(value):
+    with pytest.raises(ExtractionError, match="not an ISO date"):
+        au.register_date(value, "start")
+
+
+def _real_rows(name: str):
+    return json.loads(shared_doc(f"au/{name}"))
+
+
+def test_the_real_versions_rows_parse():
+    """Real Versions rows of the register's API (regulator-documents/au/)."""
+    rows = _real_rows("ryanduguid-probe13-versions-rows.json")
+    versions = [row["latest_doc"] for row in rows if row.get("latest_doc")]
+    assert len(versions) >= 10
+    compilations = 0
+    for title, version in ((row, row["latest_doc"]) for row in rows if row.get("latest_doc")):
+        start = au.register_date(version["start"], "start")
+        assert start.isoformat() == version["start"][:10]
+        assert au.current_version([version], title["id"], date(2026, 12, 1)) == version
+        if version["registerId"] != version["titleId"]:
+            compilations += 1
+            instrument = au.instrument_from(title, version)
+            assert instrument.commencement == start
+            assert au.word_url("https://r", instrument) == (
+                f"https://r/{title['id']}/{start}/{start}/text/original/word")
+        else:
+            # The as-made text is addressed by its registration date, absent from these rows.
+            with pytest.raises(ExtractionError, match="no registeredAt"):
+                au.instrument_from(title, version)
+    assert compilations >= 3
+
+
+def test_the_real_title_rows_parse():
+    rows = _real_rows("ryanduguid-titles_all.json")
+    assert len(rows) > 1000
+    for row in rows:
+        assert au.register_id(row["id"], "title id") == row["id"]
+    # A tax corpus: no Poisons Standard among them, and nothing in them breaks the filter.
+    assert au.in_force_standards(rows) == []
+    in_force = [{**row, "name": f"{row['name']} Poisons Standard"} for row in rows
+                if row["status"] == "InForce" and row["isPrincipal"]
+                and "amendment" not in row["name"].lower()]
+    assert 0 < len(au.in_force_standards(in_force)) == len(in_force)
+
+
+# --- every failure of the JSON handling is an extraction failure --------------------------
+
+
+@pytest.mark.parametrize("where", ["/v1/titles", "/v1/versions"])
+def test_a_deeply_nested_json_answer_is_an_extraction_error(httpserver, fetcher, where):
+    """json.loads on 100,000 nested lists raises RecursionError, which ended the whole run."""
+    serve(httpserver)
+    nested = "[" * 100_000 + "]" * 100_000
+    httpserver.clear_all_handlers()
+    httpserver.expect_request("/robots.txt").respond_with_data(ROBOTS)
+    if where == "/v1/versions":
+        httpserver.expect_request("/v1/titles").respond_with_data(
+            fixture_json("api-titles.json"), content_type="application/json")
+    httpserver.expect_request(where).respond_with_data(nested,
+                                                       content_type="application/json")
+    with pytest.raises(ExtractionError, match="nested deeper"):
+        au.fetch_poisons_standard(fetcher, context(httpserver))
+
+
+@pytest.mark.parametrize("row", [
+    {"titleId": "F2026L00633", "start": ["2026-06-01"], "registerId": "F2026L00633",
+     "registeredAt": "2026-05-28T12:59:30Z"},
+    {"titleId": "F2026L00633", "start": "2026-06-01T00:00:00", "registerId": 7,
+     "registeredAt": "2026-05-28T12:59:30Z"},
+    {"titleId": "F2026L00633", "start": "2026-06-01T00:00:00", "registerId": "F2026L00633",
+     "registeredAt": {"at": 1}},
+    {"titleId": {"x": 1}, "start": {"y": 2}},
+])
+def test_version_rows_of_an_unknown_shape_are_an_extraction_error(httpserver, fetcher, row):
+    httpserver.expect_request("/robots.txt").respond_with_data(ROBOTS)
+    httpserver.expect_request("/v1/titles").respond_with_data(
+        fixture_json("api-titles.json"), content_type="application/json")
+    httpserver.expect_request("/v1/versions").respond_with_json({"value": [row]})
+    with pytest.raises(ExtractionError):
+        au.fetch_poisons_standard(fetcher, context(httpserver))

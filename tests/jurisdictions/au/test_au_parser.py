@@ -15,6 +15,7 @@ from lxml import etree
 from jurisdictions import au
 from jurisdictions.substances import build_watch_list
 from scrapers.errors import ExtractionError
+from tests.conftest import SHARED_DOCS, shared_doc
 from scrapers.records import (
     CONTROL_LEVELS,
     MATERIAL_FIELDS,
@@ -520,3 +521,163 @@ def test_normalise_spaced_is_normalise_text_on_every_fixture_paragraph(name):
 ])
 def test_section_label(heading, label):
     assert au.section_label(heading) == label
+
+
+# --- the mid-entry * before a trivial name (the real Standard's shape) ---------------------
+
+
+@pytest.mark.parametrize(("text", "name", "trivial"), [
+    ("BENZYLPIPERAZINE *(BZP).", "BENZYLPIPERAZINE", ("BZP",)),
+    ("ALPHA-PYRROLIDINOVALEROPHENONE *(ALPHA-PVP).", "ALPHA-PYRROLIDINOVALEROPHENONE",
+     ("ALPHA-PVP",)),
+    ("1-(2,5-DIMETHOXY-4-METHYLPHENYL)-2-AMINOPROPANE *(STP or DOM).",
+     "1-(2,5-DIMETHOXY-4-METHYLPHENYL)-2-AMINOPROPANE", ("STP", "DOM")),
+    ("BENZYLPIPERAZINE * (BZP) except in preparations", "BENZYLPIPERAZINE", ("BZP",)),
+    ("2,5-DIMETHOXY-4-BROMOPHENETHYLAMINE (2C-B).", "2,5-DIMETHOXY-4-BROMOPHENETHYLAMINE (2C-B)",
+     ()),
+    ("*TURPENTINE OIL except in preparations", "TURPENTINE OIL", ()),
+])
+def test_a_mid_entry_star_ends_the_name_before_its_trivial_name(text, name, trivial):
+    assert au.entry_name(text)[0] == name
+    assert au.trivial_names(text) == trivial
+
+
+def test_a_trivial_name_finds_the_entry():
+    watch = build_watch_list(["BZP", "DOM", "alpha-PVP", "ketamine"])
+    records = by_key(parse("poisons-standard-trivial-names.docx", watch))
+    bzp = records["bzp"]
+    assert (bzp.status, bzp.schedule, bzp.control_level) == ("controlled", "9", "C1")
+    assert bzp.provision == "Sch. 9, entry BENZYLPIPERAZINE"
+    assert bzp.listed_as == "BENZYLPIPERAZINE *(BZP)."
+    # The marker's meaning is in the basis.
+    assert bzp.basis.startswith("named; trivial name BZP (marked *")
+    assert "trivial name" in bzp.basis
+    assert records["dom"].provision == \
+        "Sch. 9, entry 1-(2,5-DIMETHOXY-4-METHYLPHENYL)-2-AMINOPROPANE"
+    assert "trivial name STP or DOM" in records["dom"].basis
+    assert records["alpha-pvp"].schedule == "9"
+    assert records["ketamine"].schedule == "8"
+
+
+def test_a_trivial_name_is_a_known_name_for_the_configuration():
+    """``watch = ["BZP"]`` passes the configuration's check (a typo would not)."""
+    assert build_watch_list(["BZP"], known_only=True).keys == ("bzp",)
+
+
+def test_watch_all_names_trivial_name_entries_by_their_name():
+    records = by_key(parse("poisons-standard-trivial-names.docx", ALL))
+    assert "benzylpiperazine" in records
+    assert "alpha-pyrrolidinovalerophenone" in records
+    assert not any("*" in key or "(bzp" in key for key in records)
+    # An entry whose chemical name links to nothing is keyed by its trivial name's synonym.
+    assert records["2,5-dimethoxy-4-methylamphetamine"].schedule == "9"
+
+
+# --- a register Word file that is not a Poisons Standard -----------------------------------
+
+
+def test_the_real_administrative_arrangements_order_is_not_a_poisons_standard():
+    content = shared_doc("au/frl-word-AAO_2021-03-18.docx")
+    with pytest.raises(ExtractionError, match=r"^the Word document is not a Poisons Standard "
+                                              r"\(it begins 'COMMONWEALTH OF AUSTRALIA"):
+        au.parse_poisons_standard(document(content, {}), KETAMINES)
+
+
+def test_schedwatch_parse_refuses_it_in_one_line(run_cli):
+    path = SHARED_DOCS / "au" / "frl-word-AAO_2021-03-18.docx"
+    shared_doc("au/frl-word-AAO_2021-03-18.docx")  # skips with the reason when absent
+    result = run_cli("parse", "au-poisons-standard", str(path))
+    assert result.exit_code != 0
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "not a Poisons Standard" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_a_constructed_non_standard_in_the_real_shape_is_refused():
+    with pytest.raises(ExtractionError, match="not a Poisons Standard .*ADMINISTRATIVE"):
+        au.parse_poisons_standard(document("not-a-poisons-standard.docx", {}), KETAMINES)
+    # A document that names the Standard but lost its styles keeps its own message.
+    with pytest.raises(ExtractionError, match="register changed its styles"):
+        au.parse_poisons_standard(document("poisons-standard-no-styles.docx"), KETAMINES)
+
+
+# --- resource caps (issue 16: a Word zip bomb) ---------------------------------------------
+
+_DOC_OPEN = (f'<w:document xmlns:w="{_W}"><w:body>').encode()
+_DOC_CLOSE = b"</w:body></w:document>"
+
+
+def _deflated(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as package:
+        for name, data in files.items():
+            package.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_the_caps_leave_room_for_a_real_standard():
+    """The real F2026L00633 original is 966,941 bytes zipped; Word XML deflates ~8-12x."""
+    assert 16 * 966_941 < au.MAX_DOCUMENT_XML_BYTES < 50_000_000  # below the 50 MB bomb
+
+
+def test_a_document_xml_inflating_past_the_cap_is_refused():
+    bomb = _deflated({"word/document.xml": _DOC_OPEN + b" " * (au.MAX_DOCUMENT_XML_BYTES + 1)
+                      + _DOC_CLOSE})
+    assert len(bomb) < 200_000  # a small download
+    with pytest.raises(ExtractionError, match=r"word/document.xml inflates to more than 32 MB"):
+        au.parse_poisons_standard(document(bomb), KETAMINES)
+
+
+def test_a_zip_lying_about_the_inflated_size_is_refused():
+    """zipfile inflates no more than the declared size, and the CRC then fails."""
+    data = _DOC_OPEN + b" " * 5_000_000 + _DOC_CLOSE
+    honest = _deflated({"word/document.xml": data})
+    declared = len(data).to_bytes(4, "little")
+    assert honest.count(declared) == 2  # the local header and the central directory
+    lying = honest.replace(declared, (1000).to_bytes(4, "little"))
+    with pytest.raises(ExtractionError, match="word/document.xml"):
+        au.parse_poisons_standard(document(lying), KETAMINES)
+
+
+def test_millions_of_empty_paragraphs_are_refused_in_bounded_memory():
+    """3 million empty paragraphs (18 MB, under the size cap): refused at the paragraph cap,
+    each paragraph costing no object. Before the cap, a list entry per paragraph took
+    92 MiB (tracemalloc peak) per million."""
+    import tracemalloc
+
+    bomb = _deflated({"word/document.xml": _DOC_OPEN + b"<w:p/>" * 3_000_000 + _DOC_CLOSE})
+    tracemalloc.start()
+    try:
+        with pytest.raises(ExtractionError, match="more than 250,000 paragraphs"):
+            au.read_docx(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024, peak
+
+
+def test_empty_paragraphs_below_the_cap_change_nothing_and_keep_no_object():
+    with zipfile.ZipFile(FIXTURES / "poisons-standard-june-2026.docx") as package:
+        parts = {name: package.read(name) for name in package.namelist()}
+    body = parts["word/document.xml"]
+    at = body.index(b"<w:body>") + len(b"<w:body>")
+    padded = _deflated({**parts, "word/document.xml": body[:at] + b"<w:p/>" * 100_000
+                        + body[at:].replace(b"</w:p>", b"</w:p><w:p><w:pPr/></w:p>")})
+    baseline, _ = au.read_docx((FIXTURES / "poisons-standard-june-2026.docx").read_bytes())
+    paragraphs, _ = au.read_docx(padded)
+    assert paragraphs == baseline
+    assert [r.material() for r in au.parse_poisons_standard(document(padded), ALL).records] == \
+        [r.material() for r in parse("poisons-standard-june-2026.docx", ALL).records]
+
+
+def test_too_many_elements_are_refused():
+    table = b"<w:tbl>" + b"<w:tr/>" * (au.MAX_ELEMENTS + 1) + b"</w:tbl>"
+    with pytest.raises(ExtractionError, match="more than 2,000,000 elements"):
+        au.read_docx(_deflated({"word/document.xml": _DOC_OPEN + table + _DOC_CLOSE}))
+
+
+def test_one_paragraph_of_too_many_elements_is_refused():
+    runs = b"<w:p>" + b"<w:r/>" * (au.MAX_PARAGRAPH_ELEMENTS + 1) + b"</w:p>"
+    with pytest.raises(ExtractionError, match="more than 20,000 elements in one paragraph"):
+        au.read_docx(_deflated({"word/document.xml": _DOC_OPEN + runs + _DOC_CLOSE}))

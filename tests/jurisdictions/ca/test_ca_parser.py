@@ -1,4 +1,4 @@
-"""Tests of the Canadian parsers (jurisdictions/ca.py) on the real Justice Laws XML in
+"""Tests of the Canadian parsers (jurisdictions/ca/) on the real Justice Laws XML in
 ../shared/regulator-documents/ca and on the small hand-written fixtures in tests/fixtures/ca."""
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from jurisdictions.substances import DEFAULT_WATCH, build_watch_list
 from scrapers.errors import ExtractionError
 from scrapers.records import CONTROL_LEVELS, Document, ParseResult, StatusRecord, validate
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ca"
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "regulator-documents" / "ca"
+TESTS = Path(__file__).resolve().parents[2]
+FIXTURES = TESTS / "fixtures" / "ca"
+SHARED = TESTS.parents[1] / "shared" / "regulator-documents" / "ca"
 
 CDSA_2019 = "cdsa-C-38.8-en-pit2019-09-19.xml"
 CDSA_2024 = "cdsa-C-38.8-en-pit2024-05-27.xml"
@@ -161,10 +162,18 @@ def test_real_cdsa_ketamine_is_schedule_i_item_14_1(shared, name):
     assert ketamine.basis == "named"
     assert ketamine.code is None
     assert ketamine.parent_entry.startswith("Phencyclidine (")
-    assert ketamine.effective_from == "2018-04-04"
+    # Issue 13: the consolidation's element date is labelled for what it is, never as an
+    # effective date; the record speaks for the consolidation's point in time.
+    assert ketamine.effective_from is None
+    assert ketamine.in_force_since is None and ketamine.in_force_until is None
+    assert ketamine.evidence_date == result.document_dates[0][1]
     labels = [label for label, _ in ketamine.dates]
     assert labels[:4] == ["point in time", "current to", "last amended", "consolidated"]
-    assert "schedule last amended" in labels and "in force from" in labels
+    assert "schedule last amended" in labels and ca.ELEMENT_DATE_LABEL in labels
+    assert dict(ketamine.dates)[ca.ELEMENT_DATE_LABEL] == "2018-04-04"
+    assert not any("effective" in label or "in force from" in label
+                   for label, _ in ketamine.dates)
+    assert ketamine.review is None
     assert result.instrument == "S.C. 1996, c. 19"
 
 
@@ -179,7 +188,7 @@ def test_real_french_cdsa_gives_the_same_status(shared):
     english = records(parse(real(shared, CDSA_2026)))["ketamine"]
     french = records(parse(real(shared, CDSA_2026_FR)))["ketamine"]
     for field in ("status", "schedule", "control_level", "provision", "instrument", "basis",
-                  "effective_from"):
+                  "effective_from", "evidence_date", "dates"):
         assert getattr(french, field) == getattr(english, field), field
     # The stray space of "2- (méthylamino)" is gone.
     assert french.listed_as == "kétamine (2-(2-chlorophényl)-2-(méthylamino)cyclohexanone)"
@@ -224,13 +233,22 @@ def test_real_ncr_lists_ketamine_at_item_14_1(shared):
     assert ketamine.provision == "Sch., item 14(1)"
     assert ketamine.instrument == "C.R.C., c. 1041"
     assert ketamine.listed_as == KETAMINE_EN  # "2- (methylamino)" normalised
-    assert ketamine.effective_from == "2018-10-17"
+    assert ketamine.effective_from is None
+    assert (ca.ELEMENT_DATE_LABEL, "2018-10-17") in ketamine.dates
+    assert ketamine.evidence_date == "2025-11-28"
+    assert ketamine.in_force_since is None  # no coming-into-force statement: the lead fills it
+    # The repeal it announces: the date is SOR/2025-242's s. 239 (not printed in the NCR).
+    assert ketamine.in_force_until == "2026-10-01"
+    assert ketamine.in_force_until_basis.startswith(
+        "repealed by SOR/2025-242, par. 238(a), in force 2026-10-01")
+    assert "s. 239" in ketamine.in_force_until_basis
     # Its own repeal by SOR/2025-242, par. 238(a) is printed as not in force.
     repeal = [p for p in result.pending if p.substance == "ketamine"]
     assert len(repeal) == 1
     assert repeal[0].reference == "SOR/2025-242"
     assert repeal[0].key == "NifProvs:SOR/2025-242, par. 238(a)"
     assert "repeals the Narcotic Control Regulations" in repeal[0].description
+    assert (repeal[0].date_label, repeal[0].date) == ("in force", "2026-10-01")
 
 
 def test_real_csr_is_not_in_force_until_2026_10_01(shared):
@@ -242,7 +260,12 @@ def test_real_csr_is_not_in_force_until_2026_10_01(shared):
         assert record.schedule == "1"
         assert record.provision == "Sch. 1, item 14(1)"
         assert record.instrument == "SOR/2025-242"
-        assert record.effective_from == "2026-10-01"
+        assert record.effective_from is None
+        assert record.evidence_date == "2026-04-17"
+        assert (record.in_force_since, record.in_force_since_kind) == ("2026-10-01",
+                                                                       "instrument")
+        assert record.in_force_since_basis == "SOR/2025-242, s. 239"
+        assert record.in_force_until is None
         assert ("comes into force", "2026-10-01") in record.dates
     assert by_key["ketamine"].listed_as == KETAMINE_EN
     assert by_key["ketamine"].parent_entry.endswith("analogues, including")
@@ -322,10 +345,11 @@ def test_fixture_cdsa_baseline():
         retrieved_at="2026-06-20T12:00:00+00:00", code=None,
         parent_entry=("Phencyclidine (1-(1-phenylcyclohexyl)piperidine), its salts, derivatives "
                       "and analogues and salts of derivatives and analogues, including:"),
-        effective_from="2018-04-04",
+        effective_from=None, evidence_date="2026-06-05",
         dates=(("point in time", "2026-06-05"), ("current to", "2026-06-14"),
                ("last amended", "2026-06-05"), ("consolidated", "2026-06-15"),
-               ("schedule last amended", "2024-06-05"), ("in force from", "2018-04-04")),
+               ("schedule last amended", "2024-06-05"),
+               ("text of this provision in force since, per the consolidation", "2018-04-04")),
     )
     esketamine = records(result)["esketamine"]
     assert esketamine.basis == ("isomer of ketamine, listed in Sch. I, item 14(1); also a salt, "
@@ -359,23 +383,94 @@ def test_fixture_ketamine_moved_to_schedule_iii():
     assert ketamine.provision == "Sch. III, item 4"
     assert ketamine.parent_entry is None
     assert ketamine.effective_from is None  # the new item states no date
+    # Item 14 of Schedule I (phencyclidine and its analogues) still stands: worth a look.
+    assert "Sch. I, item 14" in ketamine.review and "Sch. III, item 4" in ketamine.review
     assert by_key["esketamine"].schedule == "III"
     assert by_key["esketamine"].basis == "isomer of ketamine, listed in Sch. III, item 4"
 
 
+KETAMINE_SUBITEM = (f'<Item lims:inforce-start-date="2018-04-04" lims:fid="142" '
+                    f'lims:id="142"><Label>(1)</Label><Text>{KETAMINE_EN}</Text></Item>')
+ITEM_14_TEXT = ("Phencyclidine (1-(1-phenylcyclohexyl)piperidine), its salts, derivatives and "
+                "analogues and salts of derivatives and analogues, including:")
+
+
+def test_fixture_ketamine_subitem_deleted_stays_controlled_under_item_14():
+    """Issue 13: the "(1) Ketamine" sub-item removed while item 14 (phencyclidine, its salts,
+    derivatives and analogues) stands: still controlled, under item 14, flagged for review.
+    Before issue 13 this read as not_controlled ("descheduled")."""
+    by_key = records(parse(fixture("cdsa-mini-item14-without-ketamine.xml")))
+    ketamine = by_key["ketamine"]
+    assert (ketamine.status, ketamine.schedule, ketamine.control_level) == ("controlled", "I",
+                                                                           "C2")
+    assert ketamine.provision == "Sch. I, item 14"
+    assert ketamine.listed_as == ITEM_14_TEXT
+    assert ketamine.basis.startswith("analogue of phencyclidine, Sch. I, item 14; ")
+    assert "Health Canada, Office of Controlled Substances, 2005-05-02" in ketamine.basis
+    assert "SOR/2005-270" in ketamine.basis
+    assert ketamine.review.startswith("The explicit listing of ketamine is absent")
+    assert "Sch. I, item 14" in ketamine.review
+    assert ketamine.evidence_date == "2026-06-05" and ketamine.effective_from is None
+    for key in ("esketamine", "arketamine"):
+        record = by_key[key]
+        assert (record.status, record.provision) == ("controlled", "Sch. I, item 14")
+        assert record.basis.startswith("isomer of ketamine, which is an analogue of "
+                                       "phencyclidine, Sch. I, item 14; ")
+        assert record.review
+    # The fixture is the baseline fixture less that one sub-item.
+    assert fixture("cdsa-mini-item14-without-ketamine.xml") == \
+        replace_once(fixture("cdsa-mini.xml"), KETAMINE_SUBITEM, "")
+
+
+def test_fixture_amendment_to_item_14_is_pending_when_ketamine_rests_on_it():
+    text = add_amendment(
+        fixture("cdsa-mini-item14-without-ketamine.xml"), "SOR/2099-310, s. 1",
+        '<Section type="amending"><Label>1</Label><Text>Item 14 of Schedule I to the Act is '
+        "repealed.</Text></Section>")
+    pending = {p.substance: p for p in parse(text).pending}
+    assert set(pending) == {"ketamine", "esketamine", "arketamine"}
+    assert "amends Sch. I, item 14" in pending["ketamine"].description
+
+
 def test_fixture_ketamine_deleted_is_not_controlled():
-    text = replace_once(fixture("cdsa-mini.xml"),
-                        f'<Item lims:inforce-start-date="2018-04-04" lims:fid="142" '
-                        f'lims:id="142"><Label>(1)</Label><Text>{KETAMINE_EN}</Text></Item>', "")
+    """Item 14 rewritten so that it no longer extends to analogues, and the sub-item gone:
+    nothing covers ketamine any more, so it is not controlled."""
+    text = replace_once(fixture("cdsa-mini.xml"), KETAMINE_SUBITEM, "")
+    text = replace_once(text, ITEM_14_TEXT,
+                        "Phencyclidine (1-(1-phenylcyclohexyl)piperidine) and its salts")
     by_key = records(parse(text))
     ketamine = by_key["ketamine"]
     assert ketamine.status == "not_controlled"
     assert (ketamine.schedule, ketamine.control_level, ketamine.provision) == (None, None, None)
     assert ketamine.basis == "not listed in the schedules of S.C. 1996, c. 19"
     assert ketamine.dates[0] == ("point in time", "2026-06-05")
+    assert ketamine.review is None
     assert by_key["esketamine"].status == "not_controlled"
     assert by_key["esketamine"].basis == ("not listed in the schedules of S.C. 1996, c. 19; nor "
                                           "is ketamine, of which it is an isomer")
+
+
+def test_fixture_ketamine_and_item_14_deleted_is_not_controlled():
+    start = fixture("cdsa-mini.xml").index('<Item lims:inforce-start-date="2018-04-04" '
+                                           'lims:fid="140"')
+    text = fixture("cdsa-mini.xml")
+    end = text.index("</Item>", text.index("</List>", start)) + len("</Item>")
+    text = text[:start] + text[end:]
+    assert "Phencyclidine" not in text.split("SCHEDULE III")[0]
+    assert records(parse(text))["ketamine"].status == "not_controlled"
+
+
+def test_generic_coverage_facts_are_cited():
+    from jurisdictions.substances import GENERIC_COVERAGE, generic_coverage
+
+    assert {(c.instrument, c.schedule, c.item) for c in GENERIC_COVERAGE} == {
+        ("S.C. 1996, c. 19", "I", "14"), ("C.R.C., c. 1041", ca.NCR_SCHEDULE, "14"),
+        ("SOR/2025-242", "1", "14")}
+    for fact in GENERIC_COVERAGE:
+        assert "captured as item 14 in Schedule I of the CDSA and item 14 in the NCR" in \
+            fact.citation
+    assert generic_coverage("ketamine", "S.C. 1996, c. 19")[0].entry_name == "phencyclidine"
+    assert generic_coverage("esketamine", "S.C. 1996, c. 19") == ()
 
 
 @pytest.mark.parametrize(("old", "new", "match"), [
@@ -406,8 +501,8 @@ def test_fixture_schedule_i_without_items():
     (b"", "found an empty document"),
     (b"  \n ", "found an empty document"),
     (b"<!DOCTYPE html><html><head><title>Error 503</title></head><body>Service unavailable"
-     b"</body></html>", "found an HTML page"),
-    (b"<html><body><p>Maintenance</p></body></html>", "found an HTML page"),
+     b"</body></html>", "the server answered an HTML page titled 'Error 503'"),
+    (b"<html><body><p>Maintenance</p></body></html>", "the server answered an HTML page$"),
     (b"<?xml version='1.0'?><Statute><Identification>", "found malformed XML"),
     (b'{"error": "not found"}', "found malformed XML"),
 ])
@@ -518,7 +613,11 @@ def test_fixture_entry_marked_not_in_force_is_pending_not_current():
     text = replace_once(fixture("cdsa-mini.xml"), 'lims:fid="142" lims:id="142"',
                         'lims:fid="142" lims:id="142" in-force="no"')
     result = parse(text)
-    assert records(result)["ketamine"].status == "not_controlled"
+    # Issue 13: the printed-but-not-in-force sub-item does not count, but item 14 (with its
+    # analogues clause) still stands: controlled under it, for review (was not_controlled).
+    ketamine = records(result)["ketamine"]
+    assert (ketamine.status, ketamine.provision) == ("controlled", "Sch. I, item 14")
+    assert ketamine.review
     pending = {p.substance: p for p in result.pending}
     assert set(pending) == {"ketamine", "esketamine", "arketamine"}
     assert pending["ketamine"].key == "not-in-force:Sch. I, item 14(1)"
@@ -627,9 +726,12 @@ def test_fixture_csr_in_force():
     assert ketamine.instrument == "SOR/2025-242"
     assert ketamine.listed_as == KETAMINE_EN
     assert ketamine.parent_entry.startswith("Phencyclidine (")
-    assert ketamine.effective_from == "2026-10-01"  # s. 239; the rows carry no dates
+    assert ketamine.effective_from is None
+    # s. 239; the rows carry no dates
+    assert (ketamine.in_force_since, ketamine.in_force_since_kind,
+            ketamine.in_force_since_basis) == ("2026-10-01", "instrument", "SOR/2025-242, s. 239")
     assert ("registered", "2025-11-28") in ketamine.dates
-    assert ("in force from", "2026-10-01") in ketamine.dates
+    assert ("in force since", "2026-10-01") in ketamine.dates
     assert result.pending == ()
     assert result.instrument == "SOR/2025-242"
     assert result.title == "Controlled Substances Regulations"
@@ -654,13 +756,25 @@ def test_fixture_csr_not_in_force_without_a_stated_date():
     result = parse(text, "ca-csr")
     ketamine = records(result)["ketamine"]
     assert ketamine.status == "not_in_force" and ketamine.effective_from is None
+    assert ketamine.in_force_since is None and ketamine.in_force_since_kind is None
     pending = next(p for p in result.pending if p.substance == "ketamine")
     assert (pending.date_label, pending.date) == (None, None)
 
 
 def test_fixture_csr_ketamine_deleted():
+    """Issue 13: the CSR's Schedule 1 item 14 covers ketamine as the NCR's item 14 did."""
     text = replace_once(fixture("csr-mini.xml"),
                         f"<Item><Label>(1)</Label><Text>{KETAMINE_EN}</Text></Item>", "")
+    ketamine = records(parse(text, "ca-csr"))["ketamine"]
+    assert (ketamine.status, ketamine.provision) == ("controlled", "Sch. 1, item 14")
+    assert ketamine.basis.startswith("analogue of phencyclidine, Sch. 1, item 14; ")
+    assert ketamine.in_force_since == "2026-10-01" and ketamine.review
+    # Not yet in force (as in the real 2026-04-17 copy): not_in_force under item 14.
+    pending_copy = text.replace("<Schedule lims:", '<Schedule in-force="no" lims:')
+    assert records(parse(pending_copy, "ca-csr"))["ketamine"].status == "not_in_force"
+    # Item 14 gone too: nothing covers it.
+    row = text[text.index("<row><entry colsep=\"0\" rowsep=\"0\">14</entry>"):]
+    text = text.replace(row[: row.index("</row>") + len("</row>")], "")
     ketamine = records(parse(text, "ca-csr"))["ketamine"]
     assert ketamine.status == "not_controlled"
     assert ketamine.basis == "not listed in the schedules of SOR/2025-242"
@@ -723,3 +837,189 @@ def test_fixture_retrieved_at_is_stored_in_utc():
                         retrieved_at=datetime(2026, 6, 20, 8, 0, tzinfo=toronto))
     result = ca.parse_cdsa(document, DEFAULT)
     assert {r.retrieved_at for r in result.records} == {"2026-06-20T12:00:00+00:00"}
+
+
+# --- issue 13 on the real documents ---------------------------------------------------------
+
+def without_subitem(content: bytes, text_start: str) -> bytes:
+    """The document less the first sub-item whose text starts with ``text_start``."""
+    source = content.decode("utf-8-sig")
+    pattern = re.compile(r"<Item\b[^>]*>\s*<Label>\(\d+\)</Label>\s*<Text>"
+                         + re.escape(text_start) + r"[^<]*</Text>\s*</Item>")
+    result, count = pattern.subn("", source, count=1)
+    assert count == 1, f"no sub-item starting {text_start!r}"
+    return result.encode("utf-8")
+
+
+def test_real_cdsa_without_the_ketamine_subitem_stays_controlled_under_item_14(shared,
+                                                                                tmp_path):
+    copy = tmp_path / CDSA_2026
+    copy.write_bytes(without_subitem(real(shared, CDSA_2026), "Ketamine"))
+    result = parse(copy.read_bytes())
+    by_key = records(result)
+    ketamine = by_key["ketamine"]
+    assert (ketamine.status, ketamine.schedule, ketamine.provision) == ("controlled", "I",
+                                                                       "Sch. I, item 14")
+    assert ketamine.listed_as.startswith("Phencyclidine (1-(1-phenylcyclohexyl)piperidine), "
+                                         "its salts, derivatives and analogues")
+    assert ketamine.basis.startswith("analogue of phencyclidine, Sch. I, item 14; ")
+    assert "captured as item 14 in Schedule I of the CDSA" in ketamine.basis
+    assert ketamine.review and "generic entry Sch. I, item 14" in ketamine.review
+    assert ketamine.evidence_date == "2026-06-05"
+    for key in ("esketamine", "arketamine"):
+        assert (by_key[key].status, by_key[key].provision) == ("controlled", "Sch. I, item 14")
+    # Against the healthy document this is an amendment of the wording, never "descheduled".
+    healthy = records(parse(real(shared, CDSA_2026)))["ketamine"]
+    assert healthy.material()[:3] == ketamine.material()[:3]
+
+
+def test_real_ncr_without_the_ketamine_subitem_stays_controlled_under_item_14(shared):
+    text = without_subitem(real(shared, NCR_2025), "Ketamine")
+    ketamine = records(parse(text, "ca-csr"))["ketamine"]
+    assert (ketamine.status, ketamine.provision) == ("controlled", "Sch., item 14")
+    assert ketamine.basis.startswith("analogue of phencyclidine, Sch., item 14; ")
+    assert ketamine.in_force_until == "2026-10-01"  # the repeal still applies to it
+    assert ketamine.review
+
+
+def test_real_csr_without_the_ketamine_subitem_is_not_in_force_under_item_14(shared):
+    text = without_subitem(real(shared, CSR_2026), "Ketamine")
+    ketamine = records(parse(text, "ca-csr"))["ketamine"]
+    assert (ketamine.status, ketamine.provision) == ("not_in_force", "Sch. 1, item 14")
+    assert (ketamine.in_force_since, ketamine.in_force_since_basis) == ("2026-10-01",
+                                                                        "SOR/2025-242, s. 239")
+
+
+HISTORY = SHARED / "history"
+
+
+def history_files(kind: str) -> list[Path]:
+    folder = HISTORY / kind
+    return sorted(folder.glob(f"{kind}-pit*.xml")) if folder.is_dir() else []
+
+
+@pytest.mark.parametrize("path", history_files("cdsa") or [None],
+                         ids=lambda path: path.name if path else "absent")
+def test_real_cdsa_history_every_version(path):
+    """All 28 CDSA versions of the official mirror: ketamine is Schedule I item 14(1) in each,
+    and each record speaks for its own point in time (the date in the file name)."""
+    if path is None:
+        pytest.skip("../shared/regulator-documents/ca/history is absent")
+    pit = re.match(r"cdsa-pit(\d{4}-\d{2}-\d{2})-", path.name).group(1)
+    result = parse(path.read_bytes())
+    ketamine = records(result)["ketamine"]
+    assert (ketamine.status, ketamine.schedule, ketamine.provision, ketamine.basis) == \
+        ("controlled", "I", "Sch. I, item 14(1)", "named")
+    assert ketamine.listed_as == KETAMINE_EN
+    assert ketamine.evidence_date == pit
+    assert result.document_dates[0] == ("point in time", pit)
+    assert ketamine.effective_from is None and ketamine.in_force_since is None
+    assert ketamine.review is None
+    assert not [p for p in result.pending if p.substance == "ketamine"]
+
+
+def test_real_cdsa_history_is_complete(shared):
+    assert len(history_files("cdsa")) == 28
+
+
+def test_real_csr_history_both_versions_not_yet_in_force(shared):
+    paths = history_files("csr")
+    assert len(paths) == 2
+    for path in paths:
+        ketamine = records(parse(path.read_bytes(), "ca-csr"))["ketamine"]
+        assert ketamine.status == "not_in_force"
+        assert ketamine.evidence_date == path.name[len("csr-pit"):len("csr-pit") + 10]
+        assert (ketamine.in_force_since, ketamine.in_force_since_kind) == ("2026-10-01",
+                                                                           "instrument")
+
+
+# --- issue 16, item 6: bounded memory -------------------------------------------------------
+
+def padded_body(content: bytes, megabytes: float) -> bytes:
+    """The document with its <Body> padded by long sections (text-heavy, few elements, as the
+    real Act's sections are), to about ``megabytes`` MB. No byte order mark."""
+    source = content.removeprefix(b"\xef\xbb\xbf")
+    start = source.index(b">", source.index(b"<Body")) + 1
+    section = (b"<Section><Label>1</Label><Text>" + b"Text of a section of the Act. " * 700
+               + b"</Text></Section>")
+    return source[:start] + section * int(megabytes * 1e6 / len(section)) + source[start:]
+
+
+def test_oversized_document_is_refused_before_parsing(shared):
+    """63 MB (126 KiB gzipped on the wire) once took the parser to 2 GB."""
+    import tracemalloc
+
+    content = padded_body(real(shared, CDSA_2026), 63)
+    tracemalloc.start()
+    try:
+        error = assert_extraction_error(content, match=r"63\.\d MB, above the 8 MiB accepted")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "refused" in str(error)
+    assert peak < 1_000_000  # nothing copied, nothing parsed
+
+
+def test_document_of_tiny_elements_is_refused():
+    """Within the byte cap, but 60,000 elements in Schedule I: each costs hundreds of bytes
+    in the tree against tens in the file, the costly shape of an attack."""
+    import tracemalloc
+
+    item = "<Item><Label>99</Label><Text>x</Text></Item>"
+    text = replace_once(fixture("cdsa-mini.xml"), '<List lims:inforce-start-date="2018-04-04" '
+                        'lims:fid="102"', "<List>" + item * 20_000 + "</List><List "
+                        'lims:inforce-start-date="2018-04-04" lims:fid="102"')
+    content = text.encode("utf-8")
+    assert len(content) < ca.MAX_DOCUMENT_BYTES
+    tracemalloc.start()
+    try:
+        assert_extraction_error(content, match="more than 50,000 elements")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * len(content)
+
+
+_MEASURE = """
+import resource, sys, tracemalloc
+from datetime import UTC, datetime
+from jurisdictions import ca
+from jurisdictions.substances import build_watch_list
+from scrapers.records import Document
+content = open(sys.argv[1], "rb").read()
+watch = build_watch_list(["ketamine"])
+when = datetime(2026, 6, 20, tzinfo=UTC)
+# A warm-up parse of the real document: imports and caches are not the document's cost.
+ca.parse_cdsa(Document.of(open(sys.argv[2], "rb").read(), source_id="ca-cdsa", url="u",
+                          retrieved_at=when), watch)
+document = Document.of(content, source_id="ca-cdsa", url="u", retrieved_at=when)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+tracemalloc.start()
+record = ca.parse_cdsa(document, watch).records[0]
+peak = tracemalloc.get_traced_memory()[1]
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(grown * 1024, peak, record.provision, record.evidence_date)
+"""
+
+
+def test_large_document_under_the_cap_is_streamed(shared, tmp_path):
+    """A 7.5 MB consolidation (a body eighteen times the real one) parses to the same record
+    while the process grows by a fraction of the document: the body is freed as it is read.
+    Measured in a fresh process (ru_maxrss sees libxml2's memory, which tracemalloc does not);
+    the whole-tree parse grew by more than the document (~10 MB here)."""
+    import subprocess
+    import sys
+
+    real_path = shared / CDSA_2026
+    content = padded_body(real(shared, CDSA_2026), 7.5)
+    assert 7e6 < len(content) < ca.MAX_DOCUMENT_BYTES
+    path = tmp_path / "large.xml"
+    path.write_bytes(content)
+    done = subprocess.run([sys.executable, "-c", _MEASURE, str(path), str(real_path)],
+                          capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[3], check=False)
+    assert done.returncode == 0, done.stderr
+    grown, peak, *rest = done.stdout.split()
+    assert " ".join(rest) == "Sch. I, item 14(1) 2026-06-05"
+    assert int(grown) < len(content) // 3, f"grew by {int(grown):,} bytes"
+    assert int(peak) < len(content) // 3, f"Python peak {int(peak):,} bytes"

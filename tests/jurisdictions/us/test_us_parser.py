@@ -11,6 +11,7 @@ import json
 import re
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -18,10 +19,11 @@ from lxml import etree
 from jurisdictions import us
 from jurisdictions.substances import build_watch_list
 from scrapers.errors import ExtractionError
-from scrapers.records import Document, StatusRecord, validate
+from scrapers.records import Document, StatusRecord, normalise_text, validate
+from tests.conftest import SHARED_DOCS
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "us"
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "regulator-documents" / "us"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "us"
+SHARED = SHARED_DOCS / "us"
 WHEN = datetime(2026, 6, 11, 12, 0, tzinfo=UTC)
 ECFR_META = {
     "up_to_date_as_of": "2026-06-10",
@@ -75,7 +77,7 @@ def without_sections(text: str, *numbers: str) -> str:
 
 def to_html_tables(content: bytes) -> bytes:
     """The same part with every GPOTABLE written as the HTML-like TABLE/TR/TD markup that
-    the processed versioner output and the bulk XML use (see the Title 1 sample)."""
+    eCFR XML uses (the Title 1 sample; the eCFR's own source-XML patches)."""
     root = etree.fromstring(content)
     for table in root.iter("GPOTABLE"):
         table.tag = "TABLE"
@@ -106,8 +108,13 @@ def entry_view(part: us.Part1308, section: str | None = None):
 
 # --- eCFR: the ketamine entry ------------------------------------------------------------
 
-def test_ketamine_from_gpotable_fixture():
-    result = parse_ecfr_bytes(fixture_bytes("ecfr-part1308.xml"))
+def test_ketamine_from_the_ecfr_table_fixture():
+    """The primary fixture writes the lists as eCFR XML does: DIV class="gpotbl_div"/TABLE
+    class="gpotbl_table"/TR/TH/TD, empty cells self-closing."""
+    content = fixture_bytes("ecfr-part1308.xml")
+    assert b'<DIV class="gpotbl_div"><TABLE' in content and b"GPOTABLE" not in content
+    assert b'<TD align="right" class="gpotbl_cell"/>' in content
+    result = parse_ecfr_bytes(content)
     ketamine = by_substance(result)["ketamine"]
     assert ketamine.status == "controlled"
     assert ketamine.schedule == "III"
@@ -119,6 +126,10 @@ def test_ketamine_from_gpotable_fixture():
     assert ketamine.basis == "named (non-narcotic depressant)"
     assert ketamine.parent_entry == "(c) Depressants"
     assert ketamine.effective_from is None
+    # the document speaks for the eCFR version it is; it does not say since when the entry
+    # stands (the Federal Register does: jurisdictions.us.law_dates)
+    assert ketamine.evidence_date == "2026-06-10"
+    assert ketamine.in_force_since is None
     assert ketamine.source_id == us.ECFR_SOURCE_ID
     assert ketamine.retrieved_at == WHEN.isoformat()
     assert ("eCFR up to date as of", "2026-06-10") in ketamine.dates
@@ -171,9 +182,12 @@ def test_ptext_variant_reads_the_same_as_the_table():
         unhashed(parse_ecfr_bytes(fixture_bytes("ecfr-part1308.xml")))
 
 
-def test_html_table_variant_reads_the_same_as_the_gpotable():
+def test_gpotable_variant_reads_the_same_as_the_table():
+    """GPOTABLE/ROW/ENT (the annual CFR's form) is kept as a variant: same entries."""
     table = us.read_part_1308(fixture_bytes("ecfr-part1308.xml"))
-    html = us.read_part_1308(to_html_tables(fixture_bytes("ecfr-part1308.xml")))
+    gpotable = us.read_part_1308(fixture_bytes("ecfr-part1308-gpotable.xml"))
+    html = us.read_part_1308(to_html_tables(fixture_bytes("ecfr-part1308-gpotable.xml")))
+    assert entry_view(gpotable) == entry_view(table)
     assert entry_view(html) == entry_view(table)
 
 
@@ -222,13 +236,19 @@ def test_split_trailing_code(line, expected):
 
 # --- eCFR: changes in the document ---------------------------------------------------------
 
+def row(text: str, code: str | None) -> str:
+    """One row of the TABLE fixture."""
+    cell = f'<TD align="right" class="gpotbl_cell">{code}</TD>' if code else \
+        '<TD align="right" class="gpotbl_cell"/>'
+    return f'<TR><TD align="left" class="gpotbl_cell" scope="row">{text}</TD>{cell}</TR>\n'
+
+
 def test_ketamine_moved_to_schedule_ii():
     text = fixture_bytes("ecfr-part1308.xml").decode()
-    rows = ('<ROW><ENT I="01">(7) Ketamine, its salts, isomers, and salts of isomers</ENT>'
-            '<ENT>7285</ENT></ROW>\n<ROW><ENT I="03">' + KETAMINE_NOTE + '</ENT><ENT/></ROW>\n')
+    rows = row(f"(7) {KETAMINE_TEXT}", "7285") + row(KETAMINE_NOTE, None)
     assert rows in text
     text = text.replace(rows, "")
-    anchor = '<ROW><ENT I="01">(5) Secobarbital</ENT><ENT>2315</ENT></ROW>\n'
+    anchor = row("(5) Secobarbital", "2315")
     text = text.replace(anchor, anchor + rows.replace("(7) Ketamine", "(6) Ketamine"))
     records = by_substance(parse_ecfr_bytes(text.encode()))
     assert records["ketamine"].schedule == "II"
@@ -267,7 +287,9 @@ def test_two_schedule_sections_removed_is_an_extraction_error():
 def test_schedule_section_without_codes_is_an_extraction_error():
     text = fixture_bytes("ecfr-part1308.xml").decode()
     start, end = section_xml(text, "1308.14")
-    section = re.sub(r"<ENT>\d{4}</ENT>", "<ENT/>", text[start:end])
+    section = re.sub(r'<TD align="right" class="gpotbl_cell">\d{4}</TD>',
+                     '<TD align="right" class="gpotbl_cell"/>', text[start:end])
+    section = re.sub(r"\W\d{4}\.?</P>", "</P>", section)  # the paragraph entries' codes
     with pytest.raises(ExtractionError, match="1308.14.*no entry with a DEA code"):
         us.parse_ecfr(make_document((text[:start] + section + text[end:]).encode()),
                       DEFAULT_WATCH)
@@ -354,12 +376,13 @@ def test_watch_names_matched_through_synonyms_and_parentheses():
 def test_bulk_title_parses_directly_and_reduces_to_the_part():
     bulk = fixture_bytes("ecfr-bulk-title21-excerpt.xml")
     reduced, facts = us.extract_part_1308(bulk)
-    assert facts == {"amddate": "May 20, 2026"}
+    assert facts == {"amddate": "May 20, 2026", "amddate_volume": "9"}
     c14n = lambda b: etree.tostring(etree.fromstring(b), method="c14n")  # noqa: E731
     assert c14n(reduced) == c14n(fixture_bytes("ecfr-part1308.xml"))
     result = parse_ecfr_bytes(bulk)
     assert by_substance(result)["ketamine"].provision == "21 CFR 1308.13(c)(7)"
-    assert ("Title 21 amended as of (AMDDATE)", "2026-05-20") in result.document_dates
+    assert ("Title 21 volume 9 amended as of (AMDDATE, weak)", "2026-05-20") in \
+        result.document_dates
 
 
 def test_bulk_streaming_releases_the_parts_before_1308():
@@ -432,8 +455,10 @@ def test_transcribed_ketamine_line_matches_the_fixture():
     assert text == f"(7) {KETAMINE_TEXT}" and code == "7285"
     assert lines[index + 1] == KETAMINE_NOTE
     fixture = fixture_bytes("ecfr-part1308.xml").decode()
-    assert f'<ENT I="01">{text}</ENT><ENT>{code}</ENT>' in fixture
-    assert f"<ENT I=\"03\">{lines[index + 1]}</ENT><ENT/>" in fixture
+    assert row(text, code) + row(lines[index + 1], None) in fixture
+    gpotable = fixture_bytes("ecfr-part1308-gpotable.xml").decode()
+    assert f'<ENT I="01">{text}</ENT><ENT>{code}</ENT>' in gpotable
+    assert f"<ENT I=\"03\">{lines[index + 1]}</ENT><ENT/>" in gpotable
 
 
 def test_transcribed_paragraph_c_walks_like_the_fixture():
@@ -490,9 +515,14 @@ def test_fr_history_gives_the_1999_final_rule_and_nothing_pending():
     assert ketamine.schedule == "III" and ketamine.control_level == "C3"
     assert ketamine.instrument == "64 FR 37673"
     assert ketamine.provision == "FR Doc 99-17803"
-    assert ketamine.listed_as == "Schedules of Controlled Substances: Placement of Ketamine Into Schedule III"
+    # the real title of FR Doc 99-17803 (GPO header: "Placement of Ketamine into Schedule III")
+    assert ketamine.listed_as == "Schedules of Controlled Substances: Placement of Ketamine into Schedule III"
     assert ketamine.basis == "final rule"
     assert ketamine.effective_from == "1999-08-12"
+    assert ketamine.in_force_since == "1999-08-12"
+    assert ketamine.in_force_since_basis == "64 FR 37673, effective 1999-08-12"
+    assert ketamine.in_force_since_kind == "instrument"
+    assert ketamine.evidence_date == "2026-06-11"  # the day the answer speaks for (Washington)
     assert ketamine.dates == (("published", "1999-07-13"), ("effective", "1999-08-12"))
     assert ketamine.source_url.endswith("/99-17803/schedules-of-controlled-substances-placement-of-ketamine-into-schedule-iii")
     for isomer in ("esketamine", "arketamine"):
@@ -505,9 +535,29 @@ def test_fr_history_gives_the_1999_final_rule_and_nothing_pending():
     assert result.document_dates == (("latest Federal Register document published", "2024-01-02"),)
 
 
+def read_fr_unchecked(document: Document, watch=DEFAULT_WATCH):
+    """The parser without the completeness check (no document required): how proposals and
+    withdrawals are read, on answers that ``parse_federal_register`` refuses."""
+    result = us.read_federal_register(document, watch, required={})
+    return validate(result, source_id=us.FR_SOURCE_ID, watched=watch.keys)
+
+
+def test_fr_answer_without_the_1999_final_rule_is_refused():
+    """An early-warning source never makes ketamine "not controlled" by itself: an answer
+    without 64 FR 37673 is incomplete (issue 13)."""
+    results = [r for r in fr_results(*BASE_FR) if r["document_number"] != "99-17803"]
+    for watch in (DEFAULT_WATCH, build_watch_list(["esketamine"])):
+        with pytest.raises(ExtractionError, match=r"lacks FR Doc 99-17803 \(64 FR 37673\), "
+                           r"the 1999 final rule placing ketamine in Schedule III"):
+            us.parse_federal_register(fr_document(results), watch)
+    # a watch list that does not rest on that rule does not need it
+    fentanyl = build_watch_list(["fentanyl"])
+    assert parse_fr(fr_document(results), fentanyl).records[0].status == "not_controlled"
+
+
 def test_fr_without_the_final_rule_the_1999_proposal_is_pending():
     results = [r for r in fr_results(*BASE_FR) if r["document_number"] != "99-17803"]
-    result = parse_fr(fr_document(results))
+    result = read_fr_unchecked(fr_document(results))
     ketamine = by_substance(result)["ketamine"]
     assert ketamine.status == "not_controlled"
     assert ketamine.basis == "no DEA final rule in the Federal Register results"
@@ -532,7 +582,7 @@ def test_fr_same_day_withdrawal_never_withdraws_the_new_proposal():
     for r in results:
         if r["document_number"] == "99-8812":
             r["abstract"] += " The new proposal appears at 64 FR 17299."
-    assert {p.key for p in parse_fr(fr_document(results)).pending} == {"FR:99-8815"}
+    assert {p.key for p in read_fr_unchecked(fr_document(results)).pending} == {"FR:99-8815"}
 
 
 def test_fr_later_withdrawal_closes_the_proposal():
@@ -540,7 +590,7 @@ def test_fr_later_withdrawal_closes_the_proposal():
     withdrawal = copy.deepcopy(next(r for r in results if r["document_number"] == "99-8812"))
     withdrawal.update(document_number="00-0001", citation="65 FR 1", publication_date="2000-01-03",
                       abstract="DEA withdraws the proposed rule published at 64 FR 17299.")
-    assert parse_fr(fr_document(results + [withdrawal])).pending == ()
+    assert read_fr_unchecked(fr_document(results + [withdrawal])).pending == ()
 
 
 def test_fr_proposed_move_to_schedule_ii_is_pending():
@@ -576,6 +626,8 @@ def test_fr_final_rule_with_a_future_effective_date_is_pending_then_in_effect():
     assert (ketamine.schedule, ketamine.instrument, ketamine.provision) == \
         ("II", "96 FR 54321", "FR Doc 2031-19876")
     assert ketamine.effective_from == "2031-10-01"
+    assert (ketamine.in_force_since, ketamine.in_force_since_basis) == \
+        ("2031-10-01", "96 FR 54321, effective 2031-10-01")
     assert after.pending == ()
 
 
@@ -733,6 +785,7 @@ def test_sources_are_declared():
     assert ecfr.endpoints["bulk_url"] == "https://www.govinfo.gov/bulkdata/ECFR/title-21/ECFR-title21.xml"
     assert (ecfr.media_type, fr.media_type) == ("application/xml", "application/json")
     assert ecfr.parse is us.parse_ecfr and fr.parse is us.parse_federal_register
+    assert fr.early_warning and not ecfr.early_warning
 
 
 def test_every_us_fixture_is_labelled_constructed():
@@ -742,3 +795,248 @@ def test_every_us_fixture_is_labelled_constructed():
         assert f"`{path.name}`" in readme, f"{path.name} is not described in README.md"
     for path in FIXTURES.glob("*.xml"):
         assert b"CONSTRUCTED" in path.read_bytes()[:400], path.name
+
+
+# --- Real formats (issue 15): paragraph entries with a dash, eCFR tables, AMDDATE ----------
+
+@pytest.mark.parametrize("line, expected", [
+    # § 1308.13(f)(1) as printed: an em dash, no spaces (normalise_text makes it "-")
+    ("(1) Anabolic steroids (see § 1300.01 of this chapter)\u20144000",
+     ("(1) Anabolic steroids (see § 1300.01 of this chapter)", "4000")),
+    # as the Markdown conversion of the eCFR writes it: a spaced hyphen
+    ("(1) Anabolic steroids (see § 1300.01 of this chapter) - 4000",
+     ("(1) Anabolic steroids (see § 1300.01 of this chapter)", "4000")),
+    ("(1) Dronabinol … approved product - 7369.", ("(1) Dronabinol … approved product", "7369")),
+    ("(1) Dronabinol … approved product\u20137369.", ("(1) Dronabinol … approved product", "7369")),
+    ("(1) Dronabinol … approved product\u2014 7369", ("(1) Dronabinol … approved product", "7369")),
+    # a code name at the end of an uncoded line is not a DEA code
+    ("Some other names: AM-2201", ("Some other names: AM-2201", None)),
+    ("Other names include UR-1441", ("Other names include UR-1441", None)),
+])
+def test_split_trailing_code_after_a_dash(line, expected):
+    assert us.split_trailing_code(normalise_text(line)) == expected
+
+
+def test_paragraph_entries_f_and_g_are_read_with_their_codes():
+    """§ 1308.13(f)(1) anabolic steroids 4000 and (g)(1) dronabinol 7369 are paragraphs with
+    the code after a dash; (g) puts its heading and "(1)" in one paragraph."""
+    part = us.read_part_1308(fixture_bytes("ecfr-part1308.xml"))
+    entries = {e.provision: e for e in part.entries}
+    steroids = entries["21 CFR 1308.13(f)(1)"]
+    assert (steroids.text, steroids.code, steroids.heading) == \
+        ("Anabolic steroids (see § 1300.01 of this chapter)", "4000", "Anabolic Steroids")
+    dronabinol = entries["21 CFR 1308.13(g)(1)"]
+    assert dronabinol.code == "7369" and dronabinol.text.startswith("Dronabinol (synthetic)")
+    assert dronabinol.parent == "(g) Hallucinogenic substances"
+    assert dronabinol.notes[0].startswith("[Some other names for dronabinol:")
+    assert "21 CFR 1308.13(g)" not in entries
+    records = by_substance(parse_ecfr_bytes(fixture_bytes("ecfr-part1308.xml"),
+                                            build_watch_list("all")))
+    assert records["anabolic steroids"].provision == "21 CFR 1308.13(f)(1)"
+    assert records["anabolic steroids"].basis == "named (anabolic steroid)"
+    assert records["dronabinol"].provision == "21 CFR 1308.13(g)(1)"
+    assert records["dronabinol"].schedule == "III"
+
+
+def markdown_paragraphs(text: str) -> Any:
+    """The Markdown excerpt of § 1308.13(d)–(g) as eCFR XML: paragraphs as P (``*…*`` as
+    I), table rows as TR/TD with self-closing empty cells, as eCFR XML writes them."""
+    div8 = etree.Element("DIV8", N="§ 1308.13", TYPE="SECTION")
+    table = None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("<!--") or line.startswith("[39 FR") \
+                or re.fullmatch(r"\|[:\- |]+\|", line):
+            continue
+        escaped = re.sub(r"\*(.+?)\*", r"<I>\1</I>",
+                         line.replace("&", "&amp;").replace("<", "&lt;"))
+        if line.startswith("|"):
+            if table is None:
+                table = etree.SubElement(etree.SubElement(div8, "DIV", {"class": "gpotbl_div"}),
+                                         "TABLE", {"class": "gpotbl_table"})
+            tr = etree.SubElement(table, "TR")
+            for cell in escaped.strip("|").split("|"):
+                td = etree.fromstring(f"<TD>{cell.strip()}</TD>")
+                tr.append(td)
+            continue
+        table = None
+        div8.append(etree.fromstring(f"<P>{escaped}</P>"))
+    return div8
+
+
+def test_real_markdown_of_1308_13_d_to_g_walks_to_the_coded_entries():
+    text = shared("ecfr-markdown-1308.13-d-to-g-excerpt.md").read_text(encoding="utf-8")
+    walked = {e.provision: e for e in us.walk_section(markdown_paragraphs(text), "1308.13",
+                                                     "III")}
+    assert {p: e.code for p, e in walked.items()} == {
+        "21 CFR 1308.13(d)": "9400", "21 CFR 1308.13(e)(1)(i)": "9803",
+        "21 CFR 1308.13(e)(2)(i)": "9064", "21 CFR 1308.13(f)(1)": "4000",
+        "21 CFR 1308.13(g)(1)": "7369"}
+    assert walked["21 CFR 1308.13(f)(1)"].name == "Anabolic steroids"
+    assert walked["21 CFR 1308.13(g)(1)"].notes[0].startswith("[Some other names for dronabinol")
+    # the fixture prints the same (f) and (g) entries
+    fixture = {e.provision: (e.code, e.name) for e in
+               us.read_part_1308(fixture_bytes("ecfr-part1308.xml")).entries
+               if e.provision.startswith(("21 CFR 1308.13(f)", "21 CFR 1308.13(g)"))}
+    assert fixture == {p: (e.code, e.name) for p, e in walked.items()
+                       if p.startswith(("21 CFR 1308.13(f)", "21 CFR 1308.13(g)"))}
+
+
+def patch_new_side(name: str) -> str:
+    """The text after a unified-diff patch of the eCFR's source XML: context and added
+    lines (the hunks' "after" side)."""
+    lines = shared(f"ecfr-source-xml-patches/{name}").read_text(encoding="utf-8").splitlines()
+    return "\n".join(line[1:] for line in lines
+                     if line[:1] in (" ", "+") and not line.startswith("+++"))
+
+
+def test_real_ecfr_table_markup_from_the_source_patches_is_read():
+    """eCFR XML's real table form (Title 17 part 211, the eCFR's own patch): a TH heading
+    row, then TR/TD rows, inside DIV class="gpotbl_div"."""
+    text = patch_new_side("17_008-fix-part-211-subpart-closing-tags_001.patch")
+    tables = re.findall(r'<DIV width="100%"><DIV class="gpotbl_div">.*?</TABLE></DIV></DIV>',
+                        text, re.S)
+    assert tables, "no complete table in the patch"
+    div8 = etree.fromstring(f'<DIV8 N="§ 211.1" TYPE="SECTION">{tables[-1]}</DIV8>')
+    lines = [line.text for line in us.section_lines(div8)]
+    assert lines == ["Index of Accounting and Auditing Enforcement Releases 1 Apr. 15, 1982 "
+                     "47 FR 21030"]  # the TH row is a column heading, not a line
+
+
+def test_real_amddate_values_of_title_21_volume_9_are_read():
+    """The eCFR corrected Title 21 volume 9's AMDDATE several times (wrong but well-formed
+    values, and an ISO one): every form on both sides of the patches reads as a date."""
+    for name in ("21_014-fix-21v9-amddate_001.patch", "21_015-patch-2017-03-23-v9_2017-03-21_001.patch",
+                 "21_021-fix-21v9-amddate_001.patch"):
+        patch = shared(f"ecfr-source-xml-patches/{name}").read_text(encoding="utf-8")
+        values = re.findall(r"^[-+]<AMDDATE>(.*)$", patch, re.M)
+        assert len(values) == 2
+        assert all(us.amddate_iso(v) for v in values), values
+    assert us.amddate_iso("2017-03-21") == "2017-03-21"
+    assert us.amddate_iso("March 21, 2017") == "2017-03-21"
+
+
+def test_amddate_is_the_volumes_and_weak():
+    """A whole-title file has one ECFRBRWS/AMDDATE per volume; the one kept is that of the
+    volume holding Part 1308, labelled as that volume's (the real volume-9 markup of the
+    eCFR's patch, behind a volume 8 of another date)."""
+    volume9 = patch_new_side("21_014-fix-21v9-amddate_001.patch")
+    volume9 = volume9[volume9.index("<ECFRBRWS>"):]
+    assert volume9.rstrip().endswith('<DIV1 N="9" TYPE="TITLE">')
+    part = fixture_bytes("ecfr-part1308.xml").decode()
+    part = part[part.index("<DIV5 "):]
+    title = ('<?xml version="1.0"?><DLPSTEXTCLASS><TEXT><BODY><ECFRBRWS><AMDDATE>Jan. 3, 2022'
+             '</AMDDATE><DIV1 N="8" TYPE="TITLE"><DIV5 N="1299" TYPE="PART"><HEAD>PART 1299'
+             "</HEAD></DIV5></DIV1></ECFRBRWS>" + volume9 + part +
+             "</DIV1></ECFRBRWS></BODY></TEXT></DLPSTEXTCLASS>").encode()
+    _, facts = us.stream_part(title)
+    assert facts == {"amddate": "July 18, 2022", "amddate_volume": "9"}
+    result = parse_ecfr_bytes(title)
+    assert ("Title 21 volume 9 amended as of (AMDDATE, weak)", "2022-07-18") in \
+        result.document_dates
+    # weak: never the document's date nor a legal one
+    ketamine = by_substance(result)["ketamine"]
+    assert ketamine.evidence_date == "2026-06-10" and ketamine.in_force_since is None
+
+
+def test_evidence_date_from_the_versioner_url_without_meta():
+    """``schedwatch parse`` of a versioner answer has no meta: the date in its URL is the
+    version's."""
+    result = us.parse_ecfr(make_document(fixture_bytes("ecfr-part1308.xml"), meta={}),
+                           DEFAULT_WATCH)
+    assert by_substance(result)["ketamine"].evidence_date == "2026-06-10"
+
+
+# --- Real formats (issue 15): Federal Register fields ---------------------------------------
+
+def real_fr_page() -> bytes:
+    return shared("fr-api-documents-2024-page1-of-2.json").read_bytes()
+
+
+def test_real_fr_page_without_ketamine_documents_is_refused():
+    """A real, complete API page (2024, no DEA document on Part 1308): non-empty but without
+    the 1999 rule, so it must fail, never say "not controlled" (issue 13)."""
+    document = make_document(real_fr_page(), source_id=us.FR_SOURCE_ID,
+                             url="https://www.federalregister.gov/api/v1/documents.json")
+    with pytest.raises(ExtractionError, match=r"1000 documents\) lacks FR Doc 99-17803 "
+                                              r"\(64 FR 37673\)"):
+        us.parse_federal_register(document, DEFAULT_WATCH)
+
+
+def test_real_fr_rules_get_an_effective_date_labelled_by_its_source():
+    """Real Rules with effective_on null (7 of 120 on the page) fall back to their DATES
+    text, then to the publication date; citation_url is null everywhere and not needed."""
+    results = json.loads(real_fr_page())["results"]
+    assert all(ref["citation_url"] is None for r in results for ref in r["cfr_references"])
+    rules = [us.FrDocument.from_json(r, i) for i, r in enumerate(results)
+             if r["type"] == "Rule"]
+    assert len(rules) == 120 and all(rule.effective for rule in rules)
+    sources = [rule.effective_source for rule in rules]
+    assert sources.count("effective_on") == 113
+    by_number = {rule.number: rule for rule in rules}
+    nulls = [r for r in results if r["type"] == "Rule" and r["effective_on"] is None]
+    assert len(nulls) == 7
+    for raw in nulls:
+        rule = by_number[raw["document_number"]]
+        if rule.effective_source == "dates":
+            assert rule.effective_label == "effective (from the DATES text; effective_on is empty)"
+        else:
+            assert rule.effective_source == "publication_date"
+            assert rule.effective == rule.published
+            assert rule.effective_label == \
+                "effective (publication date; no effective date stated)"
+    # "January 16, 2024. For the implementation date …" is read from the DATES text
+    assert {by_number[r["document_number"]].effective for r in nulls
+            if (r["dates"] or "").startswith("January 16, 2024.")} == {"2024-01-16"}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("EFFECTIVE DATE: August 12, 1999.", "1999-08-12"),
+    ("This final rule is effective on February 1, 2024.", "2024-02-01"),
+    ("This temporary scheduling order is effective January 2, 2024.", "2024-01-02"),
+    ("January 16, 2024. For the implementation date of the regulatory provision, see "
+     "SUPPLEMENTARY INFORMATION.", "2024-01-16"),
+    ("Comments must be received on or before June 8, 1999.", None),
+    ("", None),
+])
+def test_dates_text_effective(text, expected):
+    assert us.federal_register.dates_text_effective(text) == expected
+
+
+def test_fr_final_rule_without_effective_on_falls_back_and_says_so():
+    final = next(r for r in fr_results(*BASE_FR) if r["document_number"] == "99-17803")
+    results = [r for r in fr_results(*BASE_FR) if r["document_number"] != "99-17803"]
+    ketamine = by_substance(parse_fr(fr_document(results + [{**final, "effective_on": None}])))[
+        "ketamine"]
+    assert ketamine.in_force_since == "1999-08-12"
+    assert ketamine.in_force_since_basis == "64 FR 37673, effective 1999-08-12 (per its DATES text)"
+    assert ("effective (from the DATES text; effective_on is empty)", "1999-08-12") in \
+        ketamine.dates
+    bare = {**final, "effective_on": None, "dates": None}
+    ketamine = by_substance(parse_fr(fr_document(results + [bare])))["ketamine"]
+    assert ketamine.in_force_since == "1999-07-13"
+    assert ketamine.in_force_since_basis == \
+        "64 FR 37673, effective 1999-07-13 (its publication date; no effective date stated)"
+
+
+def test_1999_fixtures_use_the_real_wording_of_the_gpo_headers():
+    """Titles and actions of FR Docs 99-8812, 99-8815 and 99-17803 as the GPO text prints
+    them: the withdrawal has the proposal's title; its action is "Notice of withdrawal of
+    proposed rule."."""
+    excerpt = shared("govinfo-FR-1999-ketamine-documents-header-excerpts.txt").read_text(
+        encoding="utf-8")
+    real = {}
+    for block in re.split(r"^=== FR Doc ", excerpt, flags=re.M)[1:]:
+        number = block.split(" ", 1)[0]
+        lines = block.splitlines()
+        start = next(i for i, line in enumerate(lines) if line.startswith("Schedules of"))
+        end = next(i for i, line in enumerate(lines) if line.startswith("AGENCY:"))
+        action = next(line for line in lines if line.startswith("ACTION:"))
+        real[number] = (" ".join(" ".join(lines[start:end]).split()),
+                        action.removeprefix("ACTION: "))
+    fixtures = {r["document_number"]: (r["title"], r["action"])
+                for r in fr_results(*BASE_FR, "fr-documents-ketamine.json")
+                if r["document_number"] in real}
+    assert fixtures == real
+    assert real["99-8812"][0] == real["99-8815"][0]
+    assert real["99-8812"][1] == "Notice of withdrawal of proposed rule."

@@ -18,13 +18,16 @@ from jurisdictions.substances import build_watch_list
 from scrapers.errors import ExtractionError, FetchError
 from scrapers.fetch import FetchPolicy, HttpFetcher
 from scrapers.records import Document, validate
+from tests.conftest import shared_doc
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "us"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "us"
 TITLES = "/api/versioner/v1/titles.json"
 FULL = "/api/versioner/v1/full/2026-06-10/title-21.xml"
 VERSIONS = "/api/versioner/v1/versions/title-21.json"
 BULK = "/bulkdata/ECFR/title-21/ECFR-title21.xml"
 FR_DOCUMENTS = "/api/v1/documents.json"
+#: The path of the real API's next_page_url: no ".json", "format=json" in the query.
+FR_NEXT = "/api/v1/documents"
 WATCH = build_watch_list(["ketamine", "esketamine", "arketamine"])
 
 
@@ -144,7 +147,9 @@ def test_ecfr_robots_disallowing_full_falls_back_to_bulk(httpserver, fetcher):
     assert b"DLPSTEXTCLASS" not in content
     result = us.parse_ecfr(to_document(fetched, us.ECFR_SOURCE_ID), WATCH)
     assert next(r for r in result.records if r.substance == "ketamine").code == "7285"
-    assert ("Title 21 amended as of (AMDDATE)", "2026-05-20") in result.document_dates
+    assert fetched.meta["amddate_volume"] == "9"
+    assert ("Title 21 volume 9 amended as of (AMDDATE, weak)", "2026-05-20") in \
+        result.document_dates
 
 
 def test_ecfr_503_with_retry_after_is_retried(httpserver, fetcher):
@@ -235,12 +240,21 @@ def default_pages() -> dict[str, bytes]:
             "term": fixture_bytes("fr-documents-ketamine.json")}
 
 
+def serve_fr(httpserver, pages: dict[str, bytes]) -> None:
+    """documents.json, and the real next_page_url's /api/v1/documents, same handler."""
+    for path in (FR_DOCUMENTS, FR_NEXT):
+        httpserver.expect_request(path).respond_with_handler(fr_handler(pages))
+
+
 def test_fr_follows_pages_and_merges_both_queries(httpserver, fetcher):
     robots(httpserver)
-    httpserver.expect_request(FR_DOCUMENTS).respond_with_handler(fr_handler(default_pages()))
+    serve_fr(httpserver, default_pages())
     fetched = us.fetch_federal_register(fetcher, fr_context(httpserver))
+    paths = [r.path for r, _ in httpserver.log if r.path in (FR_DOCUMENTS, FR_NEXT)]
+    # page 2 through the real next_page_url form: no .json in the path, format=json
+    assert paths == [FR_DOCUMENTS, FR_NEXT, FR_DOCUMENTS]
     queries = [parse_qs(urlsplit(r.url).query) for r, _ in httpserver.log
-               if r.path == FR_DOCUMENTS]
+               if r.path in (FR_DOCUMENTS, FR_NEXT)]
     assert len(queries) == 3  # page 1, page 2 (next_page_url, rebased here), term query
     first = queries[0]
     assert first["conditions[agencies][]"] == ["drug-enforcement-administration"]
@@ -250,7 +264,7 @@ def test_fr_follows_pages_and_merges_both_queries(httpserver, fetcher):
     assert {"document_number", "type", "title", "publication_date", "effective_on",
             "comments_close_on", "citation", "html_url", "pdf_url", "full_text_xml_url",
             "abstract", "action", "dates", "cfr_references"} <= set(first["fields[]"])
-    assert queries[1]["page"] == ["2"]
+    assert queries[1]["page"] == ["2"] and queries[1]["format"] == ["json"]
     assert queries[2]["conditions[term]"] == ["ketamine"]
     assert queries[2]["conditions[type][]"] == ["RULE", "PRORULE"]
 
@@ -272,7 +286,7 @@ def test_fr_follows_pages_and_merges_both_queries(httpserver, fetcher):
 
 def test_fr_canonical_document_is_byte_identical_across_fetches(httpserver, fetcher):
     robots(httpserver)
-    httpserver.expect_request(FR_DOCUMENTS).respond_with_handler(fr_handler(default_pages()))
+    serve_fr(httpserver, default_pages())
     first = us.fetch_federal_register(fetcher, fr_context(httpserver))
     second = us.fetch_federal_register(fetcher, fr_context(httpserver))
     assert first.content == second.content
@@ -292,11 +306,11 @@ def test_fr_pages_served_in_another_order_give_the_same_bytes(httpserver, fetche
         result.clear()
         result.update(reversed(items))
     pages["term"] = json.dumps(term).encode()
-    httpserver.expect_request(FR_DOCUMENTS).respond_with_handler(fr_handler(pages))
+    serve_fr(httpserver, pages)
     shuffled = us.fetch_federal_register(fetcher, fr_context(httpserver))
     httpserver.clear_all_handlers()
     httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
-    httpserver.expect_request(FR_DOCUMENTS).respond_with_handler(fr_handler(default_pages()))
+    serve_fr(httpserver, default_pages())
     plain = us.fetch_federal_register(fetcher, fr_context(httpserver))
     assert shuffled.content == plain.content
 
@@ -305,7 +319,7 @@ def test_fr_empty_term_answer_without_results_key(httpserver, fetcher):
     robots(httpserver)
     pages = default_pages()
     pages["term"] = json.dumps({"count": 0, "description": "none", "total_pages": 0}).encode()
-    httpserver.expect_request(FR_DOCUMENTS).respond_with_handler(fr_handler(pages))
+    serve_fr(httpserver, pages)
     fetched = us.fetch_federal_register(fetcher, fr_context(httpserver))
     assert json.loads(fetched.content or b"")["count"] == 5
 
@@ -327,7 +341,7 @@ def test_fr_next_page_url_that_is_not_a_documents_page_is_refused(httpserver, fe
     page["next_page_url"] = "https://elsewhere.example/admin/delete?all=1"
     pages = default_pages()
     pages["page1"] = json.dumps(page).encode()
-    httpserver.expect_request(FR_DOCUMENTS).respond_with_handler(fr_handler(pages))
+    serve_fr(httpserver, pages)
     with pytest.raises(ExtractionError, match="not a documents.json page"):
         us.fetch_federal_register(fetcher, fr_context(httpserver))
     assert all(r.path in ("/robots.txt", FR_DOCUMENTS) for r, _ in httpserver.log)
@@ -339,7 +353,7 @@ def test_fr_future_final_rule_date_passing_changes_the_document(httpserver, fetc
     page2 = json.loads(pages["page2"])
     page2["results"].extend(json.loads(fixture_bytes("fr-documents-final-future.json"))["results"])
     pages["page2"] = json.dumps(page2).encode()
-    httpserver.expect_request(FR_DOCUMENTS).respond_with_handler(fr_handler(pages))
+    serve_fr(httpserver, pages)
     before = us.fetch_federal_register(fetcher, fr_context(httpserver, today=date(2031, 9, 15)))
     after = us.fetch_federal_register(fetcher, fr_context(httpserver, today=date(2031, 10, 1)))
     assert json.loads(before.content or b"")["not_yet_effective"] == ["2031-19876"]
@@ -356,3 +370,88 @@ def test_ecfr_versions_failure_keeps_the_part(httpserver, fetcher):
     assert fetched.content == fixture_bytes("ecfr-part1308.xml")
     assert "400" in fetched.meta["versions_error"]
     assert "latest_amended_on" not in fetched.meta
+
+
+# --- Real formats (issue 15) and hostile answers -------------------------------------------
+
+REAL_NEXT = ("https://www.federalregister.gov/api/v1/documents?conditions%5Bpublication_date"
+             "%5D%5Byear%5D=2024&fields%5B%5D=abstract&format=json&order=oldest&page=2"
+             "&per_page=1000")
+
+
+@pytest.mark.parametrize("next_url, expected", [
+    # the real form (no .json in the path, format=json in the query), rebased
+    (REAL_NEXT, "http://127.0.0.1:9/api/v1/documents?" + REAL_NEXT.split("?", 1)[1]),
+    # the .json form
+    ("https://www.federalregister.gov/api/v1/documents.json?page=2&per_page=1000",
+     "http://127.0.0.1:9/api/v1/documents.json?page=2&per_page=1000"),
+    # already on the configured host
+    ("http://127.0.0.1:9/api/v1/documents?format=json&page=3",
+     "http://127.0.0.1:9/api/v1/documents?format=json&page=3"),
+])
+def test_fr_next_page_accepts_both_api_forms(next_url, expected):
+    assert us.next_page(next_url, "http://127.0.0.1:9") == expected
+
+
+@pytest.mark.parametrize("next_url, message", [
+    ("https://www.federalregister.gov/api/v1/agencies?format=json&page=2", "not a documents.json page"),
+    ("https://www.federalregister.gov/api/v2/documents.json?page=2", "not a documents.json page"),
+    ("https://www.federalregister.gov/api/v1/documents/99-17803.json", "not a documents.json page"),
+    ("file:///api/v1/documents.json", "not a documents.json page"),
+    ("https://evil.example/api/v1/documents.json?page=2", "another host"),
+    ("https://www.federalregister.gov/api/v1/documents?page=2", "does not ask for JSON"),
+])
+def test_fr_next_page_refuses_other_urls(next_url, message):
+    with pytest.raises(ExtractionError, match=message):
+        us.next_page(next_url, "http://127.0.0.1:9")
+
+
+def test_fr_next_page_of_the_real_api_page_is_followed(httpserver, fetcher):
+    """The real API page's own next_page_url (page 1 of 2, 2024) is followed on the
+    configured host; the merged answer lacks the 1999 rule, so it parses to a clear
+    ExtractionError, not to "not controlled"."""
+    real = shared_doc("us/fr-api-documents-2024-page1-of-2.json")
+    assert "/api/v1/documents?" in json.loads(real)["next_page_url"]
+    robots(httpserver)
+    httpserver.expect_request(FR_DOCUMENTS).respond_with_data(real,
+                                                              content_type="application/json")
+    httpserver.expect_request(FR_NEXT, query_string=None).respond_with_json(
+        {"count": 1893, "total_pages": 2, "results": []})
+    fetched = us.fetch_federal_register(fetcher, fr_context(httpserver))
+    followed = [parse_qs(urlsplit(r.url).query) for r, _ in httpserver.log if r.path == FR_NEXT]
+    assert len(followed) == 2  # one per query
+    assert all(q["format"] == ["json"] and q["page"] == ["2"] for q in followed)
+    assert json.loads(fetched.content or b"")["count"] == 1000
+    with pytest.raises(ExtractionError, match=r"lacks FR Doc 99-17803 \(64 FR 37673\)"):
+        us.parse_federal_register(to_document(fetched, us.FR_SOURCE_ID), WATCH)
+
+
+DEEP = b'{"titles": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+
+
+def test_ecfr_deeply_nested_titles_answer_is_an_extraction_error(httpserver, fetcher):
+    robots(httpserver)
+    httpserver.expect_request(TITLES).respond_with_data(DEEP, content_type="application/json")
+    with pytest.raises(ExtractionError, match="nested deeper"):
+        us.fetch_ecfr(fetcher, ecfr_context(httpserver))
+
+
+def test_ecfr_deeply_nested_versions_answer_keeps_the_part(httpserver, fetcher):
+    """The versions answer only dates the sections: a hostile one is noted, not a crash."""
+    robots(httpserver)
+    httpserver.expect_request(TITLES).respond_with_data(fixture_bytes("ecfr-titles.json"))
+    httpserver.expect_request(VERSIONS).respond_with_data(DEEP, content_type="application/json")
+    httpserver.expect_request(FULL).respond_with_data(fixture_bytes("ecfr-part1308.xml"))
+    fetched = us.fetch_ecfr(fetcher, ecfr_context(httpserver))
+    assert fetched.content == fixture_bytes("ecfr-part1308.xml")
+    assert "nested deeper" in fetched.meta["versions_error"]
+
+
+@pytest.mark.parametrize("where", ["page1", "page2", "term"])
+def test_fr_deeply_nested_answer_is_an_extraction_error(httpserver, fetcher, where):
+    robots(httpserver)
+    pages = default_pages()
+    pages[where] = b'{"results": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    serve_fr(httpserver, pages)
+    with pytest.raises(ExtractionError, match="nested deeper"):
+        us.fetch_federal_register(fetcher, fr_context(httpserver))
