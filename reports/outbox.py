@@ -30,7 +30,11 @@ class ChangeLike(Protocol):
 def subscribed(recipient: Recipient, change: ChangeLike) -> bool:
     """Whether a recipient's filters (jurisdictions, substances, kinds) take this change.
     Source-level changes (failures, recovery) have no substance and pass the substance filter."""
-    if change.kind not in recipient.kinds:
+    # A status that now rests on a generic entry (the explicit listing disappeared) must be
+    # reviewed: it reaches everyone who takes status changes, whatever its kind.
+    review = bool(getattr(change, "review", False)) and any(
+        kind in recipient.kinds for kind in ("scheduled", "descheduled", "rescheduled"))
+    if change.kind not in recipient.kinds and not review:
         return False
     if recipient.jurisdictions is not None and change.jurisdiction not in recipient.jurisdictions:
         return False

@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
-import importlib.util
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -70,35 +68,14 @@ TRIGGER = "backfill"
 
 # --- which sources have an archive ----------------------------------------------------------
 
-def _plugin(code: str) -> Any:
-    """``jurisdictions/<code>_archive.py`` when it exists: an archive plan that the
-    jurisdiction's module does not name on its Source yet (ARCHIVES, ARCHIVE_ENDPOINTS)."""
-    name = f"jurisdictions.{code}_archive"
-    if importlib.util.find_spec(name) is None:
-        return None
-    return importlib.import_module(name)
-
-
 def archive_of(source: Source) -> ArchiveReader | None:
-    """The source's archive: ``Source.archive``, else its jurisdiction's archive module."""
-    if source.archive is not None:
-        return source.archive
-    module = _plugin(source.jurisdiction)
-    readers: Mapping[str, ArchiveReader] = getattr(module, "ARCHIVES", {}) if module else {}
-    return readers.get(source.id)
+    """The source's archive of past versions, if it declares one."""
+    return source.archive
 
 
 def archive_endpoint_names() -> dict[str, tuple[str, ...]]:
-    """source id → every endpoint name the configuration may set for it, the archive's
-    included (for ``load_settings(known_sources=...)``)."""
-    known: dict[str, tuple[str, ...]] = {}
-    for source in all_sources():
-        names = list(source.endpoints)
-        module = _plugin(source.jurisdiction)
-        if module is not None and source.id in getattr(module, "ARCHIVES", {}):
-            names += [n for n in getattr(module, "ARCHIVE_ENDPOINTS", {}) if n not in names]
-        known[source.id] = tuple(names)
-    return known
+    """source id → every endpoint name the configuration may set for it."""
+    return {source.id: tuple(source.endpoints) for source in all_sources()}
 
 
 # --- the in-memory chain --------------------------------------------------------------------

@@ -60,6 +60,7 @@ class CreatedChange:
     substance: str | None
     summary: str
     alert: bool = True  # False for a flip-flop: stored, reported, not alerted
+    review: bool = False  # the status now rests on a generic entry: alerted for review
 
 
 @dataclass
@@ -113,7 +114,7 @@ def make_fetcher(settings: Settings) -> Any:
 def _storage_error(store: Store, error: OSError) -> str:
     if error.errno == errno.ENOSPC:
         try:
-            free = shutil.disk_usage(store.data_dir).free // (1024 * 1024)
+            free = shutil.disk_usage(store.documents_dir).free // (1024 * 1024)
         except OSError:
             free = 0
         return (f"the data folder {store.data_dir} is full: {free} MB free; free some space "
@@ -249,7 +250,8 @@ def write_outcome(writer: RunWriter, outcome: SourceOutcome, decision: Decision,
             details=change.details, backfilled=backfilled)
         created.append(CreatedChange(change_id, change.kind, change.jurisdiction,
                                      change.substance, change.summary,
-                                     alert=change.alert and not backfilled))
+                                     alert=change.alert and not backfilled,
+                                     review="review" in change.details))
     checkpoint("changes_written")
     for pending_step in decision.pending:
         if pending_step.action == "open":

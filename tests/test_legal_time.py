@@ -89,14 +89,16 @@ def test_csr_takes_effect_on_its_date_without_a_new_document(canada, the_clock) 
     assert "point in time 2026-04-17" in after["legal_note"]
     assert after["first_observed_at"] == "2026-10-02T14:00:00+00:00"
     in_force = [c for c in _changes(cli) if c["kind"] == "in_force"]
-    assert len(in_force) == 1
-    assert in_force[0]["substance"] == "ketamine" and in_force[0]["effective_date"] == "2026-10-01"
+    # One per watched substance (ketamine and the isomers it covers), none twice.
+    assert sorted(c["substance"] for c in in_force) == ["arketamine", "esketamine", "ketamine"]
+    in_force = [c for c in in_force if c["substance"] == "ketamine"]
+    assert in_force[0]["effective_date"] == "2026-10-01"
     assert "(in force)" in in_force[0]["summary"]
 
     # A third run adds no second in_force change.
     the_clock.set(2026, 10, 3, 14, 0)
     assert cli("run").exit_code == 0
-    assert len([c for c in _changes(cli) if c["kind"] == "in_force"]) == 1
+    assert len([c for c in _changes(cli) if c["kind"] == "in_force"]) == 3
 
     # The law as it was on each day.
     sept = _rows(cli, "--as-of", "2026-09-15")[("ca-csr", "ketamine")]

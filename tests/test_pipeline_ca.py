@@ -35,8 +35,18 @@ def served(httpserver: HTTPServer) -> Served:
 
 
 @pytest.fixture
-def ca_setup(tmp_path: Path, served: Served, run_cli: Callable[..., CliResult]):
-    """Serve the 2026 CDSA and the CSR; return (config path, served, cli)."""
+def ca_setup(tmp_path: Path, served: Served, run_cli: Callable[..., CliResult],
+             monkeypatch: pytest.MonkeyPatch):
+    """Serve the 2026 CDSA and the CSR; return (config path, served, cli). The clock reads
+    2026-09-15, before the CSR came into force, and moves one minute per reading (runs
+    stay in order)."""
+    from datetime import UTC, datetime, timedelta
+
+    from scrapers import clock
+
+    ticks = iter(range(10**6))
+    start = datetime(2026, 9, 15, 12, 0, tzinfo=UTC)
+    monkeypatch.setattr(clock, "utcnow", lambda: start + timedelta(minutes=next(ticks)))
     served.set("/eng/XML/C-38.8.xml", shared_doc(CDSA_2026))
     served.set("/eng/XML/SOR-2025-242.xml", shared_doc(CSR_2026))
     config = write_config(tmp_path / "schedwatch.toml", data_dir=tmp_path / "data", sources={
@@ -80,7 +90,8 @@ def test_baseline_then_not_modified(ca_setup) -> None:
     assert changes(cli) == []
     # Piped (not a terminal), the table is plain aligned text, one line a record.
     table = cli("status").stdout.splitlines()
-    assert table[0].split()[:2] == ["Jur.", "Substance"] and len(table) == 1 + 6
+    assert table[0].split()[:2] == ["Jur.", "Substance"]
+    assert len([line for line in table[1:] if line.startswith("ca ")]) == 6
 
     second = cli("run", "--jurisdiction", "ca")
     assert second.exit_code == 0
@@ -139,10 +150,17 @@ def test_rescheduled_to_schedule_iii(ca_setup) -> None:
     assert (data / "site" / "changes" / f"{found[0]['id']}.html").is_file()
 
 
-def test_descheduled_when_deleted_from_a_healthy_document(ca_setup) -> None:
+PCP_ITEM = ("Phencyclidine (1-(1-phenylcyclohexyl)piperidine), its salts, derivatives and "
+            "analogues and salts of derivatives and analogues, including:")
+
+
+def test_descheduled_when_no_entry_covers_it_any_more(ca_setup) -> None:
+    """The sub-item gone and item 14 no longer reaching analogues: descheduled, once."""
     _, served, cli = ca_setup
     assert cli("run").exit_code == 0
-    served.set("/eng/XML/C-38.8.xml", without_item(shared_doc(CDSA_2026), "Ketamine"))
+    gone = without_item(shared_doc(CDSA_2026), "Ketamine").decode("utf-8").replace(
+        PCP_ITEM, "Phencyclidine (1-(1-phenylcyclohexyl)piperidine), its salts, including:")
+    served.set("/eng/XML/C-38.8.xml", gone.encode("utf-8"))
     result = cli("run")
     assert result.exit_code == 0
     found = [c for c in changes(cli) if c["substance"] == "ketamine"]
@@ -151,6 +169,22 @@ def test_descheduled_when_deleted_from_a_healthy_document(ca_setup) -> None:
     # Running again does not repeat it.
     assert cli("run").exit_code == 0
     assert len([c for c in changes(cli) if c["substance"] == "ketamine"]) == 1
+
+
+def test_removing_only_the_sub_item_keeps_ketamine_controlled_for_review(ca_setup) -> None:
+    """Item 14 (phencyclidine, its analogues) still stands: never "descheduled"."""
+    _, served, cli = ca_setup
+    assert cli("run").exit_code == 0
+    served.set("/eng/XML/C-38.8.xml", without_item(shared_doc(CDSA_2026), "Ketamine"))
+    result = cli("run")
+    assert result.exit_code == 0
+    found = [c for c in changes(cli) if c["substance"] == "ketamine"]
+    assert [c["kind"] for c in found] == ["amended"]
+    assert "REVIEW:" in found[0]["summary"] and "REVIEW:" in result.stdout
+    row = ketamine(cli)
+    assert row["status"] == "controlled" and row["schedule"] == "I"
+    assert "item 14" in row["basis"] and row["review"]
+    assert "REVIEW:" in cli("status").stdout
 
 
 HTML_ERROR = b"<!DOCTYPE html><html><head><title>Error</title></head><body><h1>Service " \

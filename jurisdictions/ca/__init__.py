@@ -27,6 +27,7 @@ The package: ``document`` (bounded streaming, identification, dates, coming into
 from __future__ import annotations
 
 from jurisdictions.base import Source
+from jurisdictions.ca.archive import ARCHIVE_ENDPOINTS, read_cdsa_archive, read_csr_archive
 from jurisdictions.ca.document import (
     CDSA,
     MAX_DOCUMENT_BYTES,
@@ -110,14 +111,18 @@ SOURCES: tuple[Source, ...] = (
         id="ca-cdsa",
         jurisdiction=CODE,
         title="Controlled Drugs and Substances Act (S.C. 1996, c. 19)",
-        endpoints={"url": "https://laws-lois.justice.gc.ca/eng/XML/C-38.8.xml"},
+        endpoints={"url": "https://laws-lois.justice.gc.ca/eng/XML/C-38.8.xml",
+                   **ARCHIVE_ENDPOINTS},
         parse=parse_cdsa,
+        archive=read_cdsa_archive,
     ),
     Source(
         id="ca-csr",
         jurisdiction=CODE,
         title="Controlled Substances Regulations (SOR/2025-242)",
-        endpoints={"url": "https://laws-lois.justice.gc.ca/eng/XML/SOR-2025-242.xml"},
+        endpoints={"url": "https://laws-lois.justice.gc.ca/eng/XML/SOR-2025-242.xml",
+                   **ARCHIVE_ENDPOINTS},
         parse=parse_regulations,
+        archive=read_csr_archive,
     ),
 )

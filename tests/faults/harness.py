@@ -262,9 +262,12 @@ class CanadaScenario(Scenario):
             text = _replace_once(text, "and any salt thereof</Text></Item>",
                                  "and any salt thereof</Text></Item>"
                                  f"<Item><Label>4</Label><Text>{KETAMINE_EN}</Text></Item>")
-        else:  # ketamine's row deleted from Schedule 1
+        else:  # ketamine's entry deleted from Schedule 1, and item 14 no longer reaching
+            # analogues (while it does, ketamine stays controlled under it: issue 13)
             text = _replace_once(text, f"<Item><Label>(1)</Label><Text>{KETAMINE_EN}</Text>"
                                  "</Item>", "")
+            text = _replace_once(text, "its salts, derivatives and analogues and salts of "
+                                 "derivatives and analogues, including", "its salts, including")
         self.document = text.encode()
 
 

@@ -29,7 +29,7 @@ from jurisdictions.base import ArchivedVersion, ArchiveReader, FetchContext, Fet
 from jurisdictions.parsing import load_json
 from scrapers.errors import ExtractionError
 
-__all__ = ["ARCHIVE_ENDPOINTS", "ARCHIVES", "CDSA_PATH", "CSR_PATH", "NCR_PATH",
+__all__ = ["ARCHIVE_ENDPOINTS", "CDSA_PATH", "CSR_PATH", "NCR_PATH",
            "mirror_archive", "pit_date_of", "read_cdsa_archive", "read_csr_archive"]
 
 #: The mirror's endpoints, overridable in ``[sources.ca-cdsa]`` / ``[sources.ca-csr]``.
@@ -118,9 +118,3 @@ def mirror_archive(path: str, fetcher: Fetcher, context: FetchContext,
 read_cdsa_archive: ArchiveReader = partial(mirror_archive, CDSA_PATH)
 read_csr_archive: ArchiveReader = partial(mirror_archive, CSR_PATH)
 
-#: source id → its archive, for ``schedwatch backfill`` until ``jurisdictions.ca`` names
-#: them on its ``Source`` (``archive=read_cdsa_archive``, endpoints with ARCHIVE_ENDPOINTS).
-ARCHIVES: Mapping[str, ArchiveReader] = {
-    "ca-cdsa": read_cdsa_archive,
-    "ca-csr": read_csr_archive,
-}
