@@ -10,6 +10,8 @@ its own normalised name and shows as unmatched where no other jurisdiction lists
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from functools import cache
 
 from jurisdictions.substances import KNOWN
@@ -81,3 +83,37 @@ def substance_key(name: str) -> str:
     return _index().get(key, key)
 
 
+def known_names() -> frozenset[str]:
+    """Every name schedwatch knows a substance by, normalised (``name_key``): the names,
+    synonyms and chemical names of ``KNOWN`` and the curated synonym table of
+    table above."""
+    names = {name_key(name) for substance in KNOWN for name in substance.names()}
+    names.update(name_key(name) for canonical, spellings in SYNONYMS.items()
+                 for name in (canonical, *spellings))
+    return frozenset(names)
+
+
+def not_known_message(name: str, known: frozenset[str]) -> str:
+    """"'ketamin' is not a known substance; did you mean 'ketamine'?": the nearest known
+    names (difflib), only those about as near as the nearest."""
+    wanted = name_key(name)
+    scored = sorted(((difflib.SequenceMatcher(None, wanted, other).ratio(), other)
+                     for other in difflib.get_close_matches(wanted, sorted(known), n=3,
+                                                            cutoff=0.75)), reverse=True)
+    near = [other for score, other in scored if score >= scored[0][0] - 0.05] if scored else []
+    if near:
+        hint = "did you mean " + " or ".join(repr(other) for other in near) + "?"
+    else:
+        hint = (f"known substances are {', '.join(repr(s.key) for s in KNOWN)} and the "
+                "synonyms in jurisdictions/matching.py; watch = \"all\" follows every entry")
+    return f"{name.strip()!r} is not a known substance; {hint}"
+
+
+def check_watch_names(names: Iterable[str]) -> None:
+    """ValueError naming the first watch-list entry that is neither a name of ``KNOWN`` nor
+    in the synonym table, with the nearest known names: a parser would report a typo as
+    "not controlled"."""
+    known = known_names()
+    for name in names:
+        if name_key(name) not in known:
+            raise ValueError(not_known_message(name, known))

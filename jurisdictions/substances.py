@@ -3,7 +3,6 @@ chemical names, and how an unnamed substance can be covered by another's entry."
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -141,55 +140,20 @@ class WatchList:
         return None
 
 
-def _known_names() -> frozenset[str]:
-    """Every name schedwatch knows a substance by, normalised (``name_key``): the names,
-    synonyms and chemical names of ``KNOWN`` and the curated synonym table of
-    ``jurisdictions.matching`` (imported here, not at the top: matching imports this
-    module)."""
-    from jurisdictions.matching import SYNONYMS
-
-    names = {name_key(name) for substance in KNOWN for name in substance.names()}
-    names.update(name_key(name) for canonical, spellings in SYNONYMS.items()
-                 for name in (canonical, *spellings))
-    return frozenset(names)
-
-
-def _not_known(name: str, known: frozenset[str]) -> str:
-    """"'ketamin' is not a known substance; did you mean 'ketamine'?": the nearest known
-    names (difflib), only those about as near as the nearest."""
-    wanted = name_key(name)
-    scored = sorted(((difflib.SequenceMatcher(None, wanted, other).ratio(), other)
-                     for other in difflib.get_close_matches(wanted, sorted(known), n=3,
-                                                            cutoff=0.75)), reverse=True)
-    near = [other for score, other in scored if score >= scored[0][0] - 0.05] if scored else []
-    if near:
-        hint = "did you mean " + " or ".join(repr(other) for other in near) + "?"
-    else:
-        hint = (f"known substances are {', '.join(repr(s.key) for s in KNOWN)} and the "
-                "synonyms in jurisdictions/matching.py; watch = \"all\" follows every entry")
-    return f"{name.strip()!r} is not a known substance; {hint}"
-
-
-def build_watch_list(names: Iterable[str] | str, *, known_only: bool = False) -> WatchList:
+def build_watch_list(names: Iterable[str] | str) -> WatchList:
     """``"all"`` or a list of names/synonyms → a ``WatchList``. A name of the curated synonym
-    table (say "fentanyl") is followed as written: matched by its normalised name.
-
-    ``known_only`` (the configuration's check) refuses, with ValueError naming the entry and
-    the nearest known names, an entry that is neither a name of ``KNOWN`` nor in the synonym
-    table: parsers would report a typo as "not controlled". Without it, any name is followed
-    as written (parser tests and ``parse --all`` use names outside the table)."""
+    table (say "fentanyl") is followed as written: matched by its normalised name. The
+    configuration refuses names schedwatch does not know first
+    (``jurisdictions.matching.check_watch_names``); parser tests use any name."""
     if isinstance(names, str):
         if names.strip().lower() != "all":
             raise ValueError(f"watch must be \"all\" or a list of names, not {names!r}")
         return WatchList(substances=KNOWN, all_entries=True)
     chosen: list[Substance] = []
     everything = WatchList(substances=KNOWN)
-    known = _known_names() if known_only else frozenset()
     for name in names:
         if not name.strip():
             raise ValueError("watch contains an empty name")
-        if known_only and name_key(name) not in known:
-            raise ValueError(_not_known(name, known))
         substance = everything.match(name) or Substance(key=name_key(name), name=name.strip())
         if substance not in chosen:
             chosen.append(substance)

@@ -38,7 +38,7 @@ from scrapers.faults import checkpoint
 from scrapers.store import StoredChange, utcnow
 
 if TYPE_CHECKING:  # pragma: no cover
-    from scheduler.config import EmailSettings, Recipient, Settings
+    from reports.settings import EmailSettings, Recipient, Settings
     from scrapers.store import Store
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
-    from scheduler.config import Recipient, Settings
+    from reports.settings import Recipient, Settings
     from scrapers.store import RunWriter
 
 

@@ -62,7 +62,7 @@ from scrapers.errors import LockedError, SchedwatchError, StoreError
 if TYPE_CHECKING:  # pragma: no cover
     import jinja2
 
-    from scheduler.config import Settings
+    from reports.settings import Settings
     from scrapers.store import Store, StoredChange
 
 __all__ = ["publish", "write_weekly", "weekly_context", "change_context", "site_pages",

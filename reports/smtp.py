@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from scrapers.errors import EmailError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from scheduler.config import EmailSettings
+    from reports.settings import EmailSettings
 
 HINT_CONNECTION = "check email.host/port and the firewall"
 HINT_TLS = ("check email.security (\"starttls\" for port 587, \"ssl\" for port 465, \"none\" "

@@ -454,10 +454,10 @@ class Store:
                 changes.c.substance.is_not(None)).order_by(changes.c.id.desc())).mappings().all()
             last_run = conn.execute(sa.select(sa.func.max(runs.c.started_at)).where(
                 runs.c.finished_at.is_not(None))).scalar()
-        for row in rows:
-            found = recent.setdefault((row["source_id"], row["substance"]), [])
+        for change_row in rows:
+            found = recent.setdefault((change_row["source_id"], change_row["substance"]), [])
             if len(found) < 2:
-                found.append(StoredChange.from_row(row))
+                found.append(StoredChange.from_row(change_row))
         return Prior(states=states,
                      current={k: tuple(v) for k, v in current.items()},
                      pending={k: tuple(v) for k, v in pending_rows.items()},

@@ -95,7 +95,7 @@ def test_every_module_says_what_it_holds() -> None:
 @pytest.mark.parametrize("code", ["ca", "us", "au"])
 def test_registry_contract(code: str) -> None:
     """Every jurisdiction declares CODE, NAME, TIMEZONE, SCHEDULE_LEVELS and SOURCES with
-    the right types, and has a test folder with a fault scenario."""
+    the right types, has its test folder, and each of its sources a fault scenario."""
     from zoneinfo import ZoneInfo
 
     from jurisdictions import REGISTRY
@@ -103,7 +103,7 @@ def test_registry_contract(code: str) -> None:
     from scrapers.records import CONTROL_LEVELS
 
     module = importlib.import_module(REGISTRY[code])
-    assert module.CODE == code
+    assert code == module.CODE
     assert isinstance(module.NAME, str) and module.NAME
     ZoneInfo(module.TIMEZONE)
     assert module.SCHEDULE_LEVELS and all(
@@ -112,4 +112,8 @@ def test_registry_contract(code: str) -> None:
                                   for s in module.SOURCES)
     folder = ROOT / "tests" / "jurisdictions" / code
     assert folder.is_dir(), f"tests/jurisdictions/{code}/ holds the jurisdiction's tests"
-    assert list(folder.glob("*fault*.py")), f"tests/jurisdictions/{code}/ has a fault scenario"
+    assert list(folder.glob("test_*.py"))
+    from tests.faults import harness
+
+    for source in module.SOURCES:  # every source has a fault scenario in the matrix
+        assert harness.make_scenario(source.id).source_id == source.id
