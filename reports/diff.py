@@ -7,7 +7,7 @@ disappear or move are each classified once. Pure: no I/O.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -741,3 +741,43 @@ def decide(outcome: SourceOutcome, prior: Prior, watch: WatchList, *, jurisdicti
         watch_keys=watch_signature(watch), document_dates=result.document_dates,
         document_meta=dict(fetched.meta), title=result.title,
         instrument=result.instrument))
+
+
+def with_law_dates(outcomes: Sequence[SourceOutcome], prior: Prior,
+                   hooks: Mapping[str, Callable[[Sequence[StatusRecord]],
+                                                Sequence[StatusRecord]] | None]
+                   ) -> list[SourceOutcome]:
+    """Legal dates one source of a jurisdiction gives another's records (the US: the eCFR
+    does not cite the rule that placed ketamine; the Federal Register's 1999 rule does),
+    through the jurisdiction's own ``law_dates(records)``. The other sources' records are
+    this run's parse, else the stored current ones."""
+    result = list(outcomes)
+    for code, hook in hooks.items():
+        if hook is None:
+            continue
+        mine = [i for i, o in enumerate(result)
+                if o.source.jurisdiction == code and o.result is not None]
+        if not mine:
+            continue
+        parsed = {result[i].source.id for i in mine}
+        records = [r for i in mine for r in result[i].result.records]  # type: ignore[union-attr]
+        records += [iv.record for sid, ivs in prior.current.items() if sid not in parsed
+                    for iv in ivs if iv.record.jurisdiction == code]
+        updated = {(r.source_id, r.substance): r for r in hook(records)}
+        for i in mine:
+            parse = result[i].result
+            assert parse is not None
+            result[i] = dataclasses.replace(result[i], result=dataclasses.replace(
+                parse, records=tuple(updated.get((r.source_id, r.substance), r)
+                                     for r in parse.records)))
+    return result
+
+
+def clock_problem(prior: Prior, started: datetime) -> str | None:
+    """A run whose clock is before the last run's would write intervals that end before they
+    start and defer alerts for years: the line that refuses it, or None."""
+    last = prior.last_run_started_at
+    if last is not None and parse_stamp(last) > started:
+        return (f"the system clock ({stamp(started)}) is before the last run ({last}); fix "
+                "the clock (NTP) and run again; nothing was written")
+    return None

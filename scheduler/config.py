@@ -427,7 +427,7 @@ def _check_jobs(settings: Settings) -> None:
     table has entries: the defaults are known to be valid."""
     if not settings.scheduler.cron:
         return
-    from scheduler import jobs
+    from scheduler import cron as jobs
 
     ids = jobs.job_ids()
     zone = check_timezone(settings.scheduler.timezone)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +22,6 @@ from jurisdictions import REGISTRY, jurisdiction
 from jurisdictions.base import FetchContext, Source
 from jurisdictions.substances import WatchList, build_watch_list
 from reports.diff import (
-    FAILURE_KINDS,
     FLIP_FLOP_WINDOW,
     HEALTHY,
     Closing,
@@ -33,22 +30,21 @@ from reports.diff import (
     Replacement,
     SourceOutcome,
     check_early_warning,
+    clock_problem,
     decide,
     watch_signature,
+    with_law_dates,
 )
 from scrapers import clock
-from scrapers.clock import parse_stamp, stamp, utcnow
+from scrapers.clock import utcnow
 from scrapers.errors import ExtractionError, FetchError, SchedwatchError
 from scrapers.faults import checkpoint
 from scrapers.records import Document, validate
-from scrapers.store import Prior, RunWriter, SourceState, Store
+from scrapers.store import RunWriter, SourceState, Store
 from scrapers.version import version
 
 if TYPE_CHECKING:  # pragma: no cover
     from scheduler.config import Settings
-
-__all__ = ["FAILURE_KINDS", "HEALTHY", "SourceOutcome", "run"]
-
 
 @dataclass(frozen=True)
 class CreatedChange:
@@ -111,18 +107,6 @@ def make_fetcher(settings: Settings) -> Any:
 
 # --- fetch and parse (no writes) ----------------------------------------------------------
 
-def _storage_error(store: Store, error: OSError) -> str:
-    if error.errno == errno.ENOSPC:
-        try:
-            free = shutil.disk_usage(store.documents_dir).free // (1024 * 1024)
-        except OSError:
-            free = 0
-        return (f"the data folder {store.data_dir} is full: {free} MB free; free some space "
-                "(the last known status is kept)")
-    return (f"the document could not be archived under {store.documents_dir} "
-            f"({error.strerror or type(error).__name__}); check the data folder")
-
-
 def process_source(source: Source, state: SourceState | None, watch: WatchList, fetcher: Any,
                    store: Store, *, now: Callable[[], datetime] = utcnow) -> SourceOutcome:
     """Fetch one source and, when its document is new, parse and validate it. Never raises
@@ -178,7 +162,7 @@ def process_source(source: Source, state: SourceState | None, watch: WatchList, 
         sha, _path = store.archive(fetched.content)
     except OSError as error:
         return SourceOutcome(elapsed_ms=elapsed(), outcome="failed", error_kind="storage",
-                             error=_storage_error(store, error), **common)  # type: ignore[arg-type]
+                             error=store.storage_error(error), **common)  # type: ignore[arg-type]
     checkpoint("archived")
     document = Document.of(fetched.content, source_id=source.id, url=fetched.url,
                            retrieved_at=started, content_type=fetched.content_type,
@@ -299,22 +283,14 @@ def run(settings: Settings, *, codes: Sequence[str] | None = None, store: Store 
             store.close()
 
 
-def check_clock(prior: Prior, started: datetime) -> None:
-    """A run whose clock is before the last run's would write intervals that end before they
-    start and defer alerts for years: refuse it, writing nothing."""
-    last = prior.last_run_started_at
-    if last is not None and parse_stamp(last) > started:
-        raise SchedwatchError(f"the system clock ({stamp(started)}) is before the last run "
-                              f"({last}); fix the clock (NTP) and run again; nothing was "
-                              "written")
-
-
 def _run_locked(settings: Settings, store: Store, sources: Sequence[Source],
                 watch: WatchList, codes: Sequence[str], fetcher: Any,
                 now: Callable[[], datetime], trigger: str) -> RunReport:
     started = now()
     prior = store.prior([s.id for s in sources], since=started - FLIP_FLOP_WINDOW)
-    check_clock(prior, started)
+    problem = clock_problem(prior, started)
+    if problem:
+        raise SchedwatchError(problem)
     own_fetcher = fetcher is None
     fetcher = fetcher or make_fetcher(settings)
     try:
@@ -324,6 +300,8 @@ def _run_locked(settings: Settings, store: Store, sources: Sequence[Source],
     finally:
         if own_fetcher:
             fetcher.close()
+    outcomes = with_law_dates(outcomes, prior, {
+        code: getattr(jurisdiction(code), "law_dates", None) for code in codes})
     decisions = [decide(outcome, prior, watch,
                         jurisdiction_name=jurisdiction(outcome.source.jurisdiction).NAME,
                         today=local_day(outcome.started_at, outcome.source.jurisdiction),

@@ -11,10 +11,12 @@ are harmless if the run dies (content-addressed, written atomically).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -363,6 +365,18 @@ class Store:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(documents).where(documents.c.sha256 == sha256)).first()
         return dict(row._mapping) if row else None
+
+    def storage_error(self, error: OSError) -> str:
+        """The one line for a document that could not be archived (a full disk above all)."""
+        if error.errno == errno.ENOSPC:
+            try:
+                free = shutil.disk_usage(self.documents_dir).free // (1024 * 1024)
+            except OSError:
+                free = 0
+            return (f"the data folder {self.data_dir} is full: {free} MB free; free some "
+                    "space (the last known status is kept)")
+        return (f"the document could not be archived under {self.documents_dir} "
+                f"({error.strerror or type(error).__name__}); check the data folder")
 
     def has_document_file(self, sha256: str) -> bool:
         """Whether the archived copy of a document is still on disk (a deleted copy must be

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from scheduler import jobs
+from scheduler import cron, jobs
 from scheduler.cli import main
 from scheduler.config import load_settings
 from scrapers.errors import ConfigError
@@ -24,7 +24,7 @@ def settings_with(tmp_path, monkeypatch, **scheduler):
 
 
 def next_fire(expression: str, after: datetime = SATURDAY) -> datetime:
-    return jobs.parse_crontab(expression, TORONTO).get_next_fire_time(None, after)
+    return cron.parse_crontab(expression, TORONTO).get_next_fire_time(None, after)
 
 
 @pytest.mark.parametrize(("expression", "day"), [
@@ -45,12 +45,12 @@ def test_day_of_week_numbers_follow_cron_not_apscheduler(expression, day):
     ("1-5/2", "mon,wed,fri"), ("0,3", "wed,sun"), ("sat,7", "sat,sun"),
 ])
 def test_day_of_week_translation(field, expected):
-    assert jobs.cron_day_of_week(field) == expected
+    assert cron.cron_day_of_week(field) == expected
 
 
 def test_weekdays_only_skips_the_weekend():
     fires = []
-    trigger = jobs.parse_crontab("30 6 * * 1-5", TORONTO)
+    trigger = cron.parse_crontab("30 6 * * 1-5", TORONTO)
     moment = SATURDAY
     for _ in range(5):
         moment = trigger.get_next_fire_time(None, moment)
@@ -60,7 +60,7 @@ def test_weekdays_only_skips_the_weekend():
 
 
 def test_trigger_keeps_the_crontab_text():
-    trigger = jobs.parse_crontab("15  6 * *   *", TORONTO)
+    trigger = cron.parse_crontab("15  6 * *   *", TORONTO)
     assert str(trigger) == "cron[15 6 * * *]"
 
 
