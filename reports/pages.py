@@ -152,6 +152,11 @@ def human_duration(seconds: float) -> str:
     return f"{minutes} min"
 
 
+#: Media types that say nothing of the content: the first bytes decide, as with none.
+_UNTYPED = frozenset({"application/octet-stream", "binary/octet-stream", "text/plain",
+                      "application/download", "application/force-download"})
+
+
 def document_extension(media_type: str | None, head: bytes = b"") -> str:
     """The fixed extension of an archived copy, from its media type (or, when the type was
     not recorded, its first bytes). Never from scraped text. Nothing a browser would run
@@ -168,8 +173,9 @@ def document_extension(media_type: str | None, head: bytes = b"") -> str:
         return ".bin"
     if kind.endswith("xml"):
         return ".xml.txt"
-    if not kind:
-        start = head.lstrip()[:5]
+    if not kind or kind in _UNTYPED:
+        # After a byte-order mark: real Justice Laws files start with the UTF-8 one.
+        start = head.removeprefix(b"\xef\xbb\xbf").lstrip()[:5]
         if start.startswith(b"<?xml"):
             return ".xml.txt"
         if start[:1] in (b"{", b"["):

@@ -42,10 +42,12 @@ class State:
             self._settings = load_settings(self.config, known_sources=known)
         return self._settings
 
-    def store(self) -> Any:
+    def store(self, *, readonly: bool = False) -> Any:
+        """The store; ``readonly`` for the reading commands, which then work on a copy or a
+        data folder this user may only read (and create nothing in it)."""
         from scrapers.store import Store
 
-        return Store(self.settings.data_dir, self.settings.database_url)
+        return Store(self.settings.data_dir, self.settings.database_url, readonly=readonly)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]},
@@ -201,7 +203,7 @@ def status(state: State, fmt: str, as_of: str | None) -> None:
     from reports.status_rows import CSV_COLUMNS, status_row
 
     day = _day(as_of, "'--as-of'")
-    store = state.store()
+    store = state.store(readonly=True)
     states = store.source_states()
     intervals = store.status_as_of(day) if day else store.current_intervals()
     rows = [status_row(i, on=day or _local_today(i.record.jurisdiction),
@@ -259,7 +261,7 @@ def changes(state: State, since: str | None, fmt: str) -> None:
         moment = _as_of(since)
         assert moment is not None
         start = moment.replace(hour=0, minute=0, second=0)
-    found = state.store().changes(since=start)
+    found = state.store(readonly=True).changes(since=start)
     if fmt == "json":
         keys = ("id", "detected_at", "jurisdiction", "substance", "kind", "before", "after",
                 "summary", "source_id", "effective_date")
@@ -288,7 +290,7 @@ def history(state: State, substance: str, fmt: str) -> None:
 
     match = WatchList(substances=KNOWN).match(substance)
     key = match.key if match else name_key(substance)
-    intervals = state.store().history(key)
+    intervals = state.store(readonly=True).history(key)
     if not intervals:
         click.echo(f"No stored status for {substance!r}: check the name, or run "
                    "`schedwatch run` first.")
@@ -319,7 +321,7 @@ def sources(state: State, fmt: str) -> None:
     from jurisdictions import all_sources
 
     settings = state.settings
-    states = state.store().source_states()
+    states = state.store(readonly=True).source_states()
     rows = []
     for source in all_sources():
         configured = settings.source(source.id)

@@ -50,10 +50,14 @@ AU_VERSIONS = "/v1/versions"
 AU_WORD = "/F2026L00633/asmade/2026-05-28/text/original/word"
 
 #: Ketamine's rows in § 1308.13(c) of the eCFR fixture, and the row they move after.
-_KETAMINE_ROWS = ('<ROW><ENT I="01">(7) Ketamine, its salts, isomers, and salts of isomers</ENT>'
-                  '<ENT>7285</ENT></ROW>\n<ROW><ENT I="03">[Some other names for ketamine: '
-                  '(±)-2-(2-chlorophenyl)-2-(methylamino)-cyclohexanone]</ENT><ENT/></ROW>\n')
-_SCHEDULE_II_ANCHOR = '<ROW><ENT I="01">(5) Secobarbital</ENT><ENT>2315</ENT></ROW>\n'
+# The eCFR's own table markup (DIV class="gpotbl_div"/TABLE/TR/TD), as in the fixture.
+_KETAMINE_ROWS = ('<TR><TD align="left" class="gpotbl_cell" scope="row">(7) Ketamine, its '
+                  'salts, isomers, and salts of isomers</TD><TD align="right" '
+                  'class="gpotbl_cell">7285</TD></TR>\n<TR><TD align="left" class="gpotbl_cell" '
+                  'scope="row">[Some other names for ketamine: (±)-2-(2-chlorophenyl)-2-'
+                  '(methylamino)-cyclohexanone]</TD><TD align="right" class="gpotbl_cell"/></TR>\n')
+_SCHEDULE_II_ANCHOR = ('<TR><TD align="left" class="gpotbl_cell" scope="row">(5) Secobarbital'
+                       '</TD><TD align="right" class="gpotbl_cell">2315</TD></TR>\n')
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,8 @@ class Documents:
         match = ECFR_FULL.fullmatch(path)
         if match and match.group(1) == self.ecfr_date:
             return Reply(200, self.ecfr_part(), XML)
-        if path == FR_DOCUMENTS:
+        # The real API's next_page_url drops ".json" from the path (seen 2024-01).
+        if path in (FR_DOCUMENTS, FR_DOCUMENTS.removesuffix(".json")):
             if args.get("conditions[cfr][part]") == ["1308"]:
                 return Reply(200, self.fr_page2() if args.get("page") == ["2"]
                              else self.read("us/fr-documents-page1.json"), JSON)

@@ -548,7 +548,7 @@ def list_jobs(settings: Settings, *, now: datetime | None = None
 
     zone = scheduler_zone(settings)
     specs = job_specs(settings)
-    store = Store(settings.data_dir, settings.database_url)
+    store = Store(settings.data_dir, settings.database_url, readonly=True)
     try:
         stored = _stored_jobs(store)
         beat = store.heartbeat(HEARTBEAT)

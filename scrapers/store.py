@@ -17,12 +17,16 @@ import hashlib
 import json
 import os
 import shutil
+import socket
+import sqlite3
 import tempfile
+import time
+import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -303,34 +307,244 @@ class Prior:
 
 
 class Store:
-    """Opens (and creates) the database and the document archive under ``data_dir``."""
+    """Opens (and creates) the database and the document archive under ``data_dir``.
 
-    def __init__(self, data_dir: Path, database_url: str | None = None) -> None:
+    ``readonly=True`` (or ``Store.open_for_reading``) is for the reading commands: it creates
+    no folder, table or file, opens SQLite with ``mode=ro`` (``immutable=1`` when the folder
+    is not writable and no writer has the database open) and works on a copy or a folder the
+    user may only read. A missing or empty database reads as "no data yet".
+    """
+
+    def __init__(self, data_dir: Path, database_url: str | None = None, *,
+                 readonly: bool = False) -> None:
         self.data_dir = Path(data_dir)
         self.documents_dir = self.data_dir / "documents"
+        self.readonly = readonly
+        self._open_handle: IO[str] | None = None
+        self.url = database_url or f"sqlite:///{(self.data_dir / DATABASE_FILE).resolve()}"
+        self.database_path = _sqlite_path(self.url)
+        if readonly:
+            self.engine: Engine = self._reading_engine()
+            return
+        self._prepare_folder()
+        self.engine = self._create_engine()
         try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            self.documents_dir.mkdir(exist_ok=True)
-        except OSError as error:
-            raise StoreError(f"cannot create the data folder {self.data_dir} "
-                             f"({error.strerror}); set data_dir to a writable folder") from None
-        self.url = database_url or f"sqlite:///{(self.data_dir / 'schedwatch.db').resolve()}"
-        self.engine: Engine = sa.create_engine(self.url, future=True)
-        if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        try:
-            metadata.create_all(self.engine)
-            _add_missing_columns(self.engine)
-        except sa.exc.SQLAlchemyError as error:
-            raise StoreError(f"cannot open the database {self._safe_url()}: "
-                             f"{type(error.orig if hasattr(error, 'orig') else error).__name__}"
-                             "; check data_dir / database_url") from None
+            self._create_schema()
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def open_for_reading(cls, data_dir: Path, database_url: str | None = None) -> Store:
+        return cls(data_dir, database_url, readonly=True)
 
     def _safe_url(self) -> str:
         return sa.engine.make_url(self.url).render_as_string(hide_password=True)
 
+    def _create_engine(self, **options: Any) -> Engine:
+        try:
+            url = sa.engine.make_url(self.url)
+            if url.get_backend_name() != "sqlite":
+                # A long-lived scheduler outlives server restarts: test each pooled
+                # connection before use.
+                options.setdefault("pool_pre_ping", True)
+            engine = sa.create_engine(url, **options)
+        except (ImportError, sa.exc.NoSuchModuleError) as error:
+            hint = (" (pip install 'schedwatch[postgres]')" if "postgres" in self.url else "")
+            raise StoreError(f"cannot open the database {self._safe_url()}: its driver is "
+                             f"not installed: {error}{hint}") from None
+        except sa.exc.ArgumentError as error:
+            raise StoreError(f"database_url is not a database URL ({error})") from None
+        if engine.dialect.name == "sqlite":
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+
+    def _prepare_folder(self) -> None:
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"cannot create the data folder {self.data_dir} "
+                             f"({error.strerror}); set data_dir to a writable folder") from None
+        problem = _not_writable(self.data_dir)
+        if problem is None and self.database_path is not None and \
+                self.database_path.exists() and not os.access(self.database_path, os.W_OK):
+            problem = f"{self.database_path.name} is read-only"
+        if problem is None:
+            try:
+                self.documents_dir.mkdir(exist_ok=True)
+                (self.data_dir / "locks").mkdir(exist_ok=True)
+            except OSError as error:
+                problem = error.strerror or type(error).__name__
+        if problem is not None:
+            raise StoreError(f"data_dir {self.data_dir} is not writable ({problem}); the "
+                             "reading commands (status, changes, history, sources, jobs) "
+                             "work on it, this one needs write access")
+
+    def _create_schema(self) -> None:
+        """Create the tables once, under a lock: four processes opening a brand-new data
+        folder at once would otherwise race to "CREATE TABLE" (issue 16, item 12)."""
+        if self.database_path is not None:
+            if (not self.database_path.exists() or self.database_path.stat().st_size == 0):
+                self._refuse_if_documents_exist()
+            with self._file_lock_blocking("schema"):
+                self._check_after_unclean_stop()
+                self._create_tables(None)
+            return
+        try:
+            with self.engine.begin() as conn:
+                if self.engine.dialect.name == "postgresql":
+                    # Held to the end of this transaction; DDL is transactional there.
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(CAST(:ns AS integer), "
+                                         "CAST(:key AS integer))"),
+                                 {"ns": LOCK_NAMESPACE, "key": _lock_key("schema")})
+                self._create_tables(conn)
+        except sa.exc.SQLAlchemyError as error:
+            raise self._open_error(error) from None
+
+    def _create_tables(self, conn: Connection | None) -> None:
+        try:
+            with contextlib.ExitStack() as stack:
+                if conn is None:
+                    conn = stack.enter_context(self.engine.begin())
+                if not sa.inspect(conn).has_table(runs.name):
+                    self._refuse_if_documents_exist()
+                metadata.create_all(conn)
+                _add_missing_columns(conn)
+        except sa.exc.SQLAlchemyError as error:
+            raise self._open_error(error) from None
+
+    def _open_error(self, error: sa.exc.SQLAlchemyError) -> StoreError:
+        detail = _first_line(error)
+        if _is_damage(detail):
+            return self._damaged(detail)
+        if "readonly database" in detail or "read-only" in detail:
+            return StoreError(f"data_dir {self.data_dir} is not writable ({detail}); the "
+                              "reading commands (status, changes, history, sources, jobs) "
+                              "work on it, this one needs write access")
+        return StoreError(f"cannot open the database {self._safe_url()}: "
+                          f"{type(getattr(error, 'orig', None) or error).__name__}: {detail}; "
+                          "check data_dir / database_url")
+
+    def _damaged(self, detail: str) -> StoreError:
+        where = self.database_path or self._safe_url()
+        return StoreError(
+            f"the database {where} is damaged ({detail}); schedwatch will not use it. Keep a "
+            "copy of the data folder, then restore schedwatch.db from a backup, or recover "
+            "what SQLite can read: sqlite3 schedwatch.db .recover | sqlite3 recovered.db, "
+            "and put recovered.db in its place")
+
+    def _has_archived_documents(self) -> bool:
+        try:
+            for folder in self.documents_dir.iterdir():
+                if folder.is_dir() and any(not f.name.startswith(".")
+                                           for f in folder.iterdir()):
+                    return True
+        except OSError:
+            return False
+        return False
+
+    def _refuse_if_documents_exist(self) -> None:
+        """An empty (zero-byte, deleted or replaced) database beside an archive of documents
+        is a lost database, not a first run: a new baseline would hide the history and the
+        next publish would delete the published change pages (issue 16, item 13)."""
+        if not self._has_archived_documents():
+            return
+        where = self.database_path or self._safe_url()
+        raise StoreError(
+            f"the database {where} is empty, but {self.documents_dir} holds archived "
+            "documents: it was deleted, truncated or replaced, and a new baseline would hide "
+            "the recorded history. Restore schedwatch.db from a backup; to start over on "
+            "purpose, move the whole data folder aside (or rebuild the history from the "
+            "regulators' point-in-time versions with `schedwatch backfill` in an empty one)")
+
+    def _check_after_unclean_stop(self) -> None:
+        """``PRAGMA quick_check`` when the database was left by a process that did not close
+        it: no other process has it open (the shared lock on ``locks/open.lock``) and yet a
+        write-ahead log remains, which SQLite deletes when the last connection closes. A
+        damaged database is refused instead of being written on."""
+        assert self.database_path is not None
+        handle = open(self.data_dir / "locks" / "open.lock", "a+")  # noqa: SIM115 - held open
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            alone = True
+        except BlockingIOError:
+            alone = False
+        fcntl.flock(handle, fcntl.LOCK_SH)  # held while this store is open
+        self._open_handle = handle
+        wal = self.database_path.with_name(self.database_path.name + "-wal")
+        if not alone or not wal.exists() or wal.stat().st_size == 0:
+            return
+        try:
+            with self.engine.connect() as conn:
+                result = [str(row[0]) for row in conn.exec_driver_sql("PRAGMA quick_check")]
+        except sa.exc.SQLAlchemyError as error:
+            raise self._damaged(_first_line(error)) from None
+        if result != ["ok"]:
+            raise self._damaged("PRAGMA quick_check: " + "; ".join(result[:3]))
+
+    @contextlib.contextmanager
+    def _file_lock_blocking(self, name: str, timeout: float = 60.0) -> Iterator[None]:
+        with open(self.data_dir / "locks" / f"{name}.lock", "a+") as handle:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise StoreError(f"another schedwatch process kept {name}.lock in "
+                                         f"{self.data_dir / 'locks'} for {timeout:.0f} s; "
+                                         "try again") from None
+                    time.sleep(0.02)
+            yield
+
+    def _reading_engine(self) -> Engine:
+        """An engine that cannot write: SQLite read-only (see the class docstring), or the
+        server's read-only transactions. With no schedwatch tables yet, an empty in-memory
+        schema, so that every reading command says "no data" rather than failing."""
+        if self.database_path is None:
+            engine = self._create_engine(connect_args=(
+                {"options": "-c default_transaction_read_only=on"}
+                if self.url.startswith("postgresql") else {}))
+            try:
+                with engine.connect() as conn:
+                    present = sa.inspect(conn).has_table(runs.name)
+            except sa.exc.SQLAlchemyError as error:
+                engine.dispose()
+                raise self._open_error(error) from None
+            if present:
+                return engine
+            engine.dispose()
+            return _empty_engine()
+        path = self.database_path
+        if not path.is_file() or path.stat().st_size == 0:
+            return _empty_engine()
+        uri = "file:" + urllib.parse.quote(str(path)) + "?mode=ro"
+        wal, shm = (path.with_name(path.name + suffix) for suffix in ("-wal", "-shm"))
+        if _not_writable(path.parent) is not None and not (wal.exists() and shm.exists()):
+            # A read-only folder where no writer has the database open: SQLite cannot create
+            # the -shm file a WAL reader needs, and nothing can change under us.
+            uri += "&immutable=1"
+
+        def connect() -> sqlite3.Connection:
+            connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            connection.execute("PRAGMA busy_timeout=30000")
+            connection.execute("PRAGMA query_only=ON")
+            return connection
+
+        engine = sa.create_engine("sqlite://", creator=connect, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                present = sa.inspect(conn).has_table(runs.name)
+        except sa.exc.SQLAlchemyError as error:
+            raise self._open_error(error) from None
+        return engine if present else _empty_engine()
+
     def close(self) -> None:
         self.engine.dispose()
+        if self._open_handle is not None:
+            self._open_handle.close()
+            self._open_handle = None
 
     # --- documents ----------------------------------------------------------------------
 
@@ -573,6 +787,8 @@ class Store:
     def transaction(self, *, started_at: datetime, jurisdictions: Sequence[str],
                     trigger: str = "cli") -> Iterator[RunWriter]:
         """One run's writes. Commits on success, rolls back on any exception."""
+        if self.readonly:
+            raise StoreError("this store was opened for reading only")
         try:
             with self.engine.begin() as conn:
                 inserted = conn.execute(runs.insert().values(
@@ -581,9 +797,14 @@ class Store:
                 assert inserted is not None
                 run_id = inserted[0]
                 yield RunWriter(conn, int(run_id))
-        except sa.exc.OperationalError as error:
+        except sa.exc.DatabaseError as error:
+            detail = _first_line(error)
+            if _is_damage(detail):
+                raise self._damaged(detail) from None
+            if not isinstance(error, sa.exc.OperationalError):
+                raise
             raise StoreError(f"the database {self._safe_url()} could not be written "
-                             f"({str(error.orig).splitlines()[0]}); nothing of this run was "
+                             f"({detail}); nothing of this run was "
                              "stored, the previous state is intact") from None
 
     # outbox ---------------------------------------------------------------------------
@@ -658,10 +879,19 @@ class Store:
 
     @contextlib.contextmanager
     def lock(self, name: str, *, holder: str = "") -> Iterator[None]:
-        """An exclusive, non-blocking file lock beside the database (``locks/<name>.lock``).
-        The kernel drops it when the process dies, so a crash never leaves it stuck."""
+        """An exclusive, non-blocking lock; LockedError (naming the holder) when taken.
+
+        On SQLite a file lock beside the database (``locks/<name>.lock``): the kernel drops
+        it when the process dies, so a crash never leaves it stuck. On a database server it
+        is a lock of that database (``pg_try_advisory_lock`` on a connection held for the
+        lock's duration), so two trackers on two machines sharing one database never do the
+        same work at once; the server drops it when the holder's connection goes."""
         if not name.replace("-", "").replace("_", "").isalnum():
             raise StoreError(f"bad lock name {name!r}")
+        if self.engine.dialect.name == "postgresql":
+            with self._advisory_lock(name, holder):
+                yield
+            return
         folder = self.data_dir / "locks"
         folder.mkdir(exist_ok=True)
         path = folder / f"{name}.lock"
@@ -681,6 +911,42 @@ class Store:
             yield
         finally:
             handle.close()
+
+    @contextlib.contextmanager
+    def _advisory_lock(self, name: str, holder: str) -> Iterator[None]:
+        key = {"ns": LOCK_NAMESPACE, "key": _lock_key(name)}
+        # The holder's description travels as the session's application_name, which the
+        # refused process reads from pg_stat_activity: no table row to clean up after a crash.
+        label = f"schedwatch pid {os.getpid()} on {socket.gethostname()} {holder}".strip()
+        try:
+            conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        except sa.exc.SQLAlchemyError as error:
+            raise self._open_error(error) from None
+        try:
+            conn.execute(sa.text("SELECT set_config('application_name', :label, false)"),
+                         {"label": label[:63]})
+            got = conn.execute(sa.text(
+                "SELECT pg_try_advisory_lock(CAST(:ns AS integer), CAST(:key AS integer))"),
+                key).scalar()
+            if not got:
+                other = conn.execute(sa.text(
+                    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a "
+                    "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND "
+                    "l.classid::bigint = :ns AND l.objid::bigint = :key AND l.objsubid = 2 "
+                    "LIMIT 1"), key).scalar()
+                other = str(other or "").removeprefix("schedwatch ").strip()
+                raise LockedError(f"another schedwatch process ({other or 'unknown'}) is "
+                                  f"already working on {name}; nothing done")
+            try:
+                yield
+            finally:
+                # A lost connection has already released it on the server.
+                with contextlib.suppress(sa.exc.SQLAlchemyError):
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(CAST(:ns AS integer), "
+                                         "CAST(:key AS integer))"), key)
+                    conn.execute(sa.text("RESET application_name"))
+        finally:
+            conn.close()
 
     # --- backfill (``schedwatch backfill``): the regulators' archives --------------------
 
@@ -711,6 +977,56 @@ class Store:
             record=_dumps(record.as_dict())))
 
 
+DATABASE_FILE = "schedwatch.db"
+#: The first key of every advisory lock schedwatch takes on PostgreSQL (the second is the
+#: lock name's hash), so that its locks never collide with another application's.
+LOCK_NAMESPACE = 0x5C4ED
+
+
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL (None for a server or an in-memory database)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def _not_writable(folder: Path) -> str | None:
+    """Why no file can be created in ``folder`` (None: it can). Tried, not ``os.access``:
+    root passes that test on a read-only mount."""
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".write-test-"):
+            return None
+    except OSError as error:
+        return error.strerror or type(error).__name__
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _is_damage(detail: str) -> bool:
+    return any(word in detail for word in ("malformed", "file is not a database",
+                                           "database disk image"))
+
+
+def _empty_engine() -> Engine:
+    """An in-memory database with the schema and no rows: what a reader sees before the
+    first run, without creating anything on disk."""
+    engine = sa.create_engine("sqlite://", poolclass=sa.pool.StaticPool,
+                              connect_args={"check_same_thread": False})
+    metadata.create_all(engine)
+    return engine
+
+
 def _outbox_row(idempotency_key: str, kind: str, recipient: str, change_ids: Sequence[int],
                 reference: str | None, now: datetime) -> dict[str, Any]:
     return dict(idempotency_key=idempotency_key, kind=kind, recipient=recipient,
@@ -719,12 +1035,34 @@ def _outbox_row(idempotency_key: str, kind: str, recipient: str, change_ids: Seq
 
 
 def _insert_once(conn: Connection, values: dict[str, Any]) -> bool:
-    exists = conn.execute(sa.select(outbox.c.id).where(
-        outbox.c.idempotency_key == values["idempotency_key"])).first()
-    if exists:
-        return False
-    conn.execute(outbox.insert().values(**values))
-    return True
+    """Insert an outbox row unless its idempotency key is there. ON CONFLICT DO NOTHING,
+    not look-then-insert: two processes on a server database queue the same alert at once
+    without either failing on the unique key."""
+    return bool(_insert_ignoring_duplicates(conn, outbox, values, ["idempotency_key"]))
+
+
+def _insert_ignoring_duplicates(conn: Connection, table: sa.Table, values: dict[str, Any],
+                                keys: Sequence[str]) -> int:
+    name = conn.dialect.name
+    if name == "postgresql":
+        # Imported here: the PostgreSQL dialect pulls asyncio in, on every start otherwise.
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        # RETURNING: with psycopg the row count of a skipped insert is not reliable.
+        return len(conn.execute(pg_insert(table).values(**values).on_conflict_do_nothing(
+            index_elements=list(keys)).returning(table.c[keys[0]])).all())
+    elif name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement: Any = sqlite_insert(table).values(**values).on_conflict_do_nothing(
+            index_elements=list(keys))
+    else:
+        exists = conn.execute(sa.select(*[table.c[k] for k in keys]).where(
+            *[table.c[k] == values[k] for k in keys])).first()
+        if exists:
+            return 0
+        statement = table.insert().values(**values)
+    return int(conn.execute(statement).rowcount or 0)
 
 
 #: Columns added after a store was first created: (table, column, DDL type, fill statement).
@@ -739,27 +1077,27 @@ _ADDED_COLUMNS = (
 )
 
 
-def _add_missing_columns(engine: Engine) -> None:
+def _add_missing_columns(conn: Connection) -> None:
     """Bring a store made by an earlier version up to the current columns: intervals it
-    wrote get the legal span of their observation (the best it knew)."""
-    inspector = sa.inspect(engine)
+    wrote get the legal span of their observation (the best it knew). Runs in the schema
+    transaction, under the schema lock (``Store._create_schema``)."""
+    inspector = sa.inspect(conn)
     present = {table: {c["name"] for c in inspector.get_columns(table)}
                for table in {t for t, *_ in _ADDED_COLUMNS}}
     missing = [entry for entry in _ADDED_COLUMNS if entry[1] not in present[entry[0]]]
-    if not missing:
-        return
-    with engine.begin() as conn:
-        for table, column, ddl, fill in missing:
-            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
-            if fill:
-                conn.exec_driver_sql(fill)
+    for table, column, ddl, fill in missing:
+        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
+        if fill:
+            conn.exec_driver_sql(fill)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # The busy timeout first: switching a brand-new file to WAL takes a lock that another
+    # process opening it at the same moment must wait for, not fail on.
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -773,12 +1111,10 @@ class RunWriter:
 
     def add_document(self, *, sha256: str, size: int, media_type: str | None, source_id: str,
                      url: str, seen_at: datetime, path: str) -> None:
-        exists = self.conn.execute(sa.select(documents.c.sha256).where(
-            documents.c.sha256 == sha256)).first()
-        if not exists:
-            self.conn.execute(documents.insert().values(
-                sha256=sha256, size=size, media_type=media_type, source_id=source_id, url=url,
-                first_seen_at=stamp(seen_at), path=path))
+        # Two jurisdictions' runs may archive the same bytes at once on a server database.
+        _insert_ignoring_duplicates(self.conn, documents, dict(
+            sha256=sha256, size=size, media_type=media_type, source_id=source_id, url=url,
+            first_seen_at=stamp(seen_at), path=path), ["sha256"])
 
     def add_fetch(self, *, source_id: str, started_at: datetime, url: str, outcome: str,
                   final_url: str | None = None, error_kind: str | None = None,
