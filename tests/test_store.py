@@ -1,0 +1,100 @@
+"""The store on both databases it supports: the data folder's SQLite file and a real
+PostgreSQL server (skipped with the reason when there is none, see tests/support/postgres.py).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from scrapers.errors import LockedError, StoreError
+from scrapers.store import Store
+from tests.support.postgres import database_url, postgres_server  # noqa: F401 - fixtures
+
+NOW = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path, database_url: str | None):  # noqa: F811 - the imported fixture
+    opened = Store(tmp_path / "data", database_url)
+    yield opened
+    opened.close()
+
+
+def test_a_run_commits_whole_or_not_at_all(store: Store) -> None:
+    with store.transaction(started_at=NOW, jurisdictions=["ca"]) as writer:
+        change = writer.add_change(detected_at=NOW, jurisdiction="ca", substance="ketamine",
+                                   source_id="ca-cdsa", kind="rescheduled",
+                                   summary="Ketamine — Canada: Schedule I → III (rescheduled)",
+                                   before={"schedule": "I"}, after={"schedule": "III"})
+        writer.finish(finished_at=NOW, exit_code=0, summary={"changes": 1})
+    with pytest.raises(RuntimeError), \
+            store.transaction(started_at=NOW, jurisdictions=["ca"]) as writer:
+        writer.add_change(detected_at=NOW, jurisdiction="ca", substance="esketamine",
+                          source_id="ca-cdsa", kind="scheduled", summary="lost", before=None,
+                          after=None)
+        raise RuntimeError("the run dies")
+    [stored] = store.changes()
+    assert (stored.id, stored.kind, stored.after) == (change, "rescheduled", {"schedule": "III"})
+    [run] = store.runs()
+    assert run["exit_code"] == 0 and run["summary"] == '{"changes": 1}'
+
+
+def test_an_alert_is_queued_once_and_a_document_recorded_once(store: Store) -> None:
+    for _ in range(2):  # a retried run queues the same alerts and archives the same bytes
+        with store.transaction(started_at=NOW, jurisdictions=["ca"]) as writer:
+            writer.add_document(sha256="a" * 64, size=3, media_type="application/xml",
+                                source_id="ca-cdsa", url="https://example.org/C-38.8.xml",
+                                seen_at=NOW, path="aa/" + "a" * 64)
+            queued = writer.enqueue(idempotency_key="alert:1:officer", kind="alert",
+                                    recipient="officer@example.org", change_ids=[1], now=NOW)
+    assert queued is False
+    assert store.enqueue(idempotency_key="alert:1:officer", kind="alert",
+                         recipient="officer@example.org", change_ids=[1], now=NOW) is False
+    assert [r["idempotency_key"] for r in store.outbox_rows()] == ["alert:1:officer"]
+    info = store.document_info("a" * 64)
+    assert info is not None and info["source_id"] == "ca-cdsa"
+
+
+def test_a_taken_lock_is_refused_with_its_holder_and_free_again_after(
+        tmp_path: Path, store: Store, database_url: str | None) -> None:  # noqa: F811
+    # A second store: another machine on PostgreSQL, another process's view on SQLite.
+    other = Store(tmp_path / "data" if database_url is None else tmp_path / "other",
+                  database_url)
+    with store.lock("jurisdiction-ca", holder="scheduler"):
+        with pytest.raises(LockedError) as refused, other.lock("jurisdiction-ca"):
+            pass
+        with other.lock("jurisdiction-us"):  # another name is another lock
+            pass
+    assert str(refused.value).startswith("another schedwatch process (pid ")
+    assert str(refused.value).endswith("scheduler) is already working on jurisdiction-ca; "
+                                       "nothing done")
+    with other.lock("jurisdiction-ca"):
+        pass
+    other.close()
+
+
+def test_a_reader_sees_the_data_and_cannot_write(tmp_path: Path, store: Store,
+                                                 database_url: str | None) -> None:  # noqa: F811
+    with store.transaction(started_at=NOW, jurisdictions=["ca"]) as writer:
+        writer.finish(finished_at=NOW, exit_code=0, summary={})
+    reader = Store.open_for_reading(tmp_path / "data", database_url)
+    assert len(reader.runs()) == 1
+    with pytest.raises(StoreError, match="opened for reading only"), \
+            reader.transaction(started_at=NOW, jurisdictions=["ca"]):
+        pass
+    reader.close()
+
+
+def test_an_unreachable_server_is_one_clear_line(tmp_path: Path) -> None:
+    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install -e '.[postgres]')")
+    from tests.smtp_server import free_port
+
+    url = f"postgresql+psycopg://schedwatch:secret-password@127.0.0.1:{free_port()}/none"
+    with pytest.raises(StoreError) as refused:
+        Store(tmp_path / "data", url)
+    message = str(refused.value)
+    assert message.startswith("cannot open the database postgresql+psycopg://schedwatch:***@")
+    assert "OperationalError" in message and "secret-password" not in message
