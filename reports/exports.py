@@ -75,10 +75,14 @@ def write_csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
     minimal quoting, None as an empty cell, a list of pairs as "label: value; ...") with
     every cell that starts like a formula prefixed by an apostrophe."""
     writer = csv.writer(out, lineterminator="\n")
+    # Minimal quoting does not quote a bare "\r" (only the line terminator's characters):
+    # a row holding one is written fully quoted, or a reader would split it.
+    quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(columns)
     for row in rows:
-        writer.writerow(["" if value is None else value
-                         for value in _csv_column([row.get(name) for name in columns])])
+        cells = ["" if value is None else value
+                 for value in _csv_column([row.get(name) for name in columns])]
+        (quoted if any("\r" in str(cell) for cell in cells) else writer).writerow(cells)
 
 
 def write_json(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], out: BinaryIO) -> None:

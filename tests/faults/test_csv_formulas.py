@@ -42,7 +42,9 @@ def test_status_csv_neutralises_formulas_like_the_site(tmp_path: Path, run_cli) 
     result = run_cli("--config", str(config), "status", "--format", "csv")
     assert result.exit_code == 0, result.stderr
     cli_rows = rows_by_substance(result.stdout)
-    site_rows = rows_by_substance((site / "status.csv").read_text(encoding="utf-8"))
+    # newline="": a CR inside a quoted cell is data, not a line end (the csv module's rule).
+    with open(site / "status.csv", encoding="utf-8", newline="") as handle:
+        site_rows = rows_by_substance(handle.read())
     assert len(cli_rows) == len(FORMULAS)
     for i, text in enumerate(FORMULAS):
         name = f"drug-{i}"

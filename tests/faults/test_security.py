@@ -169,7 +169,9 @@ def test_site_shows_the_payload_only_escaped(payload_run: PayloadRun) -> None:
         where = str(path.relative_to(site))
         if where.startswith("documents/"):
             # Archived copies: named by sha256 only, and never served as HTML.
-            assert re.fullmatch(r"documents/[0-9a-f]{64}\.(xml|json|pdf|docx|bin)", where), where
+            # Evidence copies are published under names a browser will not run (issue 16.9).
+            assert re.fullmatch(r"documents/[0-9a-f]{64}\.(xml|json|pdf|docx|bin)\.txt"
+                                r"|documents/[0-9a-f]{64}\.(pdf|docx|bin)", where), where
             continue
         raw = path.read_bytes()
         text = raw.decode("utf-8")
@@ -247,7 +249,7 @@ def test_scraped_text_never_becomes_a_path(payload_run: PayloadRun) -> None:
                                                '"', "..")), relative
     site = payload_run.data_dir / "site"
     allowed = re.compile(r"(?:[a-z0-9][a-z0-9_-]*/)*(?:\.schedwatch-site\.json|"
-                         r"[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[a-z0-9]+)?)")
+                         r"[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[a-z0-9]+){0,2})")
     for path in site.rglob("*"):
         relative = str(path.relative_to(site))
         assert allowed.fullmatch(relative), relative
