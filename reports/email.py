@@ -65,7 +65,9 @@ KIND_COLOURS = types.MappingProxyType({
 RECORD_FIELDS = (("status", "Status"), ("schedule", "Schedule"),
                  ("control_level", "Control level"), ("instrument", "Instrument"),
                  ("provision", "Provision"), ("listed_as", "Listed as"), ("basis", "Basis"),
-                 ("code", "Code"), ("effective_from", "Effective from"))
+                 ("code", "Code"), ("in_force_words", "In force since"),
+                 ("first_observed_at", "First observed by schedwatch"),
+                 ("review", "REVIEW"), ("legal_note", "Note"))
 PENDING_FIELDS = (("action", "Action"), ("description", "Description"),
                   ("reference", "Reference"), ("proposed_schedule", "Proposed schedule"))
 DETAIL_FIELDS = (("error", "Error"), ("error_kind", "Error kind"),
@@ -185,6 +187,7 @@ def change_view(change: StoredChange, *, site_url: str | None, names: Mapping[st
                 facts.append((label, _when(value, timezone) if key.endswith("_since")
                               else value))
     else:
+        before, after = _with_since_words(before), _with_since_words(after)
         for key, label in RECORD_FIELDS:
             old, new = _text(before.get(key)), _text(after.get(key))
             if old or new:
@@ -673,3 +676,19 @@ def send_weekly(settings: Settings, store: Store, week: str | None = None, *,
         lines.append(f"email: weekly report {label} was queued before for "
                      f"{', '.join(earlier)}; not queued again")
     return lines + deliver_outbox(settings, store, now=moment)
+
+
+def _with_since_words(data: dict[str, Any] | None) -> dict[str, Any]:
+    """A stored record with its in-force date worded as everywhere else ("in force since
+    1999-08-12 (per the instrument: 64 FR 37673, effective 1999-08-12)"); a consolidation's
+    element date is never shown as "effective"."""
+    from reports.status_rows import since_words
+    from scrapers.records import StatusRecord
+
+    if not data:
+        return {}
+    try:
+        words = since_words(StatusRecord.from_dict(data))
+    except TypeError:  # a record stored by an older version without every field
+        words = None
+    return {**data, "in_force_words": words}

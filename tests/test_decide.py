@@ -169,3 +169,23 @@ def test_an_early_warning_source_never_deschedules_by_itself() -> None:
     # The same answer from an ordinary source is a descheduling.
     plain = dataclasses.replace(outcome, source=dataclasses.replace(FR, early_warning=False))
     assert check_early_warning(plain, prior_with(FR, controlled)) is plain
+
+
+def test_an_alert_words_the_legal_date_like_every_page() -> None:
+    """Emails say "in force since … (per the instrument: …)", never "effective"."""
+    from reports.email import change_view
+    from scrapers.store import StoredChange
+
+    before = record()
+    after = law_on(before, date(2026, 10, 2))
+    change = StoredChange(id=1, run_id=1, detected_at="2026-10-02T12:00:00+00:00",
+                          jurisdiction="ca", substance="ketamine", source_id="ca-csr",
+                          kind="in_force", summary="s", before=before.as_dict(),
+                          after=after.as_dict(), effective_date="2026-10-01",
+                          before_sha256=None, after_sha256=None, details={})
+    view = change_view(change, site_url=None, names={"ca": "Canada"})
+    rows = {row["label"]: row for row in view["rows"]}
+    assert rows["In force since"]["after"] == (
+        "in force since 2026-10-01 (per the instrument: SOR/2025-242, s. 239)")
+    assert "Effective from" not in rows
+    assert "predates this" in rows["Note"]["after"]
