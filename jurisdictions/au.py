@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
 from jurisdictions.base import FetchContext, Fetched, Fetcher, Source
@@ -629,7 +629,8 @@ def _body_paragraphs(package: zipfile.ZipFile, styles: Mapping[str, str]
     try:
         with package.open(name) as raw:
             stream = _CappedStream(raw, name, MAX_DOCUMENT_XML_BYTES)
-            for event, element in iterparse(stream, events=("start", "end")):
+            # iterparse needs only ``read``: the counter stands in for the file object.
+            for event, element in iterparse(cast(IO[bytes], stream), events=("start", "end")):
                 if event == "start":
                     if element.tag == _P:
                         if not depth:

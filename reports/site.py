@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 from zoneinfo import ZoneInfo
 
-from reports import exports, pages
+from reports import exports, pages, weekly
 from reports.pages import (
     Snapshot,
     change_context,
@@ -77,8 +77,9 @@ LOCK_WAIT_SECONDS = 60.0
 _CHUNK = 1 << 20
 _WEEK_FILE = re.compile(r"(\d{4}-W\d{2})\.html")
 #: The modules whose code decides what a page looks like: a change to them re-renders.
-_CODE = ("reports/pages.py", "reports/render.py", "reports/site.py", "reports/worddiff.py",
-         "reports/diff.py", "reports/exports.py", "scrapers/records.py")
+_CODE = ("reports/pages.py", "reports/weekly.py", "reports/render.py", "reports/site.py",
+         "reports/worddiff.py", "reports/diff.py", "reports/status_rows.py",
+         "reports/exports.py", "scrapers/records.py")
 
 
 class PublishError(SchedwatchError):
@@ -126,7 +127,7 @@ def write_weekly(settings: Settings, store: Store, week: str | None = None, *,
         if not (site / SITE_MARKER).is_file():
             _publish_locked(settings, store, moment)
         snap = read_snapshot(settings, store)
-        index = pages.week_index(snap, reader_zone)
+        index = weekly.week_index(snap, reader_zone)
         env = environment(settings.scheduler.timezone)
         version = _version(settings)
         existing = _existing_weeks(site)
@@ -153,7 +154,7 @@ def weekly_context(settings: Settings, store: Store, week: str | None = None, *,
     reader_zone = zone(settings.scheduler.timezone)
     week = _resolve_week(week, moment, reader_zone)
     snap = read_snapshot(settings, store)
-    context = pages.weekly_context_from(snap, pages.week_index(snap, reader_zone), week,
+    context = weekly.weekly_context_from(snap, weekly.week_index(snap, reader_zone), week,
                                         reader_zone=reader_zone, now=moment)
     context["href"] = pages.weekly_href(week)
     return context
@@ -248,7 +249,7 @@ def site_pages(snap: Snapshot, settings: Settings, env: jinja2.Environment, *,
     for change in snap.changes:
         yield _change_page(env, snap, change)
     yield from _history_pages(snap, env)
-    index = pages.week_index(snap, reader_zone)
+    index = weekly.week_index(snap, reader_zone)
     weeks = set(index.weeks) | set(extra_weeks)
     for week in sorted(weeks):
         yield _weekly_page(env, snap, index, week, reader_zone, now)
@@ -315,18 +316,18 @@ def _history_page(env: jinja2.Environment, snap: Snapshot, name: str,
                  lambda: pages.history_inputs(name, intervals, changes, pending, snap))
 
 
-def _weekly_page(env: jinja2.Environment, snap: Snapshot, index: pages.WeekIndex, week: str,
+def _weekly_page(env: jinja2.Environment, snap: Snapshot, index: weekly.WeekIndex, week: str,
                  reader_zone: ZoneInfo, now: datetime) -> Page:
     """A weekly report. Its context is small and what it shows depends on the time of
     publishing (the running week's "time since") and on the data of ninety days after the
     week: the context itself is the page's fingerprint input, made once."""
-    context = functools.cache(lambda: pages.weekly_context_from(
+    context = functools.cache(lambda: weekly.weekly_context_from(
         snap, index, week, reader_zone=reader_zone, now=now))
     return _html(env, pages.weekly_href(week), "weekly.html", context, context)
 
 
 def _weekly_index_page(env: jinja2.Environment, weeks: set[str]) -> Page:
-    context = pages.weekly_index_context(sorted(weeks))
+    context = weekly.weekly_index_context(sorted(weeks))
     return _html(env, "weekly/index.html", "weekly_index.html", lambda: context,
                  lambda: context)
 

@@ -15,7 +15,6 @@ from lxml import etree
 from jurisdictions import au
 from jurisdictions.substances import build_watch_list
 from scrapers.errors import ExtractionError
-from tests.conftest import SHARED_DOCS, shared_doc
 from scrapers.records import (
     CONTROL_LEVELS,
     MATERIAL_FIELDS,
@@ -24,6 +23,7 @@ from scrapers.records import (
     normalise_text,
     validate,
 )
+from tests.conftest import SHARED_DOCS, shared_doc
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "au"
 JUNE_TITLE = "Therapeutic Goods (Poisons Standard\u2014June 2026) Instrument 2026"

@@ -1,0 +1,191 @@
+"""The weekly report's numbers, computed once from one snapshot: checks and failures per
+source, the week's changes, pending items, and what comes into force within 90 days."""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from reports.diff import display_name, schedule_label
+from reports.pages import (
+    FAILED_OUTCOMES,
+    HEALTHY_OUTCOMES,
+    UPCOMING_DAYS,
+    Snapshot,
+    _stamp,
+    change_summary,
+    cross_checks,
+    human_duration,
+    mail_view,
+    parse_day,
+    pending_view,
+    pending_views,
+    week_bounds,
+    week_finder,
+    weekly_href,
+)
+from reports.render import parse_stamp
+from scrapers.records import StatusRecord
+from scrapers.store import PendingRow, StatusInterval, StoredChange
+
+
+@dataclass(frozen=True)
+class WeekIndex:
+    """The fetch log and the dated facts, arranged once so that every week's context is a
+    few lookups rather than a scan of ten years."""
+
+    fetches_by_week: Mapping[str, Sequence[Mapping[str, Any]]]
+    changes_by_week: Mapping[str, Sequence[StoredChange]]
+    #: Healthy fetch times per source, sorted, for "last healthy fetch before …".
+    healthy_times: Mapping[str, Sequence[str]]
+    #: (date, label, interval) for every dated fact of every interval, sorted by date.
+    dated: Sequence[tuple[date, str, StatusInterval]]
+    weeks: tuple[str, ...]  # every week with a fetch or a change, oldest first
+
+
+def week_index(snap: Snapshot, reader_zone: ZoneInfo) -> WeekIndex:
+    by_week: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    changes_by_week: dict[str, list[StoredChange]] = defaultdict(list)
+    healthy: dict[str, list[str]] = defaultdict(list)
+    weeks: set[str] = set()
+    week_for = week_finder([str(row["started_at"]) for row in snap.fetches]
+                           + [change.detected_at for change in snap.changes], reader_zone)
+    for row in snap.fetches:
+        started = str(row["started_at"])
+        week = week_for(started)
+        by_week[week].append(row)
+        weeks.add(week)
+        if row["outcome"] in HEALTHY_OUTCOMES:
+            healthy[str(row["source_id"])].append(started)
+    for change in snap.changes:
+        week = week_for(change.detected_at)
+        changes_by_week[week].append(change)
+        weeks.add(week)
+    dated: list[tuple[date, str, StatusInterval]] = []
+    for interval in snap.intervals:
+        for label, value in _record_dates(interval.record):
+            day = parse_day(value)
+            if day is not None:
+                dated.append((day, label, interval))
+    dated.sort(key=lambda item: (item[0], item[2].id))
+    return WeekIndex(fetches_by_week=by_week, changes_by_week=changes_by_week,
+                     healthy_times={k: sorted(v) for k, v in healthy.items()},
+                     dated=dated, weeks=tuple(sorted(weeks)))
+
+
+def _record_dates(record: StatusRecord) -> list[tuple[str, str]]:
+    """The legal dates a record holds (a coming into force, an announced repeal), then the
+    document's own labelled dates."""
+    dates = []
+    if record.in_force_since and record.in_force_since_kind == "instrument":
+        dates.append(("in force", record.in_force_since))
+    if record.in_force_until:
+        dates.append(("ceases to be in force", record.in_force_until))
+    return dates + [(str(label), str(value)) for label, value in record.dates]
+
+
+def _active(start: str, end: str | None, at: str) -> bool:
+    return start <= at and (end is None or end > at)
+
+
+def weekly_context_from(snap: Snapshot, index: WeekIndex, week: str, *,
+                        reader_zone: ZoneInfo, now: datetime) -> dict[str, Any]:
+    """The weekly report of one ISO week (in the reader's zone)."""
+    start, end = week_bounds(week, reader_zone)
+    start_s, end_s = _stamp(start), _stamp(end)
+    # For a week still running, "time since" is measured to now, not to a future Monday.
+    reference = min(end, now)
+    reference_s = _stamp(reference)
+    rows = index.fetches_by_week.get(week, ())
+    sources = []
+    for j in snap.jurisdictions:
+        for sid in j.sources:
+            mine = [r for r in rows if r["source_id"] == sid]
+            failures = [r for r in mine if r["outcome"] in FAILED_OUTCOMES]
+            times = index.healthy_times.get(sid, ())
+            position = bisect.bisect_right(times, reference_s)
+            last = times[position - 1] if position else None
+            errors: dict[str, int] = defaultdict(int)
+            for row in failures:
+                errors[str(row.get("error") or row["outcome"])] += 1
+            sources.append({
+                "id": sid, "title": j.titles.get(sid, sid), "jurisdiction": j.code,
+                "jurisdiction_name": j.name, "checks": len(mine), "failures": len(failures),
+                "last_healthy_at": last,
+                "since_healthy": human_duration(
+                    (reference - parse_stamp(last)).total_seconds()) if last else None,
+                "errors": [{"error": text, "count": count}
+                           for text, count in sorted(errors.items(),
+                                                     key=lambda e: -e[1])[:5]],
+            })
+    week_changes = index.changes_by_week.get(week, ())
+    by_jurisdiction = [{
+        "code": j.code, "name": j.name,
+        "changes": [change_summary(c, j.name) for c in week_changes if c.jurisdiction == j.code],
+    } for j in snap.jurisdictions]
+    open_in_week = [r for r in snap.pending if r.first_seen_at < end_s
+                    and (r.resolved_at is None or r.resolved_at >= start_s)]
+    return {
+        "title": f"Weekly report {week}",
+        "week": week, "start": start_s, "end": end_s, "timezone": reader_zone.key,
+        "complete": now >= end,
+        "sources": sources,
+        "changes_by_jurisdiction": [group for group in by_jurisdiction if group["changes"]],
+        "change_count": len(week_changes),
+        "pending": pending_views(open_in_week, snap),
+        "upcoming": _upcoming(snap, index, end, open_in_week),
+        "upcoming_days": UPCOMING_DAYS,
+        "mail_failures": [mail_view(row) for row in snap.failed_mail
+                          if start_s <= str(row.get("created_at") or "") < end_s],
+        "cross_checks": cross_checks(snap, min(now, end).date()),
+    }
+
+
+def _upcoming(snap: Snapshot, index: WeekIndex, end: datetime,
+              pending: Sequence[PendingRow]) -> list[dict[str, Any]]:
+    """Dated facts that fall after the week's end and within UPCOMING_DAYS of it: pending
+    items open at the week's end and records in force then."""
+    first, last = end.date(), end.date() + timedelta(days=UPCOMING_DAYS)
+    end_s = _stamp(end)
+    result = []
+    for row in pending:
+        day = parse_day(row.item.date)
+        if day is not None and first <= day <= last and (
+                row.resolved_at is None or row.resolved_at >= end_s):
+            view = pending_view(row.item, first_seen_at=row.first_seen_at,
+                                jurisdiction_name=snap.jurisdiction(row.item.jurisdiction).name,
+                                history=snap.history_substances)
+            result.append({"date": row.item.date, "day": day.isoformat(),
+                           "label": view["date_label"], "what": "pending",
+                           "jurisdiction_name": view["jurisdiction_name"],
+                           "substance": view["substance"], "name": view["name"],
+                           "text": f"{view['action']}: {view['description']}",
+                           "reference": view["reference"], "href": view["history_href"]})
+    low = bisect.bisect_left(index.dated, first, key=lambda item: item[0])
+    high = bisect.bisect_right(index.dated, last, key=lambda item: item[0])
+    for day, label, interval in index.dated[low:high]:
+        if not _active(interval.valid_from, interval.valid_to, end_s):
+            continue
+        record = interval.record
+        result.append({"date": day.isoformat(), "day": day.isoformat(), "label": label,
+                       "what": "record",
+                       "jurisdiction_name": snap.jurisdiction(record.jurisdiction).name,
+                       "substance": record.substance, "name": display_name(record.substance),
+                       "text": f"{schedule_label(record)}, {record.instrument}"
+                               + (f" {record.provision}" if record.provision else ""),
+                       "reference": record.source_id,
+                       "href": snap.history_href(record.substance)})
+    return sorted(result, key=lambda item: (item["day"], item["jurisdiction_name"],
+                                            item["substance"]))
+
+
+def weekly_index_context(weeks: Sequence[str]) -> dict[str, Any]:
+    return {"title": "Weekly reports",
+            "weeks": [{"week": w, "href": weekly_href(w)} for w in sorted(weeks, reverse=True)]}
+
+
