@@ -34,6 +34,12 @@ def internal() -> Iterator[HTTPServer]:
     server.stop()
 
 
+def configured(server: HTTPServer, path: str) -> str:
+    """The source's configured URL: by address, 127.0.0.1 (pytest-httpserver listens on
+    "localhost", which resolves to it here)."""
+    return f"http://127.0.0.1:{server.port}{path}"
+
+
 def internal_url(server: HTTPServer, path: str = "/secret") -> str:
     # Another host *name* ("localhost", not the configured "127.0.0.1") resolving to loopback.
     return f"http://localhost:{server.port}{path}"
@@ -44,7 +50,7 @@ def test_redirect_to_another_host_on_loopback_is_refused(httpserver: HTTPServer,
     httpserver.expect_request("/doc.xml").respond_with_data(
         "", status=302, headers={"Location": internal_url(internal)})
     with fetcher() as fetch, pytest.raises(FetchError) as caught:
-        fetch.get(httpserver.url_for("/doc.xml"))
+        fetch.get(configured(httpserver, "/doc.xml"))
     error = caught.value
     assert error.kind == "redirect"
     message = str(error)
@@ -59,7 +65,7 @@ def test_redirect_on_the_configured_host_is_followed(httpserver: HTTPServer) -> 
         "", status=301, headers={"Location": "/new.xml"})
     httpserver.expect_request("/new.xml").respond_with_data("<new/>")
     with fetcher() as fetch:
-        response = fetch.get(httpserver.url_for("/old.xml"))
+        response = fetch.get(configured(httpserver, "/old.xml"))
     assert response.content == b"<new/>" and response.final_url.endswith("/new.xml")
 
 
@@ -69,7 +75,7 @@ def test_a_chain_through_the_configured_host_is_still_checked(httpserver: HTTPSe
     httpserver.expect_request("/b").respond_with_data(
         "", status=307, headers={"Location": internal_url(internal)})
     with fetcher() as fetch, pytest.raises(FetchError, match="not public"):
-        fetch.get(httpserver.url_for("/a"))
+        fetch.get(configured(httpserver, "/a"))
     assert internal.log == []
 
 
@@ -94,7 +100,7 @@ def test_a_run_does_not_archive_an_internal_answer(httpserver: HTTPServer, inter
         "", status=302, headers={"Location": internal_url(internal)})
     data = tmp_path / "data"
     config = write_config(tmp_path / "schedwatch.toml", data_dir=data,
-                          sources={"ca-cdsa": {"url": httpserver.url_for("/cdsa.xml")}})
+                          sources={"ca-cdsa": {"url": configured(httpserver, "/cdsa.xml")}})
     result: CliResult = run_cli("--config", str(config), "run")
     output = result.stdout + result.stderr
     assert result.exit_code == 2, output

@@ -13,6 +13,7 @@ import pytest
 from lxml import etree
 
 from jurisdictions import au
+from jurisdictions.au import word
 from jurisdictions.substances import build_watch_list
 from scrapers.errors import ExtractionError
 from scrapers.records import (
@@ -145,7 +146,7 @@ def test_itertext_would_lose_the_no_break_hyphen():
     files, seen in F2026L00633)."""
     with zipfile.ZipFile(FIXTURES / "poisons-standard-june-2026.docx") as package:
         body = etree.fromstring(package.read("word/document.xml"))
-    texts = {"".join(p.itertext()): au.paragraph_text(p) for p in body.iter(au._P)}
+    texts = {"".join(p.itertext()): au.paragraph_text(p) for p in body.iter(word._P)}
     assert texts["NETHYLPENTYLONE."] == "N-ETHYLPENTYLONE."
 
 
@@ -323,8 +324,8 @@ def test_entities_are_not_resolved():
 
 
 def test_a_part_declaring_a_huge_size_is_refused_before_inflating(monkeypatch):
-    monkeypatch.setattr(au, "MAX_DOCUMENT_XML_BYTES", 1000)
-    monkeypatch.setattr(au, "MAX_PART_BYTES", 1000)
+    monkeypatch.setattr(word, "MAX_DOCUMENT_XML_BYTES", 1000)
+    monkeypatch.setattr(word, "MAX_PART_BYTES", 1000)
     big = _zip({"word/document.xml": b"<w:document xmlns:w='x'>" + b" " * 2000
                 + b"</w:document>"})
     with pytest.raises(ExtractionError, match="word/document.xml inflates to more than"):
@@ -361,15 +362,15 @@ def _reference_text(p) -> str:
     def walk(element) -> None:
         for child in element:
             tag = child.tag
-            if not isinstance(tag, str) or tag in au._SKIP:
+            if not isinstance(tag, str) or tag in word._SKIP:
                 continue
-            if tag == au._T:
+            if tag == word._T:
                 parts.append(child.text or "")
-            elif tag in au._HYPHENS:
+            elif tag in word._HYPHENS:
                 parts.append("-")
-            elif tag in au._BLANKS:
+            elif tag in word._BLANKS:
                 parts.append(" ")
-            elif tag != au._P:
+            elif tag != word._P:
                 walk(child)
 
     walk(p)
@@ -380,12 +381,12 @@ def _reference_paragraphs(content: bytes) -> list[tuple[str, str]]:
     """(role, text) of every paragraph from the whole tree, in ``iter`` order."""
     with zipfile.ZipFile(io.BytesIO(content)) as package:
         body = etree.fromstring(package.read("word/document.xml"))
-        styles = au._style_names(etree.fromstring(package.read("word/styles.xml"))) \
+        styles = word._style_names(etree.fromstring(package.read("word/styles.xml"))) \
             if "word/styles.xml" in package.namelist() else {}
     found = []
-    for p in body.iter(au._P):
+    for p in body.iter(word._P):
         style = p.find(f"{{{_W}}}pPr/{{{_W}}}pStyle")
-        found.append((au._role(style.get(f"{{{_W}}}val") if style is not None else None, styles),
+        found.append((word._role(style.get(f"{{{_W}}}val") if style is not None else None, styles),
                       _reference_text(p)))
     return found
 
