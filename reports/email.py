@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import types
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,7 +31,7 @@ import jinja2
 from markupsafe import Markup
 
 from reports import render, smtp
-from reports.diff import SOURCE_KINDS
+from reports.diff import CHANGE_KINDS, KIND_ORDER, SOURCE_KINDS
 from scrapers.errors import EmailError, LockedError, SchedwatchError
 from scrapers.faults import checkpoint
 from scrapers.store import StoredChange, utcnow
@@ -48,19 +47,6 @@ NO_SECTION = "no [email] section in the configuration; add one (see schedwatch.e
 #: Delay before the next try after the n-th failed attempt (the last one repeats).
 RETRY_DELAYS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15),
                 timedelta(hours=1), timedelta(hours=3), timedelta(hours=6))
-
-#: Most significant first: the subject of a grouped alert names the first of these.
-KIND_ORDER = ("scheduled", "descheduled", "rescheduled", "pending", "amended",
-              "extraction_failed", "source_failed", "recovered")
-KIND_LABELS = types.MappingProxyType({
-    "scheduled": "Scheduled", "descheduled": "Descheduled", "rescheduled": "Rescheduled",
-    "amended": "Amended (status unchanged)", "pending": "Pending (not yet in force)",
-    "source_failed": "Source failing", "extraction_failed": "Document not understood",
-    "recovered": "Source recovered"})
-KIND_COLOURS = types.MappingProxyType({
-    "scheduled": "#b3261e", "descheduled": "#1b6e3a", "rescheduled": "#b35c00",
-    "amended": "#5f5f5a", "pending": "#1f5fa8", "source_failed": "#7a4b00",
-    "extraction_failed": "#7a4b00", "recovered": "#1b6e3a"})
 
 RECORD_FIELDS = (("status", "Status"), ("schedule", "Schedule"),
                  ("control_level", "Control level"), ("instrument", "Instrument"),
@@ -194,6 +180,7 @@ def change_view(change: StoredChange, *, site_url: str | None, names: Mapping[st
                 rows.append({"label": label, "before": old, "after": new,
                              "changed": old != new})
     record = after or before
+    kind_info = CHANGE_KINDS.get(change.kind)
     url = record.get("source_url") or record.get("url") or change.details.get("url")
     # Autoescape stops markup, not a scraped ``javascript:`` link: only http(s) is linked.
     source_url = render.safe_url(url) if isinstance(url, str) else None
@@ -201,8 +188,9 @@ def change_view(change: StoredChange, *, site_url: str | None, names: Mapping[st
         "id": change.id,
         "summary": change.summary,
         "kind": change.kind,
-        "kind_label": KIND_LABELS.get(change.kind, change.kind),
-        "colour": KIND_COLOURS.get(change.kind, "#5f5f5a"),
+        # One table for every kind (reports.diff): the email shows its heading form.
+        "kind_label": kind_info.heading if kind_info else change.kind,
+        "colour": kind_info.colour if kind_info else "#5f5f5a",
         "jurisdiction": change.jurisdiction,
         "jurisdiction_name": names.get(change.jurisdiction, change.jurisdiction.upper()),
         "substance": change.substance or "",
@@ -443,9 +431,13 @@ def _ids(row: Mapping[str, Any]) -> list[int]:
 
 
 def deliver_outbox(settings: Settings, store: Store, *,
-                   now: datetime | None = None) -> list[str]:
+                   now: datetime | None = None, by_hand: bool = False) -> list[str]:
     """Send what is due in the outbox; returns one line for what was delivered and one per
-    failure (nothing when nothing was due). SMTP and network failures never raise: only a
+    failure. The automatic path (pipeline, scheduler) sends only rows whose backoff is over
+    and, when some still wait, says "N waiting, next try at …" (nothing when the outbox is
+    empty). ``by_hand`` (``schedwatch email send``) tries everything queued now, backoff or
+    not: a person who just fixed the server wants to see the result at once; it returns
+    nothing only when nothing is queued. SMTP and network failures never raise: only a
     missing [email] section (``EmailError``), an unusable store or time zone (other
     ``SchedwatchError``s) and bugs do."""
     email = _require(settings)
@@ -454,16 +446,16 @@ def deliver_outbox(settings: Settings, store: Store, *,
         # Two deliverers (the scheduler's job and `schedwatch email send`) must never pick
         # up the same due rows: that is the one way to send a message twice.
         with store.lock("email-outbox", holder="email delivery"):
-            return _deliver(settings, email, store, moment)
+            return _deliver(settings, email, store, moment, by_hand=by_hand)
     except LockedError as error:
         return [f"email: {error}"]
 
 
 def _deliver(settings: Settings, email: EmailSettings, store: Store,
-             now: datetime) -> list[str]:
-    due = store.outbox_due(now)
+             now: datetime, *, by_hand: bool = False) -> list[str]:
+    due = store.outbox_rows("queued") if by_hand else store.outbox_due(now)
     if not due:
-        return []
+        return [] if by_hand else _waiting(store)
     lines: list[str] = []
     outgoing = _prepare(settings, email, store, due, now, lines)
     if not outgoing:
@@ -504,6 +496,18 @@ def _deliver(settings: Settings, email: EmailSettings, store: Store,
                         f"({_count(r for o in sent for r in o.rows)}) to {recipients} "
                         f"recipient{'' if recipients == 1 else 's'} via {smtp.where(email)}")
     return lines
+
+
+def _waiting(store: Store) -> list[str]:
+    """Nothing is due: say what waits for its backoff (after an outage a silent pass reads
+    as "all sent")."""
+    waiting = store.outbox_rows("queued")
+    if not waiting:
+        return []
+    stamps = [datetime.fromisoformat(r["next_attempt_at"]) for r in waiting
+              if r["next_attempt_at"]]
+    when = min(stamps).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if stamps else "once due"
+    return [f"email: {_count(waiting)} waiting, next try at {when}"]
 
 
 def _prepare(settings: Settings, email: EmailSettings, store: Store,
@@ -589,9 +593,13 @@ def _fail(store: Store, email: EmailSettings, rows: Sequence[Mapping[str, Any]],
     reason = smtp.redact(str(error), email)
     retried: list[datetime] = []
     given_up: list[Mapping[str, Any]] = []
+    # A server that cannot be reached said nothing about the message: however long the
+    # outage, the alert is still deliverable once it is back (retries stay at the longest
+    # delay). Only what a server answered can exhaust max_attempts.
+    unreachable = _unreachable(error)
     for row in rows:
         attempts = int(row["attempts"] or 0) + 1
-        permanent = error.permanent or attempts >= email.max_attempts
+        permanent = error.permanent or (attempts >= email.max_attempts and not unreachable)
         next_at = None if permanent else now + retry_delay(attempts)
         stored = reason if error.permanent or not permanent else \
             f"{reason} (gave up after {attempts} attempts)"
@@ -613,6 +621,12 @@ def _fail(store: Store, email: EmailSettings, rows: Sequence[Mapping[str, Any]],
     line = f"email: {reason} — {kept}, {tail}"
     log.info("%s", line)  # info: the caller prints the returned line (see _fail_now)
     return line
+
+
+def _unreachable(error: EmailError) -> bool:
+    """No connection could be made (refused, unresolvable, no answer): no reply code."""
+    return (error.stage == "connection" and not error.permanent
+            and getattr(error, "code", None) is None)
 
 
 # --- commands -------------------------------------------------------------------------------

@@ -431,9 +431,18 @@ def report() -> None:
 def report_weekly(state: State, week: str | None, send_email: bool) -> None:
     """Write weekly/<ISO week>.html into the site (and optionally email it)."""
     from reports.site import write_weekly
+    from scrapers.errors import LockedError
 
     store = state.store()
-    path = write_weekly(state.settings, store, week)
+    try:
+        path = write_weekly(state.settings, store, week)
+    except LockedError as error:
+        # A locked run of the tracker is "nothing to do" (exit 0), but a report asked for
+        # by name (and its email) was not made: a cron wrapper or a person must see that.
+        busy = str(error).removesuffix("; nothing done")
+        raise SchedwatchError(f"the site stayed busy: {busy}; the weekly report was not "
+                              f"written{' nor emailed' if send_email else ''}, try again "
+                              "later") from None
     click.echo(f"weekly report written: {path}")
     if send_email:
         from reports.email import send_weekly
@@ -466,14 +475,15 @@ def email_test(state: State, to: str | None) -> None:
 @email.command("send", epilog=_example("schedwatch email send"))
 @click.pass_obj
 def email_send(state: State) -> None:
-    """Deliver queued alerts now (the scheduler does this every 15 minutes)."""
+    """Deliver everything queued now, even what waits for its next try after an outage
+    (the scheduler delivers what is due every 15 minutes)."""
     from reports.email import deliver_outbox
 
-    lines = deliver_outbox(state.settings, state.store())
+    lines = deliver_outbox(state.settings, state.store(), by_hand=True)
     for line in lines:
         click.echo(line)
     if not lines:
-        click.echo("email: nothing due in the outbox")
+        click.echo("email: nothing queued")
 
 
 @email.command("retry", epilog=_example("schedwatch email retry"))

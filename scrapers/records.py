@@ -208,8 +208,9 @@ _SPACE_AFTER_HYPHEN = re.compile(r"(?<=\w)- (?=\()")
 #: Atom feed ill-formed XML (XML 1.0 forbids C0 controls other than tab and line ends).
 #: Terminal escape sequences, removed whole (not only their ESC, which would leave "[2J" or
 #: "]0;title" in the text): CSI as ESC [ (or the 8-bit \x9b with at least one parameter,
-#: so that "\x9bSchedule" keeps its S), then parameters and a final byte; OSC as ESC ] or \x9d, up to BEL or ST. A lone ESC is removed as a control, never
-#: with the letter after it (that would eat text).
+#: so that "\x9bSchedule" keeps its S), then parameters and a final byte; OSC as ESC ] or
+#: \x9d, up to BEL or ST. A lone ESC is removed as a control, never with the letter after it
+#: (that would eat text).
 _ESCAPE_SEQUENCE = (r"\x1b\[[0-?]*[ -/]*[@-~]|\x9b[0-?]+[ -/]*[@-~]"
                     r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?")
 _CONTROL = "".join(chr(c) for c in (*range(0x20), *range(0x7f, 0xa0)))

@@ -23,7 +23,6 @@ import tempfile
 import time
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -34,276 +33,30 @@ from sqlalchemy.engine import Connection, Engine
 from scrapers.clock import parse_stamp, stamp, utcnow  # noqa: F401 - re-exported
 from scrapers.errors import LockedError, StoreError
 from scrapers.records import PendingItem, StatusRecord
-
-metadata = sa.MetaData()
-
-runs = sa.Table(
-    "runs", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("started_at", sa.String(32), nullable=False),
-    sa.Column("finished_at", sa.String(32)),
-    sa.Column("trigger", sa.String(32), nullable=False, server_default="cli"),
-    sa.Column("jurisdictions", sa.String(200), nullable=False),
-    sa.Column("exit_code", sa.Integer),
-    sa.Column("summary", sa.Text),
+from scrapers.rows import (  # noqa: F401 - the row shapes, re-exported for their readers
+    PendingRow,
+    Prior,
+    SourceState,
+    StatusInterval,
+    StoredChange,
 )
-
-fetches = sa.Table(
-    "fetches", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
-    sa.Column("source_id", sa.String(64), nullable=False),
-    sa.Column("started_at", sa.String(32), nullable=False),
-    sa.Column("url", sa.Text, nullable=False),
-    sa.Column("final_url", sa.Text),
-    # fetched | not_modified | unchanged | failed | extraction_failed
-    sa.Column("outcome", sa.String(32), nullable=False),
-    sa.Column("error_kind", sa.String(32)),
-    sa.Column("error", sa.Text),
-    sa.Column("http_status", sa.Integer),
-    sa.Column("document_sha256", sa.String(64)),
-    sa.Column("elapsed_ms", sa.Integer),
-    sa.Index("ix_fetches_source_started", "source_id", "started_at"),
-)
-
-documents = sa.Table(
-    "documents", metadata,
-    sa.Column("sha256", sa.String(64), primary_key=True),
-    sa.Column("size", sa.Integer, nullable=False),
-    sa.Column("media_type", sa.String(200)),
-    sa.Column("source_id", sa.String(64), nullable=False),
-    sa.Column("url", sa.Text, nullable=False),
-    sa.Column("first_seen_at", sa.String(32), nullable=False),
-    sa.Column("path", sa.Text, nullable=False),  # relative to the documents folder
-)
-
-source_state = sa.Table(
-    "source_state", metadata,
-    sa.Column("source_id", sa.String(64), primary_key=True),
-    sa.Column("jurisdiction", sa.String(8), nullable=False),
-    # healthy | source_failed | extraction_failed (| unknown before the first fetch)
-    sa.Column("health", sa.String(32), nullable=False),
-    sa.Column("failing_since", sa.String(32)),
-    sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("last_error", sa.Text),
-    sa.Column("last_attempt_at", sa.String(32)),
-    sa.Column("last_healthy_at", sa.String(32)),
-    sa.Column("last_document_sha256", sa.String(64)),
-    sa.Column("last_url", sa.Text),
-    sa.Column("etag", sa.Text),
-    sa.Column("last_modified", sa.Text),
-    sa.Column("marker", sa.Text),
-    sa.Column("watch_keys", sa.Text),  # JSON list: the watch list the records were made for
-    sa.Column("document_dates", sa.Text),  # JSON list of [label, date]
-    sa.Column("document_meta", sa.Text),  # JSON object
-    sa.Column("title", sa.Text),
-    sa.Column("instrument", sa.Text),
-)
-
-status = sa.Table(
-    "status", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("jurisdiction", sa.String(8), nullable=False),
-    sa.Column("substance", sa.String(200), nullable=False),
-    sa.Column("source_id", sa.String(64), nullable=False),
-    sa.Column("valid_from", sa.String(32), nullable=False),
-    sa.Column("valid_to", sa.String(32)),  # NULL: current
-    sa.Column("status", sa.String(32), nullable=False),
-    sa.Column("schedule", sa.String(64)),
-    sa.Column("record", sa.Text, nullable=False),  # JSON of the StatusRecord first seen
-    # The latest healthy observation that confirmed the status. For an open interval these are
-    # only written when it closes: until then the source's own state (last_healthy_at,
-    # last_document_sha256) is the confirmation, so an unchanged day rewrites no status row.
-    sa.Column("last_confirmed_at", sa.String(32), nullable=False),
-    sa.Column("last_document_sha256", sa.String(64), nullable=False),
-    # The law over time (dates, YYYY-MM-DD): from when the status held in law (an instrument's
-    # date, or the earliest evidence) to when it ceased (NULL: not known to have ceased). The
-    # observation interval above says when schedwatch saw it; this one says what it says.
-    sa.Column("legal_from", sa.String(10)),
-    sa.Column("legal_to", sa.String(10)),
-    # 1: written by `schedwatch backfill` from a regulator's archive, not observed live.
-    sa.Column("backfilled", sa.Integer, nullable=False, server_default="0"),
-    # Partial on SQLite (naming the PostgreSQL option would import that dialect, and asyncio,
-    # on every start); a plain index elsewhere.
-    sa.Index("ix_status_open", "source_id", "substance", sqlite_where=sa.text("valid_to IS NULL")),
-    sa.Index("ix_status_substance", "substance", "valid_from"),
-    sa.Index("ix_status_span", "valid_from", "valid_to"),
-    sa.Index("ix_status_legal", "legal_from", "legal_to"),
-)
-
-changes = sa.Table(
-    "changes", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
-    sa.Column("detected_at", sa.String(32), nullable=False),
-    sa.Column("jurisdiction", sa.String(8), nullable=False),
-    sa.Column("substance", sa.String(200)),  # NULL for source-level changes
-    sa.Column("source_id", sa.String(64), nullable=False),
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("summary", sa.Text, nullable=False),
-    sa.Column("before", sa.Text),  # JSON record / pending item, or NULL
-    sa.Column("after", sa.Text),
-    sa.Column("effective_date", sa.String(32)),
-    sa.Column("before_sha256", sa.String(64)),
-    sa.Column("after_sha256", sa.String(64)),
-    sa.Column("details", sa.Text),  # JSON object: error text, new URL, damping note ...
-    sa.Column("backfilled", sa.Integer, nullable=False, server_default="0"),
-    sa.Index("ix_changes_detected", "detected_at"),
-)
-
-pending = sa.Table(
-    "pending", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("source_id", sa.String(64), nullable=False),
-    sa.Column("key", sa.String(200), nullable=False),
-    sa.Column("jurisdiction", sa.String(8), nullable=False),
-    sa.Column("substance", sa.String(200), nullable=False),
-    sa.Column("item", sa.Text, nullable=False),
-    sa.Column("first_seen_at", sa.String(32), nullable=False),
-    sa.Column("last_seen_at", sa.String(32), nullable=False),
-    sa.Column("resolved_at", sa.String(32)),
-    # One row per pending item: a proposal that disappears and comes back reopens its row.
-    sa.UniqueConstraint("source_id", "key", "substance"),
-)
-
-outbox = sa.Table(
-    "outbox", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("idempotency_key", sa.String(200), nullable=False, unique=True),
-    sa.Column("kind", sa.String(16), nullable=False),  # alert | weekly | test
-    sa.Column("recipient", sa.String(320), nullable=False),
-    sa.Column("change_ids", sa.Text, nullable=False),  # JSON list of change ids
-    sa.Column("reference", sa.String(64)),  # e.g. the ISO week of a weekly report
-    sa.Column("created_at", sa.String(32), nullable=False),
-    # queued | delivered | failed (permanent)
-    sa.Column("state", sa.String(16), nullable=False, server_default="queued"),
-    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("next_attempt_at", sa.String(32)),
-    sa.Column("last_error", sa.Text),
-    sa.Column("delivered_at", sa.String(32)),
-    sa.Column("message_id", sa.String(320)),
-)
-
-heartbeats = sa.Table(
-    "heartbeats", metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("at", sa.String(32), nullable=False),
-    sa.Column("pid", sa.Integer),
-    sa.Column("detail", sa.Text),
+from scrapers.schema import (  # noqa: F401 - the tables, re-exported
+    _add_missing_columns,
+    changes,
+    documents,
+    fetches,
+    heartbeats,
+    metadata,
+    outbox,
+    pending,
+    runs,
+    source_state,
+    status,
 )
 
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-@dataclass(frozen=True)
-class SourceState:
-    source_id: str
-    jurisdiction: str
-    health: str
-    failing_since: str | None
-    consecutive_failures: int
-    last_error: str | None
-    last_attempt_at: str | None
-    last_healthy_at: str | None
-    last_document_sha256: str | None
-    last_url: str | None
-    etag: str | None
-    last_modified: str | None
-    marker: str | None
-    watch_keys: tuple[str, ...] | None
-    document_dates: tuple[tuple[str, str], ...]
-    document_meta: Mapping[str, str]
-    title: str | None
-    instrument: str | None
-
-    @classmethod
-    def from_row(cls, row: Mapping[Any, Any]) -> SourceState:
-        return cls(
-            source_id=row["source_id"], jurisdiction=row["jurisdiction"], health=row["health"],
-            failing_since=row["failing_since"],
-            consecutive_failures=row["consecutive_failures"] or 0,
-            last_error=row["last_error"], last_attempt_at=row["last_attempt_at"],
-            last_healthy_at=row["last_healthy_at"],
-            last_document_sha256=row["last_document_sha256"], last_url=row["last_url"],
-            etag=row["etag"], last_modified=row["last_modified"], marker=row["marker"],
-            watch_keys=tuple(json.loads(row["watch_keys"])) if row["watch_keys"] else None,
-            document_dates=tuple(tuple(p) for p in json.loads(row["document_dates"] or "[]")),
-            document_meta=json.loads(row["document_meta"] or "{}"),
-            title=row["title"], instrument=row["instrument"])
-
-
-@dataclass(frozen=True)
-class StoredChange:
-    id: int
-    run_id: int
-    detected_at: str
-    jurisdiction: str
-    substance: str | None
-    source_id: str
-    kind: str
-    summary: str
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
-    effective_date: str | None
-    before_sha256: str | None
-    after_sha256: str | None
-    details: dict[str, Any]
-
-    @classmethod
-    def from_row(cls, row: Mapping[Any, Any]) -> StoredChange:
-        return cls(id=row["id"], run_id=row["run_id"], detected_at=row["detected_at"],
-                   jurisdiction=row["jurisdiction"], substance=row["substance"],
-                   source_id=row["source_id"], kind=row["kind"], summary=row["summary"],
-                   before=json.loads(row["before"]) if row["before"] else None,
-                   after=json.loads(row["after"]) if row["after"] else None,
-                   effective_date=row["effective_date"], before_sha256=row["before_sha256"],
-                   after_sha256=row["after_sha256"], details=json.loads(row["details"] or "{}"))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "run_id": self.run_id, "detected_at": self.detected_at,
-                "jurisdiction": self.jurisdiction, "substance": self.substance,
-                "source_id": self.source_id, "kind": self.kind, "summary": self.summary,
-                "before": self.before, "after": self.after,
-                "effective_date": self.effective_date, "before_sha256": self.before_sha256,
-                "after_sha256": self.after_sha256, "details": self.details}
-
-
-@dataclass(frozen=True)
-class StatusInterval:
-    id: int
-    record: StatusRecord
-    valid_from: str
-    valid_to: str | None
-    last_confirmed_at: str
-    last_document_sha256: str
-    legal_from: str | None = None
-    legal_to: str | None = None
-    backfilled: bool = False
-
-
-@dataclass(frozen=True)
-class PendingRow:
-    id: int
-    item: PendingItem
-    first_seen_at: str
-    last_seen_at: str
-    resolved_at: str | None
-
-
-@dataclass(frozen=True)
-class Prior:
-    """What a run needs to know before it decides anything, read once before its
-    transaction: source states, current intervals, pending rows (open and resolved) and the
-    recent changes the flip-flop rule looks at, per source."""
-
-    states: Mapping[str, SourceState]
-    current: Mapping[str, tuple[StatusInterval, ...]]
-    pending: Mapping[str, tuple[PendingRow, ...]]
-    #: (source id, substance) -> its newest non-pending changes since the window, newest first.
-    recent: Mapping[tuple[str, str], tuple[StoredChange, ...]]
-    last_run_started_at: str | None = None
 
 
 class Store:
@@ -1063,32 +816,6 @@ def _insert_ignoring_duplicates(conn: Connection, table: sa.Table, values: dict[
             return 0
         statement = table.insert().values(**values)
     return int(conn.execute(statement).rowcount or 0)
-
-
-#: Columns added after a store was first created: (table, column, DDL type, fill statement).
-_ADDED_COLUMNS = (
-    ("status", "legal_from", "VARCHAR(10)",
-     "UPDATE status SET legal_from = substr(valid_from, 1, 10) WHERE legal_from IS NULL"),
-    ("status", "legal_to", "VARCHAR(10)",
-     "UPDATE status SET legal_to = substr(valid_to, 1, 10) "
-     "WHERE legal_to IS NULL AND valid_to IS NOT NULL"),
-    ("status", "backfilled", "INTEGER NOT NULL DEFAULT 0", None),
-    ("changes", "backfilled", "INTEGER NOT NULL DEFAULT 0", None),
-)
-
-
-def _add_missing_columns(conn: Connection) -> None:
-    """Bring a store made by an earlier version up to the current columns: intervals it
-    wrote get the legal span of their observation (the best it knew). Runs in the schema
-    transaction, under the schema lock (``Store._create_schema``)."""
-    inspector = sa.inspect(conn)
-    present = {table: {c["name"] for c in inspector.get_columns(table)}
-               for table in {t for t, *_ in _ADDED_COLUMNS}}
-    missing = [entry for entry in _ADDED_COLUMNS if entry[1] not in present[entry[0]]]
-    for table, column, ddl, fill in missing:
-        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
-        if fill:
-            conn.exec_driver_sql(fill)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -262,3 +262,38 @@ def test_times_are_utc_with_the_readers_zone_beside() -> None:
     utc_only, _ = parts(parsed(mail.build_alert(SETTINGS, "officer@example.org", [change()],
                                                 now=NOW)))
     assert "detected 2026-11-21 15:00 UTC\r\n" in utc_only  # CRLF: the wire format
+
+
+def test_records_show_their_legal_dates_not_a_consolidations_element_date() -> None:
+    after = record(schedule="III", effective_from="2005-08-31",
+                   in_force_since="2026-06-05", in_force_since_kind="instrument",
+                   in_force_since_basis="SOR/2026-100",
+                   first_observed_at="2026-11-21T15:00:00+00:00",
+                   review="the status rests on a generic analogue entry")
+    view = mail.change_view(change(after=after), site_url=None, names={"ca": "Canada"})
+    by_label = {row["label"]: row["after"] for row in view["rows"]}
+    assert "Effective from" not in by_label and "2005-08-31" not in str(view["rows"])
+    from reports.status_rows import since_words
+    from scrapers.records import StatusRecord
+    assert by_label["In force since"] == since_words(StatusRecord.from_dict(after))
+    assert "2026-06-05" in by_label["In force since"]
+    assert "SOR/2026-100" in by_label["In force since"]
+    assert by_label["First observed by schedwatch"] == "2026-11-21T15:00:00+00:00"
+    assert by_label["REVIEW"] == "the status rests on a generic analogue entry"
+    # Without a review reason there is no REVIEW row at all.
+    plain = mail.change_view(change(), site_url=None, names={"ca": "Canada"})
+    assert "REVIEW" not in {row["label"] for row in plain["rows"]}
+
+
+def test_kind_headings_and_colours_come_from_the_one_table_of_change_kinds() -> None:
+    from reports.diff import CHANGE_KINDS
+
+    for kind, spec in CHANGE_KINDS.items():
+        view = mail.change_view(change(kind=kind), site_url=None, names={"ca": "Canada"})
+        assert (view["kind_label"], view["colour"]) == (spec.heading, spec.colour)
+    assert mail.change_view(change(kind="amended"), site_url=None, names={})["kind_label"] == \
+        "Amended (status unchanged)"
+    # A dated change taking effect ranks after a reschedule and before a pending item.
+    ranked = mail.ordered([change(1, kind="pending"), change(2, kind="in_force"),
+                           change(3, kind="rescheduled")])
+    assert [c.kind for c in ranked] == ["rescheduled", "in_force", "pending"]

@@ -263,8 +263,9 @@ def test_server_down_defers_the_pass_with_one_connection_then_delivers_once(
     assert all(r["attempts"] == 1 and r["next_attempt_at"] == "2026-11-18T09:01:00+00:00"
                for r in queued)
     assert "connection refused" in queued[0]["last_error"]
-    # Not due yet: no connection at all.
-    assert mail.deliver_outbox(settings, store, now=NOW + timedelta(seconds=30)) == []
+    # Not due yet: no connection at all, and the pass says what waits and until when.
+    assert mail.deliver_outbox(settings, store, now=NOW + timedelta(seconds=30)) == [
+        "email: 6 alerts waiting, next try at 2026-11-18 09:01 UTC"]
     assert CountingSMTP.attempts == 1
 
     server.start()
@@ -289,7 +290,8 @@ def test_temporary_451_is_retried_on_a_later_pass(server: SmtpServer, store: Sto
     [row] = rows(store)
     assert (row["state"], row["attempts"]) == ("queued", 1)
     assert server.received == [] and server.handler.rejected_data == 1
-    assert mail.deliver_outbox(settings, store, now=NOW + timedelta(seconds=59)) == []
+    assert mail.deliver_outbox(settings, store, now=NOW + timedelta(seconds=59)) == [
+        "email: 1 alert waiting, next try at 2026-11-18 09:01 UTC"]
 
     lines = mail.deliver_outbox(settings, store, now=NOW + timedelta(seconds=61))
 
@@ -802,7 +804,7 @@ def test_a_process_killed_after_detection_sends_exactly_once_on_the_next_run(
     assert "delivered 1 message (1 alert)" in first.stdout
     second = subprocess.run(cli, capture_output=True, text=True, timeout=60)
     assert second.returncode == 0, second.stderr
-    assert second.stdout == "email: nothing due in the outbox\n"
+    assert second.stdout == "email: nothing queued\n"
     [message] = server.messages
     assert message["Subject"] == RESCHEDULED_CA["summary"]
 

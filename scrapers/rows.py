@@ -1,0 +1,122 @@
+"""The shapes of what the store reads back: source states, stored changes, status
+intervals, pending rows, and the prior state a run decides from."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from scrapers.records import PendingItem, StatusRecord
+
+
+@dataclass(frozen=True)
+class SourceState:
+    source_id: str
+    jurisdiction: str
+    health: str
+    failing_since: str | None
+    consecutive_failures: int
+    last_error: str | None
+    last_attempt_at: str | None
+    last_healthy_at: str | None
+    last_document_sha256: str | None
+    last_url: str | None
+    etag: str | None
+    last_modified: str | None
+    marker: str | None
+    watch_keys: tuple[str, ...] | None
+    document_dates: tuple[tuple[str, str], ...]
+    document_meta: Mapping[str, str]
+    title: str | None
+    instrument: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> SourceState:
+        return cls(
+            source_id=row["source_id"], jurisdiction=row["jurisdiction"], health=row["health"],
+            failing_since=row["failing_since"],
+            consecutive_failures=row["consecutive_failures"] or 0,
+            last_error=row["last_error"], last_attempt_at=row["last_attempt_at"],
+            last_healthy_at=row["last_healthy_at"],
+            last_document_sha256=row["last_document_sha256"], last_url=row["last_url"],
+            etag=row["etag"], last_modified=row["last_modified"], marker=row["marker"],
+            watch_keys=tuple(json.loads(row["watch_keys"])) if row["watch_keys"] else None,
+            document_dates=tuple(tuple(p) for p in json.loads(row["document_dates"] or "[]")),
+            document_meta=json.loads(row["document_meta"] or "{}"),
+            title=row["title"], instrument=row["instrument"])
+
+
+@dataclass(frozen=True)
+class StoredChange:
+    id: int
+    run_id: int
+    detected_at: str
+    jurisdiction: str
+    substance: str | None
+    source_id: str
+    kind: str
+    summary: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    effective_date: str | None
+    before_sha256: str | None
+    after_sha256: str | None
+    details: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> StoredChange:
+        return cls(id=row["id"], run_id=row["run_id"], detected_at=row["detected_at"],
+                   jurisdiction=row["jurisdiction"], substance=row["substance"],
+                   source_id=row["source_id"], kind=row["kind"], summary=row["summary"],
+                   before=json.loads(row["before"]) if row["before"] else None,
+                   after=json.loads(row["after"]) if row["after"] else None,
+                   effective_date=row["effective_date"], before_sha256=row["before_sha256"],
+                   after_sha256=row["after_sha256"], details=json.loads(row["details"] or "{}"))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "run_id": self.run_id, "detected_at": self.detected_at,
+                "jurisdiction": self.jurisdiction, "substance": self.substance,
+                "source_id": self.source_id, "kind": self.kind, "summary": self.summary,
+                "before": self.before, "after": self.after,
+                "effective_date": self.effective_date, "before_sha256": self.before_sha256,
+                "after_sha256": self.after_sha256, "details": self.details}
+
+
+@dataclass(frozen=True)
+class StatusInterval:
+    id: int
+    record: StatusRecord
+    valid_from: str
+    valid_to: str | None
+    last_confirmed_at: str
+    last_document_sha256: str
+    legal_from: str | None = None
+    legal_to: str | None = None
+    backfilled: bool = False
+
+
+@dataclass(frozen=True)
+class PendingRow:
+    id: int
+    item: PendingItem
+    first_seen_at: str
+    last_seen_at: str
+    resolved_at: str | None
+
+
+@dataclass(frozen=True)
+class Prior:
+    """What a run needs to know before it decides anything, read once before its
+    transaction: source states, current intervals, pending rows (open and resolved) and the
+    recent changes the flip-flop rule looks at, per source."""
+
+    states: Mapping[str, SourceState]
+    current: Mapping[str, tuple[StatusInterval, ...]]
+    pending: Mapping[str, tuple[PendingRow, ...]]
+    #: (source id, substance) -> its newest non-pending changes since the window, newest first.
+    recent: Mapping[tuple[str, str], tuple[StoredChange, ...]]
+    last_run_started_at: str | None = None
+
+
