@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from jurisdictions import REGISTRY, all_sources, jurisdiction
-from jurisdictions.base import ArchivedVersion, ArchiveReader, FetchContext, Fetched, Source
+from jurisdictions import REGISTRY, jurisdiction
+from jurisdictions.base import ArchivedVersion, FetchContext, Fetched, Source
 from jurisdictions.substances import WatchList, build_watch_list
 from reports.diff import (
     Closing,
@@ -60,22 +60,9 @@ from scrapers.store import PendingRow, Prior, SourceState, StatusInterval, Store
 if TYPE_CHECKING:  # pragma: no cover
     from scheduler.config import Settings
 
-__all__ = ["BackfillReport", "SourceBackfill", "archive_of", "archive_endpoint_names",
-           "backfill", "backfill_source"]
+__all__ = ["BackfillReport", "SourceBackfill", "backfill", "backfill_source"]
 
 TRIGGER = "backfill"
-
-
-# --- which sources have an archive ----------------------------------------------------------
-
-def archive_of(source: Source) -> ArchiveReader | None:
-    """The source's archive of past versions, if it declares one."""
-    return source.archive
-
-
-def archive_endpoint_names() -> dict[str, tuple[str, ...]]:
-    """source id → every endpoint name the configuration may set for it."""
-    return {source.id: tuple(source.endpoints) for source in all_sources()}
 
 
 # --- the in-memory chain --------------------------------------------------------------------
@@ -215,7 +202,7 @@ def backfill_source(source: Source, store: Store, fetcher: Any, watch: WatchList
                     ) -> SourceBackfill:
     """Read one source's archive and write its backfilled history (one transaction)."""
     report = SourceBackfill(source.id)
-    reader = archive_of(source)
+    reader = source.archive
     if reader is None:
         report.no_archive = True
         return report
@@ -471,7 +458,7 @@ def backfill(settings: Settings, *, codes: Sequence[str] | None = None,
         with contextlib.ExitStack() as locks:
             for code in chosen:
                 locks.enter_context(store.lock(f"jurisdiction-{code}", holder=TRIGGER))
-            if own_fetcher and any(archive_of(s) for s in sources):
+            if own_fetcher and any(s.archive for s in sources):
                 fetcher = make_fetcher(settings)
             results = []
             for source in sources:

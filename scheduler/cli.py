@@ -7,10 +7,11 @@ requests) are imported only by the commands that need them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,18 @@ from scrapers.errors import ConfigError, SchedwatchError
 
 def _example(*lines: str) -> str:
     return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
+
+
+@contextlib.contextmanager
+def _quiet_when_locked() -> Iterator[None]:
+    """Another process holding the jurisdiction's lock is nothing to do: its line, exit 0."""
+    try:
+        yield
+    except SchedwatchError as error:
+        if error.exit_code == 0:
+            click.echo(str(error))
+            sys.exit(0)
+        raise
 
 
 class State:
@@ -79,13 +92,8 @@ def run(state: State, codes: Sequence[str]) -> None:
     complete and are stored)."""
     from scheduler.pipeline import run as run_cycle
 
-    try:
+    with _quiet_when_locked():
         report = run_cycle(state.settings, codes=codes or None)
-    except SchedwatchError as error:
-        if error.exit_code == 0:  # another process holds the lock: nothing to do
-            click.echo(str(error))
-            sys.exit(0)
-        raise
     for line in report.lines:
         click.echo(line)
     for line in report.warnings:
@@ -113,13 +121,10 @@ def backfill(state: State, codes: Sequence[str], since: str | None) -> None:
     Idempotent: a second backfill adds nothing; after live runs it fills only the gap before
     the first evidence held. Exit code 0, or 2 when a source's archive could not be read (the
     other sources are still done)."""
-    from scheduler.backfill import archive_endpoint_names
     from scheduler.backfill import backfill as run_backfill
-    from scheduler.config import load_settings
 
     day = _day(since, "'--since'")
-    # The archives' endpoints (history_url, raw_url) may be set in [sources.<id>] too.
-    settings = load_settings(state.config, known_sources=archive_endpoint_names())
+    settings = state.settings
     hooks: dict[str, Any] = {}
     progress: Any = None
     if sys.stdout.isatty():
@@ -139,17 +144,12 @@ def backfill(state: State, codes: Sequence[str], since: str | None) -> None:
                                               f"{version.evidence_date or '?'})")
 
         hooks = {"on_source": on_source, "on_version": on_version}
-    try:
+    with _quiet_when_locked():
         if progress is not None:
             with progress:
                 report = run_backfill(settings, codes=codes or None, since=day, **hooks)
         else:
             report = run_backfill(settings, codes=codes or None, since=day)
-    except SchedwatchError as error:
-        if error.exit_code == 0:  # another process holds the lock: nothing to do
-            click.echo(str(error))
-            sys.exit(0)
-        raise
     for line in report.lines:
         click.echo(line)
     sys.exit(report.exit_code)

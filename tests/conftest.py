@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+import shutil
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,3 +106,26 @@ def insert_into_schedule(xml: bytes, schedule_label: str, item_xml: str) -> byte
     list_start = source.index("<List", at)
     list_end = source.index(">", list_start) + 1
     return (source[:list_end] + item_xml + source[list_end:]).encode("utf-8")
+
+
+# --- the system Chromium, driven by Playwright (tests that need it skip with the reason) ---
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).is_file() or shutil.which(CHROMIUM) is None:
+        pytest.skip("Chromium not installed at /usr/bin/chromium: apt-get install chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("the playwright Python package is not installed: pip install playwright")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=ARGS)
+        yield browser
+        browser.close()

@@ -5,7 +5,6 @@ written under the test's tmp_path. Skips where Chromium or Playwright is absent.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,26 +14,7 @@ import pytest
 from reports.site import publish
 from tests.test_site_data import NOW, PAYLOAD, build_store, make_settings
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).is_file() or shutil.which(CHROMIUM) is None:
-        pytest.skip("Chromium not installed at /usr/bin/chromium: apt-get install chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("the playwright Python package is not installed: pip install playwright")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,6 @@ from tests.test_site_data import NOW, T1, build_store, fetch, make_settings, rec
 XHTML = (b'<?xml version="1.0" encoding="UTF-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml">'
          b"<head><title>Statute</title></head><body><p>Ketamine</p><script>"
          b"document.title = 'script ran'; alert(document.cookie);</script></body></html>\n")
-CHROMIUM = "/usr/bin/chromium"
 
 
 def policy_of(page: lxml_html.HtmlElement) -> str:
@@ -113,21 +110,6 @@ def test_a_refused_document_is_never_published(tmp_path: Path, run_cli) -> None:
 
 
 # --- in a real browser ------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).is_file() or shutil.which(CHROMIUM) is None:
-        pytest.skip("Chromium not installed at /usr/bin/chromium: apt-get install chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("the playwright Python package is not installed: pip install playwright")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                              args=["--no-sandbox", "--disable-gpu"])
-        yield launched
-        launched.close()
-
 
 @pytest.mark.browser
 def test_in_a_browser_the_copy_is_text_and_injected_script_is_blocked(browser: Any,
