@@ -181,6 +181,39 @@ class PendingItem:
 
 
 @dataclass(frozen=True)
+class ScheduledAction:
+    """A dated action by the regulator on a substance's scheduling, as its own publication
+    states it: a proposed rule, the withdrawal of one, a final rule and the day it took
+    effect, an amending instrument. The rows of a substance's **scheduling history**
+    (oldest first), in the spirit of the DEA's "Orange Book" of scheduling actions.
+
+    ``date`` is always labelled by ``date_kind`` ("published", "effective", "withdrawn",
+    "registered", "commenced"): a reader must never have to guess which date it is."""
+
+    jurisdiction: str
+    substance: str
+    source_id: str
+    date: str  # ISO date
+    date_kind: str
+    action: str  # "proposed rule" | "withdrawal of proposed rule" | "final rule" | ...
+    title: str
+    citation: str  # "64 FR 37673", "SOR/2025-243", "F2026L00633"
+    #: The regulator's own identity of the document ("FR Doc 99-17803"), for citing.
+    document: str | None = None
+    url: str | None = None
+    #: What the action did to the substance, in words ("placed in Schedule III").
+    effect: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScheduledAction:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
 class ParseResult:
     """A parser's output for one document."""
 
@@ -193,6 +226,8 @@ class ParseResult:
     #: Optional instrument identity (for AU: the register id) so that a wholesale replacement
     #: shows in reports even when no record changed.
     instrument: str | None = None
+    #: Dated scheduling actions the document states (``ScheduledAction``), oldest first.
+    actions: tuple[ScheduledAction, ...] = ()
 
 
 # --- text normalisation -------------------------------------------------------------------

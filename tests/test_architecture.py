@@ -72,6 +72,25 @@ def test_no_import_circles() -> None:
     assert cycles == []
 
 
+def test_tests_share_helpers_only_through_support() -> None:
+    """No test module imports another test module or conftest (fixtures come from pytest,
+    helpers from ``tests/support/``), and no helper module is named ``test_*``."""
+    offenders = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            modules = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                       [node.module] if isinstance(node, ast.ImportFrom) and node.module
+                       else [])
+            for module in modules:
+                leaf = module.split(".")[-1]
+                if module.startswith("tests.") and (leaf.startswith("test_")
+                                                   or leaf == "conftest"):
+                    offenders.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert not offenders, offenders
+    helpers = [p for p in (ROOT / "tests" / "support").glob("test_*.py")]
+    assert not helpers, helpers
+
+
 def test_product_files_are_small() -> None:
     sizes = {name: len(path.read_text(encoding="utf-8").splitlines())
              for name, path in _modules().items()}

@@ -19,7 +19,9 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from scrapers import clock
-from tests.conftest import SHARED_DOCS, CliResult, write_config
+from tests.support.cli import CliResult
+from tests.support.config import write_config
+from tests.support.documents import SHARED_DOCS
 from tests.support.served import Served
 
 HISTORY = SHARED_DOCS / "ca" / "history"

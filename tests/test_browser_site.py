@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from reports.site import publish
-from tests.test_site_data import NOW, PAYLOAD, build_store, make_settings
+from tests.support.site_data import NOW, PAYLOAD, build_store, make_settings
 
 pytestmark = pytest.mark.browser
 

@@ -272,8 +272,8 @@ def test_run_and_status_refuse_a_bad_scheduler_section(tmp_path: Path, run_cli, 
 
 def test_a_run_whose_site_cannot_be_published_exits_non_zero(tmp_path: Path, run_cli,
                                                              httpserver) -> None:
-    from tests.conftest import FIXTURES
-    from tests.conftest import write_config as write_test_config
+    from tests.support.config import write_config as write_test_config
+    from tests.support.documents import FIXTURES
 
     httpserver.expect_request("/C-38.8.xml").respond_with_data(
         (FIXTURES / "ca" / "cdsa-mini.xml").read_bytes(), content_type="application/xml")

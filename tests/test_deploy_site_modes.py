@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from reports.site import publish, write_weekly
-from tests.test_site_data import NOW, build_store, make_settings
+from tests.support.site_data import NOW, build_store, make_settings
 
 
 @pytest.fixture

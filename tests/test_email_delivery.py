@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -24,83 +24,26 @@ import pytest
 
 from reports import email as mail
 from reports import smtp
-from reports.outbox import enqueue_alerts
-from scheduler.config import EmailSettings, Recipient, Settings, load_settings
-from scheduler.pipeline import CreatedChange
+from scheduler.config import Recipient, Settings, load_settings
 from scrapers.errors import EmailError
 from scrapers.store import Store
-from tests.smtp_server import SmtpServer, certificate, free_port
+from tests.support.alerts import (
+    AMENDED_US,
+    FAILED_AU,
+    NOW,
+    RESCHEDULED_CA,
+    SCHEDULED_ESK_CA,
+    SENDER,
+    detect,
+    email_settings,
+    record,
+    settings_for,
+)
+from tests.support.documents import ketamine_moved_to_schedule_iii
+from tests.support.smtp import SmtpServer, certificate, free_port
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Requiring AUTH while not requiring TLS:UserWarning")
-
-NOW = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
-SENDER = "schedwatch@example.org"
-
-
-# --- helpers -------------------------------------------------------------------------------
-
-def record(**overrides: object) -> dict[str, object]:
-    base: dict[str, object] = dict(
-        jurisdiction="ca", substance="ketamine", status="controlled", schedule="I",
-        control_level="1", instrument="S.C. 1996, c. 19", provision="Sch. I, item 14(1)",
-        listed_as="Ketamine, its salts, isomers and salts of isomers", basis="named",
-        source_id="ca-cdsa", source_url="https://laws-lois.justice.gc.ca/eng/XML/C-38.8.xml",
-        document_sha256="a" * 64, retrieved_at="2026-11-18T08:00:00+00:00")
-    base.update(overrides)
-    return base
-
-
-RESCHEDULED_CA: dict[str, Any] = dict(jurisdiction="ca", substance="ketamine", source_id="ca-cdsa",
-                      kind="rescheduled",
-                      summary="Ketamine — Canada: Schedule I → III (rescheduled)",
-                      before=record(), after=record(schedule="III"))
-AMENDED_US: dict[str, Any] = dict(jurisdiction="us", substance="ketamine", source_id="us-ecfr-1308",
-                  kind="amended",
-                  summary="Ketamine — United States: provision changed, Schedule III "
-                          "unchanged (amended)",
-                  before=record(jurisdiction="us", schedule="III", provision="1308.13(c)(7)",
-                                source_id="us-ecfr-1308"),
-                  after=record(jurisdiction="us", schedule="III", provision="1308.13(c)(8)",
-                               source_id="us-ecfr-1308"))
-SCHEDULED_ESK_CA: dict[str, Any] = dict(jurisdiction="ca", substance="esketamine", source_id="ca-cdsa",
-                        kind="scheduled",
-                        summary="Esketamine — Canada: not controlled → Schedule I (scheduled)",
-                        before=None, after=record(substance="esketamine"))
-FAILED_AU: dict[str, Any] = dict(jurisdiction="au", substance=None, source_id="au-poisons-standard",
-                 kind="source_failed",
-                 summary="Australia — au-poisons-standard: source failing: HTTP 503",
-                 before=None, after=None)
-
-
-def email_settings(server: SmtpServer | None, *recipients: Recipient,
-                   **overrides: Any) -> EmailSettings:
-    values: dict[str, Any] = dict(
-        host="127.0.0.1", port=server.port if server else free_port(), security="none",
-        sender=SENDER, site_url="https://sw.example.org/", timeout=5.0,
-        recipients=recipients or (Recipient("officer@example.org"),))
-    values.update(overrides)
-    return EmailSettings(**values)
-
-
-def settings_for(tmp_path: Path, email: EmailSettings) -> Settings:
-    return Settings(data_dir=tmp_path / "data", email=email)
-
-
-def detect(store: Store, settings: Settings, specs: Sequence[dict[str, Any]], *,
-           at: datetime = NOW) -> list[int]:
-    """Store changes and queue their alerts in one transaction, as the pipeline does."""
-    created = []
-    with store.transaction(started_at=at, jurisdictions=["ca", "us", "au"]) as writer:
-        for spec in specs:
-            change_id = writer.add_change(detected_at=at, after_sha256="b" * 64,
-                                          before_sha256="a" * 64, **spec)
-            created.append(CreatedChange(change_id, spec["kind"], spec["jurisdiction"],
-                                         spec["substance"], spec["summary"]))
-        enqueue_alerts(writer, settings, created, now=at)  # type: ignore[arg-type]
-        writer.finish(finished_at=at, exit_code=0, summary={})
-    return [c.id for c in created]
-
 
 def rows(store: Store, state: str | None = None) -> list[dict[str, Any]]:
     return store.outbox_rows(state)
@@ -699,8 +642,9 @@ def test_a_planted_password_appears_nowhere(tmp_path: Path, monkeypatch: pytest.
 
 def test_a_run_with_the_server_down_stores_and_queues_and_the_next_pass_delivers(
         tmp_path: Path, httpserver: Any, run_cli: Any) -> None:
-    from tests.conftest import insert_into_schedule, shared_doc, without_item, write_config
-    from tests.test_pipeline_ca import CDSA_2026, CSR_2026, KETAMINE_ITEM, Served
+    from tests.support.config import write_config
+    from tests.support.documents import CDSA_2026, CSR_2026, shared_doc
+    from tests.support.served import Served
 
     served = Served(httpserver)
     served.set("/eng/XML/C-38.8.xml", shared_doc(CDSA_2026))
@@ -723,9 +667,7 @@ def test_a_run_with_the_server_down_stores_and_queues_and_the_next_pass_delivers
         baseline = run_cli("--config", str(config), "run", "-j", "ca")
         assert baseline.exit_code == 0, baseline.stderr
         server.stop()
-        served.set("/eng/XML/C-38.8.xml", insert_into_schedule(
-            without_item(shared_doc(CDSA_2026), "Ketamine"), "SCHEDULE III",
-            f"<Item><Label>99</Label><Text>{KETAMINE_ITEM}</Text></Item>"))
+        served.set("/eng/XML/C-38.8.xml", ketamine_moved_to_schedule_iii(shared_doc(CDSA_2026)))
 
         moved = run_cli("--config", str(config), "run", "-j", "ca")
 

@@ -16,9 +16,10 @@ from reports import email as mail
 from reports import site as site_module
 from scheduler.config import Recipient
 from scrapers.store import Store
-from tests.conftest import CliResult, write_config
-from tests.smtp_server import SmtpServer
-from tests.test_email_delivery import RESCHEDULED_CA, detect, email_settings, settings_for
+from tests.support.alerts import RESCHEDULED_CA, detect, email_settings, settings_for
+from tests.support.cli import CliResult
+from tests.support.config import write_config
+from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Requiring AUTH while not requiring TLS:UserWarning")

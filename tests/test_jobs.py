@@ -13,7 +13,7 @@ from scheduler import jobs
 from scheduler.cli import main
 from scheduler.config import load_settings
 from scrapers.store import Store
-from tests.test_scheduler_support import (
+from tests.support.scheduler import (
     only_ca,
     set_next_run_time,
     store_garbage_job,

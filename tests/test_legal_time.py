@@ -13,7 +13,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from scrapers import clock
-from tests.conftest import CliResult, shared_doc, write_config
+from tests.support.cli import CliResult
+from tests.support.config import write_config
+from tests.support.documents import shared_doc
 from tests.support.served import Served
 
 CDSA_2026 = "ca/cdsa-C-38.8-en-pit2026-06-05.xml"

@@ -10,7 +10,7 @@ import sys
 from scheduler.config import load_settings
 from scrapers.errors import LockedError
 from scrapers.store import Store
-from tests.test_scheduler_support import (
+from tests.support.scheduler import (
     ca_documents,
     clean_env,
     cli,

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 
-from tests.conftest import FIXTURES, CliResult
 from tests.faults import harness as h
+from tests.support.cli import CliResult
+from tests.support.documents import FIXTURES
 
 
 class ReplacedStandard(h.PoisonsStandardScenario):

@@ -14,19 +14,18 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tests.conftest import (
-    CliResult,
-    insert_into_schedule,
+from tests.support.cli import CliResult, changes
+from tests.support.config import write_config
+from tests.support.documents import (
+    CDSA_2019,
+    CDSA_2024,
+    CDSA_2026,
+    CSR_2026,
+    ketamine_moved_to_schedule_iii,
     shared_doc,
     without_item,
-    write_config,
 )
 from tests.support.served import Served
-
-CDSA_2019 = "ca/cdsa-C-38.8-en-pit2019-09-19.xml"
-CDSA_2024 = "ca/cdsa-C-38.8-en-pit2024-05-27.xml"
-CDSA_2026 = "ca/cdsa-C-38.8-en-pit2026-06-05.xml"
-CSR_2026 = "ca/csr-SOR-2025-242-en-pit2026-04-17.xml"
 
 
 @pytest.fixture
@@ -65,10 +64,6 @@ def ketamine(cli: Callable[..., CliResult], source: str = "ca-cdsa") -> dict:
     found = [r for r in rows if r["substance"] == "ketamine" and r["source_id"] == source]
     assert len(found) == 1, rows
     return found[0]
-
-
-def changes(cli: Callable[..., CliResult]) -> list[dict]:
-    return cli("changes", "--format", "json").json()
 
 
 def test_baseline_then_not_modified(ca_setup) -> None:
@@ -127,15 +122,12 @@ def test_real_history_2019_2024_2026_reports_no_ketamine_change(ca_setup) -> Non
     assert ketamine(cli)["document_sha256"] == hashlib.sha256(shared_doc(CDSA_2026)).hexdigest()
 
 
-KETAMINE_ITEM = "Ketamine (2-(2-chlorophenyl)-2-(methylamino)cyclohexanone)"
 
 
 def test_rescheduled_to_schedule_iii(ca_setup) -> None:
     _, served, cli = ca_setup
     assert cli("run").exit_code == 0
-    moved = insert_into_schedule(without_item(shared_doc(CDSA_2026), "Ketamine"),
-                                 "SCHEDULE III",
-                                 f"<Item><Label>99</Label><Text>{KETAMINE_ITEM}</Text></Item>")
+    moved = ketamine_moved_to_schedule_iii(shared_doc(CDSA_2026))
     served.set("/eng/XML/C-38.8.xml", moved)
     result = cli("run")
     assert result.exit_code == 0, result.stdout

@@ -1,5 +1,5 @@
 """The Jinja2 environment and the templates: every site template renders under
-StrictUndefined from fixture data (a real Store, see test_site_data), every partial is used,
+StrictUndefined from fixture data (a real Store, see tests.support.site_data), every partial is used,
 scraped text is escaped, and the filters label what they show."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from reports.render import (
     templates_digest,
 )
 from scrapers.errors import ConfigError
-from tests.test_site_data import NOW, PAYLOAD, build_store, make_settings
+from tests.support.site_data import NOW, PAYLOAD, build_store, make_settings
 
 #: The email engineer's templates live under email/ and are tested with the email code.
 SITE_TEMPLATES = sorted(p.name for p in TEMPLATES.glob("*") if p.is_file()

@@ -11,7 +11,7 @@ from scheduler import cron, jobs
 from scheduler.cli import main
 from scheduler.config import load_settings
 from scrapers.errors import ConfigError
-from tests.test_scheduler_support import only_ca, write_config
+from tests.support.scheduler import only_ca, write_config
 
 TORONTO = ZoneInfo("America/Toronto")
 #: Saturday 7 March 2026, noon in Toronto (EST); DST starts the next morning at 02:00.

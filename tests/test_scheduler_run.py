@@ -26,7 +26,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from scheduler import jobs
 from scheduler.config import load_settings
 from scrapers.store import Store
-from tests.test_scheduler_support import (
+from tests.support.scheduler import (
     ca_documents,
     only_ca,
     serve_ca,
@@ -35,6 +35,7 @@ from tests.test_scheduler_support import (
     wait_for,
     write_config,
 )
+from tests.support.smtp import SmtpServer
 
 
 class Events:
@@ -194,12 +195,9 @@ def test_weekly_report_job_writes_the_report(ca_setup, caplog):
     assert written[0].args and Path(str(written[0].args[0])).exists()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("reports.email") is None,
-                    reason="reports.email (the outbox) is not written yet")
 def test_outbox_job_delivers_queued_mail(tmp_path, monkeypatch, caplog):
-    smtp = pytest.importorskip("tests.smtp_server", reason="tests/smtp_server.py is missing")
     only_ca(monkeypatch)
-    with smtp.SmtpServer() as server:
+    with SmtpServer() as server:
         config = write_config(tmp_path, extra=(
             "\n[email]\n"
             f'host = "{server.host}"\nport = {server.port}\nsecurity = "none"\n'

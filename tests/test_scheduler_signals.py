@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from scheduler import jobs
 from scheduler.config import load_settings
 from scrapers.store import Store
-from tests.test_scheduler_support import (
+from tests.support.scheduler import (
     ca_documents,
     cli,
     only_ca,

@@ -1,6 +1,6 @@
 """The published site: pages, escaping of scraped text, links, atomic publish, page reuse,
 weekly reports, feed and exports — on a real Store written as the pipeline writes it
-(constructed data from test_site_data)."""
+(constructed data from tests.support.site_data)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from scheduler.config import Settings
 from scrapers.errors import SchedwatchError
 from scrapers.records import PendingItem
 from scrapers.store import Store, stamp
-from tests.test_site_data import NOW, PAYLOAD, T4, build_store, make_settings
+from tests.support.site_data import NOW, PAYLOAD, T4, build_store, make_settings
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 

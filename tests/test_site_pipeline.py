@@ -14,11 +14,15 @@ from lxml import html as lxml_html
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tests.conftest import CliResult, insert_into_schedule, shared_doc, without_item, write_config
+from tests.support.cli import CliResult
+from tests.support.config import write_config
+from tests.support.documents import (
+    ketamine_moved_to_schedule_iii,
+    shared_doc,
+)
 
 CDSA_2026 = "ca/cdsa-C-38.8-en-pit2026-06-05.xml"
 CSR_2026 = "ca/csr-SOR-2025-242-en-pit2026-04-17.xml"
-KETAMINE_ITEM = "Ketamine (2-(2-chlorophenyl)-2-(methylamino)cyclohexanone)"
 
 
 @pytest.fixture
@@ -42,9 +46,7 @@ def ca_site(tmp_path: Path, httpserver: HTTPServer, run_cli: Callable[..., CliRe
         return run_cli("--config", str(config), *args)
 
     assert cli("run", "-j", "ca").exit_code == 0
-    bodies["/cdsa.xml"] = insert_into_schedule(
-        without_item(cdsa, "Ketamine"), "SCHEDULE III",
-        f"<Item><Label>99</Label><Text>{KETAMINE_ITEM}</Text></Item>")
+    bodies["/cdsa.xml"] = ketamine_moved_to_schedule_iii(cdsa)
     result = cli("run", "-j", "ca")
     assert result.exit_code == 0, result.stdout + result.stderr
     return tmp_path / "data" / "site", cli, bodies

@@ -90,7 +90,7 @@ def test_a_reader_sees_the_data_and_cannot_write(tmp_path: Path, store: Store,
 
 def test_an_unreachable_server_is_one_clear_line(tmp_path: Path) -> None:
     pytest.importorskip("psycopg", reason="psycopg is not installed (pip install -e '.[postgres]')")
-    from tests.smtp_server import free_port
+    from tests.support.smtp import free_port
 
     url = f"postgresql+psycopg://schedwatch:secret-password@127.0.0.1:{free_port()}/none"
     with pytest.raises(StoreError) as refused:

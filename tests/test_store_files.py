@@ -18,7 +18,7 @@ import pytest
 from reports.pages import document_extension
 from scrapers.errors import StoreError
 from scrapers.store import Store
-from tests.test_scheduler_support import ca_documents, clean_env, cli, serve_ca, write_config
+from tests.support.scheduler import ca_documents, clean_env, cli, serve_ca, write_config
 
 NOW = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
 
@@ -259,7 +259,7 @@ def test_justice_laws_xml_after_a_byte_order_mark_is_published_as_text() -> None
 
 
 def test_real_justice_laws_files_start_with_a_byte_order_mark() -> None:
-    from tests.conftest import SHARED_DOCS
+    from tests.support.documents import SHARED_DOCS
 
     files = sorted((SHARED_DOCS / "ca").glob("*.xml")) if SHARED_DOCS.is_dir() else []
     if not files:

@@ -25,14 +25,18 @@ from pytest_httpserver import HTTPServer
 
 from scrapers.errors import LockedError
 from scrapers.store import Store
-from tests.conftest import CliResult, insert_into_schedule, shared_doc, without_item, write_config
-from tests.smtp_server import SmtpServer
+from tests.support.cli import CliResult
+from tests.support.config import write_config
+from tests.support.documents import (
+    ketamine_moved_to_schedule_iii,
+    shared_doc,
+)
 from tests.support.postgres import postgres_server  # noqa: F401 - the session fixture
 from tests.support.served import Served
+from tests.support.smtp import SmtpServer
 
 CDSA_2026 = "ca/cdsa-C-38.8-en-pit2026-06-05.xml"
 CSR_2026 = "ca/csr-SOR-2025-242-en-pit2026-04-17.xml"
-KETAMINE_ITEM = "Ketamine (2-(2-chlorophenyl)-2-(methylamino)cyclohexanone)"
 
 
 @pytest.fixture
@@ -81,9 +85,7 @@ def _scenario(folder: Path, httpserver: HTTPServer, run_cli: Callable[..., CliRe
     outputs: dict[str, Any] = {}
     outputs["baseline"] = cli("run", "-j", "ca").stdout
     outputs["not modified"] = cli("run", "-j", "ca").stdout
-    moved = insert_into_schedule(without_item(shared_doc(CDSA_2026), "Ketamine"),
-                                 "SCHEDULE III",
-                                 f"<Item><Label>99</Label><Text>{KETAMINE_ITEM}</Text></Item>")
+    moved = ketamine_moved_to_schedule_iii(shared_doc(CDSA_2026))
     served.set("/eng/XML/C-38.8.xml", moved)
     outputs["reschedule"] = cli("run", "-j", "ca").stdout
     outputs["status"] = cli("status", "--format", "json").json()
@@ -207,7 +209,7 @@ def test_two_schedulers_on_two_machines_share_one_database_and_run_each_job_once
         tmp_path: Path, httpserver: HTTPServer, monkeypatch, postgres_url) -> None:
     from scheduler import jobs
     from scheduler.config import load_settings
-    from tests.test_scheduler_support import (
+    from tests.support.scheduler import (
         ca_documents,
         cli,
         only_ca,
@@ -215,7 +217,7 @@ def test_two_schedulers_on_two_machines_share_one_database_and_run_each_job_once
         set_next_run_time,
         wait_for,
     )
-    from tests.test_scheduler_support import write_config as write_scheduler_config
+    from tests.support.scheduler import write_config as write_scheduler_config
 
     only_ca(monkeypatch)
     urls = serve_ca(httpserver, ca_documents())

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from pytest_httpserver import HTTPServer
 
-from tests.conftest import ROOT, shared_doc, write_config
+from tests.support.cli import changes
+from tests.support.config import write_config
+from tests.support.documents import CDSA_2026, CSR_2026, ROOT, shared_doc
 from tests.support.served import Served
-from tests.test_pipeline_ca import CDSA_2026, CSR_2026, changes
 
 PROBE = """
 import atexit, sys
@@ -47,7 +48,7 @@ def test_warm_run_does_not_parse_or_import_pandas(tmp_path: Path, httpserver: HT
 
 def test_flip_flop_alerts_once_each_way_then_goes_quiet(tmp_path: Path, httpserver: HTTPServer,
                                                         run_cli) -> None:
-    from tests.conftest import insert_into_schedule, without_item
+    from tests.support.documents import insert_into_schedule, without_item
 
     served = Served(httpserver)
     original = shared_doc(CDSA_2026)

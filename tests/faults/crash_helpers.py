@@ -4,34 +4,26 @@ process, and snapshots of what the store holds."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
-from collections import Counter
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import (
+from tests.support.config import write_config
+from tests.support.documents import (
+    CDSA_2026,
+    CSR_2026,
     FIXTURES,
     ROOT,
     SHARED_DOCS,
-    insert_into_schedule,
-    without_item,
-    write_config,
+    ketamine_moved_to_schedule_iii,
 )
+from tests.support.served import DocServer
 
-CDSA_2019 = "ca/cdsa-C-38.8-en-pit2019-09-19.xml"
-CDSA_2024 = "ca/cdsa-C-38.8-en-pit2024-05-27.xml"
-CDSA_2026 = "ca/cdsa-C-38.8-en-pit2026-06-05.xml"
-CSR_2026 = "ca/csr-SOR-2025-242-en-pit2026-04-17.xml"
-KETAMINE_ITEM = "Ketamine (2-(2-chlorophenyl)-2-(methylamino)cyclohexanone)"
 CDSA_PATH = "/eng/XML/C-38.8.xml"
 CSR_PATH = "/eng/XML/SOR-2025-242.xml"
 SIGKILLED = -signal.SIGKILL
@@ -68,134 +60,6 @@ def canada_docs() -> CanadaDocs:
                           csr=(SHARED_DOCS / CSR_2026).read_bytes(), real=True)
     return CanadaDocs(cdsa=(FIXTURES / "ca" / "cdsa-mini.xml").read_bytes(),
                       csr=(FIXTURES / "ca" / "csr-mini.xml").read_bytes(), real=False)
-
-
-def ketamine_moved_to_schedule_iii(cdsa: bytes, text: str = KETAMINE_ITEM,
-                                   label: str = "99") -> bytes:
-    """The CDSA with ketamine's subitem deleted from Schedule I and listed in Schedule III
-    (``text`` is inserted as is: escape it first if it is meant to be text)."""
-    return insert_into_schedule(without_item(cdsa, "Ketamine"), "SCHEDULE III",
-                                f"<Item><Label>{label}</Label><Text>{text}</Text></Item>")
-
-
-# --- a document server ------------------------------------------------------------------------
-
-@dataclass
-class Route:
-    status: int
-    body: bytes
-    content_type: str
-    truncate: bool = False  # declare the full length, send half, close: a cut-off transfer
-    headers: dict[str, str] = field(default_factory=dict)  # extra headers of a 200/4xx/5xx
-
-
-@dataclass
-class DocServer:
-    """Documents at fixed paths on 127.0.0.1, swappable between runs. A 200 carries
-    ``ETag`` (sha256 of the body) and gets a 304 when ``If-None-Match`` matches; anything
-    not set (robots.txt included) is a 404. Counts responses per (path, status sent), and
-    remembers the client addresses and the bodies sent whole."""
-
-    routes: dict[str, Route] = field(default_factory=dict)
-    sent: Counter[tuple[str, int | str]] = field(default_factory=Counter)
-    clients: set[str] = field(default_factory=set)
-    #: sha256 of every body sent whole with a 200 (what the archive may hold).
-    whole_bodies: set[str] = field(default_factory=set)
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
-
-    def start(self) -> DocServer:
-        routes, sent, clients, whole = self.routes, self.sent, self.clients, self.whole_bodies
-        lock = threading.Lock()
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"  # one request per connection: simple and honest
-
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                path = self.path.split("?", 1)[0]
-                with lock:
-                    route = routes.get(path)
-                    clients.add(self.client_address[0])
-                if route is None:
-                    self._send(404, b"not found", "text/plain", path)
-                    return
-                etag = '"' + hashlib.sha256(route.body).hexdigest()[:16] + '"'
-                if route.status == 200 and not route.truncate \
-                        and self.headers.get("If-None-Match") == etag:
-                    self.send_response(304)
-                    self.send_header("ETag", etag)
-                    self.end_headers()
-                    with lock:
-                        sent[(path, 304)] += 1
-                    return
-                if route.truncate:
-                    self.send_response(200)
-                    self.send_header("Content-Type", route.content_type)
-                    self.send_header("Content-Length", str(len(route.body)))
-                    self.end_headers()
-                    self.wfile.write(route.body[: len(route.body) // 2])
-                    self.wfile.flush()
-                    with lock:
-                        sent[(path, "truncated")] += 1
-                    self.close_connection = True
-                    return
-                headers = {"ETag": etag} if route.status == 200 else {}
-                headers.update(route.headers)
-                self._send(route.status, route.body, route.content_type, path, headers)
-
-            def _send(self, status: int, body: bytes, content_type: str, path: str,
-                      headers: dict[str, str] | None = None) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(body)
-                with lock:
-                    sent[(path, status)] += 1
-                    if status == 200:
-                        whole.add(hashlib.sha256(body).hexdigest())
-
-            def log_message(self, *args: Any) -> None:  # quiet
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True,
-                                        kwargs={"poll_interval": 0.05})
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> DocServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def set(self, path: str, body: bytes, *, status: int = 200,
-            content_type: str = "application/xml", truncate: bool = False,
-            headers: dict[str, str] | None = None) -> None:
-        self.routes[path] = Route(status, body, content_type, truncate, dict(headers or {}))
-
-    def url(self, path: str) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{path}"
-
-
-def closed_port() -> int:
-    """A port on 127.0.0.1 where nothing listens (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # --- configuration and the CLI -----------------------------------------------------------------

@@ -31,7 +31,7 @@ from urllib.parse import parse_qs
 from werkzeug import Request, Response
 
 from tests import conftest
-from tests.conftest import FIXTURES
+from tests.support.documents import FIXTURES
 
 # --- configuration --------------------------------------------------------------------------
 

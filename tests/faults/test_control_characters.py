@@ -21,7 +21,7 @@ from scrapers.records import normalise_text, strip_controls
 from tests import conftest
 from tests.faults import harness as h
 from tests.faults.crash_helpers import email_section
-from tests.smtp_server import SmtpServer
+from tests.support.smtp import SmtpServer
 
 #: Any C0 control but newline, DEL, or any C1 control.
 CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")

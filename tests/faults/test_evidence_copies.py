@@ -17,8 +17,9 @@ from lxml import html as lxml_html
 
 from reports.site import publish
 from scrapers.store import Store
-from tests.faults.crash_helpers import CDSA_PATH, CSR_PATH, DocServer, ca_config, canada_docs
-from tests.test_site_data import NOW, T1, build_store, fetch, make_settings, record, state
+from tests.faults.crash_helpers import CDSA_PATH, CSR_PATH, ca_config, canada_docs
+from tests.support.served import DocServer
+from tests.support.site_data import NOW, T1, build_store, fetch, make_settings, record, state
 
 #: An XHTML page with script, as a hostile or broken server could send it as application/xml.
 XHTML = (b'<?xml version="1.0" encoding="UTF-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml">'

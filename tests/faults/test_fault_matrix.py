@@ -32,8 +32,8 @@ from typing import Any
 import pytest
 
 from scheduler.config import DEFAULT_ALERT_KINDS
-from tests.conftest import CliResult
 from tests.faults import harness as h
+from tests.support.cli import CliResult
 
 #: Timeout rows: short, still far above a loopback round trip.
 FAST_TIMEOUTS = {"connect_timeout": 0.3, "read_timeout": 0.3}

@@ -19,16 +19,19 @@ from jurisdictions.substances import build_watch_list
 from scheduler.pipeline import process_source
 from scrapers.records import ParseResult
 from scrapers.store import Store
-from tests.conftest import CliResult, insert_into_schedule, shared_doc, without_item, write_config
+from tests.support.cli import CliResult
+from tests.support.config import write_config
+from tests.support.documents import (
+    ketamine_moved_to_schedule_iii,
+    shared_doc,
+)
 from tests.support.served import Served
 
 CDSA = "ca/cdsa-C-38.8-en-pit2026-06-05.xml"
-KETAMINE_ITEM = "Ketamine (2-(2-chlorophenyl)-2-(methylamino)cyclohexanone)"
 
 
 def _moved_to_iii() -> bytes:
-    return insert_into_schedule(without_item(shared_doc(CDSA), "Ketamine"), "SCHEDULE III",
-                                f"<Item><Label>99</Label><Text>{KETAMINE_ITEM}</Text></Item>")
+    return ketamine_moved_to_schedule_iii(shared_doc(CDSA))
 
 
 @pytest.fixture

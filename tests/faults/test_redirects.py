@@ -13,7 +13,8 @@ from pytest_httpserver import HTTPServer
 
 from scrapers.errors import FetchError
 from scrapers.fetch import FetchPolicy, HttpFetcher, non_public_address
-from tests.conftest import CliResult, write_config
+from tests.support.cli import CliResult
+from tests.support.config import write_config
 
 
 def fetcher() -> HttpFetcher:

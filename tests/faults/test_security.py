@@ -25,19 +25,20 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from tests.conftest import CliResult, insert_into_schedule, without_item, write_config
 from tests.faults.crash_helpers import (
     CDSA_PATH,
     CSR_PATH,
-    KETAMINE_ITEM,
-    DocServer,
     ca_config,
     canada_docs,
     email_section,
     run_child,
     tree,
 )
-from tests.smtp_server import SmtpServer
+from tests.support.cli import CliResult
+from tests.support.config import write_config
+from tests.support.documents import KETAMINE_ITEM, insert_into_schedule, without_item
+from tests.support.served import DocServer
+from tests.support.smtp import SmtpServer
 
 # --- scraped content is untrusted ---------------------------------------------------------------
 

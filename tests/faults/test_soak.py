@@ -20,25 +20,27 @@ import pytest
 from scheduler.config import DEFAULT_ALERT_KINDS, load_settings
 from scheduler.pipeline import run
 from scrapers.store import Store
-from tests.conftest import FIXTURES, SHARED_DOCS
 from tests.faults.crash_helpers import (
-    CDSA_2019,
-    CDSA_2024,
-    CDSA_2026,
     CDSA_PATH,
-    CSR_2026,
     CSR_PATH,
-    DocServer,
     ca_config,
-    closed_port,
     document_files,
     dumps,
     email_section,
     fd_count,
-    ketamine_moved_to_schedule_iii,
     rss_kb,
     table_rows,
 )
+from tests.support.documents import (
+    CDSA_2019,
+    CDSA_2024,
+    CDSA_2026,
+    CSR_2026,
+    FIXTURES,
+    SHARED_DOCS,
+    ketamine_moved_to_schedule_iii,
+)
+from tests.support.served import DocServer, closed_port
 
 RUNS = int(os.environ.get("SCHEDWATCH_SOAK_RUNS", "40"))
 HTML_PAGE = (b"<!DOCTYPE html><html><head><title>Maintenance</title></head><body>"

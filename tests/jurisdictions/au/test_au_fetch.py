@@ -18,7 +18,7 @@ from jurisdictions.substances import build_watch_list
 from scrapers.errors import ExtractionError, FetchError
 from scrapers.fetch import FetchPolicy, HttpFetcher
 from scrapers.records import Document
-from tests.conftest import shared_doc
+from tests.support.documents import shared_doc
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "au"
 JUNE_WORD = "/F2026L00633/asmade/2026-05-28/text/original/word"

@@ -24,7 +24,7 @@ from scrapers.records import (
     normalise_text,
     validate,
 )
-from tests.conftest import SHARED_DOCS, shared_doc
+from tests.support.documents import SHARED_DOCS, shared_doc
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "au"
 JUNE_TITLE = "Therapeutic Goods (Poisons Standard\u2014June 2026) Instrument 2026"

@@ -18,7 +18,7 @@ from jurisdictions.substances import build_watch_list
 from scrapers.errors import ExtractionError, FetchError
 from scrapers.fetch import FetchPolicy, HttpFetcher
 from scrapers.records import Document, validate
-from tests.conftest import shared_doc
+from tests.support.documents import shared_doc
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "us"
 TITLES = "/api/versioner/v1/titles.json"

@@ -20,7 +20,7 @@ from jurisdictions import us
 from jurisdictions.substances import build_watch_list
 from scrapers.errors import ExtractionError
 from scrapers.records import Document, StatusRecord, normalise_text, validate
-from tests.conftest import SHARED_DOCS
+from tests.support.documents import SHARED_DOCS
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "us"
 SHARED = SHARED_DOCS / "us"

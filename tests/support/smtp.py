@@ -12,7 +12,7 @@
     SmtpServer(tls=cert, implicit_tls=True)      # TLS from the first byte (security = "ssl")
     # a client trusts it with SSL_CERT_FILE=<cert.certfile> in its environment
 
-Usage from a test file: ``from tests.smtp_server import SmtpServer``.
+Usage from a test file: ``from tests.support.smtp import SmtpServer``.
 """
 
 from __future__ import annotations

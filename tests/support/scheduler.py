@@ -1,7 +1,6 @@
 """Helpers for the scheduler, job and lock tests: Canadian documents, configs, subprocesses.
 
-Imported by ``test_jobs.py``, ``test_scheduler_*.py`` and ``test_lock.py`` as
-``tests.test_scheduler_support``. Only the "ca" jurisdiction is used: the other
+Imported by ``test_jobs.py``, ``test_scheduler_*.py`` and ``test_lock.py``. Only the "ca" jurisdiction is used: the other
 jurisdiction modules are written concurrently and must not be able to break these tests, so
 subprocesses run the CLI with a registry reduced to "ca", as in-process tests do with
 monkeypatch.
@@ -23,8 +22,10 @@ from typing import Any
 
 import pytest
 
-TESTS = Path(__file__).resolve().parent
-SHARED_CA = Path("/work/shared/regulator-documents/ca")
+from tests.support.config import write_config as write_test_config
+from tests.support.documents import SHARED_CA
+
+TESTS = Path(__file__).resolve().parents[1]
 
 #: Python code that runs the schedwatch CLI with only "ca" registered.
 CLI_CA_ONLY = ("import jurisdictions\n"
@@ -116,22 +117,19 @@ def write_config(folder: Path, urls: Mapping[str, str] | None = None, *,
                  timezone: str = "America/Toronto", cron: Mapping[str, str] | None = None,
                  misfire_grace_time: int = 3600, heartbeat_seconds: int = 60,
                  extra: str = "") -> Path:
-    """A schedwatch.toml with local source URLs, no request delay, no robots.txt, no retries
-    (tests never touch the internet) and the given [scheduler] section."""
-    urls = dict(urls or {})
-    lines = [f'data_dir = "{folder / "data"}"', "", "[fetch]", "request_interval = 0",
-             "respect_robots = false", "max_retries = 0", "read_timeout = 30", ""]
-    for source_id in ("ca-cdsa", "ca-csr"):
-        lines.append(f"[sources.{source_id}]")
-        lines.append(f'url = "{urls[source_id]}"' if source_id in urls else "enabled = false")
-        lines.append("")
-    lines += ["[scheduler]", f'timezone = "{timezone}"',
-              f"misfire_grace_time = {misfire_grace_time}",
-              f"heartbeat_seconds = {heartbeat_seconds}", "", "[scheduler.cron]"]
-    lines += [f'{job_id} = "{expression}"' for job_id, expression in (cron or {}).items()]
-    path = folder / "schedwatch.toml"
-    path.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
-    return path
+    """``schedwatch.toml`` in ``folder`` for a subprocess whose registry is only "ca": the
+    suite's one writer (``tests.support.config``) with local Canadian URLs, no request delay,
+    no robots.txt, no retries, and the given [scheduler] section."""
+    cron_lines = "".join(f'{job_id} = "{expression}"\n'
+                         for job_id, expression in (cron or {}).items())
+    scheduler = (f'[scheduler]\ntimezone = "{timezone}"\n'
+                 f"misfire_grace_time = {misfire_grace_time}\n"
+                 f"heartbeat_seconds = {heartbeat_seconds}\n\n[scheduler.cron]\n{cron_lines}")
+    return write_test_config(
+        folder / "schedwatch.toml", data_dir=folder / "data",
+        sources={source_id: {"url": url} for source_id, url in (urls or {}).items()},
+        fetch={"respect_robots": False, "max_retries": 0, "read_timeout": 30},
+        codes=("ca",), extra=scheduler + extra)
 
 
 def only_ca(monkeypatch: pytest.MonkeyPatch) -> None:
