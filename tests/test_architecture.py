@@ -79,8 +79,8 @@ def test_tests_share_helpers_only_through_support() -> None:
     for path in sorted((ROOT / "tests").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             modules = ([a.name for a in node.names] if isinstance(node, ast.Import) else
-                       [node.module] if isinstance(node, ast.ImportFrom) and node.module
-                       else [])
+                       [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+                       if isinstance(node, ast.ImportFrom) and node.module else [])
             for module in modules:
                 leaf = module.split(".")[-1]
                 if module.startswith("tests.") and (leaf.startswith("test_")

@@ -30,7 +30,7 @@ from urllib.parse import parse_qs
 
 from werkzeug import Request, Response
 
-from tests import conftest
+from tests.support import config as config_support
 from tests.support.documents import FIXTURES
 
 # --- configuration --------------------------------------------------------------------------
@@ -48,9 +48,9 @@ EMAIL = ('[email]\nhost = "127.0.0.1"\nport = 9\nsecurity = "none"\ntimeout = 2\
 
 def write_config(path: Path, *, data_dir: Path, sources: Mapping[str, Mapping[str, Any]],
                  fetch: Mapping[str, Any] | None = None, email: bool = True) -> Path:
-    """tests.conftest.write_config with [fetch] = FETCH_DEFAULTS updated with ``fetch``, and
+    """tests.support.config.write_config with [fetch] = FETCH_DEFAULTS updated with ``fetch``, and
     an [email] section whose SMTP server is closed."""
-    return conftest.write_config(path, data_dir=data_dir, sources=sources,
+    return config_support.write_config(path, data_dir=data_dir, sources=sources,
                                  fetch={**FETCH_DEFAULTS, **(fetch or {})},
                                  extra=EMAIL if email else "")
 

@@ -18,9 +18,10 @@ from typing import Any
 from pytest_httpserver import HTTPServer
 
 from scrapers.records import normalise_text, strip_controls
-from tests import conftest
 from tests.faults import harness as h
 from tests.faults.crash_helpers import email_section
+from tests.support import cli as cli_support
+from tests.support import config as config_support
 from tests.support.smtp import SmtpServer
 
 #: Any C0 control but newline, DEL, or any C1 control.
@@ -69,12 +70,12 @@ def test_json_controls_never_reach_outputs(httpserver: HTTPServer, tmp_path: Pat
     base = httpserver.url_for("/").rstrip("/")
     data = tmp_path / "data"
     with SmtpServer() as smtp:
-        config = conftest.write_config(tmp_path / "schedwatch.toml", data_dir=data,
+        config = config_support.write_config(tmp_path / "schedwatch.toml", data_dir=data,
                                        sources={SOURCE: scenario.endpoints(base)},
                                        fetch=h.FETCH_DEFAULTS,
                                        extra=email_section(smtp.port))
 
-        def cli(*args: str) -> conftest.CliResult:
+        def cli(*args: str) -> cli_support.CliResult:
             result = run_cli("--config", str(config), *args)
             clean(result.stdout + result.stderr, f"schedwatch {' '.join(args)}")
             return result

@@ -22,7 +22,7 @@ def write_config(path: Path, *, data_dir: Path, sources: Mapping[str, Mapping[st
     disabled. ``fetch`` overrides TEST_FETCH; ``extra`` is appended TOML (an [email] or
     [scheduler] section, say); ``codes`` limits the [sources.*] sections written to those
     jurisdictions (a subprocess whose registry is reduced to them would refuse the others)."""
-    from jurisdictions import all_sources
+    from jurisdictions import REGISTRY, jurisdiction
 
     settings_fetch = {**TEST_FETCH, **(fetch or {})}
     if read_timeout is not None:
@@ -31,9 +31,8 @@ def write_config(path: Path, *, data_dir: Path, sources: Mapping[str, Mapping[st
              "[fetch]", *(f"{key} = {json.dumps(value)}" for key, value in settings_fetch.items()),
              ""]
     chosen = None if codes is None else set(codes)
-    for source in all_sources():
-        if chosen is not None and source.jurisdiction not in chosen:
-            continue
+    for source in (s for code in REGISTRY if chosen is None or code in chosen
+                   for s in jurisdiction(code).SOURCES):
         lines.append(f"[sources.{source.id}]")
         lines += [f"{key} = {json.dumps(value)}"
                   for key, value in sources.get(source.id, {"enabled": False}).items()]
