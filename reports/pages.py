@@ -21,9 +21,9 @@ from zoneinfo import ZoneInfo
 
 from reports import status_rows as shared_rows
 from reports.diff import SOURCE_KINDS, display_name, schedule_label
-from reports.render import parse_stamp
 from reports.status_rows import since_words
 from reports.worddiff import as_text, changed, word_diff
+from scrapers.clock import parse_stamp, stamp
 from scrapers.errors import SchedwatchError
 from scrapers.records import CONTROL_LEVELS, MATERIAL_FIELDS, PendingItem, StatusRecord
 from scrapers.store import PendingRow, SourceState, StatusInterval, StoredChange
@@ -587,7 +587,7 @@ def index_context(snap: Snapshot, *, now: datetime) -> dict[str, Any]:
     latest = sorted(snap.changes, key=lambda c: c.id, reverse=True)[:LATEST_CHANGES]
     return {
         "title": "Status matrix",
-        "generated_at": _stamp(now),
+        "generated_at": stamp(now),
         "jurisdictions": [_jurisdiction_header(j, snap) for j in snap.jurisdictions],
         "matrix": matrix,
         "all_records": all_records,
@@ -685,9 +685,6 @@ def mail_view(row: Mapping[str, Any]) -> dict[str, Any]:
             "error": row.get("last_error") or ""}
 
 
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
-
 
 # --- compliance reference -------------------------------------------------------------------
 
@@ -713,7 +710,7 @@ def reference_context(snap: Snapshot, *, now: datetime) -> dict[str, Any]:
         })
     confirmed = [iv.last_confirmed_at for iv in current]
     return {"title": "Compliance reference", "as_of": max(confirmed) if confirmed else None,
-            "generated_at": _stamp(now), "sections": sections,
+            "generated_at": stamp(now), "sections": sections,
             "control_levels": [{"key": k, "description": v} for k, v in CONTROL_LEVELS.items()]}
 
 
@@ -911,7 +908,7 @@ def feed_context(snap: Snapshot, *, feed_id: str, site_url: str | None,
                                  documents=snap.documents, history=snap.history_substances)
         context["entry_id"] = entry_id(feed_id, change)
         entries.append(context)
-    updated = latest[0].detected_at if latest else _stamp(now)
+    updated = latest[0].detected_at if latest else stamp(now)
     return {"feed_id": feed_id, "site_url": site_url, "updated": updated, "entries": entries}
 
 
@@ -925,7 +922,7 @@ def feed_inputs(snap: Snapshot, *, feed_id: str, site_url: str | None,
     """What ``feed_context`` reads, for the feed's fingerprint (the time of publishing
     only when there is no change to date the feed by)."""
     latest = feed_changes(snap)
-    return (feed_id, site_url, None if latest else _stamp(now),
+    return (feed_id, site_url, None if latest else stamp(now),
             tuple(change_inputs(change, snap) for change in latest))
 
 

@@ -7,35 +7,20 @@ import functools
 import hashlib
 import itertools
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import jinja2
 from markupsafe import Markup
 
-from scrapers.errors import ConfigError
+from scrapers.clock import parse_stamp
+from scrapers.clock import reader_zone_named as zone
 from scrapers.records import CONTROL_LEVELS
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-
-def zone(name: str) -> ZoneInfo:
-    """The reader's zone (``scheduler.timezone``); a name zoneinfo does not know is a
-    configuration error, not a reason to show times in a zone nobody asked for."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"config: 'scheduler.timezone' = {name!r} is not an IANA time zone; "
-                          "use a name such as \"America/Toronto\" or \"UTC\"") from None
-
-
-def parse_stamp(value: str) -> datetime:
-    """A stored timestamp (ISO 8601, UTC) as an aware datetime; naive ones are UTC."""
-    moment = datetime.fromisoformat(value)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @functools.lru_cache(maxsize=8192)

@@ -57,6 +57,7 @@ from reports.render import (
     templates_digest,
     zone,
 )
+from scrapers.clock import stamp
 from scrapers.errors import LockedError, SchedwatchError, StoreError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -569,12 +570,9 @@ def _read_manifest(site: Path) -> dict[str, str]:
 
 def _manifest_bytes(manifest: Mapping[str, str], now: datetime) -> bytes:
     return json.dumps({"format": FORMAT, "generator": "schedwatch",
-                       "published_at": _stamp(now),
+                       "published_at": stamp(now),
                        "pages": dict(sorted(manifest.items()))}, indent=1).encode("utf-8")
 
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
 
 
 def _existing_weeks(site: Path) -> set[str]:

@@ -17,7 +17,6 @@ from reports.pages import (
     HEALTHY_OUTCOMES,
     UPCOMING_DAYS,
     Snapshot,
-    _stamp,
     change_summary,
     cross_checks,
     human_duration,
@@ -29,7 +28,7 @@ from reports.pages import (
     week_finder,
     weekly_href,
 )
-from reports.render import parse_stamp
+from scrapers.clock import parse_stamp, stamp
 from scrapers.records import StatusRecord
 from scrapers.store import PendingRow, StatusInterval, StoredChange
 
@@ -97,10 +96,10 @@ def weekly_context_from(snap: Snapshot, index: WeekIndex, week: str, *,
                         reader_zone: ZoneInfo, now: datetime) -> dict[str, Any]:
     """The weekly report of one ISO week (in the reader's zone)."""
     start, end = week_bounds(week, reader_zone)
-    start_s, end_s = _stamp(start), _stamp(end)
+    start_s, end_s = stamp(start), stamp(end)
     # For a week still running, "time since" is measured to now, not to a future Monday.
     reference = min(end, now)
-    reference_s = _stamp(reference)
+    reference_s = stamp(reference)
     rows = index.fetches_by_week.get(week, ())
     sources = []
     for j in snap.jurisdictions:
@@ -151,7 +150,7 @@ def _upcoming(snap: Snapshot, index: WeekIndex, end: datetime,
     """Dated facts that fall after the week's end and within UPCOMING_DAYS of it: pending
     items open at the week's end and records in force then."""
     first, last = end.date(), end.date() + timedelta(days=UPCOMING_DAYS)
-    end_s = _stamp(end)
+    end_s = stamp(end)
     result = []
     for row in pending:
         day = parse_day(row.item.date)

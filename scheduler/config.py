@@ -14,7 +14,6 @@ import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reports.settings import (
     ALERT_KINDS,
@@ -28,6 +27,7 @@ from reports.settings import (
     Settings,
     SourceSettings,
 )
+from scrapers.clock import reader_zone_named
 from scrapers.errors import ConfigError
 
 # The settings' shapes live below the scheduler (reports/ type-checks against them); the
@@ -389,14 +389,9 @@ def _recipient(value: Any, index: int) -> Recipient:
                                  "write true or false"))
 
 
-def check_timezone(name: str) -> ZoneInfo:
-    """``[scheduler] timezone`` as a zone, or ConfigError naming the key. Checked when the
-    configuration is loaded, so that no command runs with a zone nothing can render."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"config: 'scheduler.timezone' = {name!r} is not a known IANA time "
-                          "zone; use a name such as \"America/Toronto\" or \"UTC\"") from None
+#: ``[scheduler] timezone`` as a zone, or ConfigError naming the key. Checked when the
+#: configuration is loaded, so that no command runs with a zone nothing can render.
+check_timezone = reader_zone_named
 
 
 def _scheduler(value: Any) -> SchedulerSettings:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
-from scrapers.errors import ConfigError
+from scrapers.clock import reader_zone_named
 
 if TYPE_CHECKING:  # pragma: no cover
     from reports.settings import Settings
@@ -147,12 +147,7 @@ def _first_pass(moment: datetime) -> datetime | None:
 
 def scheduler_zone(settings: Settings) -> ZoneInfo:
     """The configured ``[scheduler] timezone`` as a zone, or ConfigError."""
-    name = settings.scheduler.timezone
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"config: 'scheduler.timezone' = {name!r} is not a known IANA time "
-                          "zone; use a name such as \"America/Toronto\" or \"UTC\"") from None
+    return reader_zone_named(settings.scheduler.timezone)
 
 
 def parse_crontab(expression: str, zone: Any) -> CrontabTrigger:

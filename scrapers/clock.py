@@ -8,6 +8,9 @@ stamped and when it is read back.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from scrapers.errors import ConfigError
 
 
 def utcnow() -> datetime:
@@ -25,3 +28,14 @@ def stamp(moment: datetime) -> str:
 
 def parse_stamp(value: str) -> datetime:
     return as_utc(datetime.fromisoformat(value))
+
+
+def reader_zone_named(name: str) -> ZoneInfo:
+    """``[scheduler] timezone`` as a zone, or ConfigError naming the key: the one check of
+    it (configuration load, the scheduler, the site). A name zoneinfo does not know is a
+    configuration error, not a reason to show times in a zone nobody asked for."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"config: 'scheduler.timezone' = {name!r} is not a known IANA time "
+                          "zone; use a name such as \"America/Toronto\" or \"UTC\"") from None
