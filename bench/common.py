@@ -44,8 +44,10 @@ class DocumentServer:
 
     def __init__(self, documents: Mapping[str, tuple[bytes, str]] | None = None,
                  routes: Sequence[Route] = (),
-                 robots: bytes = b"User-agent: *\nAllow: /\n") -> None:
+                 robots: bytes = b"User-agent: *\nAllow: /\n", delay: float = 0.0) -> None:
         self.documents = dict(documents or {})
+        #: Seconds slept before each answer: a simulated network round trip.
+        self.delay = delay
         self.routes = list(routes)
         self.robots = robots
         self.modified = formatdate(time.time() - 86400, usegmt=True)
@@ -68,6 +70,8 @@ class DocumentServer:
                 with server.lock:
                     server.requests += 1
                     server.log.append((next(_ORDER), self.path))
+                if server.delay:
+                    time.sleep(server.delay)
                 answer = server.answer(self.path, dict(self.headers))
                 if answer is None:
                     self.send_response(404)
@@ -261,16 +265,19 @@ class Regulators:
     connection pool per host): Justice Laws, eCFR, Federal Register, the legislation API
     and the legislation site."""
 
-    def __init__(self, corpus: Corpus) -> None:
+    def __init__(self, corpus: Corpus, *, delay: float = 0.0) -> None:
         self.corpus = corpus
-        self.justice = DocumentServer({CDSA_PATH: (corpus.cdsa, XML), CSR_PATH: (corpus.csr, XML)})
+        self.justice = DocumentServer({CDSA_PATH: (corpus.cdsa, XML), CSR_PATH: (corpus.csr, XML)},
+                                      delay=delay)
         self.ecfr = DocumentServer(routes=[ecfr_route(corpus.ecfr_titles, corpus.ecfr_part,
-                                                      corpus.ecfr_versions)])
+                                                      corpus.ecfr_versions)], delay=delay)
         self.fr = DocumentServer(routes=[federal_register_route(
-            {"cfr": corpus.fr_cfr_pages, "term": corpus.fr_term})])
+            {"cfr": corpus.fr_cfr_pages, "term": corpus.fr_term})], delay=delay)
         self.au_api = DocumentServer(routes=[legislation_api_route(corpus.au_titles,
-                                                                   corpus.au_versions)])
-        self.au_site = DocumentServer({corpus.au_word_path(): (corpus.au_word, WORD)})
+                                                                   corpus.au_versions)],
+                                     delay=delay)
+        self.au_site = DocumentServer({corpus.au_word_path(): (corpus.au_word, WORD)},
+                                      delay=delay)
         self.servers = (self.justice, self.ecfr, self.fr, self.au_api, self.au_site)
         # The govinfo bulk file is only used when robots.txt disallows the versioner: not
         # here, but the endpoint is pointed at localhost so nothing could leave the machine.

@@ -26,6 +26,7 @@ BENCHMARKS = {
     "cold": "bench_cold_all.py",
     "history": "bench_history.py",
     "startup": "bench_startup.py",
+    "latency": "bench_latency.py",
 }
 
 

@@ -34,6 +34,8 @@ class FetchSettings:
     max_document_mb: int = 64
     insecure_skip_tls_verify: bool = False
     respect_robots: bool = True
+    #: Hosts fetched at the same time (one worker per host; one host's requests stay serial).
+    parallel_hosts: int = 8
 
 
 @dataclass(frozen=True)

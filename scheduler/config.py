@@ -190,7 +190,8 @@ def _positive(value: float, where: str) -> float:
 _TOP = ("data_dir", "site_dir", "contact", "watch", "sources", "fetch", "failures_before_alert",
         "database_url", "email", "scheduler")
 _FETCH = ("connect_timeout", "read_timeout", "max_retries", "backoff", "max_wait",
-          "request_interval", "max_document_mb", "insecure_skip_tls_verify", "respect_robots")
+          "request_interval", "max_document_mb", "insecure_skip_tls_verify", "respect_robots",
+          "parallel_hosts")
 
 
 def _build(raw: Mapping[str, Any], known_sources: Mapping[str, tuple[str, ...]] | None,
@@ -287,10 +288,13 @@ def _fetch(value: Any) -> FetchSettings:
     for key in ("connect_timeout", "read_timeout", "backoff", "max_wait", "request_interval"):
         numbers[key] = _positive(_get(value, key, float, f"fetch.{key}", getattr(defaults, key),
                                       "give a number of seconds"), f"fetch.{key}")
-    for key in ("max_retries", "max_document_mb"):
+    for key in ("max_retries", "max_document_mb", "parallel_hosts"):
         numbers[key] = int(_positive(_get(value, key, int, f"fetch.{key}",
                                           getattr(defaults, key), "give a whole number"),
                                      f"fetch.{key}"))
+    if numbers["parallel_hosts"] < 1:
+        raise ConfigError("config: 'fetch.parallel_hosts' must be at least 1 (1 fetches one "
+                          f"host at a time; got {numbers['parallel_hosts']})")
     for key in ("insecure_skip_tls_verify", "respect_robots"):
         numbers[key] = _get(value, key, bool, f"fetch.{key}", getattr(defaults, key),
                             "write true or false")

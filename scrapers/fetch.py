@@ -3,24 +3,30 @@
 One ``requests.Session`` per run; connect and read timeouts always, plus an overall deadline
 per response so a server that trickles bytes cannot hold a run; bounded retries with
 exponential backoff on connection errors, 429 and 5xx, honouring ``Retry-After``; conditional
-GET; a size cap; robots.txt (with its ``Crawl-delay``) respected; a minimum interval between
-requests to one host. A redirect is never followed to another host whose address is not a
-public one (loopback, link-local, private, shared or reserved): the configured host itself may
-be local (a mirror, the tests), but a public source must not lead schedwatch into the
-machine's own network and have an internal service's answer archived as evidence.
+GET; a size cap; robots.txt (with its ``Crawl-delay``) respected and kept for up to 24 hours
+(RFC 9309 §2.4) in the data folder, so that a warm run does not fetch it again; a minimum
+interval between requests to one host. A redirect is never followed to another host whose
+address is not a public one (loopback, link-local, private, shared or reserved): the
+configured host itself may be local (a mirror, the tests), but a public source must not lead
+schedwatch into the machine's own network and have an internal service's answer archived as
+evidence.
 """
 
 from __future__ import annotations
 
 import contextlib
 import email.utils
+import hashlib
 import ipaddress
+import os
 import socket
+import tempfile
 import time
 import urllib.robotparser
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -49,6 +55,10 @@ class FetchPolicy:
     max_bytes: int = 64 * 1024 * 1024
     verify_tls: bool = True
     respect_robots: bool = True
+    #: Where robots.txt answers are kept between runs (None: not kept), and for how long.
+    #: RFC 9309 §2.4: crawlers should not use a cached robots.txt for more than 24 hours.
+    robots_cache: Path | None = None
+    robots_max_age: float = 24 * 3600.0
 
 
 @dataclass
@@ -65,6 +75,9 @@ class HttpFetcher:
     policy: FetchPolicy
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    #: Wall-clock seconds, for the age of a kept robots.txt (monotonic time does not survive
+    #: the process).
+    wall_clock: Callable[[], float] = time.time
     _session: requests.Session = field(init=False)
     _hosts: dict[str, _HostState] = field(init=False, default_factory=dict)
     #: Every request made (url, status or error kind), for the run log and for tests.
@@ -107,7 +120,20 @@ class HttpFetcher:
 
     def _read_robots(self, origin: str, state: _HostState) -> urllib.robotparser.RobotFileParser:
         parser = urllib.robotparser.RobotFileParser(origin + "/robots.txt")
-        lines: list[str] = []
+        lines = self._kept_robots(origin)
+        if lines is None:
+            lines, keep = self._fetch_robots(origin, state)
+            if keep:
+                self._keep_robots(origin, lines)
+        parser.parse(lines)
+        delay = parser.crawl_delay(self.policy.user_agent)
+        if delay is not None:
+            state.crawl_delay = min(float(delay), self.policy.max_crawl_delay)
+        return parser
+
+    def _fetch_robots(self, origin: str, state: _HostState) -> tuple[list[str], bool]:
+        """The rules of ``origin``'s robots.txt and whether they may be kept (an answer was
+        received; an unreachable robots.txt is asked again next run)."""
         try:
             self._pace(state)
             response = self._session.get(origin + "/robots.txt", allow_redirects=True,
@@ -117,19 +143,60 @@ class HttpFetcher:
             self.log.append((origin + "/robots.txt", str(response.status_code)))
             if response.status_code in (401, 403):
                 # RFC 9309: an access-restricted robots.txt means "disallow all".
-                lines = ["User-agent: *", "Disallow: /"]
-            elif response.ok:
-                lines = response.content[:512 * 1024].decode("utf-8", "replace").splitlines()
+                return ["User-agent: *", "Disallow: /"], True
+            if response.ok:
+                text = response.content[:512 * 1024].decode("utf-8", "replace")
+                return text.splitlines(), True
+            return [], response.status_code < 500  # 404 and co: no rules; 5xx: ask again
         except (requests.RequestException, FetchError):
             # An unreachable robots.txt (or one redirected into a private address) is read
             # as "no rules"; the document request that follows will fail (or succeed) on its
             # own and say why.
-            lines = []
-        parser.parse(lines)
-        delay = parser.crawl_delay(self.policy.user_agent)
-        if delay is not None:
-            state.crawl_delay = min(float(delay), self.policy.max_crawl_delay)
-        return parser
+            return [], False
+
+    def _robots_file(self, origin: str) -> Path | None:
+        folder = self.policy.robots_cache
+        # Named by a hash of the origin: nothing scraped or configured becomes a path.
+        name = hashlib.sha256(origin.encode("utf-8")).hexdigest()[:32] + ".txt"
+        return folder / name if folder is not None else None
+
+    def _kept_robots(self, origin: str) -> list[str] | None:
+        """The kept rules of ``origin`` when younger than ``robots_max_age``; None otherwise
+        (also when the file cannot be read: the live robots.txt is then asked)."""
+        path = self._robots_file(origin)
+        if path is None:
+            return None
+        try:
+            age = self.wall_clock() - path.stat().st_mtime
+            if not 0 <= age < self.policy.robots_max_age:
+                return None
+            head, _, body = path.read_text(encoding="utf-8").partition("\n")
+        except (OSError, UnicodeDecodeError):
+            return None
+        if head != f"# schedwatch robots.txt of {origin}":
+            return None  # another origin's file (a hash collision) or a damaged one
+        self.log.append((origin + "/robots.txt", "kept"))
+        return body.splitlines()
+
+    def _keep_robots(self, origin: str, lines: list[str]) -> None:
+        path = self._robots_file(origin)
+        if path is None:
+            return
+        temporary: str | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".robots-")
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(f"# schedwatch robots.txt of {origin}\n" + "\n".join(lines))
+            now = self.wall_clock()
+            os.utime(temporary, (now, now))
+            os.replace(temporary, path)
+        except OSError:
+            # Keeping robots.txt only saves a request; a full or read-only disk must not fail
+            # the fetch (the store reports storage problems where they matter).
+            if temporary is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
 
     # --- pacing -------------------------------------------------------------------------
 
