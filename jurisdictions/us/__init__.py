@@ -42,6 +42,7 @@ ECFR_SOURCE_ID = "us-ecfr-1308"
 FR_SOURCE_ID = "us-federal-register"
 
 from jurisdictions.us import ecfr, federal_register  # noqa: E402  (see above)
+from jurisdictions.us.archive import ANNUAL_ENDPOINT, read_ecfr_archive  # noqa: E402
 from jurisdictions.us.ecfr import (  # noqa: E402
     NOT_LISTED_BASIS,
     NOT_LISTED_INSTRUMENT,
@@ -84,6 +85,7 @@ from jurisdictions.us.federal_register import (  # noqa: E402
     parse_federal_register,
     read_federal_register,
 )
+from jurisdictions.us.fr_archive import read_federal_register_archive  # noqa: E402
 
 __all__ = [
     "CODE", "ECFR_SOURCE_ID", "ESTABLISHED_BY", "FR_AGENCY", "FR_CANONICAL_FORMAT",
@@ -109,8 +111,11 @@ SOURCES: tuple[Source, ...] = (
         id=ECFR_SOURCE_ID, jurisdiction=CODE,
         title="21 CFR Part 1308 (eCFR): Schedules I–V",
         endpoints={"url": "https://www.ecfr.gov",
-                   "bulk_url": "https://www.govinfo.gov/bulkdata/ECFR/title-21/ECFR-title21.xml"},
+                   "bulk_url": "https://www.govinfo.gov/bulkdata/ECFR/title-21/ECFR-title21.xml",
+                   # backfill's fallback when robots.txt forbids the versioner's full/
+                   "annual_url": ANNUAL_ENDPOINT},
         parse=parse_ecfr, fetch_plan=fetch_ecfr, media_type="application/xml",
+        archive=read_ecfr_archive,  # jurisdictions.us.archive (schedwatch backfill)
     ),
     Source(
         id=FR_SOURCE_ID, jurisdiction=CODE,
@@ -118,6 +123,8 @@ SOURCES: tuple[Source, ...] = (
         endpoints={"url": "https://www.federalregister.gov"},
         parse=parse_federal_register, fetch_plan=fetch_federal_register,
         media_type="application/json",
+        # The FR API (from 1994) is its own archive: the same queries, one version per day.
+        archive=read_federal_register_archive,
         # Proposals and rules appear here before the code shows them; an answer that lacks
         # the rule establishing a status is incomplete, not a descheduling (issue 13).
         early_warning=True,

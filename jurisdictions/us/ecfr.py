@@ -15,6 +15,7 @@ date and is shown, labelled weak, never used as a legal date.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from jurisdictions.parsing import (
     release,
 )
 from jurisdictions.substances import KNOWN, Substance, WatchList
-from jurisdictions.us import CODE, ECFR_SOURCE_ID, SCHEDULE_LEVELS
+from jurisdictions.us import CODE, ECFR_SOURCE_ID, SCHEDULE_LEVELS, annual
 from scrapers.errors import ExtractionError, FetchError
 from scrapers.records import Document, ParseResult, StatusRecord, name_key, normalise_text
 
@@ -125,15 +126,22 @@ def _versions_total_pages(content: bytes) -> int:
         return 1
 
 
-def _versions_meta(fetcher: Fetcher, base: str) -> dict[str, str]:
-    """Amendment dates of §§ 1308.11–.15 from the versions endpoint, as Fetched.meta facts."""
+def version_pages(fetcher: Fetcher, base: str) -> list[bytes]:
+    """Every page of ``versions/title-21.json?part=1308&issue_date[gte]=…`` (the API answers
+    400 without an issue_date parameter), at most ``MAX_VERSION_PAGES``. Also read by the
+    archive (``jurisdictions.us.archive``)."""
     url = f"{base}/api/versioner/v1/versions/title-21.json"
     params: dict[str, str | list[str]] = {"part": PART, "issue_date[gte]": VERSIONS_SINCE}
     first = fetcher.get(url, params=params)
     pages = [first.content]
     for page in range(2, min(_versions_total_pages(first.content), MAX_VERSION_PAGES) + 1):
         pages.append(fetcher.get(url, params={**params, "page": str(page)}).content)
-    latest = section_amendment_dates(pages)
+    return pages
+
+
+def _versions_meta(fetcher: Fetcher, base: str) -> dict[str, str]:
+    """Amendment dates of §§ 1308.11–.15 from the versions endpoint, as Fetched.meta facts."""
+    latest = section_amendment_dates(version_pages(fetcher, base))
     meta: dict[str, str] = {}
     sections = [latest[s] for s in SCHEDULE_SECTIONS if s in latest]
     if sections:
@@ -761,6 +769,9 @@ def _ecfr_dates(meta: Mapping[str, str], amddate: str | None, volume: str | None
     as_of = _iso_date(meta.get("up_to_date_as_of"))
     if as_of:
         dates.append(("eCFR up to date as of", as_of))
+    revised = _iso_date(meta.get("revised_as_of"))
+    if revised:
+        dates.append(("CFR annual edition revised as of", revised))
     chosen = list(SCHEDULE_SECTIONS) if sections is None else list(dict.fromkeys(sections))
     for section in chosen:
         amended = _iso_date(meta.get(f"amended_on:{section}"))
@@ -785,7 +796,8 @@ def evidence_date(document: Document) -> str | None:
     """The date the document speaks for: the eCFR version it is (title 21's
     ``up_to_date_as_of``, saved in ``meta`` by the fetch plan, else the date in a versioner
     ``full/{date}/`` URL). Not AMDDATE (weak) nor a section's amendment date."""
-    as_of = _iso_date(document.meta.get("up_to_date_as_of"))
+    as_of = _iso_date(document.meta.get("up_to_date_as_of")) \
+        or _iso_date(document.meta.get("revised_as_of"))  # an annual edition (backfill)
     if as_of:
         return as_of
     match = _VERSION_IN_URL.search(document.url)
@@ -897,6 +909,10 @@ def parse_ecfr(document: Document, watch: WatchList) -> ParseResult:
     arketamine) are reported as covered by an entry of the substance they are isomers of
     when that entry (or its paragraph) names isomers. A watched substance listed nowhere in
     the five schedules is ``not_controlled``."""
+    if annual.is_annual(document.content):  # an annual edition (backfill): the same walker
+        content, facts = annual.as_ecfr(document.content)
+        document = dataclasses.replace(document, content=content,
+                                       meta={**facts, **document.meta})
     part = read_part_1308(document.content)
     # The bulk fallback archives the part alone; the title's AMDDATE travels in meta.
     amddate, volume = part.amddate, part.amddate_volume
@@ -917,6 +933,19 @@ def parse_ecfr(document: Document, watch: WatchList) -> ParseResult:
     if watch.all_entries:
         records.extend(_entry_records(part.entries, used, {r.substance for r in records},
                                       document, dates))
+    granularity = normalise_text(document.meta.get("granularity", ""))[:200]
+    if granularity:  # an archived version (backfill): say how finely it dates the law
+        note = f"granularity: {granularity} — {_GRANULARITY_NOTES.get(granularity, '')}"
+        records = [dataclasses.replace(r, legal_note=r.legal_note or note.rstrip(" —"))
+                   for r in records]
     return ParseResult(records=tuple(records), pending=(), document_dates=dates(None),
                        title=f"21 CFR {part.title}", instrument="21 CFR Part 1308")
+
+
+#: What each archive granularity means for the dates of a backfilled interval.
+_GRANULARITY_NOTES = {
+    annual.ANNUAL_GRANULARITY: "one edition a year; a change between two editions is dated "
+                               "by the first edition that shows it, not by its effective date",
+    "eCFR point in time": "the eCFR text as of this version date (versioner, from 2017-01-03)",
+}
 

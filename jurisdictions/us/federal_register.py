@@ -31,7 +31,14 @@ from jurisdictions.parsing import MONTH_NUMBERS, iso_date, load_json_object
 from jurisdictions.substances import KNOWN, Substance, WatchList
 from jurisdictions.us import CODE, FR_SOURCE_ID, SCHEDULE_LEVELS, TIMEZONE
 from scrapers.errors import ExtractionError
-from scrapers.records import Document, ParseResult, PendingItem, StatusRecord, normalise_text
+from scrapers.records import (
+    Document,
+    ParseResult,
+    PendingItem,
+    ScheduledAction,
+    StatusRecord,
+    normalise_text,
+)
 
 PART = "1308"
 MAX_FR_PAGES = 20
@@ -58,13 +65,16 @@ class Establishing:
     document_number: str  # "99-17803"
     citation: str  # "64 FR 37673"
     what: str  # "the 1999 final rule placing ketamine in Schedule III"
+    #: Its publication date: an archived version ``as_of`` an earlier day cannot hold it.
+    published: str | None = None
 
 
 #: Substance key → the documents an answer must hold. Isomers covered by the substance
 #: (esketamine, arketamine) need the same ones: their status rests on the same rule.
 ESTABLISHED_BY: Mapping[str, tuple[Establishing, ...]] = {
     "ketamine": (Establishing("99-17803", "64 FR 37673",
-                              "the 1999 final rule placing ketamine in Schedule III"),),
+                              "the 1999 final rule placing ketamine in Schedule III",
+                              "1999-07-13"),),
 }
 
 
@@ -169,7 +179,7 @@ def _fr_pages(fetcher: Fetcher, base: str, params: Mapping[str, str | list[str]]
 
 
 def canonical_federal_register(results_by_query: Mapping[str, Sequence[Mapping[str, Any]]],
-                               today: date) -> bytes:
+                               today: date, *, as_of: date | None = None) -> bytes:
     """ONE canonical JSON document for a set of FR results: merged by document number,
     sorted by (publication date, document number), keys sorted, each document saying which
     queries matched it. The same documents give the same bytes, so the pipeline's sha256
@@ -177,7 +187,12 @@ def canonical_federal_register(results_by_query: Mapping[str, Sequence[Mapping[s
 
     ``not_yet_effective`` lists final rules whose effective date is after ``today``: when
     such a date passes the list shrinks, the bytes change and the parser runs again, so a
-    pending final rule does not stay pending forever on unchanged API data."""
+    pending final rule does not stay pending forever on unchanged API data.
+
+    ``as_of`` (archived versions only, ``jurisdictions.us.fr_archive``): the day the version
+    speaks for, written as ``"as_of"``; the parser then reads the law on that day (not on
+    the day the version was read) and asks only for establishing documents published by
+    then. Live answers have no ``as_of``: their bytes stay the same from day to day."""
     merged: dict[str, dict[str, Any]] = {}
     for query_id, results in results_by_query.items():
         for result in results:
@@ -204,6 +219,8 @@ def canonical_federal_register(results_by_query: Mapping[str, Sequence[Mapping[s
     document = {"format": FR_CANONICAL_FORMAT, "api": "Federal Register API v1 documents.json",
                 "queries": queries, "count": len(ordered),
                 "not_yet_effective": pending, "results": ordered}
+    if as_of is not None:
+        document["as_of"] = as_of.isoformat()
     # Compact separators and no indent: only then does json use its C encoder (indent forces
     # the pure-Python one, ~50 ms for ~700 documents on every run, changed or not).
     return (json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -307,8 +324,11 @@ def dates_text_effective(text: str) -> str | None:
     """The effective date a rule's DATES text states ("… is effective on February 1, 2024."
     → "2024-02-01"), or None when it states none readable."""
     match = _EFFECTIVE_IN_DATES.search(text) or _LEADING_DATE.match(text)
-    if not match:
-        return None
+    return _month_date(match) if match else None
+
+
+def _month_date(match: re.Match[str]) -> str | None:
+    """The ISO date of a ``_MONTH_DATE`` match ("June 2, 1981" → "1981-06-02"), or None."""
     month = MONTH_NUMBERS.get(match.group("month").lower())
     if month is None:
         month = next((n for name, n in MONTH_NUMBERS.items()
@@ -612,8 +632,17 @@ def _pending(substance: Substance, doc: FrDocument, action: str,
         date_label=label, date=when, url=doc.html_url or doc.pdf_url, details=doc.details())
 
 
-def _documents(document: Document) -> list[FrDocument]:
+def _documents(document: Document) -> tuple[list[FrDocument], date | None]:
+    """The documents of an answer, and the day an archived version speaks for (its
+    ``as_of``; None for a live answer)."""
     data = load_json_object(document.content, "Federal Register document")
+    as_of = None
+    if "as_of" in data:
+        day = _iso_date(data.get("as_of"))
+        if day is None:
+            raise ExtractionError("the archived Federal Register version has an unreadable "
+                                  "\"as_of\" date; it is not what schedwatch's archive writes")
+        as_of = date.fromisoformat(day)
     results = data.get("results")
     if not isinstance(results, list):
         raise ExtractionError("the Federal Register document has no \"results\" list; it is "
@@ -623,7 +652,7 @@ def _documents(document: Document) -> list[FrDocument]:
                               "rule placing ketamine in Schedule III (64 FR 37673) must always "
                               "be there, so the API or the query is broken")
     return [FrDocument.from_json(r if isinstance(r, dict) else {}, i)
-            for i, r in enumerate(results)]
+            for i, r in enumerate(results)], as_of
 
 
 def _names_isomers(doc: FrDocument) -> bool:
@@ -691,7 +720,8 @@ def _open_items(substance: Substance, subjects: Sequence[_Subject],
 
 
 def _check_complete(docs: Sequence[FrDocument], watch: WatchList,
-                    required: Mapping[str, Sequence[Establishing]]) -> None:
+                    required: Mapping[str, Sequence[Establishing]],
+                    as_of: date | None = None) -> None:
     """ExtractionError when the answer lacks a document that establishes the current status
     of a watched substance (or of the substance an isomer is covered by): a non-empty answer
     without 64 FR 37673 is incomplete or another query's, and read as it is it would make
@@ -701,6 +731,9 @@ def _check_complete(docs: Sequence[FrDocument], watch: WatchList,
         cover = _isomer_cover(substance, watch)
         for key in dict.fromkeys([substance.key] + ([cover.key] if cover else [])):
             for needed in required.get(key, ()):
+                if as_of is not None and needed.published is not None \
+                        and needed.published > as_of.isoformat():
+                    continue  # an archived version of a day before it was published
                 if needed.document_number not in present:
                     raise ExtractionError(
                         f"the Federal Register answer ({len(docs)} documents) lacks FR Doc "
@@ -708,6 +741,108 @@ def _check_complete(docs: Sequence[FrDocument], watch: WatchList,
                         f"establishes {key}'s current status: the answer is incomplete or "
                         "not DEA's Part 1308 query; refused rather than read as not "
                         "controlled")
+
+
+#: Hosts whose document links an action may carry (the API's html_url / pdf_url).
+_ACTION_HOSTS = frozenset({"www.federalregister.gov", "federalregister.gov",
+                           "www.govinfo.gov", "govinfo.gov"})
+#: "withdrawing a Notice of Proposed Rulemaking (NPRM) which was published on June 2, 1981
+#: (46 FR 29484)" (the real 99-8812): what a withdrawal withdrew, and when that was published.
+_WITHDREW = re.compile(r"published\s+on\s+" + _MONTH_DATE + r"\s*\(\s*(?P<cit>\d{1,3}\s*FR\s*"
+                       r"\d{1,6})\s*\)", re.IGNORECASE)
+
+
+def _action_url(doc: FrDocument) -> str | None:
+    """The document's html_url (else its pdf_url) when it is an https link on the Federal
+    Register's or govinfo's own host: a scraped URL shown to a reader must lead there."""
+    for url in (doc.html_url, doc.pdf_url):
+        if url and url.startswith("https://") \
+                and (urlsplit(url).hostname or "").lower() in _ACTION_HOSTS:
+            return url
+    return None
+
+
+def _change_words(target: str | None, proposed: bool = False) -> str | None:
+    if target is None:
+        return None
+    if target == REMOVAL:
+        return "proposed removal from control" if proposed else "removed from control"
+    return f"proposed placement in Schedule {target}" if proposed \
+        else f"placed in Schedule {target}"
+
+
+def _withdrew(doc: FrDocument) -> str:
+    """What a withdrawal withdrew, in words, as far as its own text says."""
+    found = _WITHDREW.search(doc.abstract) or _WITHDREW.search(doc.dates_text)
+    if found:
+        citation = " ".join(found.group("cit").replace("FR", " FR ").split())
+        published = _month_date(found)
+        when = f" (published {published})" if published else ""
+        return f"withdrew the proposed rule {citation}{when}"
+    cited = sorted(doc.cited)
+    if cited:
+        return f"withdrew the proposed rule {', '.join(cited)}"
+    return "withdrew an earlier proposed rule (its text names none)"
+
+
+def _document_actions(substance: Substance, doc: FrDocument,
+                      via: Substance | None) -> list[ScheduledAction]:
+    common: dict[str, Any] = {
+        "jurisdiction": CODE, "substance": substance.key, "source_id": FR_SOURCE_ID,
+        "title": doc.title, "citation": doc.reference, "document": f"FR Doc {doc.number}",
+        "url": _action_url(doc)}
+    suffix = f" (covers {substance.name.lower()} as an isomer of {via.name.lower()})" \
+        if via is not None else ""
+    if doc.is_withdrawal:
+        return [ScheduledAction(date=doc.published, date_kind="published",
+                                action="withdrawal of proposed rule",
+                                effect=_withdrew(doc) + suffix, **common)]
+    if doc.is_correction:
+        return [ScheduledAction(date=doc.published, date_kind="published",
+                                action="correction", effect=None, **common)]
+    if doc.target is None:
+        return []  # names the substance but changes no schedule (a telemedicine rule)
+    if doc.type == "PRORULE":
+        return [ScheduledAction(date=doc.published, date_kind="published",
+                                action="proposed rule",
+                                effect=f"{_change_words(doc.target, True)}{suffix}", **common)]
+    if doc.type != "RULE":
+        return []
+    words = _change_words(doc.target)
+    found = [ScheduledAction(date=doc.published, date_kind="published", action="final rule",
+                             effect=f"{words}{suffix}", **common)]
+    if doc.effective and doc.effective_source in (EFFECTIVE_ON, EFFECTIVE_DATES):
+        found.append(ScheduledAction(date=doc.effective, date_kind="effective",
+                                     action="final rule takes effect",
+                                     effect=f"{words} from this date{suffix}", **common))
+    return found
+
+
+def _page(citation: str) -> tuple[int, int]:
+    found = _FR_CITATION.search(citation)
+    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+
+
+def _actions(substance: Substance, subjects: Sequence[_Subject], docs: Sequence[FrDocument],
+             mentions: _Mentions) -> list[ScheduledAction]:
+    """The substance's scheduling history in these documents, oldest first: proposed rules,
+    withdrawals of proposed rules (with what they withdrew, when their text says: 99-8812
+    withdraws the 1981 NPRM 46 FR 29484, older than the API), final rules (published) and
+    the day each final rule took effect (its own action, ``date_kind`` "effective"). A
+    document counts when it names the substance (or, for an isomer, its parent and
+    isomers); on one day, in page order (64 FR 17298, the withdrawal, before 64 FR 17299,
+    the new proposal)."""
+    found: list[ScheduledAction] = []
+    seen: set[str] = set()
+    for subject in subjects:
+        for doc in docs:
+            if doc.number not in seen and _concerns(doc, subject, mentions):
+                seen.add(doc.number)
+                found.extend(_document_actions(substance, doc, subject[1]))
+    order = {"published": 0, "effective": 1}
+    found.sort(key=lambda a: (a.date, order.get(a.date_kind, 2), _page(a.citation),
+                              a.document or ""))
+    return found
 
 
 def parse_federal_register(document: Document, watch: WatchList) -> ParseResult:
@@ -732,9 +867,9 @@ def read_federal_register(document: Document, watch: WatchList, *,
     ``required``: substance key → documents an answer must hold (ExtractionError without
     them). Records carry ``in_force_since`` (the rule's effective date), its basis ("64 FR
     37673, effective 1999-08-12") and ``evidence_date`` (the retrieval day in Washington)."""
-    docs = _documents(document)
-    _check_complete(docs, watch, required)
-    today = _local_date(document.retrieved_at)
+    docs, as_of = _documents(document)
+    _check_complete(docs, watch, required, as_of)
+    today = as_of or _local_date(document.retrieved_at)
     withdrawals = [d for d in docs if d.is_withdrawal]
     finals = [d for d in docs if d.type == "RULE" and not d.is_withdrawal
               and not d.is_correction and d.target]
@@ -743,13 +878,15 @@ def read_federal_register(document: Document, watch: WatchList, *,
     mentions = _Mentions(docs)
     records: list[StatusRecord] = []
     pending: list[PendingItem] = []
+    actions: list[ScheduledAction] = []
     for substance in watch.substances:
         subjects = _subjects(substance, watch)
         records.append(_rule_in_effect(substance, subjects, finals, today, document, mentions))
         pending.extend(_open_items(substance, subjects, finals, proposals, withdrawals, today,
                                    mentions))
+        actions.extend(_actions(substance, subjects, docs, mentions))
     return ParseResult(
-        records=tuple(records), pending=tuple(pending),
+        records=tuple(records), pending=tuple(pending), actions=tuple(actions),
         document_dates=(("latest Federal Register document published",
                          max(d.published for d in docs)),),
         title="Federal Register: DEA rules and proposed rules on 21 CFR Part 1308")
