@@ -177,3 +177,11 @@ def iso_date(value: Any) -> str | None:
         return date.fromisoformat(value[:10]).isoformat()
     except ValueError:
         return None
+
+
+def exact_iso_date(value: Any) -> str | None:
+    """``value`` if it is exactly an ISO date (``YYYY-MM-DD``) that exists, else None:
+    stricter than ``iso_date``, for a date that goes into a URL path."""
+    if not isinstance(value, str) or len(value) != 10:
+        return None
+    return iso_date(value)

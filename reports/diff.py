@@ -260,6 +260,11 @@ def legal_span(record: StatusRecord) -> tuple[str, str | None]:
     return start, (end if end is not None and end > start else None)
 
 
+def same_status(a: StatusRecord, b: StatusRecord) -> bool:
+    """The same legal status (status and schedule), whatever the wording or instrument."""
+    return a.status == b.status and a.schedule == b.schedule
+
+
 def with_since(record: StatusRecord, before: StatusRecord | None, *, observed_at: str
                ) -> StatusRecord:
     """The record as stored: ``in_force_since`` and ``first_observed_at`` filled in.
@@ -627,13 +632,22 @@ class _Decider:
         for change in found:
             assert change.substance is not None
             stored: StatusRecord | None = None
+            start: str = new_day
+            stop: str | None = None
             if change.after is not None:
                 stored = with_since(change.after, change.before, observed_at=self.at)
-            if change.before is not None:
-                end = legal_span(stored)[0] if stored is not None else new_day
-                self.steps.append(Closing(change.substance, end))
-            if stored is not None:
                 start, stop = legal_span(stored)
+                if change.before is not None and same_status(change.before, stored):
+                    # The same status under a new wording, provision or instrument (a new
+                    # Poisons Standard re-issuing the entry): the status keeps its
+                    # in_force_since, but the new record speaks from the day its document
+                    # does. Starting it at in_force_since would leave the old record an
+                    # empty span and answer "as of" dates before the change with the new one.
+                    start = max(start, evidence_day(stored))
+                    stop = stop if stop is not None and stop > start else None
+            if change.before is not None:
+                self.steps.append(Closing(change.substance, start))
+            if stored is not None:
                 self.steps.append(Opening(stored, start, stop))
             flapping = is_flip_flop(change, self.prior.recent.get(
                 (self.source.id, change.substance), ()))

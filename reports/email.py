@@ -1,28 +1,25 @@
-"""Email: build alert, weekly-report and test messages (pure) and deliver the outbox (I/O).
+"""Email messages: alerts, digests, weekly reports and test messages, built as pure
+functions of their data (subject, plain text, HTML, identity).
 
-Alerts are queued by ``reports.outbox`` in the same transaction as the changes they report,
-so nothing detected is lost; this module only sends what is due. Guarantees:
+Sending is not here: ``reports.outbox`` owns the outbox's life (queue, deliver, retry, fail)
+and ``reports.smtp`` is the transport. What this module guarantees about a message:
 
-* a row is marked delivered only after the SMTP server accepted the message carrying it, and
-  right after (one message at a time), so a crash can at worst repeat one message;
-* such a repeat carries the same ``Message-ID`` (derived from the change ids and the
-  recipient), so mail clients recognise it as the same message;
-* one connection attempt per pass: when the server is down every due row is deferred
-  together, with a growing delay, and given up after ``email.max_attempts`` tries;
-* SMTP and network problems come back as one-line messages, never as exceptions, and never
-  contain the password.
+* its ``Message-ID`` is derived from the change ids and the recipient, so a repeat (a retry,
+  or a crash between acceptance and marking) is recognised as the same message;
+* changes come in the watch list's order (ketamine before its isomers), and the isomers of
+  one entry changed by one event (same jurisdiction, source, kind and evidence) share one
+  line: "Ketamine (and esketamine, arketamine) — Canada: …";
+* no message is larger than ``MAX_MESSAGE_BYTES``: above it the outbox sends a digest
+  (``build_digest``: counts per kind, the first changes, links to the site).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
 from email.policy import default as DEFAULT_POLICY
 from email.utils import format_datetime, formataddr
 from typing import TYPE_CHECKING, Any
@@ -30,23 +27,22 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from markupsafe import Markup
 
+from jurisdictions.substances import DEFAULT_WATCH, KNOWN
 from reports import render, smtp
 from reports.diff import CHANGE_KINDS, KIND_ORDER, SOURCE_KINDS
-from scrapers.errors import EmailError, LockedError, SchedwatchError
-from scrapers.faults import checkpoint
-from scrapers.store import StoredChange, utcnow
+from scrapers.store import StoredChange
 
 if TYPE_CHECKING:  # pragma: no cover
-    from reports.settings import EmailSettings, Recipient, Settings
-    from scrapers.store import Store
+    from reports.settings import EmailSettings, Recipient
+    from reports.weekly import WeeklySummary
 
-log = logging.getLogger(__name__)
+#: The largest message schedwatch hands to a server (bytes, as sent). 1,000 alerts in full
+#: made a 3.5 MB message that servers refuse (552); above this bound a digest goes instead.
+MAX_MESSAGE_BYTES = 300_000
+#: How many changes a digest lists (the rest are counted and linked to the site).
+DIGEST_CHANGES = 20
 
 NO_SECTION = "no [email] section in the configuration; add one (see schedwatch.example.toml)"
-
-#: Delay before the next try after the n-th failed attempt (the last one repeats).
-RETRY_DELAYS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15),
-                timedelta(hours=1), timedelta(hours=3), timedelta(hours=6))
 
 RECORD_FIELDS = (("status", "Status"), ("schedule", "Schedule"),
                  ("control_level", "Control level"), ("instrument", "Instrument"),
@@ -98,11 +94,6 @@ def weekly_key(week: str, address: str) -> str:
     return f"weekly:{week}:{address.lower()}"
 
 
-def retry_delay(attempts: int) -> timedelta:
-    """Delay after ``attempts`` failed tries: 1 min, 5 min, 15 min, 1 h, 3 h, then 6 h."""
-    return RETRY_DELAYS[max(0, min(attempts, len(RETRY_DELAYS)) - 1)]
-
-
 def _one_line(text: str, limit: int = 200) -> str:
     # Headers must not carry line breaks (scraped error texts can), and long subjects are
     # cut by clients anyway.
@@ -110,24 +101,94 @@ def _one_line(text: str, limit: int = 200) -> str:
     return words if len(words) <= limit else words[: limit - 1] + "…"
 
 
-def ordered(changes: Iterable[StoredChange]) -> list[StoredChange]:
-    """Most significant kind first, then in the order detected."""
-    def rank(change: StoredChange) -> tuple[int, int]:
+#: The family of a watched isomer: esketamine and arketamine are isomers of ketamine.
+ISOMER_OF = {s.key: s.covered_by for s in KNOWN if s.relation == "isomer" and s.covered_by}
+
+
+def _watch_rank(watch: Sequence[str]) -> dict[str, int]:
+    return {key: index for index, key in enumerate(watch)}
+
+
+def ordered(changes: Iterable[StoredChange],
+            watch: Sequence[str] = DEFAULT_WATCH) -> list[StoredChange]:
+    """Most significant kind first, then the watch list's order (ketamine before its
+    isomers, as configured), then the order detected."""
+    ranks = _watch_rank(watch)
+
+    def rank(change: StoredChange) -> tuple[int, int, int]:
         kind = KIND_ORDER.index(change.kind) if change.kind in KIND_ORDER else len(KIND_ORDER)
-        return kind, change.id
+        substance = -1 if change.substance is None else ranks.get(change.substance, len(ranks))
+        return kind, substance, change.id
     return sorted(changes, key=rank)
 
 
-def alert_subject(changes: Sequence[StoredChange]) -> str:
-    """``Ketamine — Canada: Schedule I → III (rescheduled)`` for one change,
-    ``3 changes: Ketamine — Canada: … (+2 more)`` for several."""
+@dataclass(frozen=True)
+class ChangeGroup:
+    """One line of a message: a change, and the isomers of the same entry that one event
+    changed in the same way (same jurisdiction, source, kind and evidence)."""
+
+    lead: StoredChange
+    others: tuple[StoredChange, ...] = ()
+
+    @property
+    def changes(self) -> tuple[StoredChange, ...]:
+        return (self.lead, *self.others)
+
+    @property
+    def ids(self) -> list[int]:
+        return [c.id for c in self.changes]
+
+    @property
+    def summary(self) -> str:
+        """``Ketamine (and esketamine, arketamine) — Canada: Schedule I → III (rescheduled)``."""
+        if not self.others:
+            return self.lead.summary
+        head, _, tail = self.lead.summary.partition(" — ")
+        also = ", ".join(c.summary.partition(" — ")[0].lower() for c in self.others)
+        return f"{head} (and {also}) — {tail}"
+
+
+def _group_key(change: StoredChange) -> tuple[Any, ...] | None:
+    if change.substance is None or " — " not in change.summary:
+        return None
+    family = ISOMER_OF.get(change.substance, change.substance)
+    # The same move in the same words ("Canada: Schedule I → III (rescheduled)"); a note
+    # after it ("— REVIEW: Ketamine is listed …") is the lead's and is shown with it.
+    move = change.summary.split(" — ")[1]
+    return (family, change.jurisdiction, change.source_id, change.kind, change.before_sha256,
+            change.after_sha256, change.effective_date, move)
+
+
+def grouped(changes: Iterable[StoredChange],
+            watch: Sequence[str] = DEFAULT_WATCH) -> list[ChangeGroup]:
+    """The changes in ``ordered`` order, the isomers of one entry changed by one event
+    folded into the line of the first (in the watch order)."""
+    groups: list[list[StoredChange]] = []
+    by_key: dict[tuple[Any, ...], list[StoredChange]] = {}
+    for change in ordered(changes, watch):
+        key = _group_key(change)
+        if key is not None and key in by_key:
+            by_key[key].append(change)
+            continue
+        group = [change]
+        groups.append(group)
+        if key is not None:
+            by_key[key] = group
+    return [ChangeGroup(g[0], tuple(g[1:])) for g in groups]
+
+
+def alert_subject(changes: Sequence[StoredChange],
+                  watch: Sequence[str] = DEFAULT_WATCH) -> str:
+    """``Ketamine — Canada: Schedule I → III (rescheduled)`` for one change (or one event
+    about ketamine and its isomers), ``3 changes: Ketamine — Canada: … (+2 more)`` for
+    several."""
     if not changes:
         raise ValueError("an alert needs at least one change")
-    first = ordered(changes)[0]
-    if len(changes) == 1:
-        return _one_line(first.summary)
-    return _one_line(f"{len(changes)} changes: {_one_line(first.summary, 150)} "
-                     f"(+{len(changes) - 1} more)", 250)
+    groups = grouped(changes, watch)
+    if len(groups) == 1:
+        return _one_line(groups[0].summary)
+    return _one_line(f"{len(groups)} changes: {_one_line(groups[0].summary, 150)} "
+                     f"(+{len(groups) - 1} more)", 250)
 
 
 def _text(value: Any) -> str:
@@ -252,15 +313,27 @@ def compose(email: EmailSettings, to: str, *, subject: str, text: str, html: str
     return message
 
 
+def group_view(group: ChangeGroup, *, site_url: str | None, names: Mapping[str, str],
+               timezone: str = "UTC") -> dict[str, Any]:
+    """What the templates show of one line: the lead change, worded for its whole group."""
+    view = change_view(group.lead, site_url=site_url, names=names, timezone=timezone)
+    if group.others:
+        view["summary"] = group.summary
+        view["substance"] = ", ".join(c.substance or "" for c in group.changes)
+    return view
+
+
 def build_alert(email: EmailSettings, recipient: Recipient | str,
                 changes: Sequence[StoredChange], *, now: datetime,
-                names: Mapping[str, str] | None = None, timezone: str = "UTC") -> EmailMessage:
-    """One alert message to one recipient carrying one or more changes."""
+                names: Mapping[str, str] | None = None, timezone: str = "UTC",
+                watch: Sequence[str] = DEFAULT_WATCH) -> EmailMessage:
+    """One alert message to one recipient carrying one or more changes, in the watch
+    list's order, the isomers of one entry changed by one event on one line."""
     address = recipient if isinstance(recipient, str) else recipient.address
-    chosen = ordered(changes)
-    subject = alert_subject(chosen)
-    views = [change_view(c, site_url=email.site_url, names=names or {}, timezone=timezone)
-             for c in chosen]
+    groups = grouped(changes, watch)
+    subject = alert_subject(changes, watch)
+    views = [group_view(g, site_url=email.site_url, names=names or {}, timezone=timezone)
+             for g in groups]
     heading = "A ketamine status change was detected" if len(views) == 1 else \
         f"{len(views)} changes were detected"
     context = {
@@ -274,7 +347,46 @@ def build_alert(email: EmailSettings, recipient: Recipient | str,
     return compose(email, address, subject=subject,
                    text=_render(env, "email/alert.txt", context),
                    html=_render(env, "email/alert.html", context),
-                   message_id=alert_message_id([c.id for c in chosen], address, email.sender),
+                   message_id=alert_message_id([c.id for c in changes], address, email.sender),
+                   now=now)
+
+
+def build_digest(email: EmailSettings, recipient: Recipient | str,
+                 changes: Sequence[StoredChange], *, now: datetime,
+                 names: Mapping[str, str] | None = None, timezone: str = "UTC",
+                 watch: Sequence[str] = DEFAULT_WATCH,
+                 limit: int = DIGEST_CHANGES) -> EmailMessage:
+    """The alert of too many changes for one message: how many of each kind, the first
+    ``limit`` lines (summary and link), and links to the site for the rest. It carries the
+    same changes as the full alert, hence the same ``Message-ID``."""
+    address = recipient if isinstance(recipient, str) else recipient.address
+    groups = grouped(changes, watch)
+    counts: dict[str, int] = {}
+    for change in ordered(changes, watch):
+        counts[change.kind] = counts.get(change.kind, 0) + 1
+    kinds = [{"label": CHANGE_KINDS[k].heading if k in CHANGE_KINDS else k, "count": n,
+              "colour": CHANGE_KINDS[k].colour if k in CHANGE_KINDS else "#5f5f5a"}
+             for k, n in counts.items()]
+    shown = [{"summary": _one_line(g.summary, 300),
+              "link": f"{email.site_url}changes/{g.lead.id}.html" if email.site_url else None}
+             for g in groups[:limit]]
+    more = len(groups) - len(shown)
+    subject = _one_line(f"{len(changes)} changes (digest): "
+                        f"{_one_line(groups[0].summary, 150)}", 250)
+    context = {
+        "subject": subject, "heading": f"{len(changes)} changes were detected",
+        "kinds": kinds, "shown": shown, "more": more, "count": len(changes),
+        "address": address, "css": email_css(), "max_kb": MAX_MESSAGE_BYTES // 1000,
+        "subscription": subscription(None if isinstance(recipient, str) else recipient),
+        "index_link": f"{email.site_url}index.html" if email.site_url else None,
+        "feed_link": f"{email.site_url}feed.xml" if email.site_url else None,
+        "generated_at": _when(now.isoformat(), timezone),
+    }
+    env = render.environment()
+    return compose(email, address, subject=subject,
+                   text=_render(env, "email/digest.txt", context),
+                   html=_render(env, "email/digest.html", context),
+                   message_id=alert_message_id([c.id for c in changes], address, email.sender),
                    now=now)
 
 
@@ -299,78 +411,29 @@ def build_test(email: EmailSettings, address: str, *, now: datetime,
                               f"@{_domain(email.sender)}>", now=now)
 
 
-# --- weekly report ----------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class WeeklySummary:
-    """What the weekly email says besides the changes themselves. Taken from
-    ``reports.site.weekly_context`` (the data of the published weekly page, weeks in the
-    reader's zone), so the email and the page agree."""
-
-    week: str
-    period: str  # "2026-11-16 to 2026-11-22 (UTC)"
-    complete: bool
-    change_ids: tuple[int, ...]
-    sources: tuple[Mapping[str, Any], ...] = ()  # source_id, title, checks, failures, ...
-    pending: tuple[str, ...] = ()
-    failed_alerts: int = 0
-    href: str = ""  # the weekly page, relative to the site root
-
-
-def weekly_summary(settings: Settings, store: Store, week: str | None, *,
-                   now: datetime) -> WeeklySummary:
-    """The site's weekly context, reduced to what the email shows. A bad week raises the
-    site's one-line ``SchedwatchError``."""
-    from reports.site import weekly_context
-
-    context = weekly_context(settings, store, week, now=now)
-    reader_zone = render.zone(context["timezone"])
-    start = render.parse_stamp(context["start"]).astimezone(reader_zone)
-    last = (render.parse_stamp(context["end"]) - timedelta(seconds=1)).astimezone(reader_zone)
-    sources = tuple({
-        "source_id": s["id"], "title": s["title"], "checks": s["checks"],
-        "failures": s["failures"],
-        "last_healthy": render.format_utc(s["last_healthy_at"]) or "never",
-        "errors": "; ".join(f"{e['error']} (×{e['count']})" for e in s["errors"]),
-    } for s in context["sources"])
-    pending = tuple(_pending_line(p) for p in context["pending"])
-    return WeeklySummary(
-        week=context["week"], complete=bool(context["complete"]),
-        period=f"{start:%Y-%m-%d} to {last:%Y-%m-%d} ({reader_zone.key})",
-        change_ids=tuple(c["id"] for group in context["changes_by_jurisdiction"]
-                         for c in group["changes"]),
-        sources=sources, pending=pending,
-        failed_alerts=sum(1 for m in context["mail_failures"] if m["kind"] == "alert"),
-        href=context["href"])
-
-
-def _pending_line(item: Mapping[str, Any]) -> str:
-    """``Ketamine — United States: proposed rule to Schedule II (89 FR 1, comment deadline
-    2027-01-15)``."""
-    target = f" to Schedule {item['proposed_schedule']}" if item.get("proposed_schedule") \
-        else ""
-    facts = [str(item["reference"])] if item.get("reference") else []
-    if item.get("date"):
-        facts.append(f"{item['date_label']} {item['date']}")
-    where = f" ({', '.join(facts)})" if facts else ""
-    return f"{item['name']} — {item['jurisdiction_name']}: {item['action']}{target}{where}"
-
+# --- weekly report -------------------------------------------------------------------------
 
 def build_weekly(email: EmailSettings, recipient: Recipient | str, summary: WeeklySummary,
                  changes: Sequence[StoredChange], *, now: datetime,
-                 names: Mapping[str, str] | None = None, timezone: str = "UTC"
+                 names: Mapping[str, str] | None = None, timezone: str = "UTC",
+                 watch: Sequence[str] = DEFAULT_WATCH, limit: int | None = None
                  ) -> EmailMessage:
-    """The weekly report to one recipient: the week's changes in full, the sources' checks
-    and failures, open pending items, undeliverable alerts, a link to the published page."""
+    """The weekly report to one recipient: the week's changes in full (the first ``limit``
+    lines when the full report would be too large; the rest are on the published page),
+    the sources' checks and failures, open pending items, undeliverable alerts, a link to
+    the published page."""
     address = recipient if isinstance(recipient, str) else recipient.address
     count = len(changes)
+    groups = grouped(changes, watch)
     subject = f"schedwatch weekly report {summary.week}: " + (
         "no changes" if count == 0 else f"{count} change{'' if count == 1 else 's'}")
     context = {
         "subject": subject, "week": summary.week, "address": address, "css": email_css(),
         "period": summary.period, "complete": summary.complete,
-        "changes": [change_view(c, site_url=email.site_url, names=names or {},
-                                timezone=timezone) for c in ordered(changes)],
+        "changes": [group_view(g, site_url=email.site_url, names=names or {},
+                               timezone=timezone) for g in groups[:limit]],
+        "more": len(groups) - len(groups[:limit]),
         "sources": list(summary.sources), "pending": list(summary.pending),
         "failed_alerts": summary.failed_alerts,
         "report_link": f"{email.site_url}{summary.href}" if email.site_url and summary.href
@@ -383,313 +446,6 @@ def build_weekly(email: EmailSettings, recipient: Recipient | str, summary: Week
                    text=_render(env, "email/weekly.txt", context),
                    html=_render(env, "email/weekly.html", context),
                    message_id=weekly_message_id(summary.week, address, email.sender), now=now)
-
-
-# --- delivery (I/O) -----------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One message of this pass and the outbox rows it carries."""
-
-    recipient: str
-    rows: tuple[Mapping[str, Any], ...]
-    message_id: str
-    data: bytes
-
-
-def _require(settings: Settings) -> EmailSettings:
-    if settings.email is None:
-        raise EmailError(NO_SECTION, permanent=True, stage="config")
-    return settings.email
-
-
-def _names(codes: Iterable[str]) -> dict[str, str]:
-    from jurisdictions import jurisdiction
-
-    names = {}
-    for code in set(codes):
-        try:
-            names[code] = jurisdiction(code).NAME
-        except (KeyError, ImportError, AttributeError):  # a code no longer registered
-            names[code] = code.upper()
-    return names
-
-
-def _count(rows: Iterable[Mapping[str, Any]]) -> str:
-    """``2 alerts and 1 weekly report``."""
-    words = {"alert": ("alert", "alerts"), "weekly": ("weekly report", "weekly reports"),
-             "test": ("test message", "test messages")}
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["kind"]] = counts.get(row["kind"], 0) + 1
-    parts = [f"{n} {words.get(kind, (kind, kind))[n != 1]}" for kind, n in counts.items()]
-    return " and ".join(parts) if parts else "nothing"
-
-
-def _ids(row: Mapping[str, Any]) -> list[int]:
-    return [int(i) for i in json.loads(row["change_ids"] or "[]")]
-
-
-def deliver_outbox(settings: Settings, store: Store, *,
-                   now: datetime | None = None, by_hand: bool = False) -> list[str]:
-    """Send what is due in the outbox; returns one line for what was delivered and one per
-    failure. The automatic path (pipeline, scheduler) sends only rows whose backoff is over
-    and, when some still wait, says "N waiting, next try at …" (nothing when the outbox is
-    empty). ``by_hand`` (``schedwatch email send``) tries everything queued now, backoff or
-    not: a person who just fixed the server wants to see the result at once; it returns
-    nothing only when nothing is queued. SMTP and network failures never raise: only a
-    missing [email] section (``EmailError``), an unusable store or time zone (other
-    ``SchedwatchError``s) and bugs do."""
-    email = _require(settings)
-    moment = now or utcnow()
-    try:
-        # Two deliverers (the scheduler's job and `schedwatch email send`) must never pick
-        # up the same due rows: that is the one way to send a message twice.
-        with store.lock("email-outbox", holder="email delivery"):
-            return _deliver(settings, email, store, moment, by_hand=by_hand)
-    except LockedError as error:
-        return [f"email: {error}"]
-
-
-def _deliver(settings: Settings, email: EmailSettings, store: Store,
-             now: datetime, *, by_hand: bool = False) -> list[str]:
-    due = store.outbox_rows("queued") if by_hand else store.outbox_due(now)
-    if not due:
-        return [] if by_hand else _waiting(store)
-    lines: list[str] = []
-    outgoing = _prepare(settings, email, store, due, now, lines)
-    if not outgoing:
-        return lines
-    try:
-        client = smtp.open_client(email)
-    except smtp.SmtpError as error:
-        # One failed connection defers the whole pass: no attempt per row.
-        lines.append(_fail(store, email, [r for o in outgoing for r in o.rows], error, now))
-        return lines
-    sent: list[Outgoing] = []
-    try:
-        for index, item in enumerate(outgoing):
-            try:
-                smtp.send(client, email, item.recipient, item.data)
-            except smtp.SmtpError as error:
-                if error.connection_lost:
-                    rest = [r for o in outgoing[index:] for r in o.rows]
-                    lines.append(_fail(store, email, rest, error, now))
-                    break
-                lines.append(_fail(store, email, item.rows, error, now))
-                continue
-            # The server has accepted the message: the crash window starts here (the
-            # reliability tests kill the process at this point).
-            checkpoint("email_accepted")
-            # Marked at once, all rows of the message in one transaction: a crash now can
-            # repeat only this whole message, and the repeat has the same Message-ID.
-            store.mark_delivered_many([row["id"] for row in item.rows],
-                                      message_id=item.message_id, now=now)
-            log.info("email: delivered %s to %s (%s)", _count(item.rows), item.recipient,
-                     item.message_id)
-            sent.append(item)
-    finally:
-        smtp.close(client)
-    if sent:
-        recipients = len({o.recipient.lower() for o in sent})
-        lines.insert(0, f"email: delivered {len(sent)} message{'' if len(sent) == 1 else 's'} "
-                        f"({_count(r for o in sent for r in o.rows)}) to {recipients} "
-                        f"recipient{'' if recipients == 1 else 's'} via {smtp.where(email)}")
-    return lines
-
-
-def _waiting(store: Store) -> list[str]:
-    """Nothing is due: say what waits for its backoff (after an outage a silent pass reads
-    as "all sent")."""
-    waiting = store.outbox_rows("queued")
-    if not waiting:
-        return []
-    stamps = [datetime.fromisoformat(r["next_attempt_at"]) for r in waiting
-              if r["next_attempt_at"]]
-    when = min(stamps).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if stamps else "once due"
-    return [f"email: {_count(waiting)} waiting, next try at {when}"]
-
-
-def _prepare(settings: Settings, email: EmailSettings, store: Store,
-             due: Sequence[Mapping[str, Any]], now: datetime,
-             lines: list[str]) -> list[Outgoing]:
-    """Group due rows into messages (all alerts of one recipient → one message; a weekly
-    report or a test → a message of its own) and build them before any connection is
-    opened. Rows that can never be sent are failed here, with a line."""
-    configured = {r.address.lower(): r for r in email.recipients}
-    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
-    for row in due:
-        address = row["recipient"].lower()
-        if address not in configured:
-            _fail_now(store, [row], f"{row['recipient']} is no longer in email.recipients; "
-                                    "not sent", lines)
-        elif row["kind"] == "alert":
-            groups.setdefault(("alert", address, ""), []).append(row)
-        elif row["kind"] == "weekly" and not configured[address].weekly:
-            _fail_now(store, [row], f"{row['recipient']} no longer has weekly = true; "
-                                    "not sent", lines)
-        elif row["kind"] == "weekly":
-            groups.setdefault(("weekly", address, row["reference"] or ""), []).append(row)
-        elif row["kind"] == "test":
-            groups.setdefault(("test", address, str(row["id"])), []).append(row)
-        else:
-            _fail_now(store, [row], f"outbox row {row['id']} has the unknown kind "
-                                    f"{row['kind']!r}; not sent", lines)
-    wanted = sorted({i for rows in groups.values() for r in rows for i in _ids(r)})
-    known = {c.id: c for c in store.changes(ids=wanted)} if wanted else {}
-    names = _names(c.jurisdiction for c in known.values())
-    timezone = settings.scheduler.timezone
-    summaries: dict[str, WeeklySummary] = {}
-    outgoing: list[Outgoing] = []
-    for (kind, address, reference), rows in groups.items():
-        recipient = configured[address]
-        if kind == "alert":
-            missing = [r for r in rows if not any(i in known for i in _ids(r))]
-            if missing:
-                _fail_now(store, missing, "the change of this alert is no longer stored; "
-                                          "not sent", lines)
-                rows = [r for r in rows if r not in missing]
-            if not rows:
-                continue
-            changes = [known[i] for r in rows for i in _ids(r) if i in known]
-            message = build_alert(email, recipient, changes, now=now, names=names,
-                                  timezone=timezone)
-        elif kind == "weekly":
-            if reference not in summaries:
-                try:
-                    summaries[reference] = weekly_summary(settings, store, reference, now=now)
-                except SchedwatchError as error:  # e.g. a malformed week in an old row
-                    _fail_now(store, rows, f"the weekly report {reference} cannot be built "
-                                           f"({error}); not sent", lines)
-                    continue
-            # The changes queued with the report (what the page showed then), in full.
-            changes = [known[i] for r in rows for i in _ids(r) if i in known]
-            message = build_weekly(email, recipient, summaries[reference], changes, now=now,
-                                   names=names, timezone=timezone)
-        else:
-            message = build_test(email, recipient.address, now=now, timezone=timezone)
-        outgoing.append(Outgoing(recipient=recipient.address, rows=tuple(rows),
-                                 message_id=str(message["Message-ID"]),
-                                 data=message.as_bytes(policy=SMTP_POLICY)))
-    return outgoing
-
-
-def _fail_now(store: Store, rows: Sequence[Mapping[str, Any]], reason: str,
-              lines: list[str]) -> None:
-    for row in rows:
-        store.mark_attempt_failed(row["id"], error=reason, permanent=True,
-                                  next_attempt_at=None)
-    line = f"email: {reason} — {_count(rows)} kept in the outbox, not retried"
-    # Info, not warning: the caller prints or logs the returned line; a warning here would
-    # also reach stderr through logging's last-resort handler (every line printed twice).
-    log.info("%s", line)
-    lines.append(line)
-
-
-def _fail(store: Store, email: EmailSettings, rows: Sequence[Mapping[str, Any]],
-          error: EmailError, now: datetime) -> str:
-    """Record a failed attempt for these rows and say so in one line. Temporary failures
-    come back after ``retry_delay``; after ``max_attempts`` tries they become permanent."""
-    reason = smtp.redact(str(error), email)
-    retried: list[datetime] = []
-    given_up: list[Mapping[str, Any]] = []
-    # A server that cannot be reached said nothing about the message: however long the
-    # outage, the alert is still deliverable once it is back (retries stay at the longest
-    # delay). Only what a server answered can exhaust max_attempts.
-    unreachable = _unreachable(error)
-    for row in rows:
-        attempts = int(row["attempts"] or 0) + 1
-        permanent = error.permanent or (attempts >= email.max_attempts and not unreachable)
-        next_at = None if permanent else now + retry_delay(attempts)
-        stored = reason if error.permanent or not permanent else \
-            f"{reason} (gave up after {attempts} attempts)"
-        store.mark_attempt_failed(row["id"], error=stored, permanent=permanent,
-                                  next_attempt_at=next_at)
-        if next_at is None:
-            given_up.append(row)
-        else:
-            retried.append(next_at)
-    kept = f"{_count(rows)} kept in the outbox"
-    if not retried:
-        tail = "not retried" if error.permanent else \
-            f"not retried (gave up after {email.max_attempts} attempts)"
-    else:
-        after = min(retried).strftime("%Y-%m-%d %H:%M UTC")
-        tail = f"next try after {after}" if not given_up else \
-            f"next try after {after} ({len(given_up)} not retried: gave up after " \
-            f"{email.max_attempts} attempts)"
-    line = f"email: {reason} — {kept}, {tail}"
-    log.info("%s", line)  # info: the caller prints the returned line (see _fail_now)
-    return line
-
-
-def _unreachable(error: EmailError) -> bool:
-    """No connection could be made (refused, unresolvable, no answer): no reply code."""
-    return (error.stage == "connection" and not error.permanent
-            and getattr(error, "code", None) is None)
-
-
-# --- commands -------------------------------------------------------------------------------
-
-def send_test(settings: Settings, to: str | None = None, *,
-              now: datetime | None = None) -> list[str]:
-    """Send a test message to ``to`` (or every configured recipient) right away, not through
-    the outbox. Raises ``EmailError`` with one line saying what failed and what to check."""
-    email = _require(settings)
-    addresses = [to] if to else [r.address for r in email.recipients]
-    if not addresses:
-        raise EmailError("no recipient to test: pass --to ADDRESS or add [[email.recipients]] "
-                         "to the configuration", permanent=True, stage="config")
-    for address in addresses:
-        if "@" not in address or any(ch in address for ch in " \r\n<>,"):
-            raise EmailError(f"{address!r} is not an email address; pass --to "
-                             "name@example.org", permanent=True, stage="config")
-    moment = now or utcnow()
-    timezone = settings.scheduler.timezone
-    messages = [(a, build_test(email, a, now=moment, timezone=timezone).as_bytes(
-        policy=SMTP_POLICY)) for a in addresses]
-    sent: list[str] = []
-    try:
-        with smtp.connect(email) as client:
-            for address, data in messages:
-                smtp.send(client, email, address, data)
-                sent.append(address)
-    except smtp.SmtpError as error:
-        reached = f" (the test message did reach {', '.join(sent)})" if sent else ""
-        raise EmailError(smtp.redact(str(error), email) + reached,
-                         permanent=error.permanent, stage=error.stage) from None
-    return [f"email: test message sent to {a} via {smtp.where(email)} ({email.security})"
-            for a in sent]
-
-
-def send_weekly(settings: Settings, store: Store, week: str | None = None, *,
-                now: datetime | None = None) -> list[str]:
-    """Queue the weekly report for every recipient with ``weekly = true`` (once per week and
-    address: ``weekly:<week>:<address>``, carrying the week's change ids as the published
-    page shows them), then deliver the outbox."""
-    email = _require(settings)
-    moment = now or utcnow()
-    summary = weekly_summary(settings, store, week, now=moment)
-    label = summary.week
-    recipients = [r for r in email.recipients if r.weekly]
-    if not recipients:
-        return [f"email: no recipient has weekly = true; the weekly report {label} was not "
-                "emailed"]
-    queued: list[str] = []
-    earlier: list[str] = []
-    for recipient in recipients:
-        fresh = store.enqueue(idempotency_key=weekly_key(label, recipient.address),
-                              kind="weekly", recipient=recipient.address,
-                              change_ids=summary.change_ids, reference=label, now=moment)
-        (queued if fresh else earlier).append(recipient.address)
-    lines = []
-    if queued:
-        lines.append(f"email: weekly report {label} queued for {len(queued)} recipient"
-                     f"{'' if len(queued) == 1 else 's'}")
-    if earlier:
-        lines.append(f"email: weekly report {label} was queued before for "
-                     f"{', '.join(earlier)}; not queued again")
-    return lines + deliver_outbox(settings, store, now=moment)
 
 
 def _with_since_words(data: dict[str, Any] | None) -> dict[str, Any]:

@@ -21,12 +21,19 @@ from zoneinfo import ZoneInfo
 
 from reports import status_rows as shared_rows
 from reports.diff import SOURCE_KINDS, display_name, schedule_label
-from reports.status_rows import since_words
+from reports.status_rows import (  # noqa: F401 - shown here, defined there
+    CODE_LABELS,
+    DISABLED_WORDS,
+    health_view,
+    listed_lines,
+    pinpoint,
+    since_words,
+)
 from reports.worddiff import as_text, changed, word_diff
 from scrapers.clock import parse_stamp, stamp
 from scrapers.errors import SchedwatchError
 from scrapers.records import CONTROL_LEVELS, MATERIAL_FIELDS, PendingItem, StatusRecord
-from scrapers.store import PendingRow, SourceState, StatusInterval, StoredChange
+from scrapers.store import PendingRow, SourceState, StatusInterval, StoredAction, StoredChange
 
 #: Outcomes of a fetch that count as a healthy check of the source.
 HEALTHY_OUTCOMES = frozenset({"fetched", "not_modified", "unchanged"})
@@ -52,8 +59,9 @@ FIELD_LABELS = {
 }
 #: The fields shown side by side on a change page; the legal text among them is diffed.
 COMPARED_FIELDS = (*MATERIAL_FIELDS, "source_url", "document_sha256", "retrieved_at")
-TEXT_FIELDS = ("listed_as", "parent_entry", "provision", "instrument", "basis", "schedule",
-               "status", "control_level", "code", "effective_from")
+#: The legal wording diffed word by word on a change page. Status, schedule, control level,
+#: code, instrument id and dates are values: shown before → after, never diffed by word.
+TEXT_FIELDS = ("listed_as", "parent_entry", "provision")
 
 
 # --- small pure helpers ---------------------------------------------------------------------
@@ -215,6 +223,10 @@ class Snapshot:
     documents: Mapping[str, str]
     watched: tuple[str, ...]
     all_entries: bool  # watch = "all"
+    #: Sources the configuration disables: shown as "disabled in the configuration", never
+    #: as unchecked or failing.
+    disabled: frozenset[str] = frozenset()
+    actions: tuple[StoredAction, ...] = ()  # dated scheduling actions, oldest first
 
     @cached_property
     def current(self) -> list[StatusInterval]:
@@ -261,8 +273,12 @@ class Snapshot:
     @cached_property
     def health(self) -> dict[str, dict[str, Any]]:
         """source id → its ``health_view`` (one per source, shared by every record shown;
-        a source without a state is "unknown")."""
-        return {source_id: health_view(state) for source_id, state in self.states.items()}
+        a source without a state is "unknown"; a disabled one is "disabled")."""
+        found = {source_id: health_view(state, disabled=source_id in self.disabled)
+                 for source_id, state in self.states.items()}
+        for source_id in self.disabled:
+            found.setdefault(source_id, health_view(None, disabled=True))
+        return found
 
     @cached_property
     def jurisdictions_key(self) -> str:
@@ -293,6 +309,15 @@ class Snapshot:
 
     def source_title(self, source_id: str) -> str:
         return self._titles.get(source_id, source_id)
+
+    def instrument_title(self, source_id: str, instrument: str | None) -> str | None:
+        """The title of the source's current instrument when the record cites it by an id
+        ("F2026L00633" → "Therapeutic Goods (Poisons Standard—…) Instrument 2026")."""
+        state = self.states.get(source_id)
+        if (state is None or not state.title or not instrument
+                or state.instrument != instrument or state.title == instrument):
+            return None
+        return state.title
 
     def source_health(self, source_id: str) -> dict[str, Any]:
         found = self.health.get(source_id)
@@ -364,6 +389,8 @@ def record_view(data: Mapping[str, Any] | StatusRecord) -> dict[str, Any]:
         "listed_as": values.get("listed_as"),
         "basis": values.get("basis"),
         "code": values.get("code"),
+        "code_label": CODE_LABELS.get(str(values.get("jurisdiction") or ""), "Code"),
+        "listed_lines": listed_lines(values.get("listed_as")),
         "parent_entry": values.get("parent_entry"),
         "dates": dates,
         "source_id": values.get("source_id") or "",
@@ -372,11 +399,6 @@ def record_view(data: Mapping[str, Any] | StatusRecord) -> dict[str, Any]:
         "retrieved_at": values.get("retrieved_at"),
         **_legal_view(record),
     }
-
-
-def pinpoint(instrument: str | None, provision: str | None) -> str:
-    """"21 CFR 1308.13, (c)(7)": the instrument and, when there is one, the provision."""
-    return f"{instrument}, {provision}" if provision else f"{instrument}"
 
 
 def _view_of(record: StatusRecord) -> dict[str, Any]:
@@ -399,6 +421,8 @@ def _view_of(record: StatusRecord) -> dict[str, Any]:
         "listed_as": record.listed_as,
         "basis": record.basis,
         "code": record.code,
+        "code_label": CODE_LABELS.get(record.jurisdiction or "", "Code"),
+        "listed_lines": listed_lines(record.listed_as),
         "parent_entry": record.parent_entry,
         "dates": [{"label": str(pair[0]), "date": str(pair[1])}
                   for pair in record.dates or () if len(pair) == 2],
@@ -433,18 +457,6 @@ def evidence(sha256: str | None, documents: Mapping[str, str], role: str = "") -
     return {"role": role, "sha256": sha256, "href": documents.get(sha256 or "")}
 
 
-def health_view(state: SourceState | None) -> dict[str, Any]:
-    """A source's health for display: ``failing`` says since when and why."""
-    if state is None:
-        return {"health": "unknown", "failing": False, "failing_since": None, "error": None,
-                "last_healthy_at": None, "last_attempt_at": None, "failures": 0}
-    failing = state.health not in ("healthy", "unknown") or state.consecutive_failures > 0
-    return {"health": state.health, "failing": failing, "failing_since": state.failing_since,
-            "error": state.last_error, "last_healthy_at": state.last_healthy_at,
-            "last_attempt_at": state.last_attempt_at,
-            "failures": state.consecutive_failures}
-
-
 def interval_view(interval: StatusInterval, snap: Snapshot) -> dict[str, Any]:
     record = interval.record
     return {
@@ -453,6 +465,7 @@ def interval_view(interval: StatusInterval, snap: Snapshot) -> dict[str, Any]:
         "health": snap.source_health(record.source_id),
         "source_title": snap.source_title(record.source_id),
         "history_href": snap.history_href(record.substance),
+        "instrument_title": snap.instrument_title(record.source_id, record.instrument),
     }
 
 
@@ -584,7 +597,9 @@ def index_context(snap: Snapshot, *, now: datetime) -> dict[str, Any]:
     several = len(snap.jurisdictions) > 1
     all_records = _all_records(snap, current, listed_in, several) if others else []
     unmatched = sorted(key for key, codes in listed_in.items() if several and len(codes) == 1)
-    latest = sorted(snap.changes, key=lambda c: c.id, reverse=True)[:LATEST_CHANGES]
+    # Backfilled changes were read from an archive, not observed: history pages only.
+    latest = sorted((c for c in snap.changes if not c.backfilled), key=lambda c: c.id,
+                    reverse=True)[:LATEST_CHANGES]
     return {
         "title": "Status matrix",
         "generated_at": stamp(now),
@@ -849,6 +864,7 @@ def history_inputs(substance: str, intervals: Sequence[StatusInterval],
     the jurisdictions' names and titles, and which evidence has an archived copy."""
     ids = snap.pending_change_ids
     return (substance, snap.jurisdictions_key, tuple(intervals), tuple(changes), tuple(pending),
+            tuple(sorted(snap.disabled)),
             tuple(ids.get((row.item.source_id, row.item.key, row.item.substance))
                   for row in pending),
             tuple(snap.history_href(row.item.substance) for row in pending),
@@ -913,8 +929,16 @@ def feed_context(snap: Snapshot, *, feed_id: str, site_url: str | None,
 
 
 def feed_changes(snap: Snapshot) -> list[StoredChange]:
-    """The changes the feed carries: the latest ``FEED_ENTRIES``, newest first."""
-    return sorted(snap.changes, key=lambda c: c.id, reverse=True)[:FEED_ENTRIES]
+    """The feed's changes: the latest ``FEED_ENTRIES`` not backfilled, newest first; those of
+    one event at one moment in the watch list's order (ketamine before its isomers)."""
+    latest = sorted((c for c in snap.changes if not c.backfilled), key=lambda c: c.id,
+                    reverse=True)[:FEED_ENTRIES]
+    rank = {key: index for index, key in enumerate(snap.watched)}
+
+    def order(change: StoredChange) -> tuple[str, int, int]:
+        substance = -1 if change.substance is None else rank.get(change.substance, len(rank))
+        return change.detected_at, -substance, change.id
+    return sorted(latest, key=order, reverse=True)
 
 
 def feed_inputs(snap: Snapshot, *, feed_id: str, site_url: str | None,
@@ -952,11 +976,12 @@ CHANGE_COLUMNS = ("id", "detected_at", "jurisdiction", "substance", "source_id",
 def status_inputs(snap: Snapshot) -> tuple[Any, ...]:
     """What ``status_rows`` reads, for the fingerprint of status.csv and status.json."""
     return (tuple(snap.current),
-            tuple((source_id, state.health) for source_id, state in sorted(snap.states.items())))
+            tuple((source_id, state.health) for source_id, state in sorted(snap.states.items())),
+            tuple(sorted(snap.disabled)))
 
 
 def status_rows(snap: Snapshot) -> list[dict[str, Any]]:
-    return shared_rows.status_rows(snap.current, states=snap.states)
+    return shared_rows.status_rows(snap.current, states=snap.states, disabled=snap.disabled)
 
 
 def change_rows(snap: Snapshot) -> list[dict[str, Any]]:

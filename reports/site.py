@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 from reports import exports, pages, weekly
+from reports import scheduling_history as scheduling
 from reports.pages import (
     Snapshot,
     change_context,
@@ -120,6 +121,13 @@ def write_weekly(settings: Settings, store: Store, week: str | None = None, *,
     """Write ``weekly/<week>.html`` (default: the current ISO week in the configured zone)
     into the current site, atomically; publishes the site first when there is none yet.
     Returns the page's path."""
+    return write_weekly_report(settings, store, week, now=now)[0]
+
+
+def write_weekly_report(settings: Settings, store: Store, week: str | None = None, *,
+                        now: datetime | None = None) -> tuple[Path, weekly.WeeklySummary]:
+    """``write_weekly``, also returning the week's summary for the weekly email: the
+    report is computed once, from one read of the store, for the page and the email."""
     moment = _now(now)
     reader_zone = zone(settings.scheduler.timezone)
     week = _resolve_week(week, moment, reader_zone)  # a bad week fails before any work
@@ -132,8 +140,11 @@ def write_weekly(settings: Settings, store: Store, week: str | None = None, *,
         env = environment(settings.scheduler.timezone)
         version = _version(settings)
         existing = _existing_weeks(site)
+        context = weekly.weekly_context_from(snap, index, week, reader_zone=reader_zone,
+                                             now=moment)
         written = [
-            _weekly_page(env, snap, index, week, reader_zone, moment),
+            _html(env, pages.weekly_href(week), "weekly.html", lambda: context,
+                  lambda: context),
             _weekly_index_page(env, set(index.weeks) | existing | {week}),
         ]
         manifest = _read_manifest(site)
@@ -143,7 +154,7 @@ def write_weekly(settings: Settings, store: Store, week: str | None = None, *,
             _atomic_write(target, page.produce())
             manifest[page.path] = _fingerprint(version, page)
         _atomic_write(site / SITE_MARKER, _manifest_bytes(manifest, moment))
-    return site / pages.weekly_href(week)
+    return site / pages.weekly_href(week), weekly.weekly_summary(context)
 
 
 def weekly_context(settings: Settings, store: Store, week: str | None = None, *,
@@ -189,12 +200,15 @@ def read_snapshot(settings: Settings, store: Store,
         if source_id not in known:  # no state yet: its id prefix is its jurisdiction
             seen[source_id.split("-", 1)[0]].add(source_id)
     watch = build_watch_list(settings.watch)
+    listed = pages.jurisdiction_list(_registry(), seen)
     return Snapshot(
         intervals=intervals, changes=changes, pending=pending, states=states,
         fetches=fetches, failed_mail=tuple(store.outbox_rows("failed")),
-        heartbeat=store.heartbeat("scheduler"),
-        jurisdictions=pages.jurisdiction_list(_registry(), seen),
-        documents=dict(documents or {}), watched=watch.keys, all_entries=watch.all_entries)
+        heartbeat=store.heartbeat("scheduler"), jurisdictions=listed,
+        actions=tuple(store.actions()),
+        documents=dict(documents or {}), watched=watch.keys, all_entries=watch.all_entries,
+        disabled=frozenset(sid for j in listed for sid in j.sources
+                           if not settings.source(sid).enabled))
 
 
 def _registry() -> list[tuple[str, str, tuple[tuple[str, str], ...]]]:
@@ -246,7 +260,8 @@ def site_pages(snap: Snapshot, settings: Settings, env: jinja2.Environment, *,
     yield _html(env, "index.html", "index.html",
                 lambda: pages.index_context(snap, now=now), None)
     yield _html(env, "reference.html", "reference.html",
-                lambda: pages.reference_context(snap, now=now), None)
+                lambda: {**pages.reference_context(snap, now=now),
+                         "scheduling_history": _scheduling(snap)}, None)
     for change in snap.changes:
         yield _change_page(env, snap, change)
     yield from _history_pages(snap, env)
@@ -313,8 +328,24 @@ def _history_pages(snap: Snapshot, env: jinja2.Environment) -> Iterator[Page]:
 def _history_page(env: jinja2.Environment, snap: Snapshot, name: str,
                   intervals: list[Any], changes: list[Any], pending: list[Any]) -> Page:
     return _html(env, pages.history_path(name), "history.html",
-                 lambda: pages.history_context(name, intervals, changes, pending, snap),
-                 lambda: pages.history_inputs(name, intervals, changes, pending, snap))
+                 lambda: {**pages.history_context(name, intervals, changes, pending, snap),
+                          "scheduling_history": _scheduling(snap, [name], intervals, changes)},
+                 lambda: (pages.history_inputs(name, intervals, changes, pending, snap),
+                          scheduling.history_inputs(h for by in _scheduling(
+                              snap, [name], intervals, changes).values() for h in by.values())))
+
+
+def _scheduling(snap: Snapshot, names: Any = None, intervals: Any = None,
+                changes: Any = None) -> dict[str, dict[str, Any]]:
+    """jurisdiction → substance → its scheduling history (``reports.scheduling_history``):
+    of one substance (a history page, from its own intervals and changes) or of every
+    substance with a history page (the reference)."""
+    return scheduling.histories(
+        snap.history_substances if names is None else names,
+        snap.intervals if intervals is None else intervals,
+        snap.changes if changes is None else changes, snap.actions,
+        {j.code: j.name for j in snap.jurisdictions}, [j.code for j in snap.jurisdictions],
+        snap.documents)
 
 
 def _weekly_page(env: jinja2.Environment, snap: Snapshot, index: weekly.WeekIndex, week: str,

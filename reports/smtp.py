@@ -5,8 +5,10 @@ what failed and what to check. Whether retrying can help follows one rule: a fai
 ``permanent`` only when the server answered with a 5xx reply (535 bad credentials, 550
 unknown recipient, 553/554 refused sender or message); everything else (no connection, a
 timeout, a TLS problem, a 4xx reply such as 421/450/451/452) is temporary, so queued alerts go
-out once the network or the configuration is fixed. The password is handed to
-``smtplib.SMTP.login`` and nowhere else; server replies are passed through ``redact``.
+out once the network or the configuration is fixed. A 552 to a message (too large) is
+permanent for that message only: ``too_large`` lets the outbox send a digest instead. The
+password is handed to ``smtplib.SMTP.login`` and nowhere else; server replies are passed
+through ``redact``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,12 @@ class SmtpError(EmailError):
         super().__init__(message, permanent=permanent, stage=stage)
         self.code = code
         self.connection_lost = connection_lost
+
+    @property
+    def too_large(self) -> bool:
+        """The server refused the message for its size (552 to MAIL FROM with SIZE=, or to
+        DATA): a smaller form of the same message may still go."""
+        return self.code == 552 and self.stage in ("sender", "message")
 
 
 def where(settings: EmailSettings) -> str:

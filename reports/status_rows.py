@@ -13,7 +13,7 @@ say about one (jurisdiction, substance, source), with every date saying what it 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import date
 from typing import Any
 
@@ -52,9 +52,10 @@ def since_words(record: StatusRecord) -> str | None:
 
 
 def status_row(interval: StatusInterval, *, on: date | None = None,
-               state: SourceState | None = None) -> dict[str, Any]:
+               state: SourceState | None = None, disabled: bool = False) -> dict[str, Any]:
     """The row of one interval; ``on``: state the law on that day (a date the stored record
-    holds may have passed since it was stored)."""
+    holds may have passed since it was stored); ``disabled``: the configuration disables
+    its source (``source_health`` is then "disabled", not the last health seen)."""
     stored = interval.record
     record = law_on(stored, on) if on is not None else stored
     return {
@@ -80,11 +81,58 @@ def status_row(interval: StatusInterval, *, on: date | None = None,
         "retrieved_at": interval.last_confirmed_at,
         "document_sha256": interval.last_document_sha256,
         "first_document_sha256": stored.document_sha256, "source_url": record.source_url,
-        "source_health": state.health if state else "unknown",
+        "source_health": "disabled" if disabled else state.health if state else "unknown",
     }
 
 
 def status_rows(intervals: list[StatusInterval], *, on: date | None = None,
-                states: Mapping[str, SourceState] | None = None) -> list[dict[str, Any]]:
+                states: Mapping[str, SourceState] | None = None,
+                disabled: Collection[str] = ()) -> list[dict[str, Any]]:
     states = states or {}
-    return [status_row(i, on=on, state=states.get(i.record.source_id)) for i in intervals]
+    return [status_row(i, on=on, state=states.get(i.record.source_id),
+                       disabled=i.record.source_id in disabled) for i in intervals]
+
+
+# --- how a record and a source's health read (the site and the command line) ------
+
+#: What a record's ``code`` is, by jurisdiction (shown with it).
+CODE_LABELS = {"us": "DEA code"}
+
+
+def pinpoint(instrument: str | None, provision: str | None) -> str:
+    """"S.C. 1996, c. 19, Sch. I, item 14": the instrument and, when there is one, the
+    provision; a provision that already cites the instrument ("21 CFR 1308.13(c)(7)") is
+    shown once."""
+    if not provision:
+        return f"{instrument}"
+    if instrument and provision.startswith(instrument):
+        return provision
+    return f"{instrument}, {provision}"
+
+
+def listed_lines(listed_as: str | None) -> list[str]:
+    """The text as listed, one line per printed part: the entry, then each note printed
+    under it ("[Some other names for ketamine: …]"), which the parsers join with " | "."""
+    if not listed_as:
+        return []
+    return [part.strip() for part in listed_as.split(" | ") if part.strip()]
+
+
+#: How a source the configuration disables is shown, wherever a source's state is shown.
+DISABLED_WORDS = "disabled in the configuration"
+
+
+def health_view(state: SourceState | None, *, disabled: bool = False) -> dict[str, Any]:
+    """A source's health for display: ``failing`` says since when and why; a ``disabled``
+    source is neither failing nor waiting for a check (it is not checked at all)."""
+    if state is None or disabled:
+        return {"health": "disabled" if disabled else "unknown", "disabled": disabled,
+                "failing": False, "failing_since": None, "error": None,
+                "last_healthy_at": state.last_healthy_at if state else None,
+                "last_attempt_at": state.last_attempt_at if state else None, "failures": 0}
+    failing = state.health not in ("healthy", "unknown") or state.consecutive_failures > 0
+    return {"health": state.health, "disabled": False, "failing": failing,
+            "failing_since": state.failing_since,
+            "error": state.last_error, "last_healthy_at": state.last_healthy_at,
+            "last_attempt_at": state.last_attempt_at,
+            "failures": state.consecutive_failures}

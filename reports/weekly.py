@@ -1,5 +1,8 @@
 """The weekly report's numbers, computed once from one snapshot: checks and failures per
-source, the week's changes, pending items, and what comes into force within 90 days."""
+source, the week's changes, pending items, and what comes into force within 90 days.
+
+One context serves both the published page and the weekly email (``weekly_summary`` reduces
+it to what the email shows), so they agree and the store is read once for both."""
 
 from __future__ import annotations
 
@@ -28,6 +31,8 @@ from reports.pages import (
     week_finder,
     weekly_href,
 )
+from reports.render import format_utc
+from reports.status_rows import DISABLED_WORDS
 from scrapers.clock import parse_stamp, stamp
 from scrapers.records import StatusRecord
 from scrapers.store import PendingRow, StatusInterval, StoredChange
@@ -62,6 +67,10 @@ def week_index(snap: Snapshot, reader_zone: ZoneInfo) -> WeekIndex:
         if row["outcome"] in HEALTHY_OUTCOMES:
             healthy[str(row["source_id"])].append(started)
     for change in snap.changes:
+        if change.backfilled:
+            # Read from an archive, not observed that week: the history pages hold them;
+            # a backfill must not flood the week it ran in.
+            continue
         week = week_for(change.detected_at)
         changes_by_week[week].append(change)
         weeks.add(week)
@@ -115,6 +124,7 @@ def weekly_context_from(snap: Snapshot, index: WeekIndex, week: str, *,
             sources.append({
                 "id": sid, "title": j.titles.get(sid, sid), "jurisdiction": j.code,
                 "jurisdiction_name": j.name, "checks": len(mine), "failures": len(failures),
+                "disabled": sid in snap.disabled,
                 "last_healthy_at": last,
                 "since_healthy": human_duration(
                     (reference - parse_stamp(last)).total_seconds()) if last else None,
@@ -188,3 +198,52 @@ def weekly_index_context(weeks: Sequence[str]) -> dict[str, Any]:
             "weeks": [{"week": w, "href": weekly_href(w)} for w in sorted(weeks, reverse=True)]}
 
 
+
+
+@dataclass(frozen=True)
+class WeeklySummary:
+    """What the weekly email says besides the changes themselves, reduced from the weekly
+    page's context (weeks in the reader's zone), so the email and the page agree."""
+
+    week: str
+    period: str  # "2026-11-16 to 2026-11-22 (UTC)"
+    complete: bool
+    change_ids: tuple[int, ...]
+    sources: tuple[Mapping[str, Any], ...] = ()  # source_id, title, checks, failures, ...
+    pending: tuple[str, ...] = ()
+    failed_alerts: int = 0
+    href: str = ""  # the weekly page, relative to the site root
+
+
+def weekly_summary(context: Mapping[str, Any]) -> WeeklySummary:
+    """The weekly context (``weekly_context_from``), reduced to what the email shows."""
+    reader_zone = ZoneInfo(str(context["timezone"]))
+    start = parse_stamp(context["start"]).astimezone(reader_zone)
+    last = (parse_stamp(context["end"]) - timedelta(seconds=1)).astimezone(reader_zone)
+    sources = tuple({
+        "source_id": s["id"], "title": s["title"], "checks": s["checks"],
+        "failures": s["failures"],
+        "last_healthy": (format_utc(s["last_healthy_at"]) or "never") + (
+            f" ({DISABLED_WORDS})" if s.get("disabled") else ""),
+        "errors": "; ".join(f"{e['error']} (×{e['count']})" for e in s["errors"]),
+    } for s in context["sources"])
+    return WeeklySummary(
+        week=str(context["week"]), complete=bool(context["complete"]),
+        period=f"{start:%Y-%m-%d} to {last:%Y-%m-%d} ({reader_zone.key})",
+        change_ids=tuple(c["id"] for group in context["changes_by_jurisdiction"]
+                         for c in group["changes"]),
+        sources=sources, pending=tuple(pending_line(p) for p in context["pending"]),
+        failed_alerts=sum(1 for m in context["mail_failures"] if m["kind"] == "alert"),
+        href=str(context.get("href") or weekly_href(str(context["week"]))))
+
+
+def pending_line(item: Mapping[str, Any]) -> str:
+    """``Ketamine — United States: proposed rule to Schedule II (89 FR 1, comment deadline
+    2027-01-15)``."""
+    target = f" to Schedule {item['proposed_schedule']}" if item.get("proposed_schedule") \
+        else ""
+    facts = [str(item["reference"])] if item.get("reference") else []
+    if item.get("date"):
+        facts.append(f"{item['date_label']} {item['date']}")
+    where = f" ({', '.join(facts)})" if facts else ""
+    return f"{item['name']} — {item['jurisdiction_name']}: {item['action']}{target}{where}"

@@ -11,7 +11,9 @@ second copy of them — against an in-memory ``Prior`` that holds only the chain
 (it starts empty), with "today" = the version's own legal date, so that the chain's
 intervals carry the legal spans of ``law_on``/``legal_span``. The whole chain of one source
 is then written in one transaction (a run with trigger ``backfill``): intervals and changes
-marked ``backfilled`` (changes never alerted: no outbox rows).
+marked ``backfilled`` (changes never alerted: no outbox rows), with the dated scheduling
+actions every parsed version states (``ParseResult.actions``, stored once each, marked
+``backfilled`` unless a live run read them first).
 
 * A source with no stored history: the chain's last segments become its open intervals and
   its state is saved, so that the next live run fetching the same document says "unchanged"
@@ -48,13 +50,14 @@ from reports.diff import (
     classify,
     decide,
     evidence_day,
+    same_status,
     summarise,
 )
 from scheduler.pipeline import local_day, make_fetcher, selected_sources
 from scrapers import clock
 from scrapers.clock import stamp
 from scrapers.errors import ExtractionError, FetchError, SchedwatchError
-from scrapers.records import Document, ParseResult, StatusRecord, validate
+from scrapers.records import Document, ParseResult, ScheduledAction, StatusRecord, validate
 from scrapers.store import PendingRow, Prior, SourceState, StatusInterval, Store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,6 +93,8 @@ class _Chain:
     state: SourceState | None = None
     last_sha: str | None = None
     last_day: str | None = None
+    #: (sha256 of the version, the dated scheduling actions it states), oldest first.
+    actions: list[tuple[str, tuple[ScheduledAction, ...]]] = field(default_factory=list)
 
     def prior(self) -> Prior:
         sid = self.source.id
@@ -156,6 +161,7 @@ class SourceBackfill:
     intervals: int = 0
     changes: int = 0
     extended: int = 0  # stored records whose in_force_since moved back
+    actions: int = 0  # dated scheduling actions stored (new ones only)
     error: str | None = None
 
     def line(self) -> str:
@@ -177,6 +183,8 @@ class SourceBackfill:
             line += f"; {self.before_since} before --since"
         if self.extended:
             line += f"; {plural(self.extended, 'stored record')} now in force since earlier"
+        if self.actions:
+            line += f"; {plural(self.actions, 'dated scheduling action')}"
         return line
 
 
@@ -281,6 +289,8 @@ def _read_version(chain: _Chain, report: SourceBackfill, source: Source,
     if not outcome.healthy:
         report.skipped.append(f"skipped version of {label}: {outcome.error}")
         return
+    if result.actions:  # stored with the first version that states each (idempotent)
+        chain.actions.append((sha, result.actions))
     decision = decide(outcome, prior, watch, jurisdiction_name=name,
                       today=date.fromisoformat(today))
     chain.apply(decision, sha, today)
@@ -305,10 +315,6 @@ def _catch_up(chain: _Chain, source: Source, watch: WatchList, *, name: str, now
 
 
 # --- writing ----------------------------------------------------------------------------------
-
-def _same_status(a: StatusRecord, b: StatusRecord) -> bool:
-    return a.status == b.status and a.schedule == b.schedule
-
 
 def _write(store: Store, chain: _Chain, report: SourceBackfill,
            read: Sequence[tuple[str, ArchivedVersion]], existing: Sequence[StatusInterval], *,
@@ -353,6 +359,9 @@ def _write(store: Store, chain: _Chain, report: SourceBackfill,
                 before_sha256=change.before_sha256, after_sha256=change.after_sha256,
                 details={**change.details, "backfilled": True}, backfilled=True)
             report.changes += 1
+        for sha, found in chain.actions:
+            report.actions += writer.add_actions(found, at=now, document_sha256=sha,
+                                                 backfilled=True)
         if fresh and chain.state is not None:
             for row in chain.pending.values():
                 if row.resolved_at is None:
@@ -390,7 +399,7 @@ def _join(store: Store, writer: Any, seg: _Segment, existing: Sequence[StatusInt
     if not mine:
         return None
     first = min(mine, key=lambda i: (evidence_day(i.record), i.valid_from, i.id))
-    if not _same_status(seg.record, first.record):
+    if not same_status(seg.record, first.record):
         verdict = classify(seg.record, first.record)
         if verdict is None:
             return None
@@ -412,7 +421,7 @@ def _join(store: Store, writer: Any, seg: _Segment, existing: Sequence[StatusInt
              "to schedwatch")
     for interval in mine:
         record = interval.record
-        if _same_status(record, first.record) and record.in_force_since == old_since \
+        if same_status(record, first.record) and record.in_force_since == old_since \
                 and record.in_force_since_kind != "instrument":
             store.rewrite_interval_record(writer, interval.id, dataclasses.replace(
                 record, in_force_since=since, in_force_since_kind="earliest_evidence",

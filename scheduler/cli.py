@@ -63,6 +63,46 @@ class State:
         return Store(self.settings.data_dir, self.settings.database_url, readonly=readonly)
 
 
+# --- the shared date option types ---------------------------------------------------------
+
+class DayType(click.ParamType):
+    """A YYYY-MM-DD option: a bad value is click's one error naming the option ("Invalid
+    value for '--as-of': …")."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> date:
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(str(value).strip())
+        except ValueError:
+            self.fail(f"{value!r} is not a date; write YYYY-MM-DD", param, ctx)
+
+
+class WeekType(click.ParamType):
+    """A YYYY-Www option (an ISO week that exists), checked like a date option."""
+
+    name = "YYYY-Www"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> str:
+        from reports.pages import parse_week
+
+        try:
+            parse_week(str(value))
+        except SchedwatchError:
+            self.fail(f"{value!r} is not an ISO week; write e.g. 2026-W47 (year, \"-W\", a "
+                      "two-digit week 01-53 that exists in that year)", param, ctx)
+        return str(value).strip()
+
+
+#: The shared date option types: every date option reports a bad value under its own name.
+DAY = DayType()
+WEEK = WeekType()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]},
              epilog=_example("schedwatch run", "schedwatch --config schedwatch.toml status",
                              "SCHEDWATCH_CONFIG=/etc/schedwatch.toml schedwatch changes"))
@@ -90,19 +130,39 @@ def run(state: State, codes: Sequence[str]) -> None:
 
     Exit code 0 when every source is healthy, 2 when any source failed (the others still
     complete and are stored)."""
+    from scheduler.pipeline import deliver_after_run
     from scheduler.pipeline import run as run_cycle
 
+    settings = state.settings
     with _quiet_when_locked():
-        report = run_cycle(state.settings, codes=codes or None)
+        # Delivered after the run's lines are printed: a slow or failing mail server (or a
+        # locked database while marking) never hides what the run found.
+        report = run_cycle(settings, codes=codes or None, notify=False)
     for line in report.lines:
         click.echo(line)
     for line in report.warnings:
         click.echo(line, err=True)
-    changes = len(report.change_ids)
-    click.echo(f"run {report.run_id}: {len(report.outcomes)} sources, {changes} change"
-               f"{'' if changes == 1 else 's'}, "
-               f"{'all healthy' if report.exit_code == 0 else 'some sources FAILED'}")
+    if settings.email is not None:
+        for line in deliver_after_run(settings):
+            click.echo(line, err=True)
+    click.echo(run_summary(report))
     sys.exit(report.exit_code)
+
+
+def run_summary(report: Any) -> str:
+    """``run 7: 4 sources, 1 change, all healthy`` (or what failed: the sources, or only
+    publishing the site)."""
+    changes = len(report.change_ids)
+    if report.exit_code == 0:
+        health = "all healthy"
+    elif all(o.healthy for o in report.outcomes) and not report.site_published:
+        reason = next((w.removeprefix("site not updated: ") for w in report.warnings
+                       if w.startswith("site not updated: ")), "see above")
+        health = f"all sources healthy; the site was NOT updated: {reason}"
+    else:
+        health = "some sources FAILED"
+    return (f"run {report.run_id}: {len(report.outcomes)} sources, {changes} change"
+            f"{'' if changes == 1 else 's'}, {health}")
 
 
 # --- backfill -----------------------------------------------------------------------------
@@ -111,10 +171,10 @@ def run(state: State, codes: Sequence[str]) -> None:
                              "schedwatch backfill -j ca --since 2022-01-01"))
 @click.option("-j", "--jurisdiction", "codes", multiple=True, metavar="CODE",
               help="Only this jurisdiction (repeatable): ca, us, au.")
-@click.option("--since", "since", metavar="YYYY-MM-DD", default=None,
+@click.option("--since", "since", type=DAY, default=None,
               help="Only versions that speak for this day or later.")
 @click.pass_obj
-def backfill(state: State, codes: Sequence[str], since: str | None) -> None:
+def backfill(state: State, codes: Sequence[str], since: date | None) -> None:
     """Read the regulators' own archives of past versions into the history (marked
     backfilled, never alerted): status --as-of then answers for past dates.
 
@@ -123,7 +183,7 @@ def backfill(state: State, codes: Sequence[str], since: str | None) -> None:
     other sources are still done)."""
     from scheduler.backfill import backfill as run_backfill
 
-    day = _day(since, "'--since'")
+    day = since
     settings = state.settings
     hooks: dict[str, Any] = {}
     progress: Any = None
@@ -157,22 +217,6 @@ def backfill(state: State, codes: Sequence[str], since: str | None) -> None:
 
 # --- status -------------------------------------------------------------------------------
 
-def _day(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date; write YYYY-MM-DD",
-                                 param_hint=option) from None
-
-
-def _as_of(value: str | None) -> datetime | None:
-    """The end of a day (UTC), for options that select by detection time."""
-    day = _day(value, "'--since'")
-    return datetime.combine(day, time(23, 59, 59), tzinfo=UTC) if day else None
-
-
 def _local_today(code: str) -> date:
     """Today in a jurisdiction's own time zone, from the one clock (tests set it)."""
     from zoneinfo import ZoneInfo
@@ -191,23 +235,34 @@ STATUS_TABLE = (("jurisdiction", "Jur."), ("substance", "Substance"),
                 ("first_observed_at", "First observed"), ("source_health", "Source health"))
 
 
+#: A source's health in words, in the tables (the JSON and CSV keep the short values).
+HEALTH_WORDS = {"disabled": "disabled in the configuration"}
+
+
+def _health_words(health: str | None) -> str:
+    return HEALTH_WORDS.get(str(health), str(health))
+
+
 @cli.command(epilog=_example("schedwatch status", "schedwatch status --format json",
                              "schedwatch status --as-of 2025-01-31 --format csv"))
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True)
-@click.option("--as-of", "as_of", metavar="YYYY-MM-DD", default=None,
+@click.option("--as-of", "as_of", type=DAY, default=None,
               help="The law on that day, from the legal dates of the evidence held.")
 @click.pass_obj
-def status(state: State, fmt: str, as_of: str | None) -> None:
+def status(state: State, fmt: str, as_of: date | None) -> None:
     """Show the status of every watched substance: today, or the law on a past day."""
     from reports.status_rows import CSV_COLUMNS, status_row
 
-    day = _day(as_of, "'--as-of'")
+    day = as_of
+    settings = state.settings
     store = state.store(readonly=True)
     states = store.source_states()
     intervals = store.status_as_of(day) if day else store.current_intervals()
     rows = [status_row(i, on=day or _local_today(i.record.jurisdiction),
-                       state=states.get(i.record.source_id)) for i in intervals]
+                       state=states.get(i.record.source_id),
+                       disabled=not settings.source(i.record.source_id).enabled)
+            for i in intervals]
     if fmt == "json":
         click.echo(_json_list(rows))
         return
@@ -224,19 +279,28 @@ def status(state: State, fmt: str, as_of: str | None) -> None:
             click.echo(f"No status stored yet, so no evidence on or before {day.isoformat()}: "
                        "run `schedwatch run` first.")
         else:
-            click.echo("No status stored yet: run `schedwatch run` first.")
+            click.echo(f"No status stored yet in {state.settings.data_dir}: run "
+                       "`schedwatch run` (or `make demo` to see it work offline).")
         return
     if day:
         click.echo(f"The law on {day.isoformat()}, from the legal dates of the evidence held:")
-    _table(rows, list(STATUS_TABLE))
+    _table([{**r, "source_health": _health_words(r["source_health"])} for r in rows],
+           list(STATUS_TABLE))
     notes = [f"{r['substance']} ({r['source_id']}): REVIEW: {r['review']}"
              for r in rows if r["review"]]
+    if day:
+        notes += _as_of_evidence(intervals)
     notes += [f"{r['substance']} ({r['source_id']}): {r['legal_note']}"
               for r in rows if r["legal_note"]]
     failing = sorted({r["source_id"] for r in rows
                       if r["source_health"] in ("source_failed", "extraction_failed")})
+    disabled = sorted({r["source_id"] for r in rows if r["source_health"] == "disabled"})
     for line in notes:
         click.echo(line)
+    if disabled:
+        click.echo(f"{HEALTH_WORDS['disabled'].capitalize()}: {', '.join(disabled)} (not "
+                   "checked: the last status recorded is shown; set enabled = true under "
+                   f"[sources.<id>] to check {'them' if len(disabled) > 1 else 'it'} again)")
     if failing:
         since = {sid: states[sid].failing_since for sid in failing if sid in states}
         click.echo("FAILING: " + "; ".join(f"{sid} since {since.get(sid) or '?'} (the last "
@@ -245,22 +309,33 @@ def status(state: State, fmt: str, as_of: str | None) -> None:
                "held). First observed: when schedwatch first saw it.")
 
 
+def _as_of_evidence(intervals: Sequence[Any]) -> list[str]:
+    """For ``status --as-of``: the document each answer rests on, with the date it speaks
+    for (and what kind of date) and whether it was backfilled or observed."""
+    from reports.scheduling_history import evidence_date_kind, origin_of
+
+    lines = []
+    for interval in intervals:
+        record = interval.record
+        lines.append(f"{record.substance} ({record.source_id}): evidence of "
+                     f"{record.evidence_date or record.retrieved_at[:10]} "
+                     f"({evidence_date_kind(record)}), sha256 {record.document_sha256}, "
+                     f"{origin_of(interval.backfilled)}")
+    return lines
+
+
 # --- changes ------------------------------------------------------------------------------
 
 @cli.command(epilog=_example("schedwatch changes", "schedwatch changes --since 2026-01-01",
                              "schedwatch changes --format json"))
-@click.option("--since", metavar="YYYY-MM-DD", default=None,
+@click.option("--since", type=DAY, default=None,
               help="Only changes detected on or after this day.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
 @click.pass_obj
-def changes(state: State, since: str | None, fmt: str) -> None:
+def changes(state: State, since: date | None, fmt: str) -> None:
     """List detected changes: status changes, pending actions, source failures."""
-    start = None
-    if since is not None:
-        moment = _as_of(since)
-        assert moment is not None
-        start = moment.replace(hour=0, minute=0, second=0)
+    start = datetime.combine(since, time(0, 0), tzinfo=UTC) if since else None
     found = state.store(readonly=True).changes(since=start)
     if fmt == "json":
         keys = ("id", "detected_at", "jurisdiction", "substance", "kind", "before", "after",
@@ -276,38 +351,91 @@ def changes(state: State, since: str | None, fmt: str) -> None:
 
 # --- history ------------------------------------------------------------------------------
 
-@cli.command(epilog=_example("schedwatch history ketamine", "schedwatch history Spravato"))
+@cli.command(epilog=_example("schedwatch history ketamine", "schedwatch history Spravato",
+                             "schedwatch history ketamine --format json"))
 @click.argument("substance")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
 @click.pass_obj
 def history(state: State, substance: str, fmt: str) -> None:
-    """Show one substance's status intervals, per jurisdiction and source: legal (what the
-    evidence says, from when to when) beside observed (when schedwatch saw it)."""
+    """Show one substance's history per jurisdiction: its status intervals, legal (what the
+    evidence says, from when to when) beside observed (when schedwatch saw it), with the
+    action that started each, then its scheduling history: the dated actions the
+    regulators' documents state, the status changes recorded, the earliest evidence held."""
+    from jurisdictions import REGISTRY, jurisdiction
     from jurisdictions.substances import KNOWN, WatchList
+    from reports import scheduling_history as scheduling
     from reports.status_rows import status_row
     from scrapers.records import name_key
 
     match = WatchList(substances=KNOWN).match(substance)
     key = match.key if match else name_key(substance)
-    intervals = state.store(readonly=True).history(key)
-    if not intervals:
-        click.echo(f"No stored status for {substance!r}: check the name, or run "
-                   "`schedwatch run` first.")
-        return
+    store = state.store(readonly=True)
+    intervals = store.history(key)
+    actions = store.actions(key)
+    if not intervals and not actions:
+        click.echo(f"No scheduling history stored for {substance!r} (no status interval, no "
+                   "dated action): check the name, then run `schedwatch run` (live) or "
+                   "`schedwatch backfill` (the regulators' archives).", err=True)
+        sys.exit(1)
+    changes = [c for c in store.changes() if c.substance == key]
+    names = {code: str(getattr(jurisdiction(code), "NAME", code.upper())) for code in REGISTRY}
+    histories = scheduling.scheduling_history(key, intervals, changes, actions, names,
+                                              list(REGISTRY))
+    by_code = scheduling.by_jurisdiction(histories)
     rows = [status_row(i) for i in intervals]
-    for row in rows:
+    for row, interval in zip(rows, intervals, strict=True):
         row["legal"] = f"{row['legal_from'] or '?'} → {row['legal_to'] or 'now'}"
         row["observed"] = (f"{row['observed_from'][:10]} → "
                            f"{(row['observed_to'] or 'now')[:10]}")
         row["origin"] = "backfilled" if row["backfilled"] else "observed"
+        row["started_by"] = scheduling.started_by(interval, actions)
+        row["granularity"] = scheduling.granularity(interval.record)
+        row["scheduling_history"] = by_code.get(row["jurisdiction"])
     if fmt == "json":
-        click.echo(_json_list(rows))
+        held = {row["jurisdiction"] for row in rows}
+        click.echo(_json_list(rows + [
+            {"jurisdiction": h["code"], "substance": key, "scheduling_history": h}
+            for h in histories if h["code"] not in held]))
         return
-    _table(rows, [("jurisdiction", "Jur."), ("source_id", "Source"),
-                  ("legal", "Legal (in force)"), ("observed", "Observed by schedwatch"),
-                  ("origin", "Origin"), ("status_label", "Status"),
-                  ("provision", "Provision"), ("in_force_since_basis", "Basis of the date")])
+    for entry in histories:
+        _history_section(entry, [r for r in rows if r["jurisdiction"] == entry["code"]])
+
+
+def _history_section(entry: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """One jurisdiction of ``history``: its intervals, then its scheduling history."""
+    click.echo(f"{entry['name']} ({entry['code']})")
+    for row in rows:
+        start = row["started_by"]
+        row["started"] = (f"{start['what']}: {start['citation'] or '?'}, {start['date'] or '?'} "
+                          f"({start['date_kind']})")
+    if rows:
+        _table(rows, [("source_id", "Source"), ("legal", "Legal (in force)"),
+                      ("observed", "Observed by schedwatch"), ("origin", "Origin"),
+                      ("status_label", "Status"), ("provision", "Provision"),
+                      ("started", "Started by (citation, date)"),
+                      ("in_force_since_basis", "Basis of the date")])
+    for row in rows:
+        if row["granularity"]:
+            click.echo(f"  {row['source_id']} {row['legal']}: {row['granularity']}")
+    click.echo("Scheduling history (oldest first):")
+    if entry["rows"]:
+        _table([{**r, "when": f"{r['date']} ({r['date_kind']})",
+                 "action": f"{r['what']}: {r['detail']}" if r["detail"] else r["what"],
+                 "cited": " ".join(filter(None, (r["citation"], r["document"] and
+                                                 f"({r['document']})")))}
+                for r in entry["rows"]],
+               [("when", "Date (kind)"), ("action", "Action or change"),
+                ("cited", "Citation (document)"), ("origin", "Origin")])
+    else:
+        click.echo("  no dated action or status change stored (`schedwatch backfill` reads "
+                   "the regulators' archives)")
+    found = entry["earliest_evidence"]
+    if found:
+        click.echo(f"Earliest evidence held: {found['date']} ({found['date_kind']}), "
+                   f"{found['source_id']}, sha256 {found['document_sha256']}, "
+                   f"{found['origin']}")
+    click.echo("")
 
 
 # --- sources ------------------------------------------------------------------------------
@@ -332,14 +460,16 @@ def sources(state: State, fmt: str) -> None:
             "enabled": configured.enabled,
             "last_fetch": known.last_attempt_at if known else None,
             "last_healthy": known.last_healthy_at if known else None,
-            "health": known.health if known else "never fetched",
+            "health": ("disabled" if not configured.enabled else
+                       known.health if known else "never fetched"),
             "failing_since": known.failing_since if known else None,
             "last_error": known.last_error if known else None,
         })
     if fmt == "json":
         click.echo(_json_list(rows))
         return
-    _table(rows, [("id", "Source"), ("enabled", "On"), ("health", "Health"),
+    _table([{**r, "health": _health_words(r["health"])} for r in rows],
+           [("id", "Source"), ("enabled", "On"), ("health", "Health"),
                   ("last_fetch", "Last fetch"), ("url", "URL")])
 
 
@@ -402,7 +532,7 @@ def parse(state: State, source_id: str, file: Path, fmt: str, all_entries: bool)
                              "schedwatch record au-poisons-standard --out tests/fixtures/live"))
 @click.argument("source_id")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("tests/fixtures/recorded"), show_default=True,
+              default=Path("recorded"), show_default=True,
               help="Folder to save into (a sub-folder per source).")
 @click.pass_obj
 def record(state: State, source_id: str, out: Path) -> None:
@@ -421,21 +551,52 @@ def report() -> None:
     """Write reports (the weekly report)."""
 
 
+def _check_week(state: State, week: str, now: datetime) -> None:
+    """A week asked for by name must have begun, and must not end before tracking began."""
+    from reports.pages import week_bounds, week_name
+    from reports.render import zone
+    from scrapers.clock import parse_stamp
+
+    reader_zone = zone(state.settings.scheduler.timezone)
+    start, end = week_bounds(week, reader_zone)
+    current = week_name(now, reader_zone)
+    if start <= now < end:
+        return  # the week in progress: figures so far
+    if start > now:
+        raise SchedwatchError(f"week {week} has not begun yet (the current week is {current} "
+                              f"in {reader_zone.key}): ask for {current} or an earlier week")
+    store = state.store(readonly=True)
+    if store.fetch_log(until=end)[:1]:
+        return
+    first = store.fetch_log()[:1]
+    if not first:
+        raise SchedwatchError(f"nothing to report for week {week}: tracking has not begun "
+                              "(no check recorded yet): run `schedwatch run` first")
+    began = parse_stamp(str(first[0]["started_at"]))
+    raise SchedwatchError(f"nothing to report for week {week}: tracking began on "
+                          f"{began.astimezone(reader_zone).date()} ({reader_zone.key}; week "
+                          f"{week_name(began, reader_zone)}): ask for that week or a later one")
+
+
 @report.command("weekly", epilog=_example("schedwatch report weekly",
                                           "schedwatch report weekly --week 2026-W47"))
-@click.option("--week", metavar="YYYY-Www", default=None,
+@click.option("--week", type=WEEK, default=None,
               help="ISO week (default: the current week).")
 @click.option("--email/--no-email", "send_email", default=False,
               help="Also queue and send the weekly email to subscribed recipients.")
 @click.pass_obj
 def report_weekly(state: State, week: str | None, send_email: bool) -> None:
     """Write weekly/<ISO week>.html into the site (and optionally email it)."""
-    from reports.site import write_weekly
+    from reports.site import write_weekly_report
+    from scrapers import clock
     from scrapers.errors import LockedError
 
+    now = clock.utcnow()
+    if week is not None:
+        _check_week(state, week, now)
     store = state.store()
     try:
-        path = write_weekly(state.settings, store, week)
+        path, summary = write_weekly_report(state.settings, store, week, now=now)
     except LockedError as error:
         # A locked run of the tracker is "nothing to do" (exit 0), but a report asked for
         # by name (and its email) was not made: a cron wrapper or a person must see that.
@@ -445,9 +606,10 @@ def report_weekly(state: State, week: str | None, send_email: bool) -> None:
                               "later") from None
     click.echo(f"weekly report written: {path}")
     if send_email:
-        from reports.email import send_weekly
+        from reports.outbox import send_weekly
 
-        for line in send_weekly(state.settings, store, week):
+        # The summary made with the page: the report is computed once for both.
+        for line in send_weekly(state.settings, store, summary):
             click.echo(line)
 
 
@@ -466,7 +628,7 @@ def email() -> None:
 @click.pass_obj
 def email_test(state: State, to: str | None) -> None:
     """Send a test message; on failure say what failed and what to check."""
-    from reports.email import send_test
+    from reports.outbox import send_test
 
     for line in send_test(state.settings, to):
         click.echo(line)
@@ -477,7 +639,7 @@ def email_test(state: State, to: str | None) -> None:
 def email_send(state: State) -> None:
     """Deliver everything queued now, even what waits for its next try after an outage
     (the scheduler delivers what is due every 15 minutes)."""
-    from reports.email import deliver_outbox
+    from reports.outbox import deliver_outbox
 
     lines = deliver_outbox(state.settings, state.store(), by_hand=True)
     for line in lines:
@@ -491,7 +653,7 @@ def email_send(state: State) -> None:
 def email_retry(state: State) -> None:
     """Requeue alerts that failed permanently (say, after fixing a wrong password) and
     deliver them now. Delivered messages are never sent again."""
-    from reports.email import deliver_outbox
+    from reports.outbox import deliver_outbox
     from scrapers.store import utcnow
 
     store = state.store()
@@ -604,6 +766,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("schedwatch: interrupted", err=True)
         sys.exit(130)
+    except click.BadParameter as error:
+        # One line, naming the option: "Invalid value for '--as-of': …".
+        click.echo(f"schedwatch: {error.format_message()}", err=True)
+        sys.exit(2)
     except click.ClickException as error:
         error.show()
         sys.exit(2)

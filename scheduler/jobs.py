@@ -432,16 +432,16 @@ def weekly_report_job(config_path: str | None) -> None:
         return
     store = Store(settings.data_dir, settings.database_url)
     try:
-        from reports.site import publish, write_weekly
+        from reports.site import publish, write_weekly_report
 
         week = last_complete_week(settings.scheduler.timezone)
         publish(settings, store)
-        path = write_weekly(settings, store, week)
+        path, summary = write_weekly_report(settings, store, week)
         log.info("weekly report written: %s", path)
         if settings.email is not None:
-            from reports.email import send_weekly
+            from reports.outbox import send_weekly
 
-            for line in send_weekly(settings, store, week):
+            for line in send_weekly(settings, store, summary):
                 log.info("weekly email: %s", line)
     except (SchedwatchError, OSError) as error:
         log.error("weekly report: %s", error)
@@ -466,7 +466,7 @@ def outbox_job(config_path: str | None) -> None:
         return
     store = Store(settings.data_dir, settings.database_url)
     try:
-        from reports.email import deliver_outbox
+        from reports.outbox import deliver_outbox
 
         for line in deliver_outbox(settings, store):
             log.info("outbox: %s", line)

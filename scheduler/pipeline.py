@@ -35,6 +35,8 @@ from reports.diff import (
     watch_signature,
     with_law_dates,
 )
+from scheduler.fetching import fetch_sources
+from scheduler.writes import apply_pending, store_actions
 from scrapers import clock
 from scrapers.clock import utcnow
 from scrapers.errors import ExtractionError, FetchError, SchedwatchError
@@ -67,6 +69,7 @@ class RunReport:
     change_ids: list[int] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    site_published: bool = True  # False: the site could not be published (see warnings)
 
 
 def user_agent(settings: Settings) -> str:
@@ -102,7 +105,7 @@ def make_fetcher(settings: Settings) -> Any:
         read_timeout=f.read_timeout, max_retries=f.max_retries, backoff=f.backoff,
         max_wait=f.max_wait, min_interval=f.request_interval,
         max_bytes=f.max_document_mb * 1024 * 1024, verify_tls=not f.insecure_skip_tls_verify,
-        respect_robots=f.respect_robots))
+        respect_robots=f.respect_robots, robots_cache=settings.data_dir / "cache" / "robots"))
 
 
 # --- fetch and parse (no writes) ----------------------------------------------------------
@@ -237,19 +240,8 @@ def write_outcome(writer: RunWriter, outcome: SourceOutcome, decision: Decision,
                                      alert=change.alert and not backfilled,
                                      review="review" in change.details))
     checkpoint("changes_written")
-    for pending_step in decision.pending:
-        if pending_step.action == "open":
-            assert pending_step.item is not None
-            writer.open_pending(pending_step.item, at=at)
-        elif pending_step.action == "touch":
-            assert pending_step.item is not None and pending_step.row_id is not None
-            writer.touch_pending(pending_step.row_id, pending_step.item, at=at)
-        elif pending_step.action == "reopen":
-            assert pending_step.item is not None and pending_step.row_id is not None
-            writer.reopen_pending(pending_step.row_id, pending_step.item, at=at)
-        else:
-            assert pending_step.row_id is not None
-            writer.resolve_pending(pending_step.row_id, at=at)
+    apply_pending(writer, decision.pending, at=at)
+    store_actions(writer, outcome, backfilled=backfilled)
     writer.save_source_state(decision.state)
     return created
 
@@ -276,7 +268,7 @@ def run(settings: Settings, *, codes: Sequence[str] | None = None, store: Store 
         if publish and needs_publishing(settings, report, store):
             publish_site(settings, store, report)
         if notify and settings.email is not None:
-            notify_recipients(settings, store, report)
+            report.warnings.extend(deliver_after_run(settings, store))
         return report
     finally:
         if own_store:
@@ -291,15 +283,11 @@ def _run_locked(settings: Settings, store: Store, sources: Sequence[Source],
     problem = clock_problem(prior, started)
     if problem:
         raise SchedwatchError(problem)
-    own_fetcher = fetcher is None
-    fetcher = fetcher or make_fetcher(settings)
-    try:
-        outcomes = [check_early_warning(process_source(
-            source, prior.states.get(source.id), watch, fetcher, store, now=now), prior)
-            for source in sources]
-    finally:
-        if own_fetcher:
-            fetcher.close()
+    outcomes = [check_early_warning(outcome, prior) for outcome in fetch_sources(
+        sources, lambda source, fetcher: process_source(
+            source, prior.states.get(source.id), watch, fetcher, store, now=now),
+        make_fetcher=lambda: make_fetcher(settings), fetcher=fetcher,
+        max_workers=settings.fetch.parallel_hosts)]
     outcomes = with_law_dates(outcomes, prior, {
         code: getattr(jurisdiction(code), "law_dates", None) for code in codes})
     decisions = [decide(outcome, prior, watch,
@@ -376,14 +364,21 @@ def publish_site(settings: Settings, store: Store, report: RunReport) -> None:
     else:
         store.clear_site_behind()
         return
+    report.site_published = False
     report.exit_code = max(report.exit_code, 2)
 
 
-def notify_recipients(settings: Settings, store: Store, report: RunReport) -> None:
-    from reports.email import deliver_outbox
+def deliver_after_run(settings: Settings, store: Store | None = None) -> list[str]:
+    """Deliver what is due (``schedwatch run`` calls this after printing the run's lines).
+    Never raises for email or a locked database: those come back as lines."""
+    from reports.outbox import deliver_outbox
 
+    mine = store is None
     try:
-        for line in deliver_outbox(settings, store):
-            report.warnings.append(line)
+        store = store or Store(settings.data_dir, settings.database_url)
+        return deliver_outbox(settings, store)
     except SchedwatchError as error:
-        report.warnings.append(f"email: {error}")
+        return [f"email: {error}"]
+    finally:
+        if mine and store is not None:
+            store.close()

@@ -1,7 +1,9 @@
 """``schedwatch record``: fetch a source live and save every response as a fixture.
 
 Each response is saved as ``NN.body`` plus ``NN.json`` (URL, status, headers) under
-``<out>/<source_id>/``. File names are counters, never parts of a URL or of the content.
+``<out>/<source_id>/`` (``out`` defaults to ``./recorded/``). The folders are made only once
+there is a response to save, so a failed recording leaves no empty folder. File names are
+counters, never parts of a URL or of the content.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class RecordingFetcher:
 
     def get(self, url: str, **kwargs: Any) -> Response:
         response: Response = self.inner.get(url, **kwargs)
+        self.folder.mkdir(parents=True, exist_ok=True)  # only once there is something to save
         self.count += 1
         stem = f"{self.count:02d}"
         (self.folder / f"{stem}.body").write_bytes(response.content)
@@ -58,16 +61,34 @@ def record_source(settings: Any, source_id: str, out: Path) -> Iterator[str]:
     source = next((s for s in selected_sources(settings, [base.jurisdiction])
                    if s.id == source_id), base)
     folder = out / source.id
-    folder.mkdir(parents=True, exist_ok=True)
-    with make_fetcher(settings) as fetcher:
-        recorder = RecordingFetcher(fetcher, folder)
-        plan = source.fetch_plan or simple_plan
-        fetched = plan(recorder, FetchContext(source_id=source.id, endpoints=source.endpoints))
+    missing = [path for path in (folder, *folder.parents) if not path.exists()]
+    try:
+        with make_fetcher(settings) as fetcher:
+            recorder = RecordingFetcher(fetcher, folder)
+            plan = source.fetch_plan or simple_plan
+            fetched = plan(recorder, FetchContext(source_id=source.id,
+                                                  endpoints=source.endpoints))
+    except BaseException:
+        _remove_empty(missing)
+        raise
+    if not recorder.saved:
+        _remove_empty(missing)
     yield from recorder.saved
     if fetched.content is not None:
+        folder.mkdir(parents=True, exist_ok=True)
         (folder / "document.bin").write_bytes(fetched.content)
         (folder / "document.json").write_text(json.dumps(
             {"url": fetched.url, "content_type": fetched.content_type,
              "meta": dict(fetched.meta), "etag": fetched.etag,
              "last_modified": fetched.last_modified}, indent=2, sort_keys=True))
         yield f"document saved: {folder / 'document.bin'} ({len(fetched.content)} bytes)"
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """Remove the folders this recording would have created, innermost first, when empty:
+    a failed recording leaves nothing behind."""
+    for path in created:
+        try:
+            path.rmdir()
+        except OSError:
+            return  # not empty (or not ours to remove): keep it and its parents

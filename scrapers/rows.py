@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from scrapers.records import PendingItem, StatusRecord
+from scrapers.records import PendingItem, ScheduledAction, StatusRecord
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,9 @@ class StoredChange:
     before_sha256: str | None
     after_sha256: str | None
     details: dict[str, Any]
+    #: Written by ``schedwatch backfill`` from a regulator's archive: never in the feed or
+    #: an email (the change pages and history show it, marked).
+    backfilled: bool = False
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> StoredChange:
@@ -73,7 +76,8 @@ class StoredChange:
                    before=json.loads(row["before"]) if row["before"] else None,
                    after=json.loads(row["after"]) if row["after"] else None,
                    effective_date=row["effective_date"], before_sha256=row["before_sha256"],
-                   after_sha256=row["after_sha256"], details=json.loads(row["details"] or "{}"))
+                   after_sha256=row["after_sha256"], details=json.loads(row["details"] or "{}"),
+                   backfilled=bool(row.get("backfilled")))
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "run_id": self.run_id, "detected_at": self.detected_at,
@@ -95,6 +99,31 @@ class StatusInterval:
     legal_from: str | None = None
     legal_to: str | None = None
     backfilled: bool = False
+
+
+@dataclass(frozen=True)
+class StoredAction:
+    """A dated scheduling action as stored: the action, when schedwatch first read it, the
+    archived document that stated it, and whether a backfill read it from an archive."""
+
+    id: int
+    action: ScheduledAction
+    first_observed_at: str
+    document_sha256: str | None
+    backfilled: bool
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> StoredAction:
+        return cls(id=row["id"], action=ScheduledAction.from_dict(row),
+                   first_observed_at=row["first_observed_at"],
+                   document_sha256=row["document_sha256"], backfilled=bool(row["backfilled"]))
+
+
+def action_values(action: ScheduledAction, *, at: str, document_sha256: str | None,
+                  backfilled: bool) -> dict[str, Any]:
+    """The ``actions`` row of one action first read at ``at`` (a stamp)."""
+    return {**action.as_dict(), "first_observed_at": at, "document_sha256": document_sha256,
+            "backfilled": int(backfilled)}
 
 
 @dataclass(frozen=True)

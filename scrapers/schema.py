@@ -3,6 +3,8 @@ stores made by earlier versions."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -154,6 +156,50 @@ outbox = sa.Table(
     sa.Column("delivered_at", sa.String(32)),
     sa.Column("message_id", sa.String(320)),
 )
+
+scheduling_actions = sa.Table(
+    # The dated scheduling actions the regulators' documents state (``ScheduledAction``): a
+    # substance's scheduling history. One row per action, whoever read it first: a live run
+    # (``backfilled`` 0) or ``schedwatch backfill`` (1). A store made before this table gets
+    # it from ``metadata.create_all`` when next opened for writing; readers of such a store
+    # see no actions (``Store.actions``).
+    "actions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("jurisdiction", sa.String(8), nullable=False),
+    sa.Column("substance", sa.String(200), nullable=False),
+    sa.Column("source_id", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(100), nullable=False),
+    sa.Column("date", sa.String(10), nullable=False),
+    sa.Column("date_kind", sa.String(32), nullable=False),
+    sa.Column("citation", sa.String(200), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("document", sa.String(200)),
+    sa.Column("url", sa.Text),
+    sa.Column("effect", sa.Text),
+    sa.Column("first_observed_at", sa.String(32), nullable=False),
+    sa.Column("document_sha256", sa.String(64)),  # the archived document that stated it
+    sa.Column("backfilled", sa.Integer, nullable=False, server_default="0"),
+    sa.UniqueConstraint("jurisdiction", "substance", "source_id", "action", "date", "citation",
+                        name="uq_actions_identity"),
+    sa.Index("ix_actions_substance", "substance", "date"),
+)
+
+#: The identity of a stored action: storing it again adds nothing.
+ACTION_KEY = ("jurisdiction", "substance", "source_id", "action", "date", "citation")
+
+
+def select_actions(substance: str | None = None,
+                   jurisdiction: str | None = None) -> sa.Select[Any]:
+    """The stored actions (of one substance, one jurisdiction), oldest first; on one day in
+    the order they were stored (a parser gives them in page order)."""
+    query = sa.select(scheduling_actions)
+    if substance is not None:
+        query = query.where(scheduling_actions.c.substance == substance)
+    if jurisdiction is not None:
+        query = query.where(scheduling_actions.c.jurisdiction == jurisdiction)
+    return query.order_by(scheduling_actions.c.jurisdiction, scheduling_actions.c.date,
+                          scheduling_actions.c.id)
+
 
 heartbeats = sa.Table(
     "heartbeats", metadata,

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import tempfile
 import time
@@ -31,16 +30,21 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from scrapers.clock import parse_stamp, stamp, utcnow  # noqa: F401 - re-exported
-from scrapers.errors import LockedError, StoreError
-from scrapers.records import PendingItem, StatusRecord
+from scrapers.errors import StoreError
+from scrapers.locks import LOCK_NAMESPACE, advisory_lock, file_lock
+from scrapers.locks import lock_key as _lock_key
+from scrapers.records import PendingItem, ScheduledAction, StatusRecord
 from scrapers.rows import (  # noqa: F401 - the row shapes, re-exported for their readers
     PendingRow,
     Prior,
     SourceState,
     StatusInterval,
+    StoredAction,
     StoredChange,
+    action_values,
 )
 from scrapers.schema import (  # noqa: F401 - the tables, re-exported
+    ACTION_KEY,
     _add_missing_columns,
     changes,
     documents,
@@ -50,9 +54,14 @@ from scrapers.schema import (  # noqa: F401 - the tables, re-exported
     outbox,
     pending,
     runs,
+    scheduling_actions,
+    select_actions,
     source_state,
     status,
 )
+
+#: How long an outbox mark waits for a locked database (SQLite) before giving up.
+MARK_WAIT_SECONDS = 30.0
 
 
 def _dumps(value: Any) -> str:
@@ -504,6 +513,15 @@ class Store:
             rows = conn.execute(query).mappings().all()
         return [StoredChange.from_row(row) for row in rows]
 
+    def actions(self, substance: str | None = None,
+                jurisdiction: str | None = None) -> list[StoredAction]:
+        """The stored scheduling actions, oldest first (none in a store made before them)."""
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table(scheduling_actions.name):
+                return []
+            rows = conn.execute(select_actions(substance, jurisdiction)).mappings().all()
+        return [StoredAction.from_row(row) for row in rows]
+
     def pending_items(self, *, open_only: bool = True,
                       source_id: str | None = None) -> list[PendingRow]:
         query = sa.select(pending)
@@ -586,11 +604,72 @@ class Store:
 
     def mark_delivered_many(self, outbox_ids: Sequence[int], *, message_id: str,
                             now: datetime) -> None:
-        """All rows carried by one accepted message, marked in one transaction."""
-        with self.engine.begin() as conn:
-            conn.execute(outbox.update().where(outbox.c.id.in_(list(outbox_ids))).values(
+        """All rows carried by one accepted message, marked in one transaction. A locked
+        database is waited for (``MARK_WAIT_SECONDS``, with backoff); after that the mark is
+        noted in ``outbox-delivered.jsonl`` (applied by ``settle_delivered`` before the next
+        pass sends anything, so the message is not sent again) and StoreError is raised."""
+        ids = [int(i) for i in outbox_ids]
+        try:
+            self._retry_locked(lambda conn: conn.execute(outbox.update().where(
+                outbox.c.id.in_(ids)).values(
                 state="delivered", delivered_at=stamp(now), message_id=message_id,
-                attempts=outbox.c.attempts + 1, last_error=None))
+                attempts=outbox.c.attempts + 1, last_error=None)))
+        except sa.exc.OperationalError as error:
+            with open(self._marks_journal, "a", encoding="utf-8") as journal:
+                journal.write(json.dumps({"ids": ids, "message_id": message_id,
+                                          "at": stamp(now)}) + "\n")
+                journal.flush()
+                os.fsync(journal.fileno())
+            raise StoreError(f"the database stayed locked for {MARK_WAIT_SECONDS:g} s "
+                             f"({_first_line(error)}); the delivery is noted in "
+                             f"{self._marks_journal} and marked at the next delivery, the "
+                             "message is not sent again") from None
+
+    @property
+    def _marks_journal(self) -> Path:
+        return self.data_dir / "outbox-delivered.jsonl"
+
+    def settle_delivered(self) -> set[int]:
+        """Apply the deliveries noted while the database was locked; returns the ids still
+        not marked (the deliverer must not send them again)."""
+        path = self._marks_journal
+        if not path.is_file():
+            return set()
+        notes = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line]
+        try:
+            for note in notes:
+                self._retry_locked(lambda conn, n=note: conn.execute(outbox.update().where(
+                    outbox.c.id.in_(n["ids"])).where(outbox.c.state != "delivered").values(
+                    state="delivered", delivered_at=n["at"], message_id=n["message_id"],
+                    attempts=outbox.c.attempts + 1, last_error=None)))
+        except sa.exc.OperationalError:
+            return {int(i) for note in notes for i in note["ids"]}
+        path.unlink()
+        return set()
+
+    def _retry_locked(self, write: Any) -> None:
+        """Run ``write(conn)`` in a transaction; while SQLite says the database is locked
+        or busy, try again with a growing pause until ``MARK_WAIT_SECONDS`` have passed."""
+        deadline, pause = time.monotonic() + MARK_WAIT_SECONDS, 0.05
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                with self.engine.begin() as conn:
+                    if self.engine.dialect.name == "sqlite":  # each try waits ≤ its pause
+                        wait_ms = int(min(max(left, 0), pause * 4) * 1000)
+                        conn.exec_driver_sql(f"PRAGMA busy_timeout={wait_ms}")
+                    try:
+                        write(conn)
+                    finally:
+                        if self.engine.dialect.name == "sqlite":
+                            conn.exec_driver_sql("PRAGMA busy_timeout=30000")
+                return
+            except sa.exc.OperationalError as error:
+                text = str(error).lower()
+                if ("locked" not in text and "busy" not in text) or left <= 0:
+                    raise
+            time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
+            pause = min(pause * 2, 2.0)
 
     def requeue_failed(self, now: datetime) -> int:
         """Put permanently failed messages back in the queue (after the cause was fixed, e.g.
@@ -601,11 +680,16 @@ class Store:
 
     def mark_attempt_failed(self, outbox_id: int, *, error: str, permanent: bool,
                             next_attempt_at: datetime | None) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(outbox.update().where(outbox.c.id == outbox_id).values(
+        try:
+            self._retry_locked(lambda conn: conn.execute(outbox.update().where(
+                outbox.c.id == outbox_id).values(
                 state="failed" if permanent else "queued", last_error=error[:500],
                 attempts=outbox.c.attempts + 1,
-                next_attempt_at=stamp(next_attempt_at) if next_attempt_at else None))
+                next_attempt_at=stamp(next_attempt_at) if next_attempt_at else None)))
+        except sa.exc.OperationalError as failure:
+            raise StoreError(f"the database stayed locked for {MARK_WAIT_SECONDS:g} s "
+                             f"({_first_line(failure)}); the failed attempt is not recorded "
+                             "and the message is tried again") from None
 
     # heartbeat ------------------------------------------------------------------------
 
@@ -642,64 +726,11 @@ class Store:
         if not name.replace("-", "").replace("_", "").isalnum():
             raise StoreError(f"bad lock name {name!r}")
         if self.engine.dialect.name == "postgresql":
-            with self._advisory_lock(name, holder):
+            with advisory_lock(self.engine, name, holder, self._open_error):
                 yield
             return
-        folder = self.data_dir / "locks"
-        folder.mkdir(exist_ok=True)
-        path = folder / f"{name}.lock"
-        handle = open(path, "a+")  # noqa: SIM115 - held for the duration of the lock
-        try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                other = handle.read().strip()
-                raise LockedError(f"another schedwatch process ({other or 'unknown'}) is "
-                                  f"already working on {name}; nothing done") from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()} {holder}".strip())
-            handle.flush()
+        with file_lock(self.data_dir / "locks", name, holder):
             yield
-        finally:
-            handle.close()
-
-    @contextlib.contextmanager
-    def _advisory_lock(self, name: str, holder: str) -> Iterator[None]:
-        key = {"ns": LOCK_NAMESPACE, "key": _lock_key(name)}
-        # The holder's description travels as the session's application_name, which the
-        # refused process reads from pg_stat_activity: no table row to clean up after a crash.
-        label = f"schedwatch pid {os.getpid()} on {socket.gethostname()} {holder}".strip()
-        try:
-            conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        except sa.exc.SQLAlchemyError as error:
-            raise self._open_error(error) from None
-        try:
-            conn.execute(sa.text("SELECT set_config('application_name', :label, false)"),
-                         {"label": label[:63]})
-            got = conn.execute(sa.text(
-                "SELECT pg_try_advisory_lock(CAST(:ns AS integer), CAST(:key AS integer))"),
-                key).scalar()
-            if not got:
-                other = conn.execute(sa.text(
-                    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a "
-                    "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND "
-                    "l.classid::bigint = :ns AND l.objid::bigint = :key AND l.objsubid = 2 "
-                    "LIMIT 1"), key).scalar()
-                other = str(other or "").removeprefix("schedwatch ").strip()
-                raise LockedError(f"another schedwatch process ({other or 'unknown'}) is "
-                                  f"already working on {name}; nothing done")
-            try:
-                yield
-            finally:
-                # A lost connection has already released it on the server.
-                with contextlib.suppress(sa.exc.SQLAlchemyError):
-                    conn.execute(sa.text("SELECT pg_advisory_unlock(CAST(:ns AS integer), "
-                                         "CAST(:key AS integer))"), key)
-                    conn.execute(sa.text("RESET application_name"))
-        finally:
-            conn.close()
 
     # --- backfill (``schedwatch backfill``): the regulators' archives --------------------
 
@@ -731,15 +762,6 @@ class Store:
 
 
 DATABASE_FILE = "schedwatch.db"
-#: The first key of every advisory lock schedwatch takes on PostgreSQL (the second is the
-#: lock name's hash), so that its locks never collide with another application's.
-LOCK_NAMESPACE = 0x5C4ED
-
-
-def _lock_key(name: str) -> int:
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") & 0x7FFFFFFF
-
-
 def _sqlite_path(url: str) -> Path | None:
     """The database file of a SQLite URL (None for a server or an in-memory database)."""
     try:
@@ -933,6 +955,14 @@ class RunWriter:
         inserted = result.inserted_primary_key
         assert inserted is not None
         return int(inserted[0])
+
+    def add_actions(self, found: Sequence[ScheduledAction], *, at: datetime,
+                    document_sha256: str | None, backfilled: bool = False) -> int:
+        """Store dated scheduling actions once each (``ACTION_KEY``: the first reading is
+        kept, observed or backfilled); returns how many were new."""
+        return sum(_insert_ignoring_duplicates(self.conn, scheduling_actions, action_values(
+            action, at=stamp(at), document_sha256=document_sha256, backfilled=backfilled),
+            list(ACTION_KEY)) for action in found)
 
     def open_pending(self, item: PendingItem, *, at: datetime) -> None:
         self.conn.execute(pending.insert().values(

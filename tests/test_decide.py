@@ -189,3 +189,31 @@ def test_an_alert_words_the_legal_date_like_every_page() -> None:
         "in force since 2026-10-01 (per the instrument: SOR/2025-242, s. 239)")
     assert "Effective from" not in rows
     assert "predates this" in rows["Note"]["after"]
+
+
+def test_a_new_wording_of_the_same_status_starts_on_its_own_evidence_date() -> None:
+    """A consolidation renumbering the entry (or a new Poisons Standard re-issuing it) keeps
+    the status and its in_force_since; the old record's span ends, and the new one's starts,
+    on the day the new document speaks for — never an empty span at in_force_since."""
+    held = record(status="controlled", source_id="ca-cdsa", instrument="S.C. 1996, c. 19",
+                  provision="Sch. I, item 14(1)", evidence_date="2019-09-19",
+                  in_force_since="2019-09-19", in_force_since_kind="earliest_evidence",
+                  in_force_since_basis="earliest evidence held")
+    renumbered = dataclasses.replace(held, provision="Sch. I, item 14(2)",
+                                     evidence_date="2024-05-27", document_sha256="b" * 64,
+                                     in_force_since=None, in_force_since_kind=None,
+                                     in_force_since_basis=None)
+    source = dataclasses.replace(SOURCE, id="ca-cdsa")
+    document = Document.of(b"<x/>", source_id="ca-cdsa", url="http://x/cdsa", retrieved_at=AT)
+    outcome = SourceOutcome(source=source, started_at=AT, elapsed_ms=1, outcome="fetched",
+                            url="http://x/cdsa", document=document,
+                            result=ParseResult(records=(renumbered,)),
+                            fetched=Fetched(url="http://x/cdsa", content=b"<x/>"))
+    decision = decide(outcome, prior_with(source, held), build_watch_list(["ketamine"]),
+                      jurisdiction_name="Canada", today=date(2026, 10, 2))
+    assert [c.kind for c in decision.changes] == ["amended"]
+    closing, opening = decision.steps
+    assert isinstance(closing, Closing) and closing.legal_to == "2024-05-27"
+    assert isinstance(opening, Opening) and (opening.legal_from, opening.legal_to) == (
+        "2024-05-27", None)
+    assert opening.record.in_force_since == "2019-09-19"  # the status began then

@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 import pytest
 
 from reports import email as mail
-from reports import render
+from reports import outbox, render
 from scheduler.config import EmailSettings, Recipient
 from scrapers.store import StoredChange
 
@@ -138,7 +138,7 @@ def test_message_id_is_stable_per_change_and_recipient() -> None:
 
 
 def test_retry_delays_grow_and_are_capped() -> None:
-    delays = [mail.retry_delay(n) for n in range(1, 10)]
+    delays = [outbox.retry_delay(n) for n in range(1, 10)]
     assert delays[:4] == [timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15),
                           timedelta(hours=1)]
     assert delays == sorted(delays)

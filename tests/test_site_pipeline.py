@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -14,21 +15,27 @@ from lxml import html as lxml_html
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from scrapers import clock
 from tests.support.cli import CliResult
 from tests.support.config import write_config
 from tests.support.documents import (
+    CDSA_2026,
+    CSR_2026,
     ketamine_moved_to_schedule_iii,
     shared_doc,
 )
 
-CDSA_2026 = "ca/cdsa-C-38.8-en-pit2026-06-05.xml"
-CSR_2026 = "ca/csr-SOR-2025-242-en-pit2026-04-17.xml"
+TRACKING_STARTS = datetime(2026, 11, 19, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def ca_site(tmp_path: Path, httpserver: HTTPServer, run_cli: Callable[..., CliResult]):
+def ca_site(tmp_path: Path, httpserver: HTTPServer, run_cli: Callable[..., CliResult],
+            monkeypatch: pytest.MonkeyPatch):
     """Run the pipeline twice on the real CDSA: as published, then with ketamine moved to
-    Schedule III (a variant made here from the original)."""
+    Schedule III (a variant made here from the original). The clock reads Thursday
+    2026-11-19 (ISO week 2026-W47), a minute later at each reading."""
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(clock, "utcnow", lambda: TRACKING_STARTS + timedelta(minutes=next(ticks)))
     cdsa = shared_doc(CDSA_2026)
     httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
     bodies = {"/cdsa.xml": cdsa, "/csr.xml": shared_doc(CSR_2026)}
@@ -72,12 +79,18 @@ def test_pipeline_run_publishes_the_matrix_and_the_change(ca_site) -> None:
 
 def test_report_weekly_command(ca_site) -> None:
     site, cli, _ = ca_site
+    # The week tracking began in; a week before it, or one not begun, is refused.
     result = cli("report", "weekly", "--week", "2026-W47")
     assert result.exit_code == 0, result.stderr
     assert str(site / "weekly" / "2026-W47.html") in result.stdout
+    before = cli("report", "weekly", "--week", "2026-W46")
+    assert before.exit_code == 2 and "tracking began" in before.stderr, before.stderr
+    future = cli("report", "weekly", "--week", "2026-W48")
+    assert future.exit_code == 2 and "has not begun" in future.stderr, future.stderr
     bad = cli("report", "weekly", "--week", "2026-47")
     assert bad.exit_code == 2
     assert len(bad.stderr.strip().splitlines()) == 1 and "2026-W47" in bad.stderr
+    assert "Invalid value for '--week'" in bad.stderr
 
 
 def test_every_relative_link_of_the_pipeline_site_resolves(ca_site) -> None:

@@ -265,7 +265,7 @@ DELIVER = """
 import sys, time
 from pathlib import Path
 from datetime import UTC, datetime
-from reports.email import deliver_outbox
+from reports.outbox import deliver_outbox
 from scheduler.config import load_settings
 
 go = Path(sys.argv[2])

@@ -7,6 +7,8 @@ The Standard is replaced wholesale several times a year, each time under a new r
 (F2024L01228, …, F2026L00633), so the fetch plan first asks which "Poisons Standard" title is
 in force, then downloads that title's Word file. A record's ``evidence_date`` is the
 Standard's commencement: the date the document speaks for, not the date any entry took effect.
+Its archive for ``schedwatch backfill`` (every Standard, in force or repealed, as made) is
+``jurisdictions.au.archive``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from jurisdictions.au.archive import read_poisons_standard_archive
 from jurisdictions.au.register import (
     API_URL,
     MAX_CANDIDATES,
@@ -474,6 +477,8 @@ SOURCES: tuple[Source, ...] = (
         parse=parse_poisons_standard,
         fetch_plan=fetch_poisons_standard,
         media_type=WORD_MEDIA_TYPE,
+        # Every Poisons Standard, in force or repealed, as made (``jurisdictions.au.archive``).
+        archive=read_poisons_standard_archive,
         # robots.txt of www.legislation.gov.au: Crawl-delay: 10 (third-party copy,
         # 2026-09-05); HttpFetcher honours the Crawl-delay itself as well.
     ),

@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping
 from datetime import date
 
 from jurisdictions.base import ArchivedVersion, FetchContext, Fetcher
-from jurisdictions.parsing import iso_date, load_json_object
+from jurisdictions.parsing import exact_iso_date, load_json_object
 from jurisdictions.us.annual import ANNUAL_GRANULARITY, annual_url, part_1308
 from jurisdictions.us.ecfr import PART, SCHEDULE_SECTIONS, version_pages
 from scrapers.errors import ExtractionError, FetchError
@@ -48,11 +48,6 @@ FIRST_ANNUAL_YEAR = 1996
 MAX_VERSIONS = 5000
 
 
-def _exact_date(value: object) -> str | None:
-    """An existing ISO date written exactly YYYY-MM-DD (it goes into a URL path)."""
-    if not isinstance(value, str) or len(value) != 10:
-        return None
-    return iso_date(value)
 
 
 def schedule_versions(pages: list[bytes], *, first: str = POINT_IN_TIME_SINCE
@@ -76,7 +71,7 @@ def schedule_versions(pages: list[bytes], *, first: str = POINT_IN_TIME_SINCE
             identifier = str(version.get("identifier", ""))
             if identifier not in SCHEDULE_SECTIONS:
                 continue
-            day = _exact_date(version.get("date"))
+            day = exact_iso_date(version.get("date"))
             if day is None:
                 raise ExtractionError(f"eCFR versions: § {identifier} has a version without "
                                       f"a valid date ({str(version.get('date'))[:40]!r})")
@@ -84,7 +79,7 @@ def schedule_versions(pages: list[bytes], *, first: str = POINT_IN_TIME_SINCE
             if count > MAX_VERSIONS:
                 raise ExtractionError(f"eCFR versions: more than {MAX_VERSIONS} versions of "
                                       "§§ 1308.11–1308.15; refused (not an answer of this API)")
-            amendment = _exact_date(version.get("amendment_date")) or day
+            amendment = exact_iso_date(version.get("amendment_date")) or day
             amended[identifier].append(amendment)
             entry = changed.setdefault(day, {"sections": set(), "flags": set(),
                                              "issued": set()})
@@ -93,7 +88,7 @@ def schedule_versions(pages: list[bytes], *, first: str = POINT_IN_TIME_SINCE
                 entry["flags"].add("substantive")
             if version.get("removed") is True:
                 entry["flags"].add(f"removed:{identifier}")
-            issued = _exact_date(version.get("issue_date"))
+            issued = exact_iso_date(version.get("issue_date"))
             if issued:
                 entry["issued"].add(issued)
     found: list[tuple[str, dict[str, str]]] = []

@@ -27,6 +27,7 @@ from jurisdictions.matching import substance_key
 from jurisdictions.parsing import (
     MONTH_NUMBERS,
     MONTHS_EN,
+    exact_iso_date,
     iso_date,
     iterparse,
     load_json_object,
@@ -54,12 +55,6 @@ VERSIONS_SINCE = "2017-01-01"
 MAX_VERSION_PAGES = 10
 
 
-def _iso_date(value: Any) -> str | None:
-    """``value`` if it is exactly an ISO date (YYYY-MM-DD) that exists, else None. Stricter
-    than ``parsing.iso_date``: ``up_to_date_as_of`` goes into a URL path."""
-    if not isinstance(value, str) or len(value) != 10:
-        return None
-    return iso_date(value)
 
 
 # =========================================================================================
@@ -77,13 +72,13 @@ def title_21_status(content: bytes) -> dict[str, str]:
         raise ExtractionError("eCFR titles.json has no \"titles\" list; the API changed")
     for title in titles:
         if isinstance(title, dict) and str(title.get("number")) == "21":
-            as_of = _iso_date(title.get("up_to_date_as_of"))
+            as_of = exact_iso_date(title.get("up_to_date_as_of"))
             if as_of is None:
                 raise ExtractionError("eCFR titles.json: title 21 has no valid "
                                       f"up_to_date_as_of ({title.get('up_to_date_as_of')!r})")
             status = {"up_to_date_as_of": as_of}
             for key in ("latest_amended_on", "latest_issue_date"):
-                value = _iso_date(title.get(key))
+                value = exact_iso_date(title.get(key))
                 if value:
                     status[f"title_{key}"] = value
             if title.get("processing_in_progress"):
@@ -105,12 +100,12 @@ def section_amendment_dates(pages: Iterable[bytes]) -> dict[str, str]:
             if not isinstance(version, dict):
                 continue
             identifier = str(version.get("identifier", ""))
-            when = _iso_date(version.get("amendment_date") or version.get("date"))
+            when = exact_iso_date(version.get("amendment_date") or version.get("date"))
             if identifier in SCHEDULE_SECTIONS and when and when > latest.get(identifier, ""):
                 latest[identifier] = when
         meta = data.get("meta")
         if isinstance(meta, dict):
-            part_latest = _iso_date(meta.get("latest_amendment_date"))
+            part_latest = exact_iso_date(meta.get("latest_amendment_date"))
             if part_latest and part_latest > latest.get("part", ""):
                 latest["part"] = part_latest
     return latest
@@ -766,22 +761,22 @@ def _ecfr_dates(meta: Mapping[str, str], amddate: str | None, volume: str | None
     """Labelled dates: up-to-date-as-of, per-section (or all-schedule) last amendment, the
     volume's AMDDATE. ``sections`` None: the whole part's dates."""
     dates: list[tuple[str, str]] = []
-    as_of = _iso_date(meta.get("up_to_date_as_of"))
+    as_of = exact_iso_date(meta.get("up_to_date_as_of"))
     if as_of:
         dates.append(("eCFR up to date as of", as_of))
-    revised = _iso_date(meta.get("revised_as_of"))
+    revised = exact_iso_date(meta.get("revised_as_of"))
     if revised:
         dates.append(("CFR annual edition revised as of", revised))
     chosen = list(SCHEDULE_SECTIONS) if sections is None else list(dict.fromkeys(sections))
     for section in chosen:
-        amended = _iso_date(meta.get(f"amended_on:{section}"))
+        amended = exact_iso_date(meta.get(f"amended_on:{section}"))
         if amended:
             dates.append((f"§ {section} last amended", amended))
-    latest = _iso_date(meta.get("latest_amended_on"))
+    latest = exact_iso_date(meta.get("latest_amended_on"))
     if latest and (sections is None or not chosen):
         dates.append(("§§ 1308.11–1308.15 last amended", latest))
     if sections is None:
-        title_amended = _iso_date(meta.get("title_latest_amended_on"))
+        title_amended = exact_iso_date(meta.get("title_latest_amended_on"))
         if title_amended:
             dates.append(("Title 21 last amended", title_amended))
     if amddate:
@@ -796,12 +791,12 @@ def evidence_date(document: Document) -> str | None:
     """The date the document speaks for: the eCFR version it is (title 21's
     ``up_to_date_as_of``, saved in ``meta`` by the fetch plan, else the date in a versioner
     ``full/{date}/`` URL). Not AMDDATE (weak) nor a section's amendment date."""
-    as_of = _iso_date(document.meta.get("up_to_date_as_of")) \
-        or _iso_date(document.meta.get("revised_as_of"))  # an annual edition (backfill)
+    as_of = exact_iso_date(document.meta.get("up_to_date_as_of")) \
+        or exact_iso_date(document.meta.get("revised_as_of"))  # an annual edition (backfill)
     if as_of:
         return as_of
     match = _VERSION_IN_URL.search(document.url)
-    return _iso_date(match.group(1)) if match else None
+    return exact_iso_date(match.group(1)) if match else None
 
 
 def _names_of(substance: Substance) -> set[str]:

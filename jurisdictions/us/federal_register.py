@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jurisdictions.base import FetchContext, Fetched, Fetcher
-from jurisdictions.parsing import MONTH_NUMBERS, iso_date, load_json_object
+from jurisdictions.parsing import MONTH_NUMBERS, exact_iso_date, load_json_object
 from jurisdictions.substances import KNOWN, Substance, WatchList
 from jurisdictions.us import CODE, FR_SOURCE_ID, SCHEDULE_LEVELS, TIMEZONE
 from scrapers.errors import ExtractionError
@@ -78,11 +78,6 @@ ESTABLISHED_BY: Mapping[str, tuple[Establishing, ...]] = {
 }
 
 
-def _iso_date(value: Any) -> str | None:
-    """``value`` if it is exactly an ISO date (YYYY-MM-DD) that exists, else None."""
-    if not isinstance(value, str) or len(value) != 10:
-        return None
-    return iso_date(value)
 
 
 def _local_date(moment: datetime) -> date:
@@ -211,7 +206,7 @@ def canonical_federal_register(results_by_query: Mapping[str, Sequence[Mapping[s
     pending = sorted(
         r["document_number"] for r in ordered
         if _fr_type(r.get("type")) == "RULE"
-        and (_iso_date(r.get("effective_on")) or "") > today.isoformat())
+        and (exact_iso_date(r.get("effective_on")) or "") > today.isoformat())
     queries = []
     for query_id, params in _fr_queries():
         queries.append({"id": query_id, "conditions": {
@@ -370,7 +365,7 @@ class FrDocument:
         if not isinstance(number, str) or not re.fullmatch(r"[\w.-]{1,40}", number):
             raise ExtractionError(f"Federal Register result #{index} has no valid "
                                   "document_number; the API changed")
-        published = _iso_date(data.get("publication_date"))
+        published = exact_iso_date(data.get("publication_date"))
         if published is None:
             raise ExtractionError(f"Federal Register document {number} has no valid "
                                   "publication_date; the API changed")
@@ -387,7 +382,7 @@ class FrDocument:
                                   "changed")
         citation = _plain(data.get("citation")) or None
         dates_text = _plain(data.get("dates"))
-        effective, source = _iso_date(data.get("effective_on")), EFFECTIVE_ON
+        effective, source = exact_iso_date(data.get("effective_on")), EFFECTIVE_ON
         if effective is None and kind == "RULE":
             effective, source = dates_text_effective(dates_text), EFFECTIVE_DATES
             if effective is None:
@@ -395,7 +390,7 @@ class FrDocument:
         return cls(number=number, type=kind, type_label=type_label, title=title,
                    abstract=_plain(data.get("abstract")), action=_plain(data.get("action")),
                    published=published, effective=effective,
-                   comments_close=_iso_date(data.get("comments_close_on")),
+                   comments_close=exact_iso_date(data.get("comments_close_on")),
                    citation=citation, html_url=_safe_url(data.get("html_url")),
                    pdf_url=_safe_url(data.get("pdf_url")),
                    xml_url=_safe_url(data.get("full_text_xml_url")),
@@ -638,7 +633,7 @@ def _documents(document: Document) -> tuple[list[FrDocument], date | None]:
     data = load_json_object(document.content, "Federal Register document")
     as_of = None
     if "as_of" in data:
-        day = _iso_date(data.get("as_of"))
+        day = exact_iso_date(data.get("as_of"))
         if day is None:
             raise ExtractionError("the archived Federal Register version has an unreadable "
                                   "\"as_of\" date; it is not what schedwatch's archive writes")

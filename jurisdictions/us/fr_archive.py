@@ -25,11 +25,11 @@ from datetime import date
 from typing import Any
 
 from jurisdictions.base import ArchivedVersion, FetchContext, Fetcher
+from jurisdictions.parsing import exact_iso_date
 from jurisdictions.us.federal_register import (
     _fr_pages,
     _fr_queries,
     _fr_type,
-    _iso_date,
     canonical_federal_register,
     dates_text_effective,
 )
@@ -39,7 +39,7 @@ __all__ = ["archive_days", "read_federal_register_archive", "versions_of"]
 
 
 def _published(result: Mapping[str, Any], query_id: str) -> str:
-    day = _iso_date(result.get("publication_date"))
+    day = exact_iso_date(result.get("publication_date"))
     if day is None:
         number = str(result.get("document_number") or "?")[:40]
         raise ExtractionError(f"Federal Register API ({query_id}): document {number!r} has no "
@@ -52,7 +52,7 @@ def _effective(result: Mapping[str, Any]) -> str | None:
     """A final rule's stated effective date (``effective_on``, else its DATES text)."""
     if _fr_type(result.get("type")) != "RULE":
         return None
-    stated = _iso_date(result.get("effective_on"))
+    stated = exact_iso_date(result.get("effective_on"))
     if stated is None and isinstance(result.get("dates"), str):
         stated = dates_text_effective(str(result["dates"]))
     return stated

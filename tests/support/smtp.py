@@ -6,6 +6,9 @@
     server.fail_next(2, "451 4.3.0 try later")   # answer DATA of the next 2 messages so
     SmtpServer(auth=("alerts", "right"))         # AUTH required; other credentials get 535
     server.refuse("nobody@example.org", "550 5.1.1 no such user")
+    SmtpServer(size_limit=50_000)                # answer 552 to DATA larger than that
+    server.on_accept = callback                  # called (in the server's thread) with each
+                                                 # message just before it is accepted
     server.stop(); server.start()                # "server down", then up on the same port
     cert = certificate(tmp_path)                 # self-signed for 127.0.0.1 (openssl CLI)
     SmtpServer(tls=cert)                         # offers STARTTLS
@@ -87,6 +90,9 @@ class Handler:
         self._fail_count = 0
         self._fail_reply = "451 4.3.0 Temporary failure, try again later"
         self._refused: dict[str, str] = {}
+        self.size_limit: int | None = None
+        self.too_large = 0  # messages answered 552 for their size
+        self.on_accept: Any = None
 
     def fail_next(self, count: int, reply: str) -> None:
         with self.lock:
@@ -106,6 +112,13 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        data = bytes(envelope.original_content or envelope.content)
+        with self.lock:
+            if self.size_limit is not None and len(data) > self.size_limit:
+                self.too_large += 1
+                return "552 5.3.4 Message size exceeds fixed maximum message size"
+        if self.on_accept is not None:
+            self.on_accept(data)
         with self.lock:
             if self._fail_count > 0:
                 self._fail_count -= 1
@@ -122,10 +135,12 @@ class SmtpServer:
     """An aiosmtpd ``Controller`` on 127.0.0.1 and a free port; see the module docstring."""
 
     def __init__(self, *, auth: tuple[str, str] | None = None, port: int | None = None,
-                 tls: Certificate | None = None, implicit_tls: bool = False) -> None:
+                 tls: Certificate | None = None, implicit_tls: bool = False,
+                 size_limit: int | None = None) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.handler = Handler()
+        self.handler.size_limit = size_limit
         self.auth = auth
         self.tls = tls
         self.implicit_tls = implicit_tls
@@ -176,6 +191,14 @@ class SmtpServer:
                                                  "later") -> None:
         """Answer the DATA of the next ``count`` messages with ``reply`` (4xx or 5xx)."""
         self.handler.fail_next(count, reply)
+
+    @property
+    def on_accept(self) -> Any:
+        return self.handler.on_accept
+
+    @on_accept.setter
+    def on_accept(self, callback: Any) -> None:
+        self.handler.on_accept = callback
 
     def refuse(self, address: str, reply: str = "550 5.1.1 No such user here") -> None:
         """Answer RCPT TO for this address with ``reply``."""
