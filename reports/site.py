@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 from zoneinfo import ZoneInfo
 
-from reports import exports, pages, weekly
+from reports import exports, feed, pages, weekly
 from reports import scheduling_history as scheduling
 from reports.pages import (
     Snapshot,
@@ -271,19 +271,19 @@ def site_pages(snap: Snapshot, settings: Settings, env: jinja2.Environment, *,
         yield _weekly_page(env, snap, index, week, reader_zone, now)
     yield _weekly_index_page(env, weeks)
     site_url = settings.email.site_url if settings.email is not None else None
-    feed_id = pages.feed_id_for(site_url or str(settings.site_path.absolute()))
+    feed_id = feed.feed_id_for(site_url or str(settings.site_path.absolute()))
     yield _html(env, "feed.atom", "feed.xml",
-                lambda: pages.feed_context(snap, feed_id=feed_id, site_url=site_url, now=now),
-                lambda: pages.feed_inputs(snap, feed_id=feed_id, site_url=site_url, now=now))
-    status_rows = functools.cache(lambda: pages.status_rows(snap))
+                lambda: feed.feed_context(snap, feed_id=feed_id, site_url=site_url, now=now),
+                lambda: feed.feed_inputs(snap, feed_id=feed_id, site_url=site_url, now=now))
+    status_rows = functools.cache(lambda: feed.status_rows(snap))
     # status.csv and status.json are made from the same rows: one digest for both.
-    status_inputs = functools.cache(lambda: _digest(pages.status_inputs(snap)))
+    status_inputs = functools.cache(lambda: _digest(feed.status_inputs(snap)))
     yield Page("status.csv", status_inputs,
-               lambda out: exports.write_csv(status_rows(), pages.STATUS_COLUMNS, out))
+               lambda out: exports.write_csv(status_rows(), feed.STATUS_COLUMNS, out))
     yield Page("status.json", status_inputs,
-               lambda out: exports.write_json(status_rows(), pages.STATUS_COLUMNS, out))
+               lambda out: exports.write_json(status_rows(), feed.STATUS_COLUMNS, out))
     yield Page("changes.csv", lambda: snap.changes, lambda out: exports.write_csv(
-        pages.change_rows(snap), pages.CHANGE_COLUMNS, out))
+        feed.change_rows(snap), feed.CHANGE_COLUMNS, out))
 
 
 def _html(env: jinja2.Environment, path: str, template: str,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from reports import email as mail
-from reports import pages
+from reports import feed
 from reports.site import read_snapshot
 from scheduler.config import Settings
 from scrapers.store import Store, StoredChange
@@ -101,11 +101,11 @@ def test_the_feed_lists_one_event_in_the_watch_order(tmp_path: Path) -> None:
         snap = read_snapshot(settings, store)
     finally:
         store.close()
-    assert [c.substance for c in pages.feed_changes(snap)] == [
+    assert [c.substance for c in feed.feed_changes(snap)] == [
         "ketamine", "esketamine", "arketamine"]
-    feed_id = pages.feed_id_for("https://sw.example.org/")
-    context = pages.feed_context(snap, feed_id=feed_id, site_url="https://sw.example.org/",
+    feed_id = feed.feed_id_for("https://sw.example.org/")
+    context = feed.feed_context(snap, feed_id=feed_id, site_url="https://sw.example.org/",
                                  now=NOW)
-    by_substance = {c.substance: pages.entry_id(feed_id, c) for c in changes}
+    by_substance = {c.substance: feed.entry_id(feed_id, c) for c in changes}
     assert [e["entry_id"] for e in context["entries"]] == [
         by_substance[s] for s in ("ketamine", "esketamine", "arketamine")]

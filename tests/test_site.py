@@ -20,6 +20,7 @@ import pytest
 from lxml import etree
 from lxml import html as lxml_html
 
+import reports.feed
 import reports.pages
 import reports.render
 import reports.site
@@ -574,8 +575,9 @@ def test_a_reused_page_is_never_built(settings: Settings, store: Store, site: Pa
 
         monkeypatch.setattr(owner, name, counted)
 
-    for name in ("history_context", "feed_context", "status_rows", "change_rows"):
-        spy(reports.pages, name)
+    spy(reports.pages, "history_context")
+    for name in ("feed_context", "status_rows", "change_rows"):
+        spy(reports.feed, name)
     spy(reports.site, "change_context")
     pages = reports.site.site_pages(reports.site.read_snapshot(settings, store), settings,
                                     reports.render.environment(), now=NOW)
