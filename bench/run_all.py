@@ -27,6 +27,7 @@ BENCHMARKS = {
     "history": "bench_history.py",
     "startup": "bench_startup.py",
     "latency": "bench_latency.py",
+    "backfill": "bench_backfill.py",
 }
 
 

@@ -146,6 +146,16 @@ class _Chain:
                                                            last_seen_at=when, resolved_at=None)
 
 
+
+@dataclass(frozen=True)
+class _Archived:
+    """An archived version as its ``documents`` row needs it."""
+
+    size: int
+    url: str
+    content_type: str | None
+
+
 # --- one source -------------------------------------------------------------------------------
 
 @dataclass
@@ -218,7 +228,9 @@ def backfill_source(source: Source, store: Store, fetcher: Any, watch: WatchList
     existing = store.source_intervals(source.id)
     boundary = _first_evidence(existing)
     chain = _Chain(source, now)
-    read: list[tuple[str, ArchivedVersion]] = []
+    # What the documents rows need, not the versions' bytes: ten years of versions must not
+    # be held in memory until the final write.
+    read: list[tuple[str, _Archived]] = []
     context = FetchContext(source_id=source.id, endpoints=source.endpoints,
                            today=local_day(now, source.jurisdiction))
     try:
@@ -227,7 +239,8 @@ def backfill_source(source: Source, store: Store, fetcher: Any, watch: WatchList
             if on_version is not None:
                 on_version(source.id, version)
             sha, _path = store.archive(version.content)
-            read.append((sha, version))
+            read.append((sha, _Archived(len(version.content), version.url,
+                                        version.content_type)))
             _read_version(chain, report, source, version, sha, watch, name=name, now=now,
                           since=since, boundary=boundary)
     except (FetchError, ExtractionError) as error:
@@ -317,14 +330,14 @@ def _catch_up(chain: _Chain, source: Source, watch: WatchList, *, name: str, now
 # --- writing ----------------------------------------------------------------------------------
 
 def _write(store: Store, chain: _Chain, report: SourceBackfill,
-           read: Sequence[tuple[str, ArchivedVersion]], existing: Sequence[StatusInterval], *,
+           read: Sequence[tuple[str, _Archived]], existing: Sequence[StatusInterval], *,
            boundary: str | None, name: str) -> None:
     source, now = chain.source, chain.at
     fresh = not existing
     with store.transaction(started_at=now, jurisdictions=[source.jurisdiction],
                            trigger=TRIGGER) as writer:
         for sha, version in _unique(read):
-            writer.add_document(sha256=sha, size=len(version.content),
+            writer.add_document(sha256=sha, size=version.size,
                                 media_type=version.content_type, source_id=source.id,
                                 url=version.url, seen_at=now,
                                 path=str(store.document_path(sha).relative_to(
@@ -371,7 +384,7 @@ def _write(store: Store, chain: _Chain, report: SourceBackfill,
                       summary={source.id: report.line()})
 
 
-def _unique(read: Sequence[tuple[str, ArchivedVersion]]) -> Iterator[tuple[str, ArchivedVersion]]:
+def _unique(read: Sequence[tuple[str, _Archived]]) -> Iterator[tuple[str, _Archived]]:
     seen: set[str] = set()
     for sha, version in read:
         if sha not in seen:

@@ -795,5 +795,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.exit(0)
 
 
+def console_main() -> None:
+    """The ``schedwatch`` console script: ``main`` in a process of its own. Before the
+    interpreter exits, every live object is moved out of the collector's reach
+    (``gc.freeze``): its last collection would walk them all only to free them with the
+    process (measured: 70 ms of a 0.4 s ``status``, about 250 ms of a warm run). Not done by
+    ``main`` itself, which tests and the scheduler call in a process that goes on."""
+    import gc
+
+    try:
+        main()
+    finally:
+        gc.freeze()
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    console_main()

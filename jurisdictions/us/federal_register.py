@@ -629,11 +629,14 @@ def _pending(substance: Substance, doc: FrDocument, action: str,
 
 def _documents(document: Document) -> tuple[list[FrDocument], date | None]:
     """The documents of an answer, and the day an archived version speaks for (its
-    ``as_of``; None for a live answer)."""
+    ``as_of``, given by schedwatch's own archive reader in the version's meta — or, in
+    versions archived before that, in the JSON; None for a live answer). A version read as
+    of a day holds only the documents published by then."""
     data = load_json_object(document.content, "Federal Register document")
     as_of = None
-    if "as_of" in data:
-        day = exact_iso_date(data.get("as_of"))
+    stated = document.meta.get("as_of") if "as_of" in document.meta else data.get("as_of")
+    if stated is not None or "as_of" in data:
+        day = exact_iso_date(stated)
         if day is None:
             raise ExtractionError("the archived Federal Register version has an unreadable "
                                   "\"as_of\" date; it is not what schedwatch's archive writes")
@@ -646,6 +649,15 @@ def _documents(document: Document) -> tuple[list[FrDocument], date | None]:
         raise ExtractionError("no Federal Register documents in the results: DEA's 1999 final "
                               "rule placing ketamine in Schedule III (64 FR 37673) must always "
                               "be there, so the API or the query is broken")
+    if as_of is not None:
+        # Only what was published by that day (a later document, even a malformed one, is
+        # not part of that day's version).
+        day_s = as_of.isoformat()
+        results = [r for r in results if not isinstance(r, dict)
+                   or (exact_iso_date(r.get("publication_date")) or "") <= day_s]
+        if not results:
+            raise ExtractionError(f"no Federal Register document published by {as_of}: an "
+                                  "archived version speaks for a day its list cannot hold")
     return [FrDocument.from_json(r if isinstance(r, dict) else {}, i)
             for i, r in enumerate(results)], as_of
 

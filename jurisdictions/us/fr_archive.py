@@ -72,20 +72,25 @@ def archive_days(results_by_query: Mapping[str, Sequence[Mapping[str, Any]]]) ->
 
 
 def versions_of(results_by_query: Mapping[str, Sequence[Mapping[str, Any]]], *, url: str,
-                since: date | None = None) -> Iterator[ArchivedVersion]:
+                today: date, since: date | None = None) -> Iterator[ArchivedVersion]:
     """The versions of an FR listing (see the module docstring), oldest first; with
-    ``since``, none for earlier days (the first one yielded still holds every earlier
-    document). Built one at a time: only one version's bytes are held at once."""
-    dated = {query_id: [(_published(r, query_id), r) for r in results]
-             for query_id, results in results_by_query.items()}
+    ``since``, none for earlier days.
+
+    Every version is the same bytes: the canonical list as the API answered it on ``today``
+    (the backfill's day; the very document a live run of that day archives), with the day
+    it speaks for in its ``meta["as_of"]``; the parser reads only the documents published by
+    then, and the law of that day. One archived file for the whole history (a copy of the
+    list up to each day would grow with the square of the documents: 467 MB for ~650)."""
+    content = canonical_federal_register(results_by_query, today)
+    first_published: dict[str, str] = {}  # document number → publication date
+    for query_id, results in results_by_query.items():
+        for r in results:
+            first_published.setdefault(str(r.get("document_number")), _published(r, query_id))
+    published = sorted(first_published.values())
     for day in archive_days(results_by_query):
         if since is not None and day < since.isoformat():
             continue
-        held = {query_id: [r for published, r in pairs if published <= day]
-                for query_id, pairs in dated.items()}
-        moment = date.fromisoformat(day)
-        content = canonical_federal_register(held, moment, as_of=moment)
-        count = len({str(r.get("document_number")) for rs in held.values() for r in rs})
+        count = sum(1 for when in published if when <= day)
         yield ArchivedVersion(url=url, content=content, evidence_date=day,
                               ident=f"FR documents published up to {day}",
                               content_type="application/json",
@@ -103,4 +108,4 @@ def read_federal_register_archive(fetcher: Fetcher, context: FetchContext,
         results, url = _fr_pages(fetcher, base, params, query_id)
         by_query[query_id] = results
         first_url = first_url or url
-    yield from versions_of(by_query, url=first_url, since=since)
+    yield from versions_of(by_query, url=first_url, today=context.today, since=since)

@@ -45,15 +45,25 @@ def listing() -> dict[str, list[dict[str, Any]]]:
             "term-ketamine": _results("term-ketamine.json")}
 
 
-def parse_version(content: bytes) -> Any:
+def parse_version(version: Any) -> Any:
+    """Parse an archived version (its bytes, read as of its ``meta["as_of"]``) or, given
+    bytes, a live answer."""
+    content, meta = (version, {}) if isinstance(version, bytes) else (version.content,
+                                                                      version.meta)
     document = Document.of(content, source_id=FR_SOURCE_ID, url="https://example.invalid/",
-                           retrieved_at=NOW)
+                           retrieved_at=NOW, meta=meta)
     return parse_federal_register(document, WATCH)
 
 
+def versions(data: Any = None, **options: Any) -> list[Any]:
+    return list(versions_of(listing() if data is None else data,
+                            url=options.pop("url", "https://example.invalid/"),
+                            today=NOW.date(), **options))
+
+
 def ketamine_actions() -> list[ScheduledAction]:
-    last = list(versions_of(listing(), url="https://example.invalid/"))[-1]
-    return [a for a in parse_version(last.content).actions if a.substance == "ketamine"]
+    last = versions()[-1]
+    return [a for a in parse_version(last).actions if a.substance == "ketamine"]
 
 
 # --- the parser's actions -----------------------------------------------------------------------
@@ -99,8 +109,8 @@ def test_actions_titles_and_actions_match_the_gpo_text() -> None:
 
 
 def test_an_isomer_gets_the_rule_that_covers_it_but_not_the_1981_withdrawal() -> None:
-    last = list(versions_of(listing(), url="https://example.invalid/"))[-1]
-    esketamine = [a for a in parse_version(last.content).actions if a.substance == "esketamine"]
+    last = versions()[-1]
+    esketamine = [a for a in parse_version(last).actions if a.substance == "esketamine"]
     # The 1981 NPRM named "ketamine, and salts thereof": no isomers.
     assert [a.document for a in esketamine] == ["FR Doc 99-8815", "FR Doc 99-17803",
                                                  "FR Doc 99-17803"]
@@ -112,8 +122,8 @@ def test_unrelated_documents_make_no_ketamine_action_and_a_link_elsewhere_is_dro
              "pdf_url": "http://www.govinfo.gov/content/pkg/FR-1999-07-13/pdf/99-17803.pdf"}
     data = {q: [{**r, **links} if r["document_number"] == "99-17803" else r for r in rs]
             for q, rs in listing().items()}
-    last = list(versions_of(data, url="https://example.invalid/"))[-1]
-    actions = parse_version(last.content).actions
+    last = versions(data)[-1]
+    actions = parse_version(last).actions
     final = [a for a in actions if a.substance == "ketamine" and a.action == "final rule"]
     assert final and final[0].url is None  # neither https on FR/govinfo
     assert not [a for a in actions if "Fictadrone" in a.title or "Exemplarone" in a.title]
@@ -125,23 +135,25 @@ def test_one_version_per_publication_and_effective_date() -> None:
     assert archive_days(listing()) == [
         "1997-05-01", "1997-06-02", "1999-04-09", "1999-07-13", "1999-08-12", "2001-03-15",
         "2002-01-10", "2002-02-11"]
-    versions = list(versions_of(listing(), url="https://example.invalid/"))
-    assert [v.evidence_date for v in versions] == archive_days(listing())
-    by_day = {v.evidence_date: json.loads(v.content) for v in versions}
-    assert by_day["1999-07-13"]["not_yet_effective"] == ["99-17803"]
-    assert by_day["1999-08-12"]["not_yet_effective"] == []
-    assert [r["document_number"] for r in by_day["1999-04-09"]["results"]] == [
-        "97-11111", "99-8812", "99-8815"]
-    assert by_day["1999-04-09"]["as_of"] == "1999-04-09"
-    since = list(versions_of(listing(), url="u", since=date(1999, 7, 1)))
-    assert since[0].evidence_date == "1999-07-13"
-    assert json.loads(since[0].content)["count"] == 4  # still every earlier document
+    found = versions()
+    assert [v.evidence_date for v in found] == archive_days(listing())
+    # One file for the whole history (the list as answered on the backfill's day), each
+    # version reading it as of its own day: the archive grows with the list, not its square.
+    assert len({v.content for v in found}) == 1
+    by_day = {v.evidence_date: v.meta for v in found}
+    assert by_day["1999-04-09"] == {"as_of": "1999-04-09", "documents": "3"}
+    assert "as_of" not in json.loads(found[0].content)  # the live form, byte for byte
+    held = parse_version(found[2])
+    assert held.document_dates == (("latest Federal Register document published",
+                                    "1999-04-09"),)
+    since = versions(since=date(1999, 7, 1))
+    assert since[0].evidence_date == "1999-07-13" and since[0].meta["documents"] == "4"
 
 
 def test_each_version_reads_the_law_of_its_own_day() -> None:
     found = {}
-    for version in versions_of(listing(), url="https://example.invalid/"):
-        result = parse_version(version.content)
+    for version in versions():
+        result = parse_version(version)
         record = next(r for r in result.records if r.substance == "ketamine")
         found[version.evidence_date] = (
             record.status, record.schedule, record.in_force_since, record.evidence_date,
@@ -158,9 +170,9 @@ def test_a_live_answer_without_the_1999_rule_is_still_refused() -> None:
     """``as_of`` relaxes the completeness check only for days before 64 FR 37673."""
     data = listing()
     data = {q: [r for r in rs if r["document_number"] != "99-17803"] for q, rs in data.items()}
-    last = list(versions_of(data, url="u"))[-1]
+    last = versions(data)[-1]
     with pytest.raises(Exception, match="lacks FR Doc 99-17803"):
-        parse_version(last.content)
+        parse_version(last)
 
 
 # --- schedwatch backfill -j us ------------------------------------------------------------------
