@@ -29,6 +29,8 @@ job store pickles them; they reload the settings on each run.
 from __future__ import annotations
 
 import contextlib
+import functools
+import gc
 import logging
 import os
 import pickle
@@ -379,6 +381,27 @@ def _now_utc() -> datetime:
 
 # --- the jobs (module-level: the job store pickles references to them) ---------------------
 
+def release_memory() -> None:
+    """Collect the cyclic garbage a cycle leaves behind, after every job of the long-running
+    scheduler. A run leaves 0.5–1 MB of it (the compiled statements of the run's database
+    engine, the site's page closures), and a process that runs a cycle a day reaches Python's
+    full collection too rarely: the garbage piled up and fragmented the heap (resident memory
+    145 → 481 MiB over 500 soak runs; with this, 125 → 132 MiB over 80). ~60 ms a job. A
+    one-shot CLI process has no need of it: it exits."""
+    gc.collect()
+
+
+def _releasing_memory(job: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(job)
+    def run_job(*args: Any, **kwargs: Any) -> None:
+        try:
+            job(*args, **kwargs)
+        finally:
+            release_memory()
+    return run_job
+
+
+@_releasing_memory
 def jurisdiction_job(config_path: str | None, code: str) -> None:
     """Run the pipeline for one jurisdiction. Another process holding its lock (a manual
     ``schedwatch run``) is not a failure: the run is skipped."""
@@ -418,6 +441,7 @@ def last_complete_week(timezone: str, now: datetime | None = None) -> str:
     return f"{year}-W{week:02d}"
 
 
+@_releasing_memory
 def weekly_report_job(config_path: str | None) -> None:
     """Rebuild the site, write last week's report into it and, when email is configured,
     send it."""
@@ -449,6 +473,7 @@ def weekly_report_job(config_path: str | None) -> None:
         store.close()
 
 
+@_releasing_memory
 def outbox_job(config_path: str | None) -> None:
     """Deliver queued email (alerts whose earlier attempts failed temporarily)."""
     from scheduler.config import load_settings

@@ -212,3 +212,21 @@ def test_the_weekly_job_reports_the_week_that_has_just_ended() -> None:
     assert last_complete_week("America/Toronto", monday) == "2026-W47"
     # Early on 2027-01-04 (a Monday, week 1) the week that ended is 2026-W53.
     assert last_complete_week("UTC", datetime(2027, 1, 4, 8, 0, tzinfo=UTC)) == "2026-W53"
+
+
+def test_every_scheduler_job_releases_its_garbage(tmp_path, monkeypatch) -> None:
+    """The daemon runs a cycle a day for months: each job ends with a full collection
+    (scheduler.jobs.release_memory), whether it succeeded or failed — the soak's flat memory
+    rests on it."""
+    import gc
+
+    from scheduler import jobs
+
+    collected: list[int] = []
+    monkeypatch.setattr(gc, "collect", lambda *a: collected.append(1) or 0)
+    missing = str(tmp_path / "missing.toml")
+    for job, args in ((jobs.jurisdiction_job, (missing, "ca")),
+                      (jobs.weekly_report_job, (missing,)), (jobs.outbox_job, (missing,))):
+        before = len(collected)
+        job(*args)  # a configuration that cannot be read: logged, not raised
+        assert len(collected) == before + 1, job.__name__

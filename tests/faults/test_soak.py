@@ -1,6 +1,7 @@
 """Soak: many consecutive in-process runs against a local server that cycles through healthy,
 unchanged (304), changed (ketamine I ↔ III, and the real 2019 / 2024 / 2026 CDSA) and faulty
-responses (HTTP 500, an HTML page, a cut-off transfer). Nothing may grow but real content,
+responses (HTTP 500, an HTML page, a cut-off transfer), each followed by what the scheduler
+does after a job (``scheduler.jobs.release_memory``). Nothing may grow but real content,
 no false change may appear, every alert must be queued once, and file descriptors and
 memory stay flat. ``SCHEDWATCH_SOAK_RUNS`` sets the number of runs (default 40; ``make soak``
 sets 500)."""
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.config import DEFAULT_ALERT_KINDS, load_settings
+from scheduler.jobs import release_memory
 from scheduler.pipeline import run
 from scrapers.store import Store
 from tests.faults.crash_helpers import (
@@ -162,6 +164,7 @@ def test_soak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
             transitions += moved
 
             report = run(settings, codes=["ca"])
+            release_memory()  # as the scheduler does after every job (scheduler.jobs)
 
             outcomes = {o.source.id: o.outcome for o in report.outcomes}
             assert outcomes["ca-cdsa"] == expected_outcome, (index, cdsa_response, report.lines)
