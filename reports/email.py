@@ -329,24 +329,36 @@ def build_alert(email: EmailSettings, recipient: Recipient | str,
                 watch: Sequence[str] = DEFAULT_WATCH) -> EmailMessage:
     """One alert message to one recipient carrying one or more changes, in the watch
     list's order, the isomers of one entry changed by one event on one line."""
-    address = recipient if isinstance(recipient, str) else recipient.address
     groups = grouped(changes, watch)
     subject = alert_subject(changes, watch)
     views = [group_view(g, site_url=email.site_url, names=names or {}, timezone=timezone)
              for g in groups]
     heading = "A ketamine status change was detected" if len(views) == 1 else \
         f"{len(views)} changes were detected"
+    return _alert_message(email, recipient, changes, "alert", now=now, timezone=timezone,
+                          subject=subject, context={"heading": heading, "changes": views,
+                                                    "count": len(views)})
+
+
+def _alert_message(email: EmailSettings, recipient: Recipient | str,
+                   changes: Sequence[StoredChange], template: str, *, now: datetime,
+                   timezone: str, subject: str, context: Mapping[str, Any]) -> EmailMessage:
+    """An alert-like message (``email/<template>.txt`` and ``.html``): the recipient, their
+    subscription, the site's links and the ``Message-ID`` of these changes, whatever its
+    form (the full alert or its digest carry the same id)."""
+    address = recipient if isinstance(recipient, str) else recipient.address
     context = {
-        "subject": subject, "heading": heading, "changes": views, "count": len(views),
-        "address": address, "css": email_css(),
+        **context, "subject": subject, "address": address, "css": email_css(),
         "subscription": subscription(None if isinstance(recipient, str) else recipient),
         "index_link": f"{email.site_url}index.html" if email.site_url else None,
+        # The site publishes its Atom feed as feed.atom (reports/site.py).
+        "feed_link": f"{email.site_url}feed.atom" if email.site_url else None,
         "generated_at": _when(now.isoformat(), timezone),
     }
     env = render.environment()
     return compose(email, address, subject=subject,
-                   text=_render(env, "email/alert.txt", context),
-                   html=_render(env, "email/alert.html", context),
+                   text=_render(env, f"email/{template}.txt", context),
+                   html=_render(env, f"email/{template}.html", context),
                    message_id=alert_message_id([c.id for c in changes], address, email.sender),
                    now=now)
 
@@ -359,7 +371,6 @@ def build_digest(email: EmailSettings, recipient: Recipient | str,
     """The alert of too many changes for one message: how many of each kind, the first
     ``limit`` lines (summary and link), and links to the site for the rest. It carries the
     same changes as the full alert, hence the same ``Message-ID``."""
-    address = recipient if isinstance(recipient, str) else recipient.address
     groups = grouped(changes, watch)
     counts: dict[str, int] = {}
     for change in ordered(changes, watch):
@@ -373,21 +384,11 @@ def build_digest(email: EmailSettings, recipient: Recipient | str,
     more = len(groups) - len(shown)
     subject = _one_line(f"{len(changes)} changes (digest): "
                         f"{_one_line(groups[0].summary, 150)}", 250)
-    context = {
-        "subject": subject, "heading": f"{len(changes)} changes were detected",
-        "kinds": kinds, "shown": shown, "more": more, "count": len(changes),
-        "address": address, "css": email_css(), "max_kb": MAX_MESSAGE_BYTES // 1000,
-        "subscription": subscription(None if isinstance(recipient, str) else recipient),
-        "index_link": f"{email.site_url}index.html" if email.site_url else None,
-        "feed_link": f"{email.site_url}feed.xml" if email.site_url else None,
-        "generated_at": _when(now.isoformat(), timezone),
-    }
-    env = render.environment()
-    return compose(email, address, subject=subject,
-                   text=_render(env, "email/digest.txt", context),
-                   html=_render(env, "email/digest.html", context),
-                   message_id=alert_message_id([c.id for c in changes], address, email.sender),
-                   now=now)
+    return _alert_message(email, recipient, changes, "digest", now=now, timezone=timezone,
+                          subject=subject, context={
+                              "heading": f"{len(changes)} changes were detected",
+                              "kinds": kinds, "shown": shown, "more": more,
+                              "count": len(changes), "max_kb": MAX_MESSAGE_BYTES // 1000})
 
 
 def build_test(email: EmailSettings, address: str, *, now: datetime,

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from reports.pages import change_href
+from reports.status_rows import pinpoint
 from scrapers.records import StatusRecord
 from scrapers.rows import StatusInterval, StoredAction, StoredChange
 
@@ -77,7 +78,9 @@ def _pinpoint(record: Mapping[str, Any] | StatusRecord | None) -> str:
     if record is None:
         return ""
     get = record.get if isinstance(record, Mapping) else (lambda k: getattr(record, k, None))
-    return ", ".join(str(part) for part in (get("instrument"), get("provision")) if part)
+    instrument, provision = get("instrument"), get("provision")
+    # The matrix's wording: a provision that already cites the instrument is shown once.
+    return pinpoint(instrument, provision) if instrument else str(provision or "")
 
 
 def action_row(stored: StoredAction) -> dict[str, Any]:

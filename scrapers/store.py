@@ -610,10 +610,8 @@ class Store:
         pass sends anything, so the message is not sent again) and StoreError is raised."""
         ids = [int(i) for i in outbox_ids]
         try:
-            self._retry_locked(lambda conn: conn.execute(outbox.update().where(
-                outbox.c.id.in_(ids)).values(
-                state="delivered", delivered_at=stamp(now), message_id=message_id,
-                attempts=outbox.c.attempts + 1, last_error=None)))
+            self._retry_locked(lambda conn: conn.execute(
+                _delivered(ids, message_id=message_id, at=stamp(now))))
         except sa.exc.OperationalError as error:
             with open(self._marks_journal, "a", encoding="utf-8") as journal:
                 journal.write(json.dumps({"ids": ids, "message_id": message_id,
@@ -638,10 +636,9 @@ class Store:
         notes = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line]
         try:
             for note in notes:
-                self._retry_locked(lambda conn, n=note: conn.execute(outbox.update().where(
-                    outbox.c.id.in_(n["ids"])).where(outbox.c.state != "delivered").values(
-                    state="delivered", delivered_at=n["at"], message_id=n["message_id"],
-                    attempts=outbox.c.attempts + 1, last_error=None)))
+                self._retry_locked(lambda conn, n=note: conn.execute(
+                    _delivered(n["ids"], message_id=n["message_id"], at=n["at"]).where(
+                        outbox.c.state != "delivered")))
         except sa.exc.OperationalError:
             return {int(i) for note in notes for i in note["ids"]}
         path.unlink()
@@ -759,6 +756,13 @@ class Store:
         archive shows held earlier: its ``in_force_since`` moves back; nothing else)."""
         writer.conn.execute(status.update().where(status.c.id == interval_id).values(
             record=_dumps(record.as_dict())))
+
+
+def _delivered(ids: Sequence[int], *, message_id: str, at: str) -> Any:
+    """The update marking outbox rows delivered by one accepted message."""
+    return outbox.update().where(outbox.c.id.in_(list(ids))).values(
+        state="delivered", delivered_at=at, message_id=message_id,
+        attempts=outbox.c.attempts + 1, last_error=None)
 
 
 DATABASE_FILE = "schedwatch.db"

@@ -40,7 +40,7 @@ from tests.support.alerts import (
     settings_for,
 )
 from tests.support.documents import ketamine_moved_to_schedule_iii
-from tests.support.smtp import SmtpServer, certificate, free_port
+from tests.support.smtp import SmtpServer, certificate, email_section, free_port
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Requiring AUTH while not requiring TLS:UserWarning")
@@ -579,18 +579,9 @@ def test_a_planted_password_appears_nowhere(tmp_path: Path, monkeypatch: pytest.
     seen: list[str] = []
     with SmtpServer(auth=("alerts", "the real one")) as server:
         config = tmp_path / "schedwatch.toml"
-        config.write_text(textwrap.dedent(f"""\
-            data_dir = "{tmp_path / 'data'}"
-            [email]
-            host = "127.0.0.1"
-            port = {server.port}
-            security = "none"
-            username = "alerts"
-            from = "{SENDER}"
-            timeout = 5
-            [[email.recipients]]
-            address = "officer@example.org"
-            """))
+        data = tmp_path / "data"
+        config.write_text(f'data_dir = "{data}"\n'
+                          + email_section(server.port, extra='username = "alerts"'))
         settings = load_settings(config)
         assert settings.email is not None and settings.email.password == secret
         assert secret not in repr(settings)
@@ -643,27 +634,13 @@ def test_a_planted_password_appears_nowhere(tmp_path: Path, monkeypatch: pytest.
 def test_a_run_with_the_server_down_stores_and_queues_and_the_next_pass_delivers(
         tmp_path: Path, httpserver: Any, run_cli: Any) -> None:
     from tests.support.config import write_config
-    from tests.support.documents import CDSA_2026, CSR_2026, shared_doc
-    from tests.support.served import Served
+    from tests.support.documents import CDSA_2026, shared_doc
+    from tests.support.served import canada_sources, serve_canada
 
-    served = Served(httpserver)
-    served.set("/eng/XML/C-38.8.xml", shared_doc(CDSA_2026))
-    served.set("/eng/XML/SOR-2025-242.xml", shared_doc(CSR_2026))
+    served = serve_canada(httpserver)
     with SmtpServer() as server:
         config = write_config(tmp_path / "schedwatch.toml", data_dir=tmp_path / "data",
-                              sources={"ca-cdsa": {"url": served.url("/eng/XML/C-38.8.xml")},
-                                       "ca-csr": {"url": served.url(
-                                           "/eng/XML/SOR-2025-242.xml")}},
-                              extra=textwrap.dedent(f"""\
-                                  [email]
-                                  host = "127.0.0.1"
-                                  port = {server.port}
-                                  security = "none"
-                                  from = "{SENDER}"
-                                  timeout = 5
-                                  [[email.recipients]]
-                                  address = "officer@example.org"
-                                  """))
+                              sources=canada_sources(served), extra=email_section(server.port))
         baseline = run_cli("--config", str(config), "run", "-j", "ca")
         assert baseline.exit_code == 0, baseline.stderr
         server.stop()
@@ -711,17 +688,8 @@ def test_a_run_with_the_server_down_stores_and_queues_and_the_next_pass_delivers
 def test_a_process_killed_after_detection_sends_exactly_once_on_the_next_run(
         server: SmtpServer, tmp_path: Path) -> None:
     config = tmp_path / "schedwatch.toml"
-    config.write_text(textwrap.dedent(f"""\
-        data_dir = "{tmp_path / 'data'}"
-        [email]
-        host = "127.0.0.1"
-        port = {server.port}
-        security = "none"
-        from = "{SENDER}"
-        timeout = 5
-        [[email.recipients]]
-        address = "officer@example.org"
-        """))
+    data = tmp_path / "data"
+    config.write_text(f'data_dir = "{data}"\n' + email_section(server.port))
     # Process 1 detects a change, queues its alert in the same transaction, commits, and is
     # killed (SIGKILL: no cleanup, no finally) before any email is sent.
     detect_and_die = textwrap.dedent(f"""\

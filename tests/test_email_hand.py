@@ -5,7 +5,6 @@ loudly when the site stays locked (issue 16 item 16, issue 17 item 10)."""
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +18,7 @@ from scrapers.store import Store
 from tests.support.alerts import RESCHEDULED_CA, detect, email_settings, settings_for
 from tests.support.cli import CliResult
 from tests.support.config import write_config
-from tests.support.smtp import SmtpServer
+from tests.support.smtp import SmtpServer, email_section
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Requiring AUTH while not requiring TLS:UserWarning")
@@ -34,20 +33,8 @@ def server() -> Iterator[SmtpServer]:
 
 
 def config_for(tmp_path: Path, server: SmtpServer) -> Path:
-    extra = textwrap.dedent(f"""\
-        [email]
-        host = "127.0.0.1"
-        port = {server.port}
-        security = "none"
-        from = "schedwatch@example.org"
-        timeout = 5
-
-        [[email.recipients]]
-        address = "officer@example.org"
-        weekly = true
-        """)
     return write_config(tmp_path / "schedwatch.toml", data_dir=tmp_path / "data", sources={},
-                        extra=extra)
+                        extra=email_section(server.port, recipient_extra="weekly = true"))
 
 
 def test_an_unreachable_server_never_makes_an_alert_permanently_failed(

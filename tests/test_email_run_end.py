@@ -4,7 +4,6 @@ and the email. Real SMTP (aiosmtpd), real HTTP (pytest-httpserver), SQLite on a 
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,51 +11,30 @@ from typing import Any
 import pytest
 
 from reports import site as site_module
-from tests.support.alerts import SENDER
 from tests.support.cli import CliResult
 from tests.support.config import write_config
 from tests.support.documents import (
     CDSA_2026,
-    CSR_2026,
     ketamine_moved_to_schedule_iii,
     shared_doc,
 )
-from tests.support.served import Served
-from tests.support.smtp import SmtpServer
+from tests.support.served import Served, canada_sources, serve_canada
+from tests.support.smtp import SmtpServer, email_section
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::pytest.PytestUnhandledThreadExceptionWarning")
 
 
 def _config(tmp_path: Path, server: SmtpServer, served: Served | None = None) -> Path:
-    sources = {} if served is None else {
-        "ca-cdsa": {"url": served.url("/eng/XML/C-38.8.xml")},
-        "ca-csr": {"url": served.url("/eng/XML/SOR-2025-242.xml")}}
     return write_config(tmp_path / "schedwatch.toml", data_dir=tmp_path / "data",
-                        sources=sources, extra=textwrap.dedent(f"""\
-                            [email]
-                            host = "127.0.0.1"
-                            port = {server.port}
-                            security = "none"
-                            from = "{SENDER}"
-                            timeout = 5
-                            [[email.recipients]]
-                            address = "officer@example.org"
-                            weekly = true
-                            """))
-
-
-def _served(httpserver: Any) -> Served:
-    served = Served(httpserver)
-    served.set("/eng/XML/C-38.8.xml", shared_doc(CDSA_2026))
-    served.set("/eng/XML/SOR-2025-242.xml", shared_doc(CSR_2026))
-    return served
+                        sources={} if served is None else canada_sources(served),
+                        extra=email_section(server.port, recipient_extra="weekly = true"))
 
 
 def test_a_run_whose_only_failure_is_the_site_says_so(
         tmp_path: Path, httpserver: Any, run_cli: Callable[..., CliResult]) -> None:
     with SmtpServer() as server:
-        config = _config(tmp_path, server, _served(httpserver))
+        config = _config(tmp_path, server, serve_canada(httpserver))
         (tmp_path / "data").mkdir()
         (tmp_path / "data" / "site").write_text("not a folder")  # the site cannot be written
         result = run_cli("--config", str(config), "run", "-j", "ca")
@@ -69,7 +47,7 @@ def test_a_run_whose_only_failure_is_the_site_says_so(
 
 def test_each_email_failure_line_is_printed_once(
         tmp_path: Path, httpserver: Any, run_cli: Callable[..., CliResult]) -> None:
-    served = _served(httpserver)
+    served = serve_canada(httpserver)
     with SmtpServer() as server:
         config = _config(tmp_path, server, served)
         assert run_cli("--config", str(config), "run", "-j", "ca").exit_code == 0

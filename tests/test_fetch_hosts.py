@@ -130,37 +130,35 @@ def second_host() -> Any:
         server.stop()
 
 
+def run_on_two_hosts(first: HTTPServer, second: HTTPServer, tmp_path: Path,
+                     run_cli: Callable[..., CliResult], **fetch: Any) -> Meeting:
+    """``run -j ca`` with the CDSA on ``first`` and the CSR on ``second``: which answers met."""
+    meeting = Meeting()
+    first.expect_request("/cdsa.xml").respond_with_handler(
+        meeting.handler("a", shared_doc(CDSA_2026)))
+    second.expect_request("/csr.xml").respond_with_handler(
+        meeting.handler("b", shared_doc(CSR_2026)))
+    config = write_config(tmp_path / "schedwatch.toml", data_dir=tmp_path / "data", sources={
+        "ca-cdsa": {"url": first.url_for("/cdsa.xml")},
+        "ca-csr": {"url": second.url_for("/csr.xml")}}, fetch=fetch or None)
+    result = run_cli("--config", str(config), "run", "-j", "ca")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "ca-cdsa: ok, parsed" in result.stdout and "ca-csr: ok, parsed" in result.stdout
+    return meeting
+
+
 def test_two_hosts_are_fetched_at_the_same_time(httpserver: HTTPServer, second_host: HTTPServer,
                                                 tmp_path: Path,
                                                 run_cli: Callable[..., CliResult]) -> None:
-    meeting = Meeting()
-    httpserver.expect_request("/cdsa.xml").respond_with_handler(
-        meeting.handler("a", shared_doc(CDSA_2026)))
-    second_host.expect_request("/csr.xml").respond_with_handler(
-        meeting.handler("b", shared_doc(CSR_2026)))
-    config = write_config(tmp_path / "schedwatch.toml", data_dir=tmp_path / "data", sources={
-        "ca-cdsa": {"url": httpserver.url_for("/cdsa.xml")},
-        "ca-csr": {"url": second_host.url_for("/csr.xml")}})
-    result = run_cli("--config", str(config), "run", "-j", "ca")
-    assert result.exit_code == 0, result.stdout + result.stderr
+    meeting = run_on_two_hosts(httpserver, second_host, tmp_path, run_cli)
     assert meeting.met == {"a": True, "b": True}
-    assert "ca-cdsa: ok, parsed" in result.stdout and "ca-csr: ok, parsed" in result.stdout
 
 
 def test_parallel_hosts_1_fetches_one_host_at_a_time(httpserver: HTTPServer,
                                                      second_host: HTTPServer, tmp_path: Path,
                                                      run_cli: Callable[..., CliResult]) -> None:
-    meeting = Meeting()
-    httpserver.expect_request("/cdsa.xml").respond_with_handler(
-        meeting.handler("a", shared_doc(CDSA_2026)))
-    second_host.expect_request("/csr.xml").respond_with_handler(
-        meeting.handler("b", shared_doc(CSR_2026)))
-    config = write_config(tmp_path / "schedwatch.toml", data_dir=tmp_path / "data", sources={
-        "ca-cdsa": {"url": httpserver.url_for("/cdsa.xml")},
-        "ca-csr": {"url": second_host.url_for("/csr.xml")}},
-        fetch={"parallel_hosts": 1, "read_timeout": 10})
-    result = run_cli("--config", str(config), "run", "-j", "ca")
-    assert result.exit_code == 0, result.stdout + result.stderr
+    meeting = run_on_two_hosts(httpserver, second_host, tmp_path, run_cli,
+                               parallel_hosts=1, read_timeout=10)
     assert meeting.met == {"a": False, "b": True}  # the first host waited alone
 
 

@@ -361,3 +361,18 @@ def test_backfill_stores_the_1999_actions_once_marked_backfilled(
         assert db.execute("select count(*) from actions").fetchone()[0] == before
     out = run_cli("--config", str(config), "history", "ketamine").stdout
     assert "64 FR 37673" in out and "1999-08-12 (effective)" in out
+
+
+def test_a_change_row_cites_a_us_provision_once_as_the_matrix_does() -> None:
+    from reports.scheduling_history import change_row
+    from scrapers.store import StoredChange
+
+    after = record("us-ecfr-1308", "ketamine", "c" * 64, BACKFILL_AT, jurisdiction="us",
+                   instrument="21 CFR 1308.13", provision="21 CFR 1308.13(c)(7)",
+                   evidence_date="2021-03-01").as_dict()
+    change = StoredChange(id=5, run_id=1, detected_at="2026-11-01T06:00:00+00:00",
+                          jurisdiction="us", substance="ketamine", source_id="us-ecfr-1308",
+                          kind="amended", summary="s", before=None, after=after,
+                          effective_date=None, before_sha256=None, after_sha256=None,
+                          details={})
+    assert change_row(change)["citation"] == "21 CFR 1308.13(c)(7)"

@@ -222,11 +222,10 @@ def canonical_federal_register(results_by_query: Mapping[str, Sequence[Mapping[s
             + "\n").encode()
 
 
-def fetch_federal_register(fetcher: Fetcher, context: FetchContext) -> Fetched:
-    """Fetch plan of ``us-federal-register``: two documents.json queries (DEA rules and
-    proposed rules on 21 CFR Part 1308; DEA rules and proposed rules mentioning ketamine),
-    every page of each, merged into one canonical JSON document. The marker is its sha256:
-    unchanged → ``content=None``."""
+def fr_results(fetcher: Fetcher, context: FetchContext
+               ) -> tuple[dict[str, list[dict[str, Any]]], str]:
+    """Every page of both queries (results by query id) and the first URL requested: what a
+    live run and the archive reader both read."""
     base = context.endpoints["url"].rstrip("/")
     by_query: dict[str, list[dict[str, Any]]] = {}
     first_url = ""
@@ -234,6 +233,15 @@ def fetch_federal_register(fetcher: Fetcher, context: FetchContext) -> Fetched:
         results, url = _fr_pages(fetcher, base, params, query_id)
         by_query[query_id] = results
         first_url = first_url or url
+    return by_query, first_url
+
+
+def fetch_federal_register(fetcher: Fetcher, context: FetchContext) -> Fetched:
+    """Fetch plan of ``us-federal-register``: two documents.json queries (DEA rules and
+    proposed rules on 21 CFR Part 1308; DEA rules and proposed rules mentioning ketamine),
+    every page of each, merged into one canonical JSON document. The marker is its sha256:
+    unchanged → ``content=None``."""
+    by_query, first_url = fr_results(fetcher, context)
     content = canonical_federal_register(by_query, context.today)
     marker = hashlib.sha256(content).hexdigest()
     if context.marker is not None and marker == context.marker:

@@ -27,11 +27,10 @@ from typing import Any
 from jurisdictions.base import ArchivedVersion, FetchContext, Fetcher
 from jurisdictions.parsing import exact_iso_date
 from jurisdictions.us.federal_register import (
-    _fr_pages,
-    _fr_queries,
     _fr_type,
     canonical_federal_register,
     dates_text_effective,
+    fr_results,
 )
 from scrapers.errors import ExtractionError
 
@@ -101,11 +100,5 @@ def read_federal_register_archive(fetcher: Fetcher, context: FetchContext,
                                   since: date | None) -> Iterator[ArchivedVersion]:
     """Archive reader of ``us-federal-register``: the whole document list, read once through
     the live queries, then one version per day (``versions_of``)."""
-    base = context.endpoints["url"].rstrip("/")
-    by_query: dict[str, list[dict[str, Any]]] = {}
-    first_url = ""
-    for query_id, params in _fr_queries():
-        results, url = _fr_pages(fetcher, base, params, query_id)
-        by_query[query_id] = results
-        first_url = first_url or url
+    by_query, first_url = fr_results(fetcher, context)
     yield from versions_of(by_query, url=first_url, today=context.today, since=since)

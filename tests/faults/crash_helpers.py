@@ -64,15 +64,6 @@ def canada_docs() -> CanadaDocs:
 
 # --- configuration and the CLI -----------------------------------------------------------------
 
-def email_section(port: int, *, recipients: tuple[str, ...] = ("officer@example.org",),
-                  extra: str = "") -> str:
-    lines = ["[email]", 'host = "127.0.0.1"', f"port = {port}", 'security = "none"',
-             'from = "schedwatch@example.org"', "timeout = 5", extra, ""]
-    for address in recipients:
-        lines += ["[[email.recipients]]", f'address = "{address}"', ""]
-    return "\n".join(lines)
-
-
 def ca_config(path: Path, data_dir: Path, server: DocServer, *, extra: str = "",
               read_timeout: float = 5.0) -> Path:
     return write_config(path, data_dir=data_dir, sources={

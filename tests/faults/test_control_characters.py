@@ -19,10 +19,9 @@ from pytest_httpserver import HTTPServer
 
 from scrapers.records import normalise_text, strip_controls
 from tests.faults import harness as h
-from tests.faults.crash_helpers import email_section
 from tests.support import cli as cli_support
 from tests.support import config as config_support
-from tests.support.smtp import SmtpServer
+from tests.support.smtp import SmtpServer, email_section
 
 #: Any C0 control but newline, DEL, or any C1 control.
 CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")

@@ -30,13 +30,12 @@ from tests.faults.crash_helpers import (
     canada_docs,
     document_files,
     dumps,
-    email_section,
     run_child,
     stray_temp_files,
     table_rows,
 )
 from tests.support.served import DocServer
-from tests.support.smtp import SmtpServer
+from tests.support.smtp import SmtpServer, email_section
 
 PIPELINE_POINTS = ("fetched", "archived", "status_written", "changes_written", "before_commit")
 

@@ -7,6 +7,8 @@ reduced is retried as a digest. Constructed changes, a real aiosmtpd server on 1
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -50,17 +52,23 @@ def _settings(tmp_path: Path, server: SmtpServer) -> Any:
         server, Recipient("officer@example.org", kinds=("amended",))))
 
 
+@contextlib.contextmanager
+def _outbox(tmp_path: Path, server: SmtpServer) -> Iterator[tuple[Any, Store]]:
+    """The settings of one recipient of amendments on ``server``, and the store."""
+    settings = _settings(tmp_path, server)
+    store = Store(settings.data_dir)
+    try:
+        yield settings, store
+    finally:
+        store.close()
+
+
 def test_a_thousand_alerts_go_as_one_digest_below_the_bound(tmp_path: Path) -> None:
-    with SmtpServer() as server:
-        settings = _settings(tmp_path, server)
-        store = Store(settings.data_dir)
-        try:
-            detect(store, settings, _many(1000))
-            lines = outbox.deliver_outbox(settings, store, now=NOW)
-            assert lines[0].startswith("email: delivered 1 message (1000 alerts)"), lines
-            assert len(_rows(store, "delivered")) == 1000
-        finally:
-            store.close()
+    with SmtpServer() as server, _outbox(tmp_path, server) as (settings, store):
+        detect(store, settings, _many(1000))
+        lines = outbox.deliver_outbox(settings, store, now=NOW)
+        assert lines[0].startswith("email: delivered 1 message (1000 alerts)"), lines
+        assert len(_rows(store, "delivered")) == 1000
     [received] = server.received
     assert len(received.data) <= MAX_MESSAGE_BYTES
     message = received.message
@@ -69,23 +77,19 @@ def test_a_thousand_alerts_go_as_one_digest_below_the_bound(tmp_path: Path) -> N
     assert "1000 × " in text  # counts per kind
     assert f"and {1000 - DIGEST_CHANGES} more" in text
     assert "https://sw.example.org/index.html" in text  # the rest is on the site
+    assert "https://sw.example.org/feed.atom" in text  # the feed as the site publishes it
     assert "https://sw.example.org/changes/1.html" in text
 
 
 def test_a_552_to_a_message_that_can_be_reduced_is_retried_as_a_digest(
         tmp_path: Path) -> None:
     # 20 changes: under the bound, but over this server's limit.
-    with SmtpServer(size_limit=60_000) as server:
-        settings = _settings(tmp_path, server)
-        store = Store(settings.data_dir)
-        try:
-            detect(store, settings, _many(20))
-            lines = outbox.deliver_outbox(settings, store, now=NOW)
-            assert lines[0].startswith("email: delivered 1 message (20 alerts)"), lines
-            assert len(_rows(store, "delivered")) == 20
-            assert not _rows(store, "failed")
-        finally:
-            store.close()
+    with SmtpServer(size_limit=60_000) as server, _outbox(tmp_path, server) as (settings, store):
+        detect(store, settings, _many(20))
+        lines = outbox.deliver_outbox(settings, store, now=NOW)
+        assert lines[0].startswith("email: delivered 1 message (20 alerts)"), lines
+        assert len(_rows(store, "delivered")) == 20
+        assert not _rows(store, "failed")
     assert server.handler.too_large == 1  # the full message, then the digest was accepted
     [message] = server.messages
     assert "(digest)" in message["Subject"]
@@ -93,35 +97,25 @@ def test_a_552_to_a_message_that_can_be_reduced_is_retried_as_a_digest(
 
 def test_email_retry_after_a_552_sends_the_digest(tmp_path: Path) -> None:
     """Rows failed for good by a 552 (as the old code did) go out as a digest on retry."""
-    with SmtpServer(size_limit=60_000) as server:
-        settings = _settings(tmp_path, server)
-        store = Store(settings.data_dir)
-        try:
-            detect(store, settings, _many(20))
-            for row in _rows(store, "queued"):
-                store.mark_attempt_failed(row["id"], permanent=True, next_attempt_at=None,
-                                          error="552 5.3.4 Message size exceeds fixed maximum")
-            assert store.requeue_failed(NOW) == 20
-            lines = outbox.deliver_outbox(settings, store, now=NOW + timedelta(minutes=1))
-            assert lines[0].startswith("email: delivered 1 message (20 alerts)"), lines
-        finally:
-            store.close()
+    with SmtpServer(size_limit=60_000) as server, _outbox(tmp_path, server) as (settings, store):
+        detect(store, settings, _many(20))
+        for row in _rows(store, "queued"):
+            store.mark_attempt_failed(row["id"], permanent=True, next_attempt_at=None,
+                                      error="552 5.3.4 Message size exceeds fixed maximum")
+        assert store.requeue_failed(NOW) == 20
+        lines = outbox.deliver_outbox(settings, store, now=NOW + timedelta(minutes=1))
+        assert lines[0].startswith("email: delivered 1 message (20 alerts)"), lines
     [message] = server.messages
     assert "(digest)" in message["Subject"]
 
 
 def test_a_552_to_a_message_that_cannot_be_reduced_fails_only_that_message(
         tmp_path: Path) -> None:
-    with SmtpServer(size_limit=2_000) as server:  # smaller than any message
-        settings = _settings(tmp_path, server)
-        store = Store(settings.data_dir)
-        try:
-            detect(store, settings, _many(3))
-            lines = outbox.deliver_outbox(settings, store, now=NOW)
-            assert any("552" in line and "not retried" in line for line in lines), lines
-            assert len(_rows(store, "failed")) == 3
-        finally:
-            store.close()
+    with SmtpServer(size_limit=2_000) as server, _outbox(tmp_path, server) as (settings, store):  # smaller than any message
+        detect(store, settings, _many(3))
+        lines = outbox.deliver_outbox(settings, store, now=NOW)
+        assert any("552" in line and "not retried" in line for line in lines), lines
+        assert len(_rows(store, "failed")) == 3
     # The full message, the digest of the first 20, the digest of counts only.
     assert server.handler.too_large == 3
 

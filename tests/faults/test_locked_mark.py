@@ -8,7 +8,6 @@ accepts the message, before schedwatch marks it delivered.
 from __future__ import annotations
 
 import sqlite3
-import textwrap
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,16 +17,14 @@ import pytest
 from scheduler.config import load_settings
 from scrapers import store as store_module
 from scrapers.store import Store
-from tests.support.alerts import SENDER
 from tests.support.config import write_config
 from tests.support.documents import (
     CDSA_2026,
-    CSR_2026,
     ketamine_moved_to_schedule_iii,
     shared_doc,
 )
-from tests.support.served import Served
-from tests.support.smtp import SmtpServer
+from tests.support.served import CDSA_URL_PATH, Served, canada_sources, serve_canada
+from tests.support.smtp import SmtpServer, email_section
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::pytest.PytestUnhandledThreadExceptionWarning")
@@ -53,32 +50,14 @@ class Locker:
             self.conn = None
 
 
-def _config(tmp_path: Path, served: Served, server: SmtpServer) -> Path:
-    return write_config(tmp_path / "schedwatch.toml", data_dir=tmp_path / "data",
-                        sources={"ca-cdsa": {"url": served.url("/eng/XML/C-38.8.xml")},
-                                 "ca-csr": {"url": served.url("/eng/XML/SOR-2025-242.xml")}},
-                        extra=textwrap.dedent(f"""\
-                            [email]
-                            host = "127.0.0.1"
-                            port = {server.port}
-                            security = "none"
-                            from = "{SENDER}"
-                            timeout = 5
-                            [[email.recipients]]
-                            address = "officer@example.org"
-                            """))
-
-
 def _baseline(tmp_path: Path, httpserver: Any, run_cli: Any,
               server: SmtpServer) -> tuple[Path, Served]:
-    shared_doc(CDSA_2026)
-    served = Served(httpserver)
-    served.set("/eng/XML/C-38.8.xml", shared_doc(CDSA_2026))
-    served.set("/eng/XML/SOR-2025-242.xml", shared_doc(CSR_2026))
-    config = _config(tmp_path, served, server)
+    served = serve_canada(httpserver)
+    config = write_config(tmp_path / "schedwatch.toml", data_dir=tmp_path / "data",
+                          sources=canada_sources(served), extra=email_section(server.port))
     baseline = run_cli("--config", str(config), "run", "-j", "ca")
     assert baseline.exit_code == 0, baseline.stderr
-    served.set("/eng/XML/C-38.8.xml", ketamine_moved_to_schedule_iii(shared_doc(CDSA_2026)))
+    served.set(CDSA_URL_PATH, ketamine_moved_to_schedule_iii(shared_doc(CDSA_2026)))
     return config, served
 
 

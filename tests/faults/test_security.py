@@ -30,7 +30,6 @@ from tests.faults.crash_helpers import (
     CSR_PATH,
     ca_config,
     canada_docs,
-    email_section,
     run_child,
     tree,
 )
@@ -38,7 +37,7 @@ from tests.support.cli import CliResult
 from tests.support.config import write_config
 from tests.support.documents import KETAMINE_ITEM, insert_into_schedule, without_item
 from tests.support.served import DocServer
-from tests.support.smtp import SmtpServer
+from tests.support.smtp import SmtpServer, email_section
 
 # --- scraped content is untrusted ---------------------------------------------------------------
 

@@ -28,7 +28,6 @@ from tests.faults.crash_helpers import (
     ca_config,
     document_files,
     dumps,
-    email_section,
     fd_count,
     rss_kb,
     table_rows,
@@ -43,6 +42,7 @@ from tests.support.documents import (
     ketamine_moved_to_schedule_iii,
 )
 from tests.support.served import DocServer, closed_port
+from tests.support.smtp import email_section
 
 RUNS = int(os.environ.get("SCHEDWATCH_SOAK_RUNS", "40"))
 HTML_PAGE = (b"<!DOCTYPE html><html><head><title>Maintenance</title></head><body>"

@@ -54,6 +54,27 @@ class Served:
         return self.server.url_for(path)
 
 
+#: Where the Justice Laws site serves the CDSA and the CSR (the live URL paths).
+CDSA_URL_PATH = "/eng/XML/C-38.8.xml"
+CSR_URL_PATH = "/eng/XML/SOR-2025-242.xml"
+
+
+def serve_canada(server: HTTPServer) -> Served:
+    """The real 2026 CDSA and CSR (../shared; skipped with the reason when absent) at their
+    Justice Laws paths on ``server``."""
+    from tests.support.documents import CDSA_2026, CSR_2026, shared_doc
+
+    served = Served(server)
+    served.set(CDSA_URL_PATH, shared_doc(CDSA_2026))
+    served.set(CSR_URL_PATH, shared_doc(CSR_2026))
+    return served
+
+
+def canada_sources(served: Served) -> dict[str, dict[str, str]]:
+    """``sources=`` for ``write_config``: ca-cdsa and ca-csr pointed at ``served``."""
+    return {"ca-cdsa": {"url": served.url(CDSA_URL_PATH)},
+            "ca-csr": {"url": served.url(CSR_URL_PATH)}}
+
 @dataclass
 class Route:
     status: int

@@ -234,3 +234,16 @@ class SmtpServer:
         """Messages whose envelope recipients include ``address``."""
         return [r.message for r in self.received
                 if address.lower() in (a.lower() for a in r.rcpt_tos)]
+
+
+def email_section(port: int, *, recipients: tuple[str, ...] = ("officer@example.org",),
+                  extra: str = "", recipient_extra: str = "") -> str:
+    """The ``[email]`` section of a configuration that sends to a local server on ``port``
+    (no TLS, 5 s timeout), one ``[[email.recipients]]`` per address. ``extra``: more
+    ``[email]`` keys (``username = …``); ``recipient_extra``: more keys of each recipient
+    (``weekly = true``)."""
+    lines = ["[email]", 'host = "127.0.0.1"', f"port = {port}", 'security = "none"',
+             'from = "schedwatch@example.org"', "timeout = 5", extra, ""]
+    for address in recipients:
+        lines += ["[[email.recipients]]", f'address = "{address}"', recipient_extra, ""]
+    return "\n".join(lines)
