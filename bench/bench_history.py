@@ -11,16 +11,18 @@ record code changes):
   status row; its "confirmed on" stamp (the source's last healthy fetch) is written once,
   before the source's next event and at the end, which leaves exactly the rows a daily
   confirmation leaves, without rewriting every open interval 3,650 times;
-* events through the real ``pipeline.remember`` (real diff, classification, intervals, change
+* events through the real ``reports.diff.decide`` and ``pipeline.write_outcome`` (real diff, classification, intervals, change
   rows): per year about 10 eCFR amendment days (1–3 substances added, moved or removed),
   2 + 2 Canadian amendments, 12 new Federal Register documents that change no record, and
   3 one-day outages per source (``source_failed`` then ``recovered``);
 * a new Australian Poisons Standard ``--au-replacements`` times a year (default 3, as the
   register has made them: February, June, October), each with ~8 entries added or moved.
   The register id is the records' ``instrument``, a material field, so each replacement
-  amends every Australian record: written in bulk by this script with the rows
-  ``pipeline.remember`` writes (the same ``reports.diff.diff_records`` changes), because
-  the real ``remember`` takes ~18 s per replacement (reported as a finding).
+  amends every Australian record (one bulk-amendment change, as the pipeline writes it).
+
+Then the site of that store, each publish a whole process (wall, CPU, peak RSS, against the
+targets of issue 18): a full rebuild (no previous site), and the publish after a daily run
+with one change (an eCFR entry moved), reusing the previous site.
 
 Then, as a whole command, the daily run of the day a new Poisons Standard comes into force
 (after a cold baseline run; the AU API answers the fixtures' October 2026 instrument, the
@@ -28,6 +30,7 @@ Word file has the same entries under the new cover): what one such day costs.
 
     .venv/bin/python bench/bench_history.py                  # build (once) and time
     .venv/bin/python bench/bench_history.py --rebuild --au-replacements 0
+    .venv/bin/python bench/bench_history.py --only-publish   # the two publish cases
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import os
 import random
 import shutil
 import sqlite3
@@ -65,19 +69,19 @@ YEARS = 10
 #: Bump when the generator changes (or run with --rebuild after changing what
 #: pipeline.remember / reports.diff write): a cached history is keyed by this, the
 #: parameters and the store's schema, so that unrelated edits do not cost a regeneration.
-GENERATOR = "4"
+GENERATOR = "5"
 EVENTS_PER_YEAR = {"us-ecfr-1308": 10, "ca-cdsa": 2, "ca-csr": 2, "us-federal-register": 12}
 OUTAGES_PER_YEAR = 3
 
 
 def schema_fingerprint() -> str:
     sys.path.insert(0, str(ROOT))
-    from scrapers import store
+    from scrapers import schema
 
     return "|".join(
         f"{table.name}:{','.join(f'{c.name}/{c.type}' for c in table.columns)}:"
         f"{','.join(sorted(str(i.name) for i in table.indexes))}"
-        for table in store.metadata.sorted_tables)
+        for table in schema.TABLES)
 
 
 def history_folder(years: int, au_rate: int, seed: int) -> Path:
@@ -168,66 +172,21 @@ def _mutate(rng: random.Random, current: dict[str, Any], levels: dict[str, str],
     return list(records.values()), changed
 
 
-def _bulk_replacement(writer: Any, store: Any, source: Any, prev: Any, records: list[Any],
-                      document: Any, at: datetime, name: str) -> int:
-    """What ``pipeline.remember`` writes for a fetched document whose records all changed
-    instrument (watch = "all" both before and after), in executemany batches."""
-    from reports.diff import diff_records
-    from scheduler.pipeline import (
-        HEALTHY,
-        SourceOutcome,
-        _bulk_amendment,
-        split_bulk_amendments,
-        watch_signature,
-    )
-    from scrapers import store as tables
-    from scrapers.store import _dumps, stamp
+def _remember(writer: Any, outcome: Any, state: Any, watch: Any, store: Any) -> list[Any]:
+    """What a run writes for one source's outcome (``reports.diff.decide`` then
+    ``pipeline.write_outcome``), deciding from the committed store and the generator's own
+    (possibly not yet committed) source state."""
+    from jurisdictions import jurisdiction
+    from reports.diff import FLIP_FLOP_WINDOW, decide
+    from scheduler import pipeline
 
-    before = store.current_records(source.id)
-    # As the pipeline does: entries whose only difference is the new instrument id are
-    # updated in place and summed up in one source-level change.
-    changes, bulk = split_bulk_amendments(
-        diff_records(before, records, jurisdiction_name=name), _watch_all())
-    for change in bulk:
-        writer.replace_open_record(change.after)
-    if bulk:
-        _bulk_amendment(writer, bulk, source, name, prev, SourceOutcome(
-            source=source, started_at=at, elapsed_ms=0, outcome="fetched", url=source.url,
-            document=document))
-    when = stamp(at)
-    writer.add_document(sha256=document.sha256, size=len(document.content),
-                        media_type=source.media_type, source_id=source.id, url=document.url,
-                        seen_at=at, path=str(store.document_path(document.sha256).relative_to(
-                            store.documents_dir)))
-    writer.add_fetch(source_id=source.id, started_at=at, url=source.url,
-                     final_url=document.url, outcome="fetched",
-                     document_sha256=document.sha256, elapsed_ms=1500)
-    closing = [c.substance for c in changes if c.before is not None]
-    for start in range(0, len(closing), 500):
-        writer.conn.execute(tables.status.update().where(
-            tables.status.c.source_id == source.id).where(
-            tables.status.c.substance.in_(closing[start:start + 500])).where(
-            tables.status.c.valid_to.is_(None)).values(valid_to=when))
-    opening = [c.after for c in changes if c.after is not None]
-    if opening:
-        writer.conn.execute(tables.status.insert(), [dict(
-            jurisdiction=r.jurisdiction, substance=r.substance, source_id=r.source_id,
-            valid_from=when, valid_to=None, status=r.status, schedule=r.schedule,
-            record=_dumps(r.as_dict()), last_confirmed_at=when,
-            last_document_sha256=r.document_sha256) for r in opening])
-    writer.conn.execute(tables.changes.insert(), [dict(
-        run_id=writer.run_id, detected_at=when, jurisdiction=c.jurisdiction,
-        substance=c.substance, source_id=source.id, kind=c.kind, summary=c.summary,
-        before=_dumps(c.before.as_dict()) if c.before else None,
-        after=_dumps(c.after.as_dict()) if c.after else None, effective_date=c.effective_date,
-        before_sha256=prev.last_document_sha256, after_sha256=document.sha256,
-        details=_dumps({"fields": list(c.fields), "flip_flop": False})) for c in changes])
-    writer.save_source_state(dataclasses.replace(
-        prev, health=HEALTHY, consecutive_failures=0, failing_since=None, last_error=None,
-        last_attempt_at=when, last_healthy_at=when, last_document_sha256=document.sha256,
-        marker=f"{records[0].instrument}@{at.date().isoformat()}",
-        watch_keys=watch_signature(_watch_all()), instrument=records[0].instrument))
-    return len(changes) + (1 if bulk else 0)
+    source = outcome.source
+    prior = store.prior([source.id], since=outcome.started_at - FLIP_FLOP_WINDOW)
+    prior = dataclasses.replace(prior, states={source.id: state})
+    decision = decide(outcome, prior, watch,
+                      jurisdiction_name=jurisdiction(source.jurisdiction).NAME,
+                      today=pipeline.local_day(outcome.started_at, source.jurisdiction))
+    return pipeline.write_outcome(writer, outcome, decision, store)
 
 
 def _watch_all() -> Any:
@@ -238,7 +197,6 @@ def _watch_all() -> Any:
 
 def generate(folder: Path, years: int, au_rate: int, seed: int) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
-    import sqlalchemy as sa
     from synthetic import realistic_corpus
 
     from jurisdictions import all_sources, jurisdiction
@@ -269,9 +227,9 @@ def generate(folder: Path, years: int, au_rate: int, seed: int) -> dict[str, Any
 
     store = Store(settings.data_dir)
     # Generation only: no fsync per day (the figures measured later read the result).
-    sa.event.listen(store.engine, "connect",
-                    lambda conn, _record: conn.execute("PRAGMA synchronous=OFF"))
-    store.engine.dispose()
+    # The pooled connection keeps the pragma: the generator writes from this one thread.
+    with store.db.connect() as conn:
+        conn.execute("PRAGMA synchronous=OFF")
     sources = all_sources()  # the production URLs in the fetch rows, not the baseline's
     watch = _watch_all()
     states = store.source_states()
@@ -322,7 +280,6 @@ def generate(folder: Path, years: int, au_rate: int, seed: int) -> dict[str, Any
                     continue
                 flush(writer, source.id)
                 counters["events"] += 1
-                name = jurisdiction(source.jurisdiction).NAME
                 if event == "fail":
                     outcome = pipeline.SourceOutcome(
                         source=source, started_at=at, elapsed_ms=30000, outcome="failed",
@@ -348,13 +305,8 @@ def generate(folder: Path, years: int, au_rate: int, seed: int) -> dict[str, Any
                                                        document_sha256=sha,
                                                        retrieved_at=at.isoformat())
                                    for r in records]
-                        counters["changes"] += _bulk_replacement(
-                            writer, store, source, state, records, document, at, name)
                         counters["au_replacements"] += 1
-                        current[source.id] = {r.substance: r for r in records}
-                        summary[source.id] = "fetched"
-                        continue
-                    if event == "fr-new":
+                    elif event == "fr-new":
                         records = list(current[source.id].values())
                     else:
                         records, _ = _mutate(rng, current[source.id], levels, sha, at, taken,
@@ -368,7 +320,7 @@ def generate(folder: Path, years: int, au_rate: int, seed: int) -> dict[str, Any
                         result=ParseResult(records=tuple(records), pending=pending),
                         fetched=Fetched(url=source.url, content=content, marker=sha))
                 summary[source.id] = outcome.outcome
-                created = pipeline.remember(writer, outcome, state, watch, store, settings)
+                created = _remember(writer, outcome, state, watch, store)
                 counters["changes"] += len(created)
             writer.finish(finished_at=at + timedelta(seconds=40), exit_code=0, summary=summary)
         counters["runs"] += 1
@@ -418,6 +370,128 @@ def new_standard_day(work: Path) -> tuple[Any, str]:
     return result, summary
 
 
+PUBLISH_TARGETS = {"incremental publish after a one-change run": 1.0, "full rebuild": 5.0}
+
+
+def _publish_settings(work: Path) -> Any:
+    from reports.settings import Settings
+
+    return Settings(data_dir=work / "data", site_dir=work / "site", watch="all")
+
+
+def publish_once(work: Path, moment: str) -> None:
+    """One ``reports.site.publish`` of the copied store in this process (measured from the
+    outside, by ``publish_cases``)."""
+    sys.path.insert(0, str(ROOT))
+    from reports.site import publish
+    from scrapers.store import Store
+
+    store = Store(work / "data")
+    publish(_publish_settings(work), store, now=datetime.fromisoformat(moment))
+    store.close()
+
+
+def one_change_run(work: Path, at: datetime) -> str:
+    """A daily run that changes one thing: every source checked (unchanged), the eCFR's
+    next document moves one substance to another schedule (real ``decide`` and
+    ``write_outcome``)."""
+    sys.path.insert(0, str(ROOT))
+    from jurisdictions import all_sources, jurisdiction
+    from jurisdictions.base import Fetched
+    from scheduler import pipeline
+    from scrapers.records import Document, ParseResult
+    from scrapers.store import Store
+
+    store = Store(work / "data")
+    states = store.source_states()
+    watch = _watch_all()
+    sources = all_sources()
+    with store.transaction(started_at=at, jurisdictions=sorted({s.jurisdiction for s in sources}),
+                           trigger="cron") as writer:
+        for source in sources:
+            state = states[source.id]
+            if source.id != "us-ecfr-1308":
+                writer.add_fetch(source_id=source.id, started_at=at, url=source.url,
+                                 final_url=source.url, outcome="not_modified", http_status=304,
+                                 elapsed_ms=120)
+                writer.save_source_state(dataclasses.replace(
+                    state, last_attempt_at=stamp_of(at), last_healthy_at=stamp_of(at)))
+                continue
+            records = {r.substance: r for r in store.current_records(source.id)}
+            moved = sorted(k for k, r in records.items() if r.status == "controlled"
+                           and r.schedule == "IV" and k not in ("ketamine", "esketamine"))[0]
+            content = b"<eCFR part 1308, one substance moved>" + moved.encode()
+            sha, _ = store.archive(content)
+            records[moved] = dataclasses.replace(
+                records[moved], schedule="V", control_level=jurisdiction("us").SCHEDULE_LEVELS[
+                    "V"], document_sha256=sha, retrieved_at=at.isoformat())
+            outcome = pipeline.SourceOutcome(
+                source=source, started_at=at, elapsed_ms=900, outcome="fetched",
+                url=source.url, final_url=source.url,
+                document=Document(source_id=source.id, url=source.url, content=content,
+                                  sha256=sha, retrieved_at=at, content_type=source.media_type),
+                result=ParseResult(records=tuple(records.values()), pending=tuple(
+                    row.item for row in store.pending_items(source_id=source.id))),
+                fetched=Fetched(url=source.url, content=content, marker=sha))
+            created = _remember(writer, outcome, state, watch, store)
+        writer.finish(finished_at=at + timedelta(seconds=30), exit_code=0, summary={})
+    store.close()
+    return f"{len(created)} change(s): {moved} moved to Schedule V"
+
+
+def stamp_of(moment: datetime) -> str:
+    from scrapers.clock import stamp
+
+    return stamp(moment)
+
+
+def publish_cases(folder: Path, info: dict[str, Any], runs: int) -> list[dict[str, Any]]:
+    """The site of the ten-year store: a full rebuild (no previous site), then a daily run
+    with one change and the publish after it (reusing the previous site), each publish a
+    whole process measured from outside (wall time, its own peak RSS); best of ``runs``."""
+    import tempfile
+
+    rows = []
+    last = datetime.fromisoformat(info["last_day"]).replace(tzinfo=UTC)
+    run_at = last + timedelta(days=1, hours=6)
+    work = Path(tempfile.mkdtemp(prefix="schedwatch-publish-"))
+    try:
+        shutil.copytree(folder / "data", work / "data")
+        command = [sys.executable, __file__, "--publish-once", str(work)]
+
+        def full() -> Any:
+            shutil.rmtree(work / "site", ignore_errors=True)
+            return check(measure([*command, (last + timedelta(hours=12)).isoformat()],
+                                 cwd=ROOT), "full publish")
+
+        figures = {"full rebuild": best_of(runs, full)}
+        what = one_change_run(work, run_at)
+        baseline = work / "site.baseline"
+        shutil.copytree(work / "site", baseline, copy_function=os.link)
+
+        def incremental() -> Any:
+            shutil.rmtree(work / "site", ignore_errors=True)
+            shutil.copytree(baseline, work / "site", copy_function=os.link)
+            return check(measure([*command, (run_at + timedelta(minutes=1)).isoformat()],
+                                 cwd=ROOT), "incremental publish")
+
+        figures["incremental publish after a one-change run"] = best_of(runs, incremental)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\nPublishing the site of the ten-year store (watch = \"all\"; best of {runs}; "
+          f"whole process; one-change run: {what})")
+    print(f"{'case':46} {'wall s':>8} {'CPU s':>7} {'peak MB':>8}  target")
+    for case, m in figures.items():
+        target = PUBLISH_TARGETS[case]
+        print(f"{case:46} {m.wall:8.3f} {m.cpu:7.3f} {m.peak_mb:8.1f}  < {target} s "
+              f"{verdict(m.wall, target)}")
+        rows.append({"benchmark": "publish, 10-year history", "case": case,
+                     "wall_s": round(m.wall, 3), "cpu_s": round(m.cpu, 3),
+                     "peak_mb": round(m.peak_mb, 1), "target": f"< {target} s",
+                     "verdict": verdict(m.wall, target)})
+    return rows
+
+
 def database_facts(folder: Path) -> dict[str, Any]:
     path = folder / "data" / "schedwatch.db"
     with sqlite3.connect(path) as db:
@@ -456,10 +530,23 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--no-change-day", dest="change_day", action="store_false",
                         help="skip the run of the day a new Poisons Standard appears")
+    parser.add_argument("--no-publish", dest="publish", action="store_false",
+                        help="skip the publish cases (full rebuild, incremental publish)")
+    parser.add_argument("--only-publish", action="store_true",
+                        help="only the publish cases")
+    parser.add_argument("--publish-once", nargs=2, metavar=("WORK", "NOW"),
+                        help=argparse.SUPPRESS)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
+    if args.publish_once:
+        publish_once(Path(args.publish_once[0]), args.publish_once[1])
+        return []
 
     folder, info = ensure_history(args.years, args.au_replacements, args.seed, args.rebuild)
+    if args.only_publish:
+        rows = publish_cases(folder, info, min(args.runs, 3))
+        emit_json(args.json, rows)
+        return rows
     config = status_config(folder)
     facts = database_facts(folder)
     last = datetime.fromisoformat(info["last_day"])
@@ -512,6 +599,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
                      "realistic sizes, watch=all", "wall_s": round(day.wall, 3),
                      "cpu_s": round(day.cpu, 3), "peak_mb": round(day.peak_mb, 1),
                      "target": "(none set)", "verdict": "-", "load": round(load, 1)})
+    if args.publish:
+        rows += publish_cases(folder, info, min(args.runs, 3))
     emit_json(args.json, rows)
     return rows
 

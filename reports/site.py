@@ -144,7 +144,8 @@ def write_weekly_report(settings: Settings, store: Store, week: str | None = Non
                                              now=moment)
         written = [
             _html(env, pages.weekly_href(week), "weekly.html", lambda: context,
-                  lambda: context),
+                  lambda: weekly.week_inputs(snap, index, week, reader_zone=reader_zone,
+                                             now=moment)),
             _weekly_index_page(env, set(index.weeks) | existing | {week}),
         ]
         manifest = _read_manifest(site)
@@ -350,12 +351,15 @@ def _scheduling(snap: Snapshot, names: Any = None, intervals: Any = None,
 
 def _weekly_page(env: jinja2.Environment, snap: Snapshot, index: weekly.WeekIndex, week: str,
                  reader_zone: ZoneInfo, now: datetime) -> Page:
-    """A weekly report. Its context is small and what it shows depends on the time of
-    publishing (the running week's "time since") and on the data of ninety days after the
-    week: the context itself is the page's fingerprint input, made once."""
-    context = functools.cache(lambda: weekly.weekly_context_from(
-        snap, index, week, reader_zone=reader_zone, now=now))
-    return _html(env, pages.weekly_href(week), "weekly.html", context, context)
+    """A weekly report. What it shows depends on the time of publishing (the running week's
+    "time since") and on the data of ninety days after the week; its fingerprint is worked
+    out from the indexed rows (``weekly.week_inputs``), and its context (hundreds of
+    "coming up" rows with ``watch = "all"``) is built only when the page is written."""
+    return _html(env, pages.weekly_href(week), "weekly.html",
+                 lambda: weekly.weekly_context_from(snap, index, week,
+                                                    reader_zone=reader_zone, now=now),
+                 lambda: weekly.week_inputs(snap, index, week, reader_zone=reader_zone,
+                                            now=now))
 
 
 def _weekly_index_page(env: jinja2.Environment, weeks: set[str]) -> Page:

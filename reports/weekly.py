@@ -7,9 +7,10 @@ it to what the email shows), so they agree and the store is read once for both."
 from __future__ import annotations
 
 import bisect
+import hashlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,7 +22,6 @@ from reports.pages import (
     UPCOMING_DAYS,
     Snapshot,
     change_summary,
-    cross_checks,
     human_duration,
     mail_view,
     parse_day,
@@ -34,26 +34,39 @@ from reports.pages import (
 from reports.render import format_utc
 from reports.status_rows import DISABLED_WORDS
 from scrapers.clock import parse_stamp, stamp
-from scrapers.records import StatusRecord
+from scrapers.records import PendingItem, StatusRecord
 from scrapers.store import PendingRow, StatusInterval, StoredChange
 
 
 @dataclass(frozen=True)
 class WeekIndex:
-    """The fetch log and the dated facts, arranged once so that every week's context is a
-    few lookups rather than a scan of ten years."""
+    """The fetch log and the dated facts, arranged once per publish so that every week's
+    context is a few lookups (O(log n + what the week shows)) rather than a scan of ten
+    years, and its fingerprint (``week_inputs``) is cheaper still."""
 
-    fetches_by_week: Mapping[str, Sequence[Mapping[str, Any]]]
+    #: week → source id → (checks, failures, its five commonest errors with their counts).
+    checks_by_week: Mapping[str, Mapping[str, tuple[int, int, tuple[tuple[str, int], ...]]]]
     changes_by_week: Mapping[str, Sequence[StoredChange]]
     #: Healthy fetch times per source, sorted, for "last healthy fetch before …".
     healthy_times: Mapping[str, Sequence[str]]
     #: (date, label, interval) for every dated fact of every interval, sorted by date.
     dated: Sequence[tuple[date, str, StatusInterval]]
     weeks: tuple[str, ...]  # every week with a fetch or a change, oldest first
+    #: The undeliverable mail (created_at, its position in ``Snapshot.failed_mail``), sorted.
+    mail_times: Sequence[tuple[str, int]] = ()
+    #: The dates of ``dated``, for bisecting without a key function.
+    dated_days: Sequence[date] = ()
+    #: What the cross-checks read, grouped once: jurisdiction → current records, open items.
+    cross_records: Mapping[str, Sequence[StatusRecord]] = field(default_factory=dict)
+    cross_pending: Mapping[str, Sequence[PendingItem]] = field(default_factory=dict)
+    #: Worked out on first use: day → digest of the dated facts of that day (``week_inputs``).
+    _day_digests: dict[date, bytes] = field(default_factory=dict, compare=False, repr=False)
+    _day_digests_done: list[bool] = field(default_factory=lambda: [False], compare=False,
+                                          repr=False)
 
 
 def week_index(snap: Snapshot, reader_zone: ZoneInfo) -> WeekIndex:
-    by_week: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    checks: dict[str, dict[str, list[Any]]] = defaultdict(dict)
     changes_by_week: dict[str, list[StoredChange]] = defaultdict(list)
     healthy: dict[str, list[str]] = defaultdict(list)
     weeks: set[str] = set()
@@ -62,10 +75,19 @@ def week_index(snap: Snapshot, reader_zone: ZoneInfo) -> WeekIndex:
     for row in snap.fetches:
         started = str(row["started_at"])
         week = week_for(started)
-        by_week[week].append(row)
+        sid = str(row["source_id"])
+        counts = checks[week].get(sid)
+        if counts is None:
+            counts = checks[week][sid] = [0, 0, {}]
+        counts[0] += 1
+        outcome = row["outcome"]
+        if outcome in FAILED_OUTCOMES:
+            counts[1] += 1
+            text = str(row.get("error") or outcome)
+            counts[2][text] = counts[2].get(text, 0) + 1
         weeks.add(week)
-        if row["outcome"] in HEALTHY_OUTCOMES:
-            healthy[str(row["source_id"])].append(started)
+        if outcome in HEALTHY_OUTCOMES:
+            healthy[sid].append(started)
     for change in snap.changes:
         if change.backfilled:
             # Read from an archive, not observed that week: the history pages hold them;
@@ -81,9 +103,25 @@ def week_index(snap: Snapshot, reader_zone: ZoneInfo) -> WeekIndex:
             if day is not None:
                 dated.append((day, label, interval))
     dated.sort(key=lambda item: (item[0], item[2].id))
-    return WeekIndex(fetches_by_week=by_week, changes_by_week=changes_by_week,
-                     healthy_times={k: sorted(v) for k, v in healthy.items()},
-                     dated=dated, weeks=tuple(sorted(weeks)))
+    records: dict[str, list[StatusRecord]] = defaultdict(list)
+    for iv in snap.current:
+        records[iv.record.jurisdiction].append(iv.record)
+    open_items: dict[str, list[PendingItem]] = defaultdict(list)
+    for pending_row in snap.pending:
+        if pending_row.resolved_at is None:
+            open_items[pending_row.item.jurisdiction].append(pending_row.item)
+    return WeekIndex(
+        checks_by_week={week: {sid: (c[0], c[1], tuple(sorted(c[2].items(),
+                                                             key=lambda e: -e[1])[:5]))
+                               for sid, c in by_source.items()}
+                        for week, by_source in checks.items()},
+        changes_by_week=changes_by_week,
+        healthy_times={k: sorted(v) for k, v in healthy.items()},
+        dated=dated, weeks=tuple(sorted(weeks)),
+        mail_times=sorted((str(row.get("created_at") or ""), position)
+                          for position, row in enumerate(snap.failed_mail)),
+        dated_days=[item[0] for item in dated],
+        cross_records=records, cross_pending=open_items)
 
 
 def _record_dates(record: StatusRecord) -> list[tuple[str, str]]:
@@ -101,58 +139,148 @@ def _active(start: str, end: str | None, at: str) -> bool:
     return start <= at and (end is None or end > at)
 
 
-def weekly_context_from(snap: Snapshot, index: WeekIndex, week: str, *,
-                        reader_zone: ZoneInfo, now: datetime) -> dict[str, Any]:
-    """The weekly report of one ISO week (in the reader's zone)."""
+def _cross_checks(snap: Snapshot, index: WeekIndex, today: date) -> list[str]:
+    """``pages.cross_checks`` from the records grouped once in the index (that function
+    groups the current records again for each of ten years of weeks), sharing its cache."""
+    cache = snap._cross_checks  # noqa: SLF001 - the same per-snapshot cache pages uses
+    cached = cache.get(today)
+    if cached is None:
+        from jurisdictions import jurisdiction
+
+        lines: list[str] = []
+        for j in snap.jurisdictions:
+            try:
+                hook = getattr(jurisdiction(j.code), "cross_checks", None)
+            except (KeyError, ImportError):
+                continue
+            if hook is not None:
+                lines += hook(list(index.cross_records.get(j.code, ())),
+                              list(index.cross_pending.get(j.code, ())), today)
+        cached = cache[today] = lines
+    return list(cached)
+
+
+@dataclass(frozen=True)
+class _Week:
+    """The bounds and the small parts of one week's report, shared by its context and its
+    fingerprint."""
+
+    start: datetime
+    end: datetime
+    reference: datetime
+    complete: bool
+    sources: list[dict[str, Any]]
+    changes: Sequence[StoredChange]
+    open_pending: list[PendingRow]
+    mail: list[dict[str, Any]]
+    cross_checks: list[str]
+
+
+def _week_parts(snap: Snapshot, index: WeekIndex, week: str, reader_zone: ZoneInfo,
+                now: datetime) -> _Week:
     start, end = week_bounds(week, reader_zone)
     start_s, end_s = stamp(start), stamp(end)
     # For a week still running, "time since" is measured to now, not to a future Monday.
     reference = min(end, now)
     reference_s = stamp(reference)
-    rows = index.fetches_by_week.get(week, ())
+    checks = index.checks_by_week.get(week, {})
     sources = []
     for j in snap.jurisdictions:
         for sid in j.sources:
-            mine = [r for r in rows if r["source_id"] == sid]
-            failures = [r for r in mine if r["outcome"] in FAILED_OUTCOMES]
+            count, failures, errors = checks.get(sid, (0, 0, ()))
             times = index.healthy_times.get(sid, ())
             position = bisect.bisect_right(times, reference_s)
             last = times[position - 1] if position else None
-            errors: dict[str, int] = defaultdict(int)
-            for row in failures:
-                errors[str(row.get("error") or row["outcome"])] += 1
             sources.append({
                 "id": sid, "title": j.titles.get(sid, sid), "jurisdiction": j.code,
-                "jurisdiction_name": j.name, "checks": len(mine), "failures": len(failures),
+                "jurisdiction_name": j.name, "checks": count, "failures": failures,
                 "disabled": sid in snap.disabled,
                 "last_healthy_at": last,
                 "since_healthy": human_duration(
                     (reference - parse_stamp(last)).total_seconds()) if last else None,
-                "errors": [{"error": text, "count": count}
-                           for text, count in sorted(errors.items(),
-                                                     key=lambda e: -e[1])[:5]],
+                "errors": [{"error": text, "count": n} for text, n in errors],
             })
-    week_changes = index.changes_by_week.get(week, ())
+    # Open items are few (announced actions awaiting a decision): a scan is cheap.
+    open_in_week = [r for r in snap.pending if r.first_seen_at < end_s
+                    and (r.resolved_at is None or r.resolved_at >= start_s)]
+    low = bisect.bisect_left(index.mail_times, (start_s, -1))
+    high = bisect.bisect_left(index.mail_times, (end_s, -1))
+    mail = [mail_view(snap.failed_mail[position])
+            for position in sorted(p for _, p in index.mail_times[low:high])]
+    return _Week(start=start, end=end, reference=reference, complete=now >= end,
+                 sources=sources, changes=index.changes_by_week.get(week, ()),
+                 open_pending=open_in_week, mail=mail,
+                 cross_checks=_cross_checks(snap, index, min(now, end).date()))
+
+
+def weekly_context_from(snap: Snapshot, index: WeekIndex, week: str, *,
+                        reader_zone: ZoneInfo, now: datetime) -> dict[str, Any]:
+    """The weekly report of one ISO week (in the reader's zone)."""
+    parts = _week_parts(snap, index, week, reader_zone, now)
+    week_changes = parts.changes
     by_jurisdiction = [{
         "code": j.code, "name": j.name,
         "changes": [change_summary(c, j.name) for c in week_changes if c.jurisdiction == j.code],
     } for j in snap.jurisdictions]
-    open_in_week = [r for r in snap.pending if r.first_seen_at < end_s
-                    and (r.resolved_at is None or r.resolved_at >= start_s)]
     return {
         "title": f"Weekly report {week}",
-        "week": week, "start": start_s, "end": end_s, "timezone": reader_zone.key,
-        "complete": now >= end,
-        "sources": sources,
+        "week": week, "start": stamp(parts.start), "end": stamp(parts.end),
+        "timezone": reader_zone.key,
+        "complete": parts.complete,
+        "sources": parts.sources,
         "changes_by_jurisdiction": [group for group in by_jurisdiction if group["changes"]],
         "change_count": len(week_changes),
-        "pending": pending_views(open_in_week, snap),
-        "upcoming": _upcoming(snap, index, end, open_in_week),
+        "pending": pending_views(parts.open_pending, snap),
+        "upcoming": _upcoming(snap, index, parts.end, parts.open_pending),
         "upcoming_days": UPCOMING_DAYS,
-        "mail_failures": [mail_view(row) for row in snap.failed_mail
-                          if start_s <= str(row.get("created_at") or "") < end_s],
-        "cross_checks": cross_checks(snap, min(now, end).date()),
+        "mail_failures": parts.mail,
+        "cross_checks": parts.cross_checks,
     }
+
+
+def week_inputs(snap: Snapshot, index: WeekIndex, week: str, *, reader_zone: ZoneInfo,
+                now: datetime) -> tuple[Any, ...]:
+    """What the week's report is made from, for its fingerprint, without building it: its
+    small parts as the page shows them (sources' checks, changes, open items, mail,
+    cross-checks) and, for the 90 days of "coming up" (hundreds of rows with ``watch =
+    "all"``), a digest per day of the dated facts of every interval that day. Whatever
+    changes the page changes this; a new run changes only the running week's and those
+    whose 90 days hold a fact it touched."""
+    parts = _week_parts(snap, index, week, reader_zone, now)
+    first = parts.end.date()
+    digests = _day_digests(snap, index)
+    window = hashlib.sha256(stamp(parts.end).encode())
+    for offset in range(UPCOMING_DAYS + 1):
+        window.update(digests.get(first + timedelta(days=offset), b"-"))
+    # The running week depends on now only through what it shows (``since_healthy`` in
+    # whole minutes, ``complete``, the cross-checks of the day): those are in here.
+    return (week, parts.complete, snap.jurisdictions_key, sorted(snap.disabled), parts.sources,
+            [(change_summary(c, snap.jurisdiction(c.jurisdiction).name), c.jurisdiction)
+             for c in parts.changes],
+            pending_views(parts.open_pending, snap),
+            [(row, snap.jurisdiction(row.item.jurisdiction).name,
+              snap.history_href(row.item.substance)) for row in parts.open_pending],
+            parts.mail, parts.cross_checks, window.hexdigest())
+
+
+def _day_digests(snap: Snapshot, index: WeekIndex) -> dict[date, bytes]:
+    """day → digest of what "coming up" can show of the facts dated that day: each fact's
+    label and its interval's span and shown fields (not the interval's confirmation stamp,
+    which every run moves)."""
+    if index._day_digests_done[0]:  # noqa: SLF001 - the index's own memo
+        return index._day_digests  # noqa: SLF001
+    by_day: dict[date, list[Any]] = defaultdict(list)
+    for day, label, interval in index.dated:
+        record = interval.record
+        by_day[day].append((label, interval.id, interval.valid_from, interval.valid_to,
+                            record.jurisdiction, record.substance, schedule_label(record),
+                            record.instrument, record.provision, record.source_id,
+                            snap.history_href(record.substance)))
+    memo = index._day_digests  # noqa: SLF001
+    for day, items in by_day.items():
+        memo[day] = hashlib.sha256(repr(items).encode("utf-8", "surrogatepass")).digest()
+    index._day_digests_done[0] = True  # noqa: SLF001
+    return memo
 
 
 def _upcoming(snap: Snapshot, index: WeekIndex, end: datetime,
@@ -175,8 +303,8 @@ def _upcoming(snap: Snapshot, index: WeekIndex, end: datetime,
                            "substance": view["substance"], "name": view["name"],
                            "text": f"{view['action']}: {view['description']}",
                            "reference": view["reference"], "href": view["history_href"]})
-    low = bisect.bisect_left(index.dated, first, key=lambda item: item[0])
-    high = bisect.bisect_right(index.dated, last, key=lambda item: item[0])
+    low = bisect.bisect_left(index.dated_days, first)
+    high = bisect.bisect_right(index.dated_days, last)
     for day, label, interval in index.dated[low:high]:
         if not _active(interval.valid_from, interval.valid_to, end_s):
             continue

@@ -165,9 +165,57 @@ def job_options(settings: Settings) -> dict[str, Any]:
 def _jobstore(store: Store) -> Any:
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
-    # The store's own engine, not a second one from its URL: it carries the SQLite pragmas
-    # (WAL, busy_timeout) that let the job store and a running pipeline share the file.
-    return SQLAlchemyJobStore(engine=store.engine)
+    return SQLAlchemyJobStore(engine=_job_engine(store), tablename=JOBS_TABLE)
+
+
+#: APScheduler's table of persistent jobs, in the store's database.
+JOBS_TABLE = "apscheduler_jobs"
+_engines: dict[str, Any] = {}
+
+
+def _job_engine(store: Store) -> Any:
+    """A SQLAlchemy engine on the store's database, for APScheduler's job store (the one
+    part of schedwatch that needs SQLAlchemy, imported here: only the scheduler pays for
+    it). One per database, made once; on SQLite it sets the store's own pragmas (WAL,
+    busy_timeout), which let the job store and a running pipeline share the file."""
+    url = _engine_url(store)
+    engine = _engines.get(url)
+    if engine is None:
+        import sqlalchemy as sa
+
+        if url.startswith("sqlite"):
+            engine = sa.create_engine(url)
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            # A long-lived scheduler outlives server restarts: test each pooled connection.
+            engine = sa.create_engine(url, pool_pre_ping=True)
+        _engines[url] = engine
+    return engine
+
+
+def _engine_url(store: Store) -> str:
+    """The store's URL as SQLAlchemy reads it (a bare postgresql:// would mean psycopg2)."""
+    if store.url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + store.url.split("://", 1)[1]
+    return store.url
+
+
+def _close(store: Store) -> None:
+    """Close the store and the job store's engine on its database."""
+    engine = _engines.pop(_engine_url(store), None)
+    if engine is not None:
+        engine.dispose()
+    store.close()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    from scrapers.db import BUSY_TIMEOUT_MS
+
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()
 
 
 class SafeBlockingScheduler(BlockingScheduler):
@@ -313,7 +361,7 @@ def run_scheduler(settings: Settings) -> None:
             store.beat(HEARTBEAT, now=_now_utc(), detail="stopped")
             _log().info("scheduler stopped")
     finally:
-        store.close()
+        _close(store)
 
 
 def _serve(scheduler: BaseScheduler) -> None:
@@ -470,7 +518,7 @@ def weekly_report_job(config_path: str | None) -> None:
     except (SchedwatchError, OSError) as error:
         log.error("weekly report: %s", error)
     finally:
-        store.close()
+        _close(store)
 
 
 @_releasing_memory
@@ -498,12 +546,12 @@ def outbox_job(config_path: str | None) -> None:
     except (SchedwatchError, OSError) as error:
         log.error("outbox: %s", error)
     finally:
-        store.close()
+        _close(store)
 
 
 def heartbeat_job(store: Store, started_at: str) -> None:
     """Record that the scheduler is alive, with its next persistent job (in memory only)."""
-    import sqlalchemy as sa
+    from scrapers.db import DatabaseError
 
     detail = f"running since {started_at}"
     try:
@@ -516,7 +564,7 @@ def heartbeat_job(store: Store, started_at: str) -> None:
             when, job_id = min(upcoming)
             detail += f"; next: {job_id} at {when.isoformat()}"
         store.beat(HEARTBEAT, now=_now_utc(), detail=detail)
-    except (SchedwatchError, sa.exc.SQLAlchemyError) as error:
+    except (SchedwatchError, DatabaseError) as error:
         # A busy or briefly unavailable database must not stop the scheduler; the next beat
         # tries again, and a stale heartbeat is what monitoring looks for.
         _log().warning("heartbeat not recorded: %s", " ".join(str(error).split())[:300])
@@ -538,15 +586,13 @@ def _row(job_id: str, trigger: Any, next_run: datetime | None, zone: ZoneInfo, *
 
 def _stored_jobs(store: Store) -> list[tuple[str, Any, datetime | None]]:
     """(id, trigger, next run time) of each stored job, read without a running scheduler and
-    without changing anything (``get_all_jobs`` would delete a job it cannot unpickle)."""
-    import sqlalchemy as sa
-
-    table = _jobstore(store).jobs_t
-    if not sa.inspect(store.engine).has_table(table.name, schema=table.schema):
-        return []
-    with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(table.c.id, table.c.job_state)
-                            .order_by(table.c.next_run_time)).all()
+    without changing anything (``get_all_jobs`` would delete a job it cannot unpickle), and
+    through the store's own connection: ``schedwatch jobs`` does not import SQLAlchemy."""
+    with store.db.connect() as conn:
+        if JOBS_TABLE not in conn.tables():
+            return []
+        rows = [(row["id"], bytes(row["job_state"])) for row in conn.rows(
+            f"SELECT id, job_state FROM {JOBS_TABLE} ORDER BY next_run_time")]
     jobs: list[tuple[str, Any, datetime | None]] = []
     for job_id, job_state in rows:
         try:
@@ -578,7 +624,7 @@ def list_jobs(settings: Settings, *, now: datetime | None = None
         stored = _stored_jobs(store)
         beat = store.heartbeat(HEARTBEAT)
     finally:
-        store.close()
+        _close(store)
     by_id = {job_id: (trigger, next_run) for job_id, trigger, next_run in stored}
     wanted = {spec.id for spec in specs}
     moment = now or datetime.now(zone)

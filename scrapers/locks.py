@@ -19,8 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
+from scrapers.db import Database, DatabaseError
 from scrapers.errors import LockedError
 
 #: The first key of every advisory lock schedwatch takes on PostgreSQL (the second is the
@@ -100,27 +99,26 @@ def file_lock(folder: Path, name: str, holder: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def advisory_lock(engine: Any, name: str, holder: str, open_error: Any) -> Iterator[None]:
+def advisory_lock(database: Database, name: str, holder: str, open_error: Any) -> Iterator[None]:
     key = {"ns": LOCK_NAMESPACE, "key": lock_key(name)}
     # The holder's description travels as the session's application_name, which the
     # refused process reads from pg_stat_activity: no table row to clean up after a crash.
     label = f"schedwatch pid {os.getpid()} on {socket.gethostname()} {holder}".strip()
     try:
-        conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-    except sa.exc.SQLAlchemyError as error:
+        conn = database.dedicated()
+    except DatabaseError as error:
         raise open_error(error) from None
     try:
-        conn.execute(sa.text("SELECT set_config('application_name', :label, false)"),
-                     {"label": label[:63]})
-        got = conn.execute(sa.text(
-            "SELECT pg_try_advisory_lock(CAST(:ns AS integer), CAST(:key AS integer))"),
-            key).scalar()
+        conn.scalar("SELECT set_config('application_name', :label, false)",
+                    {"label": label[:63]})
+        got = conn.scalar(
+            "SELECT pg_try_advisory_lock(CAST(:ns AS integer), CAST(:key AS integer))", key)
         if not got:
-            other = conn.execute(sa.text(
+            other = conn.scalar(
                 "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a "
                 "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND "
                 "l.classid::bigint = :ns AND l.objid::bigint = :key AND l.objsubid = 2 "
-                "LIMIT 1"), key).scalar()
+                "LIMIT 1", key)
             other = str(other or "").removeprefix("schedwatch ").strip()
             raise LockedError(f"another schedwatch process ({other or 'unknown'}) is "
                               f"already working on {name}; nothing done")
@@ -128,9 +126,9 @@ def advisory_lock(engine: Any, name: str, holder: str, open_error: Any) -> Itera
             yield
         finally:
             # A lost connection has already released it on the server.
-            with contextlib.suppress(sa.exc.SQLAlchemyError):
-                conn.execute(sa.text("SELECT pg_advisory_unlock(CAST(:ns AS integer), "
-                                     "CAST(:key AS integer))"), key)
-                conn.execute(sa.text("RESET application_name"))
+            with contextlib.suppress(DatabaseError):
+                conn.scalar("SELECT pg_advisory_unlock(CAST(:ns AS integer), "
+                            "CAST(:key AS integer))", key)
+                conn.execute("RESET application_name")
     finally:
         conn.close()

@@ -1,213 +1,311 @@
-"""The store's schema, declared once (SQLAlchemy Core tables), and the columns added to
-stores made by earlier versions."""
+"""The store's schema, declared once (tables, columns, indexes) for both databases, the
+statements that create it, and the columns added to stores made by earlier versions.
+
+Plain declarations, not SQLAlchemy's: the store speaks DB-API (``scrapers.db``). The DDL is
+what SQLAlchemy emitted for the same declarations, so stores it created are read and
+extended as they are.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from scrapers.db import Connection
 
-metadata = sa.MetaData()
+INTEGER = "INTEGER"
+TEXT = "TEXT"
 
-runs = sa.Table(
-    "runs", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("started_at", sa.String(32), nullable=False),
-    sa.Column("finished_at", sa.String(32)),
-    sa.Column("trigger", sa.String(32), nullable=False, server_default="cli"),
-    sa.Column("jurisdictions", sa.String(200), nullable=False),
-    sa.Column("exit_code", sa.Integer),
-    sa.Column("summary", sa.Text),
+#: SQLite's ``PRAGMA user_version`` of a store whose schema is complete: opening it checks
+#: nothing more (nine catalogue reads saved on every start). Raise it with every change below.
+SCHEMA_VERSION = 1
+
+
+def String(length: int) -> str:  # noqa: N802 - reads like the type it declares
+    return f"VARCHAR({length})"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    primary_key: bool = False
+    nullable: bool = True
+    default: str | None = None
+    unique: bool = False
+    references: str | None = None  # "table.column"
+
+    def ddl(self, backend: str) -> str:
+        kind = "SERIAL" if (self.primary_key and self.type == INTEGER
+                            and backend == "postgresql") else self.type
+        text = f"{self.name} {kind}"
+        if not self.nullable or self.primary_key:
+            text += " NOT NULL"
+        if self.default is not None:
+            text += " DEFAULT " + (self.default if self.default.isdigit()
+                                   else "'" + self.default.replace("'", "''") + "'")
+        return text
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    columns: tuple[str, ...]
+    where: str | None = None  # a partial index
+
+    def __init__(self, name: str, *columns: str, where: str | None = None) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "columns", columns)
+        object.__setattr__(self, "where", where)
+
+
+@dataclass(frozen=True)
+class Unique:
+    columns: tuple[str, ...]
+    name: str | None = None
+
+    def __init__(self, *columns: str, name: str | None = None) -> None:
+        object.__setattr__(self, "columns", columns)
+        object.__setattr__(self, "name", name)
+
+
+class Table:
+    """A table's declaration: ``Table(name, Column(...), Index(...), Unique(...))``."""
+
+    def __init__(self, name: str, *parts: Column | Index | Unique) -> None:
+        self.name = name
+        self.columns = tuple(p for p in parts if isinstance(p, Column))
+        self.indexes = tuple(p for p in parts if isinstance(p, Index))
+        self.uniques = tuple(p for p in parts if isinstance(p, Unique)) + tuple(
+            Unique(c.name) for c in self.columns if c.unique)
+        self.column_names = tuple(c.name for c in self.columns)
+
+    def create_table(self, backend: str) -> str:
+        lines = [column.ddl(backend) for column in self.columns]
+        keys = [c.name for c in self.columns if c.primary_key]
+        if keys:
+            lines.append(f"PRIMARY KEY ({', '.join(keys)})")
+        for unique in self.uniques:
+            named = f"CONSTRAINT {unique.name} " if unique.name else ""
+            lines.append(f"{named}UNIQUE ({', '.join(unique.columns)})")
+        for column in self.columns:
+            if column.references:
+                table, _, target = column.references.partition(".")
+                lines.append(f"FOREIGN KEY({column.name}) REFERENCES {table} ({target})")
+        return f"CREATE TABLE {self.name} (\n\t" + ", \n\t".join(lines) + "\n)"
+
+    def create_index(self, index: Index) -> str:
+        where = f" WHERE {index.where}" if index.where else ""
+        return (f"CREATE INDEX IF NOT EXISTS {index.name} ON {self.name} "
+                f"({', '.join(index.columns)}){where}")
+
+
+runs = Table(
+    "runs",
+    Column("id", INTEGER, primary_key=True),
+    Column("started_at", String(32), nullable=False),
+    Column("finished_at", String(32)),
+    Column("trigger", String(32), nullable=False, default="cli"),
+    Column("jurisdictions", String(200), nullable=False),
+    Column("exit_code", INTEGER),
+    Column("summary", TEXT),
 )
 
-fetches = sa.Table(
-    "fetches", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
-    sa.Column("source_id", sa.String(64), nullable=False),
-    sa.Column("started_at", sa.String(32), nullable=False),
-    sa.Column("url", sa.Text, nullable=False),
-    sa.Column("final_url", sa.Text),
+fetches = Table(
+    "fetches",
+    Column("id", INTEGER, primary_key=True),
+    Column("run_id", INTEGER, references="runs.id", nullable=False),
+    Column("source_id", String(64), nullable=False),
+    Column("started_at", String(32), nullable=False),
+    Column("url", TEXT, nullable=False),
+    Column("final_url", TEXT),
     # fetched | not_modified | unchanged | failed | extraction_failed
-    sa.Column("outcome", sa.String(32), nullable=False),
-    sa.Column("error_kind", sa.String(32)),
-    sa.Column("error", sa.Text),
-    sa.Column("http_status", sa.Integer),
-    sa.Column("document_sha256", sa.String(64)),
-    sa.Column("elapsed_ms", sa.Integer),
-    sa.Index("ix_fetches_source_started", "source_id", "started_at"),
+    Column("outcome", String(32), nullable=False),
+    Column("error_kind", String(32)),
+    Column("error", TEXT),
+    Column("http_status", INTEGER),
+    Column("document_sha256", String(64)),
+    Column("elapsed_ms", INTEGER),
+    Index("ix_fetches_source_started", "source_id", "started_at"),
 )
 
-documents = sa.Table(
-    "documents", metadata,
-    sa.Column("sha256", sa.String(64), primary_key=True),
-    sa.Column("size", sa.Integer, nullable=False),
-    sa.Column("media_type", sa.String(200)),
-    sa.Column("source_id", sa.String(64), nullable=False),
-    sa.Column("url", sa.Text, nullable=False),
-    sa.Column("first_seen_at", sa.String(32), nullable=False),
-    sa.Column("path", sa.Text, nullable=False),  # relative to the documents folder
+documents = Table(
+    "documents",
+    Column("sha256", String(64), primary_key=True),
+    Column("size", INTEGER, nullable=False),
+    Column("media_type", String(200)),
+    Column("source_id", String(64), nullable=False),
+    Column("url", TEXT, nullable=False),
+    Column("first_seen_at", String(32), nullable=False),
+    Column("path", TEXT, nullable=False),  # relative to the documents folder
 )
 
-source_state = sa.Table(
-    "source_state", metadata,
-    sa.Column("source_id", sa.String(64), primary_key=True),
-    sa.Column("jurisdiction", sa.String(8), nullable=False),
+source_state = Table(
+    "source_state",
+    Column("source_id", String(64), primary_key=True),
+    Column("jurisdiction", String(8), nullable=False),
     # healthy | source_failed | extraction_failed (| unknown before the first fetch)
-    sa.Column("health", sa.String(32), nullable=False),
-    sa.Column("failing_since", sa.String(32)),
-    sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("last_error", sa.Text),
-    sa.Column("last_attempt_at", sa.String(32)),
-    sa.Column("last_healthy_at", sa.String(32)),
-    sa.Column("last_document_sha256", sa.String(64)),
-    sa.Column("last_url", sa.Text),
-    sa.Column("etag", sa.Text),
-    sa.Column("last_modified", sa.Text),
-    sa.Column("marker", sa.Text),
-    sa.Column("watch_keys", sa.Text),  # JSON list: the watch list the records were made for
-    sa.Column("document_dates", sa.Text),  # JSON list of [label, date]
-    sa.Column("document_meta", sa.Text),  # JSON object
-    sa.Column("title", sa.Text),
-    sa.Column("instrument", sa.Text),
+    Column("health", String(32), nullable=False),
+    Column("failing_since", String(32)),
+    Column("consecutive_failures", INTEGER, nullable=False, default="0"),
+    Column("last_error", TEXT),
+    Column("last_attempt_at", String(32)),
+    Column("last_healthy_at", String(32)),
+    Column("last_document_sha256", String(64)),
+    Column("last_url", TEXT),
+    Column("etag", TEXT),
+    Column("last_modified", TEXT),
+    Column("marker", TEXT),
+    Column("watch_keys", TEXT),  # JSON list: the watch list the records were made for
+    Column("document_dates", TEXT),  # JSON list of [label, date]
+    Column("document_meta", TEXT),  # JSON object
+    Column("title", TEXT),
+    Column("instrument", TEXT),
 )
 
-status = sa.Table(
-    "status", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("jurisdiction", sa.String(8), nullable=False),
-    sa.Column("substance", sa.String(200), nullable=False),
-    sa.Column("source_id", sa.String(64), nullable=False),
-    sa.Column("valid_from", sa.String(32), nullable=False),
-    sa.Column("valid_to", sa.String(32)),  # NULL: current
-    sa.Column("status", sa.String(32), nullable=False),
-    sa.Column("schedule", sa.String(64)),
-    sa.Column("record", sa.Text, nullable=False),  # JSON of the StatusRecord first seen
+status = Table(
+    "status",
+    Column("id", INTEGER, primary_key=True),
+    Column("jurisdiction", String(8), nullable=False),
+    Column("substance", String(200), nullable=False),
+    Column("source_id", String(64), nullable=False),
+    Column("valid_from", String(32), nullable=False),
+    Column("valid_to", String(32)),  # NULL: current
+    Column("status", String(32), nullable=False),
+    Column("schedule", String(64)),
+    Column("record", TEXT, nullable=False),  # JSON of the StatusRecord first seen
     # The latest healthy observation that confirmed the status. For an open interval these are
     # only written when it closes: until then the source's own state (last_healthy_at,
     # last_document_sha256) is the confirmation, so an unchanged day rewrites no status row.
-    sa.Column("last_confirmed_at", sa.String(32), nullable=False),
-    sa.Column("last_document_sha256", sa.String(64), nullable=False),
+    Column("last_confirmed_at", String(32), nullable=False),
+    Column("last_document_sha256", String(64), nullable=False),
     # The law over time (dates, YYYY-MM-DD): from when the status held in law (an instrument's
     # date, or the earliest evidence) to when it ceased (NULL: not known to have ceased). The
     # observation interval above says when schedwatch saw it; this one says what it says.
-    sa.Column("legal_from", sa.String(10)),
-    sa.Column("legal_to", sa.String(10)),
+    Column("legal_from", String(10)),
+    Column("legal_to", String(10)),
     # 1: written by `schedwatch backfill` from a regulator's archive, not observed live.
-    sa.Column("backfilled", sa.Integer, nullable=False, server_default="0"),
+    Column("backfilled", INTEGER, nullable=False, default="0"),
     # Partial on SQLite (naming the PostgreSQL option would import that dialect, and asyncio,
     # on every start); a plain index elsewhere.
-    sa.Index("ix_status_open", "source_id", "substance", sqlite_where=sa.text("valid_to IS NULL")),
-    sa.Index("ix_status_substance", "substance", "valid_from"),
-    sa.Index("ix_status_span", "valid_from", "valid_to"),
-    sa.Index("ix_status_legal", "legal_from", "legal_to"),
+    Index("ix_status_open", "source_id", "substance", where="valid_to IS NULL"),
+    Index("ix_status_substance", "substance", "valid_from"),
+    Index("ix_status_span", "valid_from", "valid_to"),
+    Index("ix_status_legal", "legal_from", "legal_to"),
 )
 
-changes = sa.Table(
-    "changes", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
-    sa.Column("detected_at", sa.String(32), nullable=False),
-    sa.Column("jurisdiction", sa.String(8), nullable=False),
-    sa.Column("substance", sa.String(200)),  # NULL for source-level changes
-    sa.Column("source_id", sa.String(64), nullable=False),
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("summary", sa.Text, nullable=False),
-    sa.Column("before", sa.Text),  # JSON record / pending item, or NULL
-    sa.Column("after", sa.Text),
-    sa.Column("effective_date", sa.String(32)),
-    sa.Column("before_sha256", sa.String(64)),
-    sa.Column("after_sha256", sa.String(64)),
-    sa.Column("details", sa.Text),  # JSON object: error text, new URL, damping note ...
-    sa.Column("backfilled", sa.Integer, nullable=False, server_default="0"),
-    sa.Index("ix_changes_detected", "detected_at"),
+changes = Table(
+    "changes",
+    Column("id", INTEGER, primary_key=True),
+    Column("run_id", INTEGER, references="runs.id", nullable=False),
+    Column("detected_at", String(32), nullable=False),
+    Column("jurisdiction", String(8), nullable=False),
+    Column("substance", String(200)),  # NULL for source-level changes
+    Column("source_id", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("summary", TEXT, nullable=False),
+    Column("before", TEXT),  # JSON record / pending item, or NULL
+    Column("after", TEXT),
+    Column("effective_date", String(32)),
+    Column("before_sha256", String(64)),
+    Column("after_sha256", String(64)),
+    Column("details", TEXT),  # JSON object: error text, new URL, damping note ...
+    Column("backfilled", INTEGER, nullable=False, default="0"),
+    Index("ix_changes_detected", "detected_at"),
 )
 
-pending = sa.Table(
-    "pending", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("source_id", sa.String(64), nullable=False),
-    sa.Column("key", sa.String(200), nullable=False),
-    sa.Column("jurisdiction", sa.String(8), nullable=False),
-    sa.Column("substance", sa.String(200), nullable=False),
-    sa.Column("item", sa.Text, nullable=False),
-    sa.Column("first_seen_at", sa.String(32), nullable=False),
-    sa.Column("last_seen_at", sa.String(32), nullable=False),
-    sa.Column("resolved_at", sa.String(32)),
+pending = Table(
+    "pending",
+    Column("id", INTEGER, primary_key=True),
+    Column("source_id", String(64), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("jurisdiction", String(8), nullable=False),
+    Column("substance", String(200), nullable=False),
+    Column("item", TEXT, nullable=False),
+    Column("first_seen_at", String(32), nullable=False),
+    Column("last_seen_at", String(32), nullable=False),
+    Column("resolved_at", String(32)),
     # One row per pending item: a proposal that disappears and comes back reopens its row.
-    sa.UniqueConstraint("source_id", "key", "substance"),
+    Unique("source_id", "key", "substance"),
 )
 
-outbox = sa.Table(
-    "outbox", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("idempotency_key", sa.String(200), nullable=False, unique=True),
-    sa.Column("kind", sa.String(16), nullable=False),  # alert | weekly | test
-    sa.Column("recipient", sa.String(320), nullable=False),
-    sa.Column("change_ids", sa.Text, nullable=False),  # JSON list of change ids
-    sa.Column("reference", sa.String(64)),  # e.g. the ISO week of a weekly report
-    sa.Column("created_at", sa.String(32), nullable=False),
+outbox = Table(
+    "outbox",
+    Column("id", INTEGER, primary_key=True),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # alert | weekly | test
+    Column("recipient", String(320), nullable=False),
+    Column("change_ids", TEXT, nullable=False),  # JSON list of change ids
+    Column("reference", String(64)),  # e.g. the ISO week of a weekly report
+    Column("created_at", String(32), nullable=False),
     # queued | delivered | failed (permanent)
-    sa.Column("state", sa.String(16), nullable=False, server_default="queued"),
-    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("next_attempt_at", sa.String(32)),
-    sa.Column("last_error", sa.Text),
-    sa.Column("delivered_at", sa.String(32)),
-    sa.Column("message_id", sa.String(320)),
+    Column("state", String(16), nullable=False, default="queued"),
+    Column("attempts", INTEGER, nullable=False, default="0"),
+    Column("next_attempt_at", String(32)),
+    Column("last_error", TEXT),
+    Column("delivered_at", String(32)),
+    Column("message_id", String(320)),
 )
 
-scheduling_actions = sa.Table(
+scheduling_actions = Table(
     # The dated scheduling actions the regulators' documents state (``ScheduledAction``): a
     # substance's scheduling history. One row per action, whoever read it first: a live run
     # (``backfilled`` 0) or ``schedwatch backfill`` (1). A store made before this table gets
-    # it from ``metadata.create_all`` when next opened for writing; readers of such a store
+    # it from ``create_missing`` when next opened for writing; readers of such a store
     # see no actions (``Store.actions``).
-    "actions", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("jurisdiction", sa.String(8), nullable=False),
-    sa.Column("substance", sa.String(200), nullable=False),
-    sa.Column("source_id", sa.String(64), nullable=False),
-    sa.Column("action", sa.String(100), nullable=False),
-    sa.Column("date", sa.String(10), nullable=False),
-    sa.Column("date_kind", sa.String(32), nullable=False),
-    sa.Column("citation", sa.String(200), nullable=False),
-    sa.Column("title", sa.Text, nullable=False),
-    sa.Column("document", sa.String(200)),
-    sa.Column("url", sa.Text),
-    sa.Column("effect", sa.Text),
-    sa.Column("first_observed_at", sa.String(32), nullable=False),
-    sa.Column("document_sha256", sa.String(64)),  # the archived document that stated it
-    sa.Column("backfilled", sa.Integer, nullable=False, server_default="0"),
-    sa.UniqueConstraint("jurisdiction", "substance", "source_id", "action", "date", "citation",
+    "actions",
+    Column("id", INTEGER, primary_key=True),
+    Column("jurisdiction", String(8), nullable=False),
+    Column("substance", String(200), nullable=False),
+    Column("source_id", String(64), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("date", String(10), nullable=False),
+    Column("date_kind", String(32), nullable=False),
+    Column("citation", String(200), nullable=False),
+    Column("title", TEXT, nullable=False),
+    Column("document", String(200)),
+    Column("url", TEXT),
+    Column("effect", TEXT),
+    Column("first_observed_at", String(32), nullable=False),
+    Column("document_sha256", String(64)),  # the archived document that stated it
+    Column("backfilled", INTEGER, nullable=False, default="0"),
+    Unique("jurisdiction", "substance", "source_id", "action", "date", "citation",
                         name="uq_actions_identity"),
-    sa.Index("ix_actions_substance", "substance", "date"),
+    Index("ix_actions_substance", "substance", "date"),
 )
 
 #: The identity of a stored action: storing it again adds nothing.
 ACTION_KEY = ("jurisdiction", "substance", "source_id", "action", "date", "citation")
 
 
+heartbeats = Table(
+    "heartbeats",
+    Column("name", String(64), primary_key=True),
+    Column("at", String(32), nullable=False),
+    Column("pid", INTEGER),
+    Column("detail", TEXT),
+)
+
+TABLES = (runs, fetches, documents, source_state, status, changes, pending, outbox,
+          scheduling_actions, heartbeats)
+
+#: The tables and indexes of a complete store.
+EXPECTED_NAMES = frozenset({t.name for t in TABLES} | {i.name for t in TABLES for i in t.indexes})
+
+
 def select_actions(substance: str | None = None,
-                   jurisdiction: str | None = None) -> sa.Select[Any]:
+                   jurisdiction: str | None = None) -> tuple[str, dict[str, Any]]:
     """The stored actions (of one substance, one jurisdiction), oldest first; on one day in
     the order they were stored (a parser gives them in page order)."""
-    query = sa.select(scheduling_actions)
+    conditions, params = [], {}
     if substance is not None:
-        query = query.where(scheduling_actions.c.substance == substance)
+        conditions.append("substance = :substance")
+        params["substance"] = substance
     if jurisdiction is not None:
-        query = query.where(scheduling_actions.c.jurisdiction == jurisdiction)
-    return query.order_by(scheduling_actions.c.jurisdiction, scheduling_actions.c.date,
-                          scheduling_actions.c.id)
-
-
-heartbeats = sa.Table(
-    "heartbeats", metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("at", sa.String(32), nullable=False),
-    sa.Column("pid", sa.Integer),
-    sa.Column("detail", sa.Text),
-)
+        conditions.append("jurisdiction = :jurisdiction")
+        params["jurisdiction"] = jurisdiction
+    where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
+    return f"SELECT * FROM actions{where} ORDER BY jurisdiction, date, id", params
 
 
 #: Columns added after a store was first created: (table, column, DDL type, fill statement).
@@ -222,17 +320,23 @@ _ADDED_COLUMNS = (
 )
 
 
-def _add_missing_columns(conn: Connection) -> None:
-    """Bring a store made by an earlier version up to the current columns: intervals it
-    wrote get the legal span of their observation (the best it knew). Runs in the schema
-    transaction, under the schema lock (``Store._create_schema``)."""
-    inspector = sa.inspect(conn)
-    present = {table: {c["name"] for c in inspector.get_columns(table)}
-               for table in {t for t, *_ in _ADDED_COLUMNS}}
-    missing = [entry for entry in _ADDED_COLUMNS if entry[1] not in present[entry[0]]]
-    for table, column, ddl, fill in missing:
-        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
-        if fill:
-            conn.exec_driver_sql(fill)
-
-
+def create_missing(conn: Connection) -> bool:
+    """Create the tables and indexes a store lacks, and bring a store made by an earlier
+    version up to the current columns (intervals it wrote get the legal span of their
+    observation: the best it knew). Returns whether the store had no tables at all. Runs in
+    the schema transaction, under the schema lock (``Store._create_schema``)."""
+    present = conn.tables()
+    for table in TABLES:
+        if table.name not in present:
+            conn.execute(table.create_table(conn.backend))
+    for table_name, column, ddl, fill in _ADDED_COLUMNS:
+        if table_name in present and column not in conn.columns(table_name):
+            conn.execute(f"ALTER TABLE {table_name} ADD COLUMN {column} {ddl}")
+            if fill:
+                conn.execute(fill)
+    indexes = conn.indexes()  # after the columns: an index may be on an added one
+    for table in TABLES:
+        for index in table.indexes:
+            if index.name not in indexes:
+                conn.execute(table.create_index(index))
+    return runs.name not in present

@@ -1,6 +1,8 @@
 """The store: the only database and disk code of schedwatch.
 
-SQLAlchemy Core on SQLite (``<data_dir>/schedwatch.db``, or any ``database_url``). Raw
+SQLite (``<data_dir>/schedwatch.db``) or PostgreSQL (``database_url``) through their DB-API
+drivers (``scrapers.db``: stdlib ``sqlite3``, ``psycopg``), with the schema declared once in
+``scrapers.schema``. Raw
 documents are content-addressed by sha256 under ``<data_dir>/documents/`` and written once.
 Status history is kept as intervals (``valid_from``/``valid_to``): an unchanged day adds no
 row. A run's writes go through one ``RunWriter`` in one transaction, so a crash mid-run
@@ -17,7 +19,6 @@ import hashlib
 import json
 import os
 import shutil
-import sqlite3
 import tempfile
 import time
 import urllib.parse
@@ -26,10 +27,16 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
-
 from scrapers.clock import parse_stamp, stamp, utcnow  # noqa: F401 - re-exported
+from scrapers.db import (
+    Connection,
+    Database,
+    DatabaseError,
+    DriverMissing,
+    OperationalError,
+    in_list,
+    parse_url,
+)
 from scrapers.errors import StoreError
 from scrapers.locks import LOCK_NAMESPACE, advisory_lock, file_lock
 from scrapers.locks import lock_key as _lock_key
@@ -45,19 +52,12 @@ from scrapers.rows import (  # noqa: F401 - the row shapes, re-exported for thei
 )
 from scrapers.schema import (  # noqa: F401 - the tables, re-exported
     ACTION_KEY,
-    _add_missing_columns,
-    changes,
-    documents,
-    fetches,
-    heartbeats,
-    metadata,
-    outbox,
-    pending,
+    EXPECTED_NAMES,
+    SCHEMA_VERSION,
+    create_missing,
     runs,
     scheduling_actions,
     select_actions,
-    source_state,
-    status,
 )
 
 #: How long an outbox mark waits for a locked database (SQLite) before giving up.
@@ -84,12 +84,14 @@ class Store:
         self.readonly = readonly
         self._open_handle: IO[str] | None = None
         self.url = database_url or f"sqlite:///{(self.data_dir / DATABASE_FILE).resolve()}"
-        self.database_path = _sqlite_path(self.url)
+        self._parsed = _parse(self.url)
+        self.database_path = (Path(self._parsed.path) if self._parsed.backend == "sqlite"
+                              and self._parsed.path is not None else None)
         if readonly:
-            self.engine: Engine = self._reading_engine()
+            self.db: Database = self._reading_database()
             return
         self._prepare_folder()
-        self.engine = self._create_engine()
+        self.db = self._database()
         try:
             self._create_schema()
         except BaseException:
@@ -101,25 +103,20 @@ class Store:
         return cls(data_dir, database_url, readonly=True)
 
     def _safe_url(self) -> str:
-        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+        return self._parsed.safe
 
-    def _create_engine(self, **options: Any) -> Engine:
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._parsed.backend
+
+    def _database(self, *, readonly: bool = False, sqlite_uri: str | None = None) -> Database:
         try:
-            url = sa.engine.make_url(self.url)
-            if url.get_backend_name() != "sqlite":
-                # A long-lived scheduler outlives server restarts: test each pooled
-                # connection before use.
-                options.setdefault("pool_pre_ping", True)
-            engine = sa.create_engine(url, **options)
-        except (ImportError, sa.exc.NoSuchModuleError) as error:
-            hint = (" (pip install 'schedwatch[postgres]')" if "postgres" in self.url else "")
+            return Database(self._parsed, readonly=readonly, sqlite_uri=sqlite_uri)
+        except DriverMissing as error:
+            hint = " (pip install 'schedwatch[postgres]')" if self.backend == "postgresql" else ""
             raise StoreError(f"cannot open the database {self._safe_url()}: its driver is "
                              f"not installed: {error}{hint}") from None
-        except sa.exc.ArgumentError as error:
-            raise StoreError(f"database_url is not a database URL ({error})") from None
-        if engine.dialect.name == "sqlite":
-            sa.event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
 
     def _prepare_folder(self) -> None:
         try:
@@ -150,32 +147,40 @@ class Store:
                 self._refuse_if_documents_exist()
             with self._file_lock_blocking("schema"):
                 self._check_after_unclean_stop()
-                self._create_tables(None)
+                self._create_tables()
             return
         try:
-            with self.engine.begin() as conn:
-                if self.engine.dialect.name == "postgresql":
+            with self.db.begin() as conn:
+                if self.backend == "postgresql":
                     # Held to the end of this transaction; DDL is transactional there.
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(CAST(:ns AS integer), "
-                                         "CAST(:key AS integer))"),
-                                 {"ns": LOCK_NAMESPACE, "key": _lock_key("schema")})
-                self._create_tables(conn)
-        except sa.exc.SQLAlchemyError as error:
+                    conn.scalar("SELECT pg_advisory_xact_lock(CAST(:ns AS integer), "
+                                "CAST(:key AS integer))",
+                                {"ns": LOCK_NAMESPACE, "key": _lock_key("schema")})
+                self._create_in(conn)
+        except DatabaseError as error:
             raise self._open_error(error) from None
 
-    def _create_tables(self, conn: Connection | None) -> None:
+    def _create_tables(self) -> None:
+        """SQLite: a store whose ``user_version`` says its columns are current and whose
+        catalogue lists every table and index is left as it is: one read, where inspecting
+        each table was most of a warm start's database time."""
         try:
-            with contextlib.ExitStack() as stack:
-                if conn is None:
-                    conn = stack.enter_context(self.engine.begin())
-                if not sa.inspect(conn).has_table(runs.name):
-                    self._refuse_if_documents_exist()
-                metadata.create_all(conn)
-                _add_missing_columns(conn)
-        except sa.exc.SQLAlchemyError as error:
+            with self.db.connect() as conn:
+                if conn.scalar("PRAGMA user_version") == SCHEMA_VERSION and \
+                        EXPECTED_NAMES <= conn.tables() | conn.indexes():
+                    return
+            with self.db.begin(immediate=True) as conn:
+                self._create_in(conn)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except DatabaseError as error:
             raise self._open_error(error) from None
 
-    def _open_error(self, error: sa.exc.SQLAlchemyError) -> StoreError:
+    def _create_in(self, conn: Connection) -> None:
+        if runs.name not in conn.tables():
+            self._refuse_if_documents_exist()
+        create_missing(conn)
+
+    def _open_error(self, error: DatabaseError) -> StoreError:
         detail = _first_line(error)
         if _is_damage(detail):
             return self._damaged(detail)
@@ -184,7 +189,7 @@ class Store:
                               "reading commands (status, changes, history, sources, jobs) "
                               "work on it, this one needs write access")
         return StoreError(f"cannot open the database {self._safe_url()}: "
-                          f"{type(getattr(error, 'orig', None) or error).__name__}: {detail}; "
+                          f"{type(error.orig).__name__}: {detail}; "
                           "check data_dir / database_url")
 
     def _damaged(self, detail: str) -> StoreError:
@@ -237,9 +242,10 @@ class Store:
         if not alone or not wal.exists() or wal.stat().st_size == 0:
             return
         try:
-            with self.engine.connect() as conn:
-                result = [str(row[0]) for row in conn.exec_driver_sql("PRAGMA quick_check")]
-        except sa.exc.SQLAlchemyError as error:
+            with self.db.connect() as conn:
+                result = [str(next(iter(row.values())))
+                          for row in conn.rows("PRAGMA quick_check")]
+        except DatabaseError as error:
             raise self._damaged(_first_line(error)) from None
         if result != ["ok"]:
             raise self._damaged("PRAGMA quick_check: " + "; ".join(result[:3]))
@@ -260,50 +266,37 @@ class Store:
                     time.sleep(0.02)
             yield
 
-    def _reading_engine(self) -> Engine:
-        """An engine that cannot write: SQLite read-only (see the class docstring), or the
-        server's read-only transactions. With no schedwatch tables yet, an empty in-memory
-        schema, so that every reading command says "no data" rather than failing."""
-        if self.database_path is None:
-            engine = self._create_engine(connect_args=(
-                {"options": "-c default_transaction_read_only=on"}
-                if self.url.startswith("postgresql") else {}))
-            try:
-                with engine.connect() as conn:
-                    present = sa.inspect(conn).has_table(runs.name)
-            except sa.exc.SQLAlchemyError as error:
-                engine.dispose()
-                raise self._open_error(error) from None
-            if present:
-                return engine
-            engine.dispose()
-            return _empty_engine()
+    def _reading_database(self) -> Database:
+        """A database that cannot be written: SQLite read-only (see the class docstring), or
+        the server's read-only transactions. With no schedwatch tables yet, an empty
+        in-memory schema, so that every reading command says "no data" rather than
+        failing."""
         path = self.database_path
-        if not path.is_file() or path.stat().st_size == 0:
-            return _empty_engine()
-        uri = "file:" + urllib.parse.quote(str(path)) + "?mode=ro"
-        wal, shm = (path.with_name(path.name + suffix) for suffix in ("-wal", "-shm"))
-        if _not_writable(path.parent) is not None and not (wal.exists() and shm.exists()):
-            # A read-only folder where no writer has the database open: SQLite cannot create
-            # the -shm file a WAL reader needs, and nothing can change under us.
-            uri += "&immutable=1"
-
-        def connect() -> sqlite3.Connection:
-            connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            connection.execute("PRAGMA busy_timeout=30000")
-            connection.execute("PRAGMA query_only=ON")
-            return connection
-
-        engine = sa.create_engine("sqlite://", creator=connect, poolclass=sa.pool.NullPool)
+        if path is None:
+            database = self._database(readonly=True)
+        elif not path.is_file() or path.stat().st_size == 0:
+            return _empty_database()
+        else:
+            uri = "file:" + urllib.parse.quote(str(path)) + "?mode=ro"
+            wal, shm = (path.with_name(path.name + suffix) for suffix in ("-wal", "-shm"))
+            if _not_writable(path.parent) is not None and not (wal.exists() and shm.exists()):
+                # A read-only folder where no writer has the database open: SQLite cannot
+                # create the -shm file a WAL reader needs, and nothing can change under us.
+                uri += "&immutable=1"
+            database = self._database(readonly=True, sqlite_uri=uri)
         try:
-            with engine.connect() as conn:
-                present = sa.inspect(conn).has_table(runs.name)
-        except sa.exc.SQLAlchemyError as error:
+            with database.connect() as conn:
+                present = runs.name in conn.tables()
+        except DatabaseError as error:
+            database.dispose()
             raise self._open_error(error) from None
-        return engine if present else _empty_engine()
+        if present:
+            return database
+        database.dispose()
+        return _empty_database()
 
     def close(self) -> None:
-        self.engine.dispose()
+        self.db.dispose()
         if self._open_handle is not None:
             self._open_handle.close()
             self._open_handle = None
@@ -338,9 +331,8 @@ class Store:
         return self.document_path(sha256).read_bytes()
 
     def document_info(self, sha256: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(documents).where(documents.c.sha256 == sha256)).first()
-        return dict(row._mapping) if row else None
+        with self.db.connect() as conn:
+            return conn.first("SELECT * FROM documents WHERE sha256 = :sha", {"sha": sha256})
 
     def storage_error(self, error: OSError) -> str:
         """The one line for a document that could not be archived (a full disk above all)."""
@@ -379,23 +371,25 @@ class Store:
 
     # --- reads --------------------------------------------------------------------------
 
+    def _rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        with self.db.connect() as conn:
+            return conn.rows(sql, params)
+
     def source_states(self) -> dict[str, SourceState]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(source_state)).mappings().all()
-        return {row["source_id"]: SourceState.from_row(row) for row in rows}
+        return {row["source_id"]: SourceState.from_row(row)
+                for row in self._rows("SELECT * FROM source_state")}
 
     def source_state(self, source_id: str) -> SourceState | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(source_state).where(
-                source_state.c.source_id == source_id)).mappings().first()
-        return SourceState.from_row(row) if row else None
+        found = self._rows("SELECT * FROM source_state WHERE source_id = :source",
+                           {"source": source_id})
+        return SourceState.from_row(found[0]) if found else None
 
     def current_intervals(self, source_id: str | None = None) -> list[StatusInterval]:
-        query = sa.select(status).where(status.c.valid_to.is_(None))
+        where, params = "valid_to IS NULL", {}
         if source_id is not None:
-            query = query.where(status.c.source_id == source_id)
-        return self._intervals(query.order_by(status.c.jurisdiction, status.c.substance,
-                                              status.c.source_id))
+            where, params = where + " AND source_id = :source", {"source": source_id}
+        return self._intervals(f"SELECT * FROM status WHERE {where} "
+                               "ORDER BY jurisdiction, substance, source_id", params)
 
     def current_records(self, source_id: str) -> list[StatusRecord]:
         return [interval.record for interval in self.current_intervals(source_id)]
@@ -405,11 +399,10 @@ class Store:
         that day (of two, the later observation). An open interval whose held date passed
         before ``day`` (no run since) still answers; the reader applies its dates."""
         at = day.isoformat()
-        query = sa.select(status).where(status.c.legal_from <= at).order_by(
-            status.c.jurisdiction, status.c.substance, status.c.source_id,
-            status.c.valid_from, status.c.id)
         chosen: dict[tuple[str, str], StatusInterval] = {}
-        for interval in self._intervals(query):
+        for interval in self._intervals(
+                "SELECT * FROM status WHERE legal_from <= :at ORDER BY jurisdiction, "
+                "substance, source_id, valid_from, id", {"at": at}):
             record = interval.record
             key = (record.source_id, record.substance)
             holds = interval.legal_to is None or interval.legal_to > at
@@ -420,8 +413,8 @@ class Store:
 
     def earliest_evidence(self) -> str | None:
         """The earliest legal date any stored interval speaks for."""
-        with self.engine.connect() as conn:
-            value = conn.execute(sa.select(sa.func.min(status.c.legal_from))).scalar()
+        with self.db.connect() as conn:
+            value = conn.scalar("SELECT min(legal_from) FROM status")
         return str(value) if value else None
 
     def prior(self, source_ids: Sequence[str], *, since: datetime) -> Prior:
@@ -429,21 +422,21 @@ class Store:
         chosen = list(source_ids)
         states = {k: v for k, v in self.source_states().items() if k in chosen}
         current: dict[str, list[StatusInterval]] = {sid: [] for sid in chosen}
-        query = sa.select(status).where(status.c.valid_to.is_(None)).where(
-            status.c.source_id.in_(chosen)).order_by(status.c.substance)
-        for interval in self._intervals(query):
+        sources, params = in_list("s", chosen)
+        for interval in self._intervals(f"SELECT * FROM status WHERE valid_to IS NULL AND "
+                                        f"source_id IN {sources} ORDER BY substance", params):
             current[interval.record.source_id].append(interval)
         pending_rows: dict[str, list[PendingRow]] = {sid: [] for sid in chosen}
         for row in self.pending_items(open_only=False):
             if row.item.source_id in pending_rows:
                 pending_rows[row.item.source_id].append(row)
         recent: dict[tuple[str, str], list[StoredChange]] = {}
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(changes).where(changes.c.source_id.in_(chosen)).where(
-                changes.c.detected_at >= stamp(since)).where(changes.c.kind != "pending").where(
-                changes.c.substance.is_not(None)).order_by(changes.c.id.desc())).mappings().all()
-            last_run = conn.execute(sa.select(sa.func.max(runs.c.started_at)).where(
-                runs.c.finished_at.is_not(None))).scalar()
+        with self.db.connect() as conn:
+            rows = conn.rows(f"SELECT * FROM changes WHERE source_id IN {sources} AND "
+                             "detected_at >= :since AND kind != 'pending' AND substance IS "
+                             "NOT NULL ORDER BY id DESC", {**params, "since": stamp(since)})
+            last_run = conn.scalar("SELECT max(started_at) FROM runs "
+                                   "WHERE finished_at IS NOT NULL")
         for change_row in rows:
             found = recent.setdefault((change_row["source_id"], change_row["substance"]), [])
             if len(found) < 2:
@@ -455,19 +448,18 @@ class Store:
                      last_run_started_at=str(last_run) if last_run else None)
 
     def history(self, substance: str | None = None) -> list[StatusInterval]:
-        query = sa.select(status)
+        where, params = "", {}
         if substance is not None:
-            query = query.where(status.c.substance == substance)
-        return self._intervals(query.order_by(status.c.jurisdiction, status.c.source_id,
-                                              status.c.valid_from))
+            where, params = "WHERE substance = :substance ", {"substance": substance}
+        return self._intervals(f"SELECT * FROM status {where}"
+                               "ORDER BY jurisdiction, source_id, valid_from", params)
 
-    def _intervals(self, query: sa.Select[Any]) -> list[StatusInterval]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
-            confirmed = {row.source_id: (row.last_healthy_at, row.last_document_sha256)
-                         for row in conn.execute(sa.select(
-                             source_state.c.source_id, source_state.c.last_healthy_at,
-                             source_state.c.last_document_sha256))}
+    def _intervals(self, sql: str, params: Mapping[str, Any]) -> list[StatusInterval]:
+        with self.db.connect() as conn:
+            rows = conn.rows(sql, params)
+            confirmed = {row["source_id"]: (row["last_healthy_at"], row["last_document_sha256"])
+                         for row in conn.rows("SELECT source_id, last_healthy_at, "
+                                              "last_document_sha256 FROM source_state")}
         intervals = []
         for row in rows:
             at, sha = row["last_confirmed_at"], row["last_document_sha256"]
@@ -485,72 +477,77 @@ class Store:
     def changes(self, since: datetime | None = None, *, until: datetime | None = None,
                 kinds: Sequence[str] | None = None, ids: Sequence[int] | None = None,
                 limit: int | None = None, newest_first: bool = False) -> list[StoredChange]:
-        query = sa.select(changes)
+        conditions, params = [], {}
         if since is not None:
-            query = query.where(changes.c.detected_at >= stamp(since))
+            conditions.append("detected_at >= :since")
+            params["since"] = stamp(since)
         if until is not None:
-            query = query.where(changes.c.detected_at < stamp(until))
+            conditions.append("detected_at < :until")
+            params["until"] = stamp(until)
         if kinds is not None:
-            query = query.where(changes.c.kind.in_(list(kinds)))
+            listed, bound = in_list("k", kinds)
+            conditions.append(f"kind IN {listed}")
+            params.update(bound)
         if ids is not None:
-            query = query.where(changes.c.id.in_(list(ids)))
-        order = changes.c.id.desc() if newest_first else changes.c.id
-        query = query.order_by(order)
+            listed, bound = in_list("i", ids)
+            conditions.append(f"id IN {listed}")
+            params.update(bound)
+        sql = "SELECT * FROM changes" + _where(conditions) + \
+            (" ORDER BY id DESC" if newest_first else " ORDER BY id")
         if limit is not None:
-            query = query.limit(limit)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
-        return [StoredChange.from_row(row) for row in rows]
+            sql += f" LIMIT {int(limit)}"
+        return [StoredChange.from_row(row) for row in self._rows(sql, params)]
 
     def recent_changes(self, source_id: str, substance: str, *, since: datetime,
                        limit: int = 2) -> list[StoredChange]:
         """The newest changes of one substance in one source since ``since``, newest first."""
-        query = sa.select(changes).where(changes.c.source_id == source_id).where(
-            changes.c.substance == substance).where(
-            changes.c.detected_at >= stamp(since)).where(changes.c.kind != "pending").order_by(
-            changes.c.id.desc()).limit(limit)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
+        rows = self._rows(
+            "SELECT * FROM changes WHERE source_id = :source AND substance = :substance AND "
+            "detected_at >= :since AND kind != 'pending' ORDER BY id DESC "
+            f"LIMIT {int(limit)}",
+            {"source": source_id, "substance": substance, "since": stamp(since)})
         return [StoredChange.from_row(row) for row in rows]
 
     def actions(self, substance: str | None = None,
                 jurisdiction: str | None = None) -> list[StoredAction]:
         """The stored scheduling actions, oldest first (none in a store made before them)."""
-        with self.engine.connect() as conn:
-            if not sa.inspect(conn).has_table(scheduling_actions.name):
+        with self.db.connect() as conn:
+            if scheduling_actions.name not in conn.tables():
                 return []
-            rows = conn.execute(select_actions(substance, jurisdiction)).mappings().all()
+            rows = conn.rows(*select_actions(substance, jurisdiction))
         return [StoredAction.from_row(row) for row in rows]
 
     def pending_items(self, *, open_only: bool = True,
                       source_id: str | None = None) -> list[PendingRow]:
-        query = sa.select(pending)
+        conditions, params = [], {}
         if open_only:
-            query = query.where(pending.c.resolved_at.is_(None))
+            conditions.append("resolved_at IS NULL")
         if source_id is not None:
-            query = query.where(pending.c.source_id == source_id)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(pending.c.id)).mappings().all()
+            conditions.append("source_id = :source")
+            params["source"] = source_id
+        rows = self._rows("SELECT * FROM pending" + _where(conditions) + " ORDER BY id",
+                          params)
         return [PendingRow(id=row["id"], item=PendingItem.from_dict(json.loads(row["item"])),
                            first_seen_at=row["first_seen_at"], last_seen_at=row["last_seen_at"],
                            resolved_at=row["resolved_at"]) for row in rows]
 
     def fetch_log(self, since: datetime | None = None, until: datetime | None = None,
                   source_id: str | None = None) -> list[dict[str, Any]]:
-        query = sa.select(fetches)
+        conditions, params = [], {}
         if since is not None:
-            query = query.where(fetches.c.started_at >= stamp(since))
+            conditions.append("started_at >= :since")
+            params["since"] = stamp(since)
         if until is not None:
-            query = query.where(fetches.c.started_at < stamp(until))
+            conditions.append("started_at < :until")
+            params["until"] = stamp(until)
         if source_id is not None:
-            query = query.where(fetches.c.source_id == source_id)
-        with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query.order_by(fetches.c.id)).mappings()]
+            conditions.append("source_id = :source")
+            params["source"] = source_id
+        return self._rows("SELECT * FROM fetches" + _where(conditions) + " ORDER BY id",
+                          params)
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(
-                sa.select(runs).order_by(runs.c.id.desc()).limit(limit)).mappings()]
+        return self._rows(f"SELECT * FROM runs ORDER BY id DESC LIMIT {int(limit)}")
 
     # --- writes -------------------------------------------------------------------------
 
@@ -561,18 +558,16 @@ class Store:
         if self.readonly:
             raise StoreError("this store was opened for reading only")
         try:
-            with self.engine.begin() as conn:
-                inserted = conn.execute(runs.insert().values(
-                    started_at=stamp(started_at), trigger=trigger,
-                    jurisdictions=",".join(jurisdictions))).inserted_primary_key
-                assert inserted is not None
-                run_id = inserted[0]
-                yield RunWriter(conn, int(run_id))
-        except sa.exc.DatabaseError as error:
+            with self.db.begin() as conn:
+                run_id = conn.insert("runs", {"started_at": stamp(started_at),
+                                              "trigger": trigger,
+                                              "jurisdictions": ",".join(jurisdictions)})
+                yield RunWriter(conn, run_id)
+        except DatabaseError as error:
             detail = _first_line(error)
             if _is_damage(detail):
                 raise self._damaged(detail) from None
-            if not isinstance(error, sa.exc.OperationalError):
+            if not isinstance(error, OperationalError):
                 raise
             raise StoreError(f"the database {self._safe_url()} could not be written "
                              f"({detail}); nothing of this run was "
@@ -581,24 +576,21 @@ class Store:
     # outbox ---------------------------------------------------------------------------
 
     def outbox_due(self, now: datetime) -> list[dict[str, Any]]:
-        query = sa.select(outbox).where(outbox.c.state == "queued").where(
-            sa.or_(outbox.c.next_attempt_at.is_(None),
-                   outbox.c.next_attempt_at <= stamp(now))).order_by(outbox.c.id)
-        with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+        return self._rows("SELECT * FROM outbox WHERE state = 'queued' AND (next_attempt_at "
+                          "IS NULL OR next_attempt_at <= :now) ORDER BY id",
+                          {"now": stamp(now)})
 
     def outbox_rows(self, state: str | None = None) -> list[dict[str, Any]]:
-        query = sa.select(outbox)
-        if state is not None:
-            query = query.where(outbox.c.state == state)
-        with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query.order_by(outbox.c.id)).mappings()]
+        if state is None:
+            return self._rows("SELECT * FROM outbox ORDER BY id")
+        return self._rows("SELECT * FROM outbox WHERE state = :state ORDER BY id",
+                          {"state": state})
 
     def enqueue(self, *, idempotency_key: str, kind: str, recipient: str,
                 change_ids: Sequence[int], reference: str | None = None,
                 now: datetime | None = None) -> bool:
         """Queue a message once: a second call with the same key does nothing (False)."""
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             return _insert_once(conn, _outbox_row(idempotency_key, kind, recipient, change_ids,
                                                   reference, now or utcnow()))
 
@@ -610,9 +602,9 @@ class Store:
         pass sends anything, so the message is not sent again) and StoreError is raised."""
         ids = [int(i) for i in outbox_ids]
         try:
-            self._retry_locked(lambda conn: conn.execute(
-                _delivered(ids, message_id=message_id, at=stamp(now))))
-        except sa.exc.OperationalError as error:
+            self._retry_locked(lambda conn: _mark_delivered(conn, ids, message_id=message_id,
+                                                            at=stamp(now)))
+        except OperationalError as error:
             with open(self._marks_journal, "a", encoding="utf-8") as journal:
                 journal.write(json.dumps({"ids": ids, "message_id": message_id,
                                           "at": stamp(now)}) + "\n")
@@ -636,10 +628,10 @@ class Store:
         notes = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line]
         try:
             for note in notes:
-                self._retry_locked(lambda conn, n=note: conn.execute(
-                    _delivered(n["ids"], message_id=n["message_id"], at=n["at"]).where(
-                        outbox.c.state != "delivered")))
-        except sa.exc.OperationalError:
+                self._retry_locked(lambda conn, n=note: _mark_delivered(
+                    conn, n["ids"], message_id=n["message_id"], at=n["at"],
+                    undelivered_only=True))
+        except OperationalError:
             return {int(i) for note in notes for i in note["ids"]}
         path.unlink()
         return set()
@@ -648,20 +640,21 @@ class Store:
         """Run ``write(conn)`` in a transaction; while SQLite says the database is locked
         or busy, try again with a growing pause until ``MARK_WAIT_SECONDS`` have passed."""
         deadline, pause = time.monotonic() + MARK_WAIT_SECONDS, 0.05
+        sqlite = self.backend == "sqlite"
         while True:
             left = deadline - time.monotonic()
             try:
-                with self.engine.begin() as conn:
-                    if self.engine.dialect.name == "sqlite":  # each try waits ≤ its pause
+                with self.db.begin() as conn:
+                    if sqlite:  # each try waits ≤ its pause
                         wait_ms = int(min(max(left, 0), pause * 4) * 1000)
-                        conn.exec_driver_sql(f"PRAGMA busy_timeout={wait_ms}")
+                        conn.execute(f"PRAGMA busy_timeout={wait_ms}")
                     try:
                         write(conn)
                     finally:
-                        if self.engine.dialect.name == "sqlite":
-                            conn.exec_driver_sql("PRAGMA busy_timeout=30000")
+                        if sqlite:
+                            conn.execute("PRAGMA busy_timeout=30000")
                 return
-            except sa.exc.OperationalError as error:
+            except OperationalError as error:
                 text = str(error).lower()
                 if ("locked" not in text and "busy" not in text) or left <= 0:
                     raise
@@ -671,19 +664,20 @@ class Store:
     def requeue_failed(self, now: datetime) -> int:
         """Put permanently failed messages back in the queue (after the cause was fixed, e.g.
         a wrong password); returns how many. Delivered messages are never requeued."""
-        with self.engine.begin() as conn:
-            return int(conn.execute(outbox.update().where(outbox.c.state == "failed").values(
-                state="queued", attempts=0, next_attempt_at=stamp(now))).rowcount or 0)
+        with self.db.begin() as conn:
+            return conn.update("outbox", {"state": "queued", "attempts": 0,
+                                          "next_attempt_at": stamp(now)}, "state = 'failed'")
 
     def mark_attempt_failed(self, outbox_id: int, *, error: str, permanent: bool,
                             next_attempt_at: datetime | None) -> None:
         try:
-            self._retry_locked(lambda conn: conn.execute(outbox.update().where(
-                outbox.c.id == outbox_id).values(
-                state="failed" if permanent else "queued", last_error=error[:500],
-                attempts=outbox.c.attempts + 1,
-                next_attempt_at=stamp(next_attempt_at) if next_attempt_at else None)))
-        except sa.exc.OperationalError as failure:
+            self._retry_locked(lambda conn: conn.execute(
+                "UPDATE outbox SET state = :state, last_error = :error, attempts = attempts "
+                "+ 1, next_attempt_at = :next WHERE id = :id",
+                {"state": "failed" if permanent else "queued", "error": error[:500],
+                 "next": stamp(next_attempt_at) if next_attempt_at else None,
+                 "id": outbox_id}))
+        except OperationalError as failure:
             raise StoreError(f"the database stayed locked for {MARK_WAIT_SECONDS:g} s "
                              f"({_first_line(failure)}); the failed attempt is not recorded "
                              "and the message is tried again") from None
@@ -691,23 +685,20 @@ class Store:
     # heartbeat ------------------------------------------------------------------------
 
     def beat(self, name: str, *, now: datetime, detail: str | None = None) -> None:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             values = dict(at=stamp(now), pid=os.getpid(), detail=detail)
-            updated = conn.execute(heartbeats.update().where(heartbeats.c.name == name)
-                                   .values(**values)).rowcount
-            if not updated:
-                conn.execute(heartbeats.insert().values(name=name, **values))
+            if not conn.update("heartbeats", values, "name = :name", {"name": name}):
+                conn.insert_many("heartbeats", [dict(name=name, **values)])
 
     def heartbeat(self, name: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(heartbeats).where(heartbeats.c.name == name)).first()
-        return dict(row._mapping) if row else None
+        found = self._rows("SELECT * FROM heartbeats WHERE name = :name", {"name": name})
+        return found[0] if found else None
 
     def integrity_check(self) -> str:
-        with self.engine.connect() as conn:
-            if self.engine.dialect.name != "sqlite":
-                return "ok"
-            return str(conn.exec_driver_sql("PRAGMA integrity_check").scalar())
+        if self.backend != "sqlite":
+            return "ok"
+        with self.db.connect() as conn:
+            return str(conn.scalar("PRAGMA integrity_check"))
 
     # locks ----------------------------------------------------------------------------
 
@@ -722,8 +713,8 @@ class Store:
         same work at once; the server drops it when the holder's connection goes."""
         if not name.replace("-", "").replace("_", "").isalnum():
             raise StoreError(f"bad lock name {name!r}")
-        if self.engine.dialect.name == "postgresql":
-            with advisory_lock(self.engine, name, holder, self._open_error):
+        if self.backend == "postgresql":
+            with advisory_lock(self.db, name, holder, self._open_error):
                 yield
             return
         with file_lock(self.data_dir / "locks", name, holder):
@@ -733,8 +724,8 @@ class Store:
 
     def source_intervals(self, source_id: str) -> list[StatusInterval]:
         """Every interval of one source, backfilled or observed, oldest observation first."""
-        return self._intervals(sa.select(status).where(status.c.source_id == source_id)
-                               .order_by(status.c.valid_from, status.c.id))
+        return self._intervals("SELECT * FROM status WHERE source_id = :source "
+                               "ORDER BY valid_from, id", {"source": source_id})
 
     def add_backfilled_interval(self, writer: RunWriter, record: StatusRecord, *,
                                 at: datetime, legal_from: str, legal_to: str | None,
@@ -743,38 +734,43 @@ class Store:
         backfill run), with its legal span and the last archived version that confirmed it.
         ``is_open``: the current status of a source with no observed data yet."""
         when = stamp(at)
-        writer.conn.execute(status.insert().values(
+        writer.conn.insert_many("status", [dict(
             jurisdiction=record.jurisdiction, substance=record.substance,
             source_id=record.source_id, valid_from=when, valid_to=None if is_open else when,
             status=record.status, schedule=record.schedule, record=_dumps(record.as_dict()),
             last_confirmed_at=when, last_document_sha256=last_document_sha256,
-            legal_from=legal_from, legal_to=legal_to, backfilled=1))
+            legal_from=legal_from, legal_to=legal_to, backfilled=1)])
 
     def rewrite_interval_record(self, writer: RunWriter, interval_id: int,
                                 record: StatusRecord) -> None:
         """Rewrite one interval's record in place (an observed interval whose status the
         archive shows held earlier: its ``in_force_since`` moves back; nothing else)."""
-        writer.conn.execute(status.update().where(status.c.id == interval_id).values(
-            record=_dumps(record.as_dict())))
+        writer.conn.update("status", {"record": _dumps(record.as_dict())}, "id = :id",
+                           {"id": interval_id})
 
 
-def _delivered(ids: Sequence[int], *, message_id: str, at: str) -> Any:
-    """The update marking outbox rows delivered by one accepted message."""
-    return outbox.update().where(outbox.c.id.in_(list(ids))).values(
-        state="delivered", delivered_at=at, message_id=message_id,
-        attempts=outbox.c.attempts + 1, last_error=None)
+def _mark_delivered(conn: Connection, ids: Sequence[int], *, message_id: str, at: str,
+                    undelivered_only: bool = False) -> None:
+    """Mark the outbox rows delivered by one accepted message."""
+    listed, params = in_list("o", [int(i) for i in ids])
+    also = " AND state != 'delivered'" if undelivered_only else ""
+    conn.execute("UPDATE outbox SET state = 'delivered', delivered_at = :at, message_id = "
+                 f":message, attempts = attempts + 1, last_error = NULL WHERE id IN {listed}"
+                 f"{also}", {**params, "at": at, "message": message_id})
 
 
 DATABASE_FILE = "schedwatch.db"
-def _sqlite_path(url: str) -> Path | None:
-    """The database file of a SQLite URL (None for a server or an in-memory database)."""
+
+
+def _parse(url: str) -> Any:
     try:
-        parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError:
-        return None
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(parsed.database)
+        return parse_url(url)
+    except ValueError as error:
+        raise StoreError(str(error)) from None
+
+
+def _where(conditions: Sequence[str]) -> str:
+    return (" WHERE " + " AND ".join(conditions)) if conditions else ""
 
 
 def _not_writable(folder: Path) -> str | None:
@@ -797,13 +793,13 @@ def _is_damage(detail: str) -> bool:
                                            "database disk image"))
 
 
-def _empty_engine() -> Engine:
+def _empty_database() -> Database:
     """An in-memory database with the schema and no rows: what a reader sees before the
     first run, without creating anything on disk."""
-    engine = sa.create_engine("sqlite://", poolclass=sa.pool.StaticPool,
-                              connect_args={"check_same_thread": False})
-    metadata.create_all(engine)
-    return engine
+    database = Database(parse_url("sqlite://"))
+    with database.begin() as conn:
+        create_missing(conn)
+    return database
 
 
 def _outbox_row(idempotency_key: str, kind: str, recipient: str, change_ids: Sequence[int],
@@ -814,45 +810,9 @@ def _outbox_row(idempotency_key: str, kind: str, recipient: str, change_ids: Seq
 
 
 def _insert_once(conn: Connection, values: dict[str, Any]) -> bool:
-    """Insert an outbox row unless its idempotency key is there. ON CONFLICT DO NOTHING,
-    not look-then-insert: two processes on a server database queue the same alert at once
-    without either failing on the unique key."""
-    return bool(_insert_ignoring_duplicates(conn, outbox, values, ["idempotency_key"]))
-
-
-def _insert_ignoring_duplicates(conn: Connection, table: sa.Table, values: dict[str, Any],
-                                keys: Sequence[str]) -> int:
-    name = conn.dialect.name
-    if name == "postgresql":
-        # Imported here: the PostgreSQL dialect pulls asyncio in, on every start otherwise.
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        # RETURNING: with psycopg the row count of a skipped insert is not reliable.
-        return len(conn.execute(pg_insert(table).values(**values).on_conflict_do_nothing(
-            index_elements=list(keys)).returning(table.c[keys[0]])).all())
-    elif name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        statement: Any = sqlite_insert(table).values(**values).on_conflict_do_nothing(
-            index_elements=list(keys))
-    else:
-        exists = conn.execute(sa.select(*[table.c[k] for k in keys]).where(
-            *[table.c[k] == values[k] for k in keys])).first()
-        if exists:
-            return 0
-        statement = table.insert().values(**values)
-    return int(conn.execute(statement).rowcount or 0)
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # The busy timeout first: switching a brand-new file to WAL takes a lock that another
-    # process opening it at the same moment must wait for, not fail on.
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+    """Insert an outbox row unless its idempotency key is there (two processes on a server
+    database may queue the same alert at once)."""
+    return bool(conn.insert_ignoring_duplicates("outbox", values, ["idempotency_key"]))
 
 
 class RunWriter:
@@ -865,7 +825,7 @@ class RunWriter:
     def add_document(self, *, sha256: str, size: int, media_type: str | None, source_id: str,
                      url: str, seen_at: datetime, path: str) -> None:
         # Two jurisdictions' runs may archive the same bytes at once on a server database.
-        _insert_ignoring_duplicates(self.conn, documents, dict(
+        self.conn.insert_ignoring_duplicates("documents", dict(
             sha256=sha256, size=size, media_type=media_type, source_id=source_id, url=url,
             first_seen_at=stamp(seen_at), path=path), ["sha256"])
 
@@ -873,11 +833,11 @@ class RunWriter:
                   final_url: str | None = None, error_kind: str | None = None,
                   error: str | None = None, http_status: int | None = None,
                   document_sha256: str | None = None, elapsed_ms: int | None = None) -> None:
-        self.conn.execute(fetches.insert().values(
+        self.conn.insert_many("fetches", [dict(
             run_id=self.run_id, source_id=source_id, started_at=stamp(started_at), url=url,
             final_url=final_url, outcome=outcome, error_kind=error_kind,
             error=error[:1000] if error else None, http_status=http_status,
-            document_sha256=document_sha256, elapsed_ms=elapsed_ms))
+            document_sha256=document_sha256, elapsed_ms=elapsed_ms)])
 
     def save_source_state(self, state: SourceState) -> None:
         values = dict(
@@ -891,10 +851,9 @@ class RunWriter:
             document_dates=_dumps([list(p) for p in state.document_dates]),
             document_meta=_dumps(dict(state.document_meta)), title=state.title,
             instrument=state.instrument)
-        updated = self.conn.execute(source_state.update().where(
-            source_state.c.source_id == state.source_id).values(**values)).rowcount
-        if not updated:
-            self.conn.execute(source_state.insert().values(source_id=state.source_id, **values))
+        if not self.conn.update("source_state", values, "source_id = :source",
+                                {"source": state.source_id}):
+            self.conn.insert_many("source_state", [dict(source_id=state.source_id, **values)])
 
     def open_intervals(self, records: Sequence[StatusRecord], *, at: datetime,
                        spans: Sequence[tuple[str, str | None]] | None = None,
@@ -907,7 +866,7 @@ class RunWriter:
         when = stamp(at)
         legal = spans if spans is not None else [
             (r.in_force_since or r.evidence_date or r.retrieved_at[:10], None) for r in records]
-        self.conn.execute(status.insert(), [dict(
+        self.conn.insert_many("status", [dict(
             jurisdiction=record.jurisdiction, substance=record.substance,
             source_id=record.source_id, valid_from=when, valid_to=when if closed else None,
             status=record.status, schedule=record.schedule, record=_dumps(record.as_dict()),
@@ -931,60 +890,64 @@ class RunWriter:
             values["legal_to"] = legal_to
         chosen = list(dict.fromkeys(substances))
         for start in range(0, len(chosen), 500):  # SQLite's bound-parameter limit
-            self.conn.execute(status.update().where(status.c.source_id == source_id).where(
-                status.c.substance.in_(chosen[start:start + 500])).where(
-                status.c.valid_to.is_(None)).values(**values))
+            listed, params = in_list("n", chosen[start:start + 500])
+            self.conn.update("status", values, f"source_id = :source AND substance IN "
+                             f"{listed} AND valid_to IS NULL", {**params, "source": source_id})
 
     def replace_open_record(self, record: StatusRecord) -> None:
         """Rewrite the record of an open interval in place: for a change that is not a
         change of status or wording of a watched substance (a new instrument id for every
         entry of a replaced Poisons Standard), which would otherwise open thousands of
         intervals and changes."""
-        self.conn.execute(status.update().where(status.c.source_id == record.source_id).where(
-            status.c.substance == record.substance).where(status.c.valid_to.is_(None)).values(
-            record=_dumps(record.as_dict())))
+        self.replace_open_records([record])
+
+    def replace_open_records(self, records: Sequence[StatusRecord]) -> None:
+        """``replace_open_record`` for many records, in one executemany (a new Poisons
+        Standard rewrites thousands)."""
+        self.conn.executemany(
+            "UPDATE status SET record = :record WHERE source_id = :source AND substance = "
+            ":substance AND valid_to IS NULL",
+            [{"record": _dumps(r.as_dict()), "source": r.source_id, "substance": r.substance}
+             for r in records])
 
     def add_change(self, *, detected_at: datetime, jurisdiction: str, substance: str | None,
                    source_id: str, kind: str, summary: str, before: dict[str, Any] | None,
                    after: dict[str, Any] | None, effective_date: str | None = None,
                    before_sha256: str | None = None, after_sha256: str | None = None,
                    details: dict[str, Any] | None = None, backfilled: bool = False) -> int:
-        result = self.conn.execute(changes.insert().values(
+        return self.conn.insert("changes", dict(
             run_id=self.run_id, detected_at=stamp(detected_at), jurisdiction=jurisdiction,
             substance=substance, source_id=source_id, kind=kind, summary=summary,
             before=_dumps(before) if before is not None else None,
             after=_dumps(after) if after is not None else None, effective_date=effective_date,
             before_sha256=before_sha256, after_sha256=after_sha256,
             details=_dumps(details or {}), backfilled=int(backfilled)))
-        inserted = result.inserted_primary_key
-        assert inserted is not None
-        return int(inserted[0])
 
     def add_actions(self, found: Sequence[ScheduledAction], *, at: datetime,
                     document_sha256: str | None, backfilled: bool = False) -> int:
         """Store dated scheduling actions once each (``ACTION_KEY``: the first reading is
         kept, observed or backfilled); returns how many were new."""
-        return sum(_insert_ignoring_duplicates(self.conn, scheduling_actions, action_values(
+        return sum(self.conn.insert_ignoring_duplicates("actions", action_values(
             action, at=stamp(at), document_sha256=document_sha256, backfilled=backfilled),
             list(ACTION_KEY)) for action in found)
 
     def open_pending(self, item: PendingItem, *, at: datetime) -> None:
-        self.conn.execute(pending.insert().values(
+        self.conn.insert_many("pending", [dict(
             source_id=item.source_id, key=item.key, jurisdiction=item.jurisdiction,
             substance=item.substance, item=_dumps(item.as_dict()), first_seen_at=stamp(at),
-            last_seen_at=stamp(at)))
+            last_seen_at=stamp(at))])
 
     def touch_pending(self, pending_id: int, item: PendingItem, *, at: datetime) -> None:
-        self.conn.execute(pending.update().where(pending.c.id == pending_id).values(
-            last_seen_at=stamp(at), item=_dumps(item.as_dict())))
+        self.conn.update("pending", {"last_seen_at": stamp(at), "item": _dumps(item.as_dict())},
+                         "id = :id", {"id": pending_id})
 
     def reopen_pending(self, pending_id: int, item: PendingItem, *, at: datetime) -> None:
-        self.conn.execute(pending.update().where(pending.c.id == pending_id).values(
-            resolved_at=None, last_seen_at=stamp(at), item=_dumps(item.as_dict())))
+        self.conn.update("pending", {"resolved_at": None, "last_seen_at": stamp(at),
+                                     "item": _dumps(item.as_dict())}, "id = :id",
+                         {"id": pending_id})
 
     def resolve_pending(self, pending_id: int, *, at: datetime) -> None:
-        self.conn.execute(pending.update().where(pending.c.id == pending_id).values(
-            resolved_at=stamp(at)))
+        self.conn.update("pending", {"resolved_at": stamp(at)}, "id = :id", {"id": pending_id})
 
     def enqueue(self, *, idempotency_key: str, kind: str, recipient: str,
                 change_ids: Sequence[int], reference: str | None = None,
@@ -993,5 +956,6 @@ class RunWriter:
                                                    reference, now))
 
     def finish(self, *, finished_at: datetime, exit_code: int, summary: Mapping[str, Any]) -> None:
-        self.conn.execute(runs.update().where(runs.c.id == self.run_id).values(
-            finished_at=stamp(finished_at), exit_code=exit_code, summary=_dumps(dict(summary))))
+        self.conn.update("runs", {"finished_at": stamp(finished_at), "exit_code": exit_code,
+                                  "summary": _dumps(dict(summary))}, "id = :id",
+                         {"id": self.run_id})

@@ -102,9 +102,8 @@ def test_list_jobs_before_the_scheduler_ever_ran_computes_rows(tmp_path, registr
     assert by_id["weekly_report"]["next_run_time"] == "2026-03-09T08:00:00-04:00"
     assert by_id["outbox"]["next_run_time_utc"] == "2026-03-07T17:15:00+00:00"
     # Listing created nothing: no job table, no jobs.
-    import sqlalchemy as sa
-
-    assert not sa.inspect(Store(settings.data_dir).engine).has_table("apscheduler_jobs")
+    with Store(settings.data_dir).db.connect() as conn:
+        assert "apscheduler_jobs" not in conn.tables()
 
 
 def test_list_jobs_reads_the_stored_jobs_and_the_heartbeat(tmp_path, registry):
@@ -171,8 +170,8 @@ def test_unreadable_stored_job_is_listed_then_replaced(tmp_path, registry, caplo
     settings, store = load(tmp_path, cron=CRON)
     jobs.reconcile_jobs(settings, store, jobs.job_specs(settings))
     # e.g. a job pickled by a future version, or whose function was renamed
-    with store.engine.begin() as conn:
-        conn.exec_driver_sql("DELETE FROM apscheduler_jobs WHERE id = 'ca'")
+    with store.db.begin() as conn:
+        conn.execute("DELETE FROM apscheduler_jobs WHERE id = 'ca'")
     store_garbage_job(store, "ca")
 
     rows, _ = jobs.list_jobs(settings)

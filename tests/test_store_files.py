@@ -89,8 +89,8 @@ def test_reading_while_a_writer_has_the_database_open(tracked) -> None:
     and -shm files exist): SQLite's read-only WAL reader, not a frozen "immutable" view."""
     config, data = tracked
     writer = Store(data)
-    with writer.engine.connect() as held:
-        held.exec_driver_sql("SELECT count(*) FROM runs").scalar()
+    with writer.db.connect() as held:
+        held.scalar("SELECT count(*) FROM runs")
         assert (data / "schedwatch.db-shm").exists()
         result = _read_only_cli(config, data, "status", "--format", "json")
     writer.close()

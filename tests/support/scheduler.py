@@ -185,9 +185,7 @@ def set_next_run_time(store: Any, job_id: str, when: datetime) -> None:
 
 def store_garbage_job(store: Any, job_id: str) -> None:
     """A stored job APScheduler cannot restore (as after renaming a job function)."""
-    import sqlalchemy as sa
-
     state = pickle.dumps({"version": 999, "id": job_id})
-    with store.engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO apscheduler_jobs (id, next_run_time, job_state) "
-                             "VALUES (:id, :t, :s)"), {"id": job_id, "t": 0.0, "s": state})
+    with store.db.begin() as conn:
+        conn.execute("INSERT INTO apscheduler_jobs (id, next_run_time, job_state) "
+                     "VALUES (:id, :t, :s)", {"id": job_id, "t": 0.0, "s": state})

@@ -150,8 +150,8 @@ class Australia:
     def outbox_rows(self) -> int:
         store = Store(self.data_dir)
         try:
-            with store.engine.connect() as connection:
-                return int(connection.exec_driver_sql("SELECT COUNT(*) FROM outbox").scalar())
+            with store.db.connect() as connection:
+                return int(connection.scalar("SELECT COUNT(*) FROM outbox"))
         finally:
             store.close()
 

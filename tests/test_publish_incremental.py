@@ -1,0 +1,174 @@
+"""Publishing after a run costs what changed: a weekly report whose inputs did not change is
+linked from the previous site (same inode), not rebuilt; one that did is rebuilt; and every
+weekly file of an incremental publish is byte-identical to what a full rebuild makes.
+
+A real Store with four months of daily checks (watch = "all"), records with dated facts
+that fall in many weeks' ninety days of "coming up", then a run with one change."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import reports.site
+from reports.site import publish
+from scheduler.config import Settings
+from scrapers.records import StatusRecord
+from scrapers.store import Store
+from tests.support.site_data import archive, fetch, make_settings, record
+
+START = datetime(2026, 7, 6, 6, 0, tzinfo=UTC)  # a Monday (2026-W28)
+DAYS = 120
+LAST = START + timedelta(days=DAYS - 1)
+PUBLISHED = LAST + timedelta(hours=2)
+RUN = LAST + timedelta(days=1)  # the one-change run, the next morning
+AFTER = RUN + timedelta(hours=1)
+SOURCES = ("ca-cdsa", "us-ecfr-1308")
+
+
+def _records(sha: dict[str, str], at: datetime) -> list[StatusRecord]:
+    """Substances whose records hold dates spread over the history (so most weeks list some
+    in their "coming up")."""
+    found = []
+    for i in range(12):
+        day = (START + timedelta(days=10 * i + 20)).date().isoformat()
+        source = SOURCES[i % 2]
+        found.append(record(source, f"drug-{i}", sha[source], at,
+                            schedule="I" if source == "ca-cdsa" else "II",
+                            dates=(("last amended", day),)))
+    found.append(record("us-ecfr-1308", "ketamine", sha["us-ecfr-1308"], at,
+                        schedule="III"))
+    return found
+
+
+def build(tmp_path: Path) -> tuple[Store, dict[str, StatusRecord]]:
+    store = Store(tmp_path / "data")
+    with store.transaction(started_at=START, jurisdictions=["ca", "us"]) as w:
+        sha = {sid: archive(store, w, sid, "v1", START) for sid in SOURCES}
+        records = _records(sha, START)
+        w.open_intervals(records, at=START)
+        for sid in SOURCES:
+            fetch(w, sid, START, sha=sha[sid])
+    for day in range(1, DAYS):
+        at = START + timedelta(days=day)
+        with store.transaction(started_at=at, jurisdictions=["ca", "us"]) as w:
+            for sid in SOURCES:
+                if day % 17 == 0 and sid == "ca-cdsa":
+                    fetch(w, sid, at, outcome="failed", error="HTTP 503")
+                else:
+                    fetch(w, sid, at, outcome="not_modified")
+    return store, {r.substance: r for r in records}
+
+
+def one_change_run(store: Store, before: StatusRecord) -> None:
+    """The next day's run: both sources checked, one record moved to another schedule."""
+    with store.transaction(started_at=RUN, jurisdictions=["ca", "us"]) as w:
+        sha = archive(store, w, before.source_id, "v2", RUN)
+        after = dataclasses.replace(before, schedule="V", control_level="C5",
+                                    document_sha256=sha)
+        w.close_intervals(before.source_id, [before.substance], at=RUN, confirmed_at=None,
+                          confirmed_sha256=None)
+        w.open_interval(after, at=RUN)
+        w.add_change(detected_at=RUN, jurisdiction=after.jurisdiction,
+                     substance=after.substance, source_id=after.source_id, kind="moved",
+                     summary=f"{after.substance} moved to Schedule V", before=before.as_dict(),
+                     after=after.as_dict(), effective_date=None,
+                     before_sha256=before.document_sha256, after_sha256=sha,
+                     details={"fields": ["schedule", "control_level"]})
+        for sid in SOURCES:
+            if sid != before.source_id:
+                fetch(w, sid, RUN, outcome="not_modified")
+            else:
+                fetch(w, sid, RUN, sha=sha)
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> Iterator[tuple[Store, dict[str, StatusRecord], Settings]]:
+    store, records = build(tmp_path)
+    settings = dataclasses.replace(make_settings(tmp_path, watch="all", timezone="UTC"),
+                                   site_dir=tmp_path / "site")
+    yield store, records, settings
+    store.close()
+
+
+def weekly_files(site: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((site / "weekly").glob("*.html"))}
+
+
+def inodes(site: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_ino for p in (site / "weekly").glob("*.html")}
+
+
+@pytest.fixture
+def rendered(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The templates rendered, in order (a spy on the site's renderer)."""
+    made: list[str] = []
+    real = reports.site.render_into
+
+    def spy(env, template, context, out):  # type: ignore[no-untyped-def]
+        made.append(f"{template}:{context.get('week', '')}")
+        return real(env, template, context, out)
+
+    monkeypatch.setattr(reports.site, "render_into", spy)
+    return made
+
+
+def test_an_incremental_publish_matches_a_full_rebuild_byte_for_byte(
+        history: tuple[Store, dict[str, StatusRecord], Settings], tmp_path: Path) -> None:
+    store, records, settings = history
+    publish(settings, store, now=PUBLISHED)
+    # drug-3 has no change before: the run gives it a history page, so every week whose
+    # "coming up" lists it now links its name — those weeks must be rebuilt.
+    one_change_run(store, records["drug-3"])
+    site = publish(settings, store, now=AFTER)
+    full = publish(dataclasses.replace(settings, site_dir=tmp_path / "full"), store, now=AFTER)
+    incremental, rebuilt = weekly_files(site), weekly_files(full)
+    assert len(incremental) > 15
+    assert incremental.keys() == rebuilt.keys()
+    for name in incremental:
+        assert incremental[name] == rebuilt[name], name
+    linked = [name for name, page in incremental.items() if b"history/drug-3" in page]
+    assert linked, "the new history page is linked from the weeks that list drug-3"
+
+
+def test_after_one_change_only_the_weekly_pages_that_change_are_rebuilt(
+        history: tuple[Store, dict[str, StatusRecord], Settings],
+        rendered: list[str]) -> None:
+    store, records, settings = history
+    site = publish(settings, store, now=PUBLISHED)
+    before, pages_before = inodes(site), weekly_files(site)
+    # ketamine is watched (it has a history page already) and its record holds no date:
+    # the change shows only in the running week.
+    one_change_run(store, records["ketamine"])
+    rendered.clear()
+    publish(settings, store, now=AFTER)
+    after, pages_after = inodes(site), weekly_files(site)
+    running = f"{RUN.isocalendar()[0]}-W{RUN.isocalendar()[1]:02d}.html"
+    changed = {name for name in after if after[name] != before.get(name)}
+    assert running in changed
+    assert pages_after[running] != pages_before[running]
+    assert b"moved to Schedule V" in pages_after[running]
+    # Every other past week is the previous site's file, linked, not rendered again.
+    assert changed <= {running, "index.html"}
+    weekly_rendered = [name for name in rendered if name.startswith("weekly.html:")]
+    assert weekly_rendered == [f"weekly.html:{running.removesuffix('.html')}"]
+    for name in set(before) - changed:
+        assert pages_after[name] == pages_before[name]
+
+
+def test_a_publish_with_nothing_new_rebuilds_no_past_week(
+        history: tuple[Store, dict[str, StatusRecord], Settings],
+        rendered: list[str]) -> None:
+    store, _, settings = history
+    site = publish(settings, store, now=PUBLISHED)
+    before = inodes(site)
+    rendered.clear()
+    publish(settings, store, now=PUBLISHED + timedelta(seconds=30))
+    after = inodes(site)
+    # The running week's "time since" is in minutes: 30 seconds later it reads the same.
+    assert [n for n in rendered if n.startswith("weekly.html:")] == []
+    assert after == before
