@@ -49,6 +49,7 @@ def main() -> None:
             return measure(schedwatch("--config", str(config), "run", "-j", "ca"), cwd=ROOT)
 
         cold_result = best_of(RUNS, cold)
+        assert cold_result.exit_code == 0, cold_result.output
         measure(schedwatch("--config", str(config), "run", "-j", "ca"), cwd=ROOT)
         warm_result = best_of(RUNS, lambda: measure(
             schedwatch("--config", str(config), "run", "-j", "ca"), cwd=ROOT))

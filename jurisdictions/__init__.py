@@ -1,12 +1,18 @@
-"""The jurisdictions schedwatch tracks. Adding one = a module here plus one line in REGISTRY.
+"""The jurisdictions schedwatch tracks. Adding one = a module here, one line in REGISTRY and
+one in OUTLINES.
 
 Modules are imported on first use, so commands that only read the store (``status``,
-``changes``) start without loading any parser.
+``changes``) start without loading any parser, and ``run -j ca`` loads Canada's alone:
+what the configuration check and the status table need to know of every jurisdiction (its
+time zone, its sources' ids and endpoint names) is the static OUTLINES table, which
+tests/test_import_budget.py keeps equal to each module's TIMEZONE and SOURCES.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -22,10 +28,48 @@ REGISTRY: dict[str, str] = {
 }
 
 
+@dataclass(frozen=True)
+class Outline:
+    """What is known of a jurisdiction without importing its module."""
+
+    timezone: str
+    #: source id → the names of its configurable endpoints ("url" first), in SOURCES order.
+    sources: Mapping[str, tuple[str, ...]]
+
+
+#: code → outline; a copy of each module's TIMEZONE and SOURCES (ids, endpoint names).
+OUTLINES: dict[str, Outline] = {
+    "ca": Outline("America/Toronto", {"ca-cdsa": ("url", "history_url", "raw_url"),
+                                      "ca-csr": ("url", "history_url", "raw_url")}),
+    "us": Outline("America/New_York", {"us-ecfr-1308": ("url", "bulk_url", "annual_url"),
+                                       "us-federal-register": ("url",)}),
+    "au": Outline("Australia/Sydney", {"au-poisons-standard": ("url", "register_url")}),
+}
+
+
 @cache
 def jurisdiction(code: str) -> ModuleType:
     """The module of a jurisdiction code; ``KeyError`` for an unknown code."""
     return importlib.import_module(REGISTRY[code])
+
+
+def outline(code: str) -> Outline:
+    """The outline of a registered jurisdiction code; ``KeyError`` for an unknown code. A
+    code registered without an outline (a test's stand-in) is outlined from its module."""
+    if code not in REGISTRY:
+        raise KeyError(code)
+    if code in OUTLINES:
+        return OUTLINES[code]
+    module = jurisdiction(code)
+    return Outline(getattr(module, "TIMEZONE", "UTC"),
+                   {s.id: tuple(getattr(s, "endpoints", ("url",))) for s in module.SOURCES})
+
+
+def known_sources() -> dict[str, tuple[str, ...]]:
+    """source id → endpoint names of every registered jurisdiction, in registry order,
+    without importing any jurisdiction module (the configuration check needs only this)."""
+    return {source_id: endpoints for code in REGISTRY
+            for source_id, endpoints in outline(code).sources.items()}
 
 
 def all_sources() -> list[Source]:
@@ -34,10 +78,11 @@ def all_sources() -> list[Source]:
 
 
 def source_by_id(source_id: str) -> Source:
-    """The source with this id; ``KeyError`` when there is none."""
-    for source in all_sources():
-        if source.id == source_id:
-            return source
+    """The source with this id; ``KeyError`` when there is none. Imports only the module of
+    the jurisdiction that declares it."""
+    for code in REGISTRY:
+        if source_id in outline(code).sources:
+            for source in jurisdiction(code).SOURCES:
+                if source.id == source_id:
+                    return source
     raise KeyError(source_id)
-
-

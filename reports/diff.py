@@ -499,11 +499,19 @@ class _Decider:
         self.today = today
         self.at = stamp(outcome.started_at)
         self.prev = prior.states.get(self.source.id) or default_state(self.source)
-        self.current = {iv.record.substance: iv.record
-                        for iv in prior.current.get(self.source.id, ())}
+        self._current: dict[str, StatusRecord] | None = None
         self.steps: list[IntervalStep] = []
         self.changes: list[NewChange] = []
         self.pending: list[PendingStep] = []
+
+    @property
+    def current(self) -> dict[str, StatusRecord]:
+        """The source's current records by substance, read from the prior when first needed
+        (not on a day its document did not change and no dated change fell due)."""
+        if self._current is None:
+            self._current = {iv.record.substance: iv.record
+                             for iv in self.prior.current.get(self.source.id, ())}
+        return self._current
 
     def decision(self, state: SourceState) -> Decision:
         return Decision(source_id=self.source.id, state=state,
@@ -534,7 +542,9 @@ class _Decider:
         """Dated changes held in the stored records whose date has now passed take effect,
         whether or not a document changed today (kind ``in_force``)."""
         sha = self.prev.last_document_sha256
-        for substance, record in list(self.current.items()):
+        for interval in self.prior.dated_intervals(self.source.id):
+            substance = interval.record.substance
+            record = self.current[substance] if self._current is not None else interval.record
             advanced = law_on(record, self.today)
             if advanced is record:
                 continue

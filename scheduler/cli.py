@@ -48,11 +48,11 @@ class State:
     @property
     def settings(self) -> Any:
         if self._settings is None:
-            from jurisdictions import all_sources
+            from jurisdictions import known_sources
             from scheduler.config import load_settings
 
-            known = {s.id: tuple(s.endpoints) for s in all_sources()}
-            self._settings = load_settings(self.config, known_sources=known)
+            # The registry's static outline: checking source names imports no jurisdiction.
+            self._settings = load_settings(self.config, known_sources=known_sources())
         return self._settings
 
     def store(self, *, readonly: bool = False) -> Any:
@@ -221,10 +221,10 @@ def _local_today(code: str) -> date:
     """Today in a jurisdiction's own time zone, from the one clock (tests set it)."""
     from zoneinfo import ZoneInfo
 
-    from jurisdictions import jurisdiction
+    from jurisdictions import outline
     from scrapers import clock
 
-    return clock.utcnow().astimezone(ZoneInfo(jurisdiction(code).TIMEZONE)).date()
+    return clock.utcnow().astimezone(ZoneInfo(outline(code).timezone)).date()
 
 
 #: The status table's columns: every date says what it is.
@@ -259,9 +259,12 @@ def status(state: State, fmt: str, as_of: date | None) -> None:
     store = state.store(readonly=True)
     states = store.source_states()
     intervals = store.status_as_of(day) if day else store.current_intervals()
-    rows = [status_row(i, on=day or _local_today(i.record.jurisdiction),
-                       state=states.get(i.record.source_id),
-                       disabled=not settings.source(i.record.source_id).enabled)
+    codes = {i.record.jurisdiction for i in intervals}
+    days = {code: day or _local_today(code) for code in codes}  # one clock read a jurisdiction
+    enabled = {sid: settings.source(sid).enabled for sid in {i.record.source_id
+                                                             for i in intervals}}
+    rows = [status_row(i, on=days[i.record.jurisdiction], state=states.get(i.record.source_id),
+                       disabled=not enabled[i.record.source_id])
             for i in intervals]
     if fmt == "json":
         click.echo(_json_list(rows))
@@ -720,7 +723,10 @@ RICH_ROWS = 200
 
 
 def _plain_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> None:
-    cells = [[_cell(row.get(key)).replace("\n", " ") for key, _ in columns] for row in rows]
+    keys = [key for key, _ in columns]
+    # Most cells are text already: str() and the JSON encoder only for the others.
+    cells = [[(value if type(value) is str else _cell(value)).replace("\n", " ")
+              for value in map(row.get, keys)] for row in rows]
     widths = [min(60, max([len(title)] + [len(c[i]) for c in cells]))
               for i, (_, title) in enumerate(columns)]
     lines = ["  ".join(title.ljust(w) for (_, title), w in zip(columns, widths, strict=True))]

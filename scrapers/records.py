@@ -133,12 +133,28 @@ class StatusRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StatusRecord:
-        values = {name: data[name] for name in RECORD_COLUMNS if name in data}
-        values["dates"] = tuple(tuple(pair) for pair in values.get("dates") or ())
-        return cls(**values)
+        if data.keys() != _RECORD_KEYS:  # written by another version: the fields it knows
+            values = {name: data[name] for name in RECORD_COLUMNS if name in data}
+            values["dates"] = tuple(tuple(pair) for pair in values.get("dates") or ())
+            return cls(**values)
+        # As ``as_dict`` wrote it, every field present: filled in directly. A frozen
+        # dataclass's __init__ sets its 30 fields one object.__setattr__ at a time, most of
+        # reading thousands of stored records (``status`` with watch = "all"); the record
+        # has no __post_init__ to skip.
+        record = object.__new__(cls)
+        record.__dict__.update(data)
+        record.__dict__["dates"] = tuple(tuple(pair) for pair in data["dates"] or ())
+        return record
 
     def material(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in MATERIAL_FIELDS)
+
+    @property
+    def holds_date(self) -> bool:
+        """Whether the record holds a dated change the law may reach with no new document:
+        not in force yet, or a listing whose end the document announces (the store keeps
+        the flag, so that a run whose documents did not change reads only these)."""
+        return self.status == "not_in_force" or self.in_force_until is not None
 
 
 #: Kinds of ``in_force_since``.
@@ -146,6 +162,7 @@ IN_FORCE_KINDS = ("instrument", "earliest_evidence")
 
 #: The record's fields in order: the table's columns.
 RECORD_COLUMNS = tuple(f.name for f in dataclasses.fields(StatusRecord))
+_RECORD_KEYS = frozenset(RECORD_COLUMNS)
 
 
 @dataclass(frozen=True)

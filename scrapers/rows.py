@@ -4,7 +4,7 @@ intervals, pending rows, and the prior state a run decides from."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,5 +147,40 @@ class Prior:
     #: (source id, substance) -> its newest non-pending changes since the window, newest first.
     recent: Mapping[tuple[str, str], tuple[StoredChange, ...]]
     last_run_started_at: str | None = None
+    #: Per source, the current intervals whose record holds a dated change (a coming into
+    #: force, an announced repeal): the only ones the law can move on a day when the
+    #: document did not change. None: look at every current interval.
+    dated: Mapping[str, tuple[StatusInterval, ...]] | None = None
+
+    def dated_intervals(self, source_id: str) -> tuple[StatusInterval, ...]:
+        if self.dated is None:
+            return tuple(self.current.get(source_id, ()))
+        return tuple(self.dated.get(source_id, ()))
+
+
+class LazyIntervals(Mapping[str, tuple[StatusInterval, ...]]):
+    """Current intervals per source, each source's read on first use: a warm run (the
+    documents not modified) reads a source's thousands of stored records (watch = "all")
+    only if it needs them."""
+
+    def __init__(self, source_ids: Sequence[str],
+                 load: Callable[[str], Sequence[StatusInterval]]) -> None:
+        self._source_ids = tuple(dict.fromkeys(source_ids))
+        self._load = load
+        self._loaded: dict[str, tuple[StatusInterval, ...]] = {}
+
+    def __getitem__(self, source_id: str) -> tuple[StatusInterval, ...]:
+        if source_id not in self._source_ids:
+            raise KeyError(source_id)
+        found = self._loaded.get(source_id)
+        if found is None:
+            found = self._loaded[source_id] = tuple(self._load(source_id))
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._source_ids)
+
+    def __len__(self) -> int:
+        return len(self._source_ids)
 
 

@@ -18,7 +18,7 @@ TEXT = "TEXT"
 
 #: SQLite's ``PRAGMA user_version`` of a store whose schema is complete: opening it checks
 #: nothing more (nine catalogue reads saved on every start). Raise it with every change below.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: status.dated
 
 
 def String(length: int) -> str:  # noqa: N802 - reads like the type it declares
@@ -186,9 +186,11 @@ status = Table(
     Column("legal_to", String(10)),
     # 1: written by `schedwatch backfill` from a regulator's archive, not observed live.
     Column("backfilled", INTEGER, nullable=False, default="0"),
-    # Partial on SQLite (naming the PostgreSQL option would import that dialect, and asyncio,
-    # on every start); a plain index elsewhere.
+    # 1: the record holds a dated change (``StatusRecord.holds_date``): a run whose document
+    # did not change reads these open intervals only, not the thousands of watch = "all".
+    Column("dated", INTEGER, nullable=False, default="0"),
     Index("ix_status_open", "source_id", "substance", where="valid_to IS NULL"),
+    Index("ix_status_dated", "source_id", where="valid_to IS NULL AND dated = 1"),
     Index("ix_status_substance", "substance", "valid_from"),
     Index("ix_status_span", "valid_from", "valid_to"),
     Index("ix_status_legal", "legal_from", "legal_to"),
@@ -308,7 +310,19 @@ def select_actions(substance: str | None = None,
     return f"SELECT * FROM actions{where} ORDER BY jurisdiction, date, id", params
 
 
-#: Columns added after a store was first created: (table, column, DDL type, fill statement).
+#: The flag of the open intervals that hold a dated change, from their stored records (the
+#: JSON functions of each database: SQLite's built in, PostgreSQL's on the text cast).
+_DATED_FILL = {
+    "sqlite": "UPDATE status SET dated = 1 WHERE valid_to IS NULL AND (json_extract(record, "
+              "'$.status') = 'not_in_force' OR json_extract(record, '$.in_force_until') IS "
+              "NOT NULL)",
+    "postgresql": "UPDATE status SET dated = 1 WHERE valid_to IS NULL AND ((record::json ->> "
+                  "'status') = 'not_in_force' OR (record::json ->> 'in_force_until') IS NOT "
+                  "NULL)",
+}
+
+#: Columns added after a store was first created: (table, column, DDL type, fill statement
+#: or one per database).
 _ADDED_COLUMNS = (
     ("status", "legal_from", "VARCHAR(10)",
      "UPDATE status SET legal_from = substr(valid_from, 1, 10) WHERE legal_from IS NULL"),
@@ -317,6 +331,7 @@ _ADDED_COLUMNS = (
      "WHERE legal_to IS NULL AND valid_to IS NOT NULL"),
     ("status", "backfilled", "INTEGER NOT NULL DEFAULT 0", None),
     ("changes", "backfilled", "INTEGER NOT NULL DEFAULT 0", None),
+    ("status", "dated", "INTEGER NOT NULL DEFAULT 0", _DATED_FILL),
 )
 
 
@@ -333,7 +348,7 @@ def create_missing(conn: Connection) -> bool:
         if table_name in present and column not in conn.columns(table_name):
             conn.execute(f"ALTER TABLE {table_name} ADD COLUMN {column} {ddl}")
             if fill:
-                conn.execute(fill)
+                conn.execute(fill if isinstance(fill, str) else fill[conn.backend])
     indexes = conn.indexes()  # after the columns: an index may be on an added one
     for table in TABLES:
         for index in table.indexes:

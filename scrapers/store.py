@@ -42,6 +42,7 @@ from scrapers.locks import LOCK_NAMESPACE, advisory_lock, file_lock
 from scrapers.locks import lock_key as _lock_key
 from scrapers.records import PendingItem, ScheduledAction, StatusRecord
 from scrapers.rows import (  # noqa: F401 - the row shapes, re-exported for their readers
+    LazyIntervals,
     PendingRow,
     Prior,
     SourceState,
@@ -167,7 +168,7 @@ class Store:
         try:
             with self.db.connect() as conn:
                 if conn.scalar("PRAGMA user_version") == SCHEMA_VERSION and \
-                        EXPECTED_NAMES <= conn.tables() | conn.indexes():
+                        conn.tables() | conn.indexes() >= EXPECTED_NAMES:
                     return
             with self.db.begin(immediate=True) as conn:
                 self._create_in(conn)
@@ -421,11 +422,18 @@ class Store:
         """Everything a run decides from, for these sources, in one read."""
         chosen = list(source_ids)
         states = {k: v for k, v in self.source_states().items() if k in chosen}
-        current: dict[str, list[StatusInterval]] = {sid: [] for sid in chosen}
         sources, params = in_list("s", chosen)
+        dated: dict[str, list[StatusInterval]] = {sid: [] for sid in chosen}
+        # Read now: the few records that hold a dated change (``StatusRecord.holds_date``),
+        # the only ones the law can move on a day the document did not change; the rest
+        # when the run asks for them (a changed document).
         for interval in self._intervals(f"SELECT * FROM status WHERE valid_to IS NULL AND "
-                                        f"source_id IN {sources} ORDER BY substance", params):
-            current[interval.record.source_id].append(interval)
+                                        f"dated = 1 AND source_id IN {sources} "
+                                        "ORDER BY substance", params):
+            dated[interval.record.source_id].append(interval)
+        current = LazyIntervals(chosen, lambda source_id: self._intervals(
+            "SELECT * FROM status WHERE valid_to IS NULL AND source_id = :source "
+            "ORDER BY substance", {"source": source_id}))
         pending_rows: dict[str, list[PendingRow]] = {sid: [] for sid in chosen}
         for row in self.pending_items(open_only=False):
             if row.item.source_id in pending_rows:
@@ -441,8 +449,8 @@ class Store:
             found = recent.setdefault((change_row["source_id"], change_row["substance"]), [])
             if len(found) < 2:
                 found.append(StoredChange.from_row(change_row))
-        return Prior(states=states,
-                     current={k: tuple(v) for k, v in current.items()},
+        return Prior(states=states, current=current,
+                     dated={k: tuple(v) for k, v in dated.items()},
                      pending={k: tuple(v) for k, v in pending_rows.items()},
                      recent={k: tuple(v) for k, v in recent.items()},
                      last_run_started_at=str(last_run) if last_run else None)
@@ -457,22 +465,15 @@ class Store:
     def _intervals(self, sql: str, params: Mapping[str, Any]) -> list[StatusInterval]:
         with self.db.connect() as conn:
             rows = conn.rows(sql, params)
-            confirmed = {row["source_id"]: (row["last_healthy_at"], row["last_document_sha256"])
-                         for row in conn.rows("SELECT source_id, last_healthy_at, "
-                                              "last_document_sha256 FROM source_state")}
-        intervals = []
-        for row in rows:
-            at, sha = row["last_confirmed_at"], row["last_document_sha256"]
-            if row["valid_to"] is None:
-                latest = confirmed.get(row["source_id"])
-                if latest and latest[0] and latest[1] and latest[0] >= at:
-                    at, sha = latest
-            intervals.append(StatusInterval(
-                id=row["id"], record=StatusRecord.from_dict(json.loads(row["record"])),
-                valid_from=row["valid_from"], valid_to=row["valid_to"], last_confirmed_at=at,
-                last_document_sha256=sha, legal_from=row["legal_from"],
-                legal_to=row["legal_to"], backfilled=bool(row["backfilled"])))
-        return intervals
+            confirmed = self._confirmations(conn)
+        return [_interval_of(row, confirmed=confirmed) for row in rows]
+
+    @staticmethod
+    def _confirmations(conn: Connection) -> dict[str, tuple[str | None, str | None]]:
+        """Per source, its latest healthy observation: what confirms its open intervals."""
+        return {row["source_id"]: (row["last_healthy_at"], row["last_document_sha256"])
+                for row in conn.rows("SELECT source_id, last_healthy_at, "
+                                     "last_document_sha256 FROM source_state")}
 
     def changes(self, since: datetime | None = None, *, until: datetime | None = None,
                 kinds: Sequence[str] | None = None, ids: Sequence[int] | None = None,
@@ -738,6 +739,7 @@ class Store:
             jurisdiction=record.jurisdiction, substance=record.substance,
             source_id=record.source_id, valid_from=when, valid_to=None if is_open else when,
             status=record.status, schedule=record.schedule, record=_dumps(record.as_dict()),
+            dated=int(record.holds_date),
             last_confirmed_at=when, last_document_sha256=last_document_sha256,
             legal_from=legal_from, legal_to=legal_to, backfilled=1)])
 
@@ -745,8 +747,25 @@ class Store:
                                 record: StatusRecord) -> None:
         """Rewrite one interval's record in place (an observed interval whose status the
         archive shows held earlier: its ``in_force_since`` moves back; nothing else)."""
-        writer.conn.update("status", {"record": _dumps(record.as_dict())}, "id = :id",
+        writer.conn.update("status", {"record": _dumps(record.as_dict()),
+                                      "dated": int(record.holds_date)}, "id = :id",
                            {"id": interval_id})
+
+
+def _interval_of(row: Mapping[str, Any], *,
+                 confirmed: Mapping[str, tuple[str | None, str | None]]) -> StatusInterval:
+    """A status row as an interval; an open one is confirmed by its source's latest
+    healthy observation (an unchanged day rewrites no status row)."""
+    at, sha = row["last_confirmed_at"], row["last_document_sha256"]
+    if row["valid_to"] is None:
+        latest = confirmed.get(row["source_id"])
+        if latest and latest[0] and latest[1] and latest[0] >= at:
+            at, sha = latest
+    return StatusInterval(
+        id=row["id"], record=StatusRecord.from_dict(json.loads(row["record"])),
+        valid_from=row["valid_from"], valid_to=row["valid_to"], last_confirmed_at=at,
+        last_document_sha256=sha, legal_from=row["legal_from"], legal_to=row["legal_to"],
+        backfilled=bool(row["backfilled"]))
 
 
 def _mark_delivered(conn: Connection, ids: Sequence[int], *, message_id: str, at: str,
@@ -870,6 +889,7 @@ class RunWriter:
             jurisdiction=record.jurisdiction, substance=record.substance,
             source_id=record.source_id, valid_from=when, valid_to=when if closed else None,
             status=record.status, schedule=record.schedule, record=_dumps(record.as_dict()),
+            dated=int(record.holds_date),
             last_confirmed_at=when, last_document_sha256=record.document_sha256,
             legal_from=start, legal_to=end, backfilled=int(backfilled))
             for record, (start, end) in zip(records, legal, strict=True)])
@@ -905,9 +925,10 @@ class RunWriter:
         """``replace_open_record`` for many records, in one executemany (a new Poisons
         Standard rewrites thousands)."""
         self.conn.executemany(
-            "UPDATE status SET record = :record WHERE source_id = :source AND substance = "
-            ":substance AND valid_to IS NULL",
-            [{"record": _dumps(r.as_dict()), "source": r.source_id, "substance": r.substance}
+            "UPDATE status SET record = :record, dated = :dated WHERE source_id = :source AND "
+            "substance = :substance AND valid_to IS NULL",
+            [{"record": _dumps(r.as_dict()), "dated": int(r.holds_date), "source": r.source_id,
+              "substance": r.substance}
              for r in records])
 
     def add_change(self, *, detected_at: datetime, jurisdiction: str, substance: str | None,

@@ -143,29 +143,48 @@ INSERT INTO runs VALUES (1, '2026-03-02T11:00:00Z', '2026-03-02T11:00:05Z', 'cli
     '{}');
 INSERT INTO status VALUES (1, 'ca', 'ketamine', 'ca-cdsa', '2026-03-02T11:00:00Z',
     '2026-05-04T11:00:00Z', 'controlled', 'I', '{}', '2026-05-03T11:00:00Z', 'aa');
+INSERT INTO status VALUES (2, 'ca', 'ketamine', 'ca-csr', '2026-03-02T11:00:00Z', NULL,
+    'not_in_force', '1', '{"status": "not_in_force", "in_force_until": null}',
+    '2026-05-03T11:00:00Z', 'bb');
+INSERT INTO status VALUES (3, 'ca', 'esketamine', 'ca-cdsa', '2026-03-02T11:00:00Z', NULL,
+    'controlled', 'I', '{"status": "controlled", "in_force_until": "2027-01-01"}',
+    '2026-05-03T11:00:00Z', 'cc');
+INSERT INTO status VALUES (4, 'ca', 'arketamine', 'ca-cdsa', '2026-03-02T11:00:00Z', NULL,
+    'controlled', 'I', '{"status": "controlled", "in_force_until": null}',
+    '2026-05-03T11:00:00Z', 'dd');
 """
 
 
-def test_a_store_made_by_an_earlier_version_opens_with_its_history(tmp_path: Path) -> None:
+def test_a_store_made_by_an_earlier_version_opens_with_its_history(
+        tmp_path: Path, database_url: str | None) -> None:  # noqa: F811 - the fixture
     data = tmp_path / "data"
     data.mkdir()
-    with sqlite3.connect(data / "schedwatch.db") as earlier:
-        earlier.executescript(_EARLIER_SCHEMA)
-    store = Store(data)
+    earlier = db.Database(db.parse_url(database_url or f"sqlite:///{data / 'schedwatch.db'}"))
+    with earlier.begin() as conn:
+        for statement in _EARLIER_SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+    earlier.dispose()
+    store = Store(data, database_url)
     try:
         with store.db.connect() as conn:
-            assert conn.scalar("PRAGMA user_version") == SCHEMA_VERSION
-            assert {"legal_from", "legal_to", "backfilled"} <= conn.columns("status")
+            if store.backend == "sqlite":
+                assert conn.scalar("PRAGMA user_version") == SCHEMA_VERSION
+            assert {"legal_from", "legal_to", "backfilled", "dated"} <= conn.columns("status")
             assert {"actions", "outbox", "source_state"} <= conn.tables()
-            row = conn.first("SELECT legal_from, legal_to, backfilled FROM status")
-        # The interval it wrote gets the legal span of its observation, the best it knew.
-        assert row == {"legal_from": "2026-03-02", "legal_to": "2026-05-04", "backfilled": 0}
+            rows = conn.rows("SELECT id, legal_from, legal_to, backfilled, dated FROM status "
+                             "ORDER BY id")
+        # The interval it wrote gets the legal span of its observation, the best it knew;
+        # the open ones that hold a dated change are flagged from their records.
+        assert rows[0] == {"id": 1, "legal_from": "2026-03-02", "legal_to": "2026-05-04",
+                           "backfilled": 0, "dated": 0}
+        assert [(row["id"], row["dated"]) for row in rows] == [(1, 0), (2, 1), (3, 1), (4, 0)]
         assert [run["id"] for run in store.runs()] == [1]
         assert json.loads(store.runs()[0]["summary"]) == {}
     finally:
         store.close()
     # Opened again: nothing to bring up; the history reads the same.
-    again = Store.open_for_reading(data)
+    again = Store.open_for_reading(data, database_url)
     try:
         assert again.earliest_evidence() == "2026-03-02"
         assert [run["id"] for run in again.runs()] == [1]

@@ -4,12 +4,14 @@ PostgreSQL server (skipped with the reason when there is none, see tests/support
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from scrapers.errors import LockedError, StoreError
+from scrapers.records import StatusRecord
 from scrapers.store import Store
 from tests.support.postgres import database_url, postgres_server  # noqa: F401 - fixtures
 
@@ -98,3 +100,33 @@ def test_an_unreachable_server_is_one_clear_line(tmp_path: Path) -> None:
     message = str(refused.value)
     assert message.startswith("cannot open the database postgresql+psycopg://schedwatch:***@")
     assert "OperationalError" in message and "secret-password" not in message
+
+
+def _csr_record(substance: str, **changes: object) -> StatusRecord:
+    base = StatusRecord(
+        jurisdiction="ca", substance=substance, status="controlled", schedule="1",
+        control_level="C2", instrument="SOR/2025-242", provision="Sch. 1, item 14(1)",
+        listed_as=substance.title(), basis="named", source_id="ca-csr",
+        source_url="http://x/csr", document_sha256="a" * 64,
+        retrieved_at="2026-09-15T12:00:00+00:00", evidence_date="2026-04-17")
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_the_prior_of_a_run_holds_the_dated_records_ready_and_the_rest_on_demand(
+        store: Store) -> None:
+    """A warm run reads only the records the law can move without a new document: one
+    not in force yet, one whose listing ends on an announced date; the rest when asked."""
+    plain = _csr_record("ketamine")
+    ending = _csr_record("esketamine", in_force_until="2027-01-01")
+    coming = _csr_record("arketamine", status="not_in_force", in_force_since="2026-10-01",
+                         in_force_since_kind="instrument")
+    with store.transaction(started_at=NOW, jurisdictions=["ca"]) as writer:
+        writer.open_intervals([plain, ending, coming], at=NOW)
+        writer.finish(finished_at=NOW, exit_code=0, summary={})
+    prior = store.prior(["ca-csr", "ca-cdsa"], since=NOW)
+    assert sorted(i.record.substance for i in prior.dated_intervals("ca-csr")) == [
+        "arketamine", "esketamine"]
+    assert prior.dated_intervals("ca-cdsa") == ()
+    by_name = {i.record.substance: i.record for i in prior.current["ca-csr"]}
+    assert by_name == {"ketamine": plain, "esketamine": ending, "arketamine": coming}
+    assert prior.current["ca-cdsa"] == ()
