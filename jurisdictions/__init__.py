@@ -1,11 +1,11 @@
-"""The jurisdictions schedwatch tracks. Adding one = a module here, one line in REGISTRY and
-one in OUTLINES.
+"""The jurisdictions schedwatch tracks. Adding one = a module here plus its entry in
+REGISTRY.
 
 Modules are imported on first use, so commands that only read the store (``status``,
 ``changes``) start without loading any parser, and ``run -j ca`` loads Canada's alone:
 what the configuration check and the status table need to know of every jurisdiction (its
-time zone, its sources' ids and endpoint names) is the static OUTLINES table, which
-tests/test_import_budget.py keeps equal to each module's TIMEZONE and SOURCES.
+time zone, its sources' ids and endpoint names) is in its REGISTRY entry, which
+tests/test_import_budget.py keeps equal to the module's TIMEZONE and SOURCES.
 """
 
 from __future__ import annotations
@@ -20,48 +20,46 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     from jurisdictions.base import Source
 
-#: code → module. Each module declares CODE, NAME, TIMEZONE, SCHEDULE_LEVELS and SOURCES.
-REGISTRY: dict[str, str] = {
-    "ca": "jurisdictions.ca",
-    "us": "jurisdictions.us",
-    "au": "jurisdictions.au",
-}
-
 
 @dataclass(frozen=True)
 class Outline:
     """What is known of a jurisdiction without importing its module."""
 
+    module: str
     timezone: str
     #: source id → the names of its configurable endpoints ("url" first), in SOURCES order.
     sources: Mapping[str, tuple[str, ...]]
 
 
-#: code → outline; a copy of each module's TIMEZONE and SOURCES (ids, endpoint names).
-OUTLINES: dict[str, Outline] = {
-    "ca": Outline("America/Toronto", {"ca-cdsa": ("url", "history_url", "raw_url"),
-                                      "ca-csr": ("url", "history_url", "raw_url")}),
-    "us": Outline("America/New_York", {"us-ecfr-1308": ("url", "bulk_url", "annual_url"),
-                                       "us-federal-register": ("url",)}),
-    "au": Outline("Australia/Sydney", {"au-poisons-standard": ("url", "register_url")}),
+#: code → its module (declaring CODE, NAME, TIMEZONE, SCHEDULE_LEVELS and SOURCES) with a
+#: copy of its TIMEZONE and of its SOURCES' ids and endpoint names. A bare module name (a
+#: test's stand-in) is outlined from the module itself.
+REGISTRY: dict[str, Outline | str] = {
+    "ca": Outline("jurisdictions.ca", "America/Toronto", {
+        "ca-cdsa": ("url", "history_url", "raw_url"),
+        "ca-csr": ("url", "history_url", "raw_url")}),
+    "us": Outline("jurisdictions.us", "America/New_York", {
+        "us-ecfr-1308": ("url", "bulk_url", "annual_url"),
+        "us-federal-register": ("url",)}),
+    "au": Outline("jurisdictions.au", "Australia/Sydney", {
+        "au-poisons-standard": ("url", "register_url")}),
 }
 
 
 @cache
 def jurisdiction(code: str) -> ModuleType:
     """The module of a jurisdiction code; ``KeyError`` for an unknown code."""
-    return importlib.import_module(REGISTRY[code])
+    entry = REGISTRY[code]
+    return importlib.import_module(entry.module if isinstance(entry, Outline) else entry)
 
 
 def outline(code: str) -> Outline:
-    """The outline of a registered jurisdiction code; ``KeyError`` for an unknown code. A
-    code registered without an outline (a test's stand-in) is outlined from its module."""
-    if code not in REGISTRY:
-        raise KeyError(code)
-    if code in OUTLINES:
-        return OUTLINES[code]
+    """The outline of a registered jurisdiction code; ``KeyError`` for an unknown code."""
+    entry = REGISTRY[code]
+    if isinstance(entry, Outline):
+        return entry
     module = jurisdiction(code)
-    return Outline(getattr(module, "TIMEZONE", "UTC"),
+    return Outline(entry, getattr(module, "TIMEZONE", "UTC"),
                    {s.id: tuple(getattr(s, "endpoints", ("url",))) for s in module.SOURCES})
 
 

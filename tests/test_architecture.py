@@ -5,7 +5,6 @@ broken installs, and every jurisdiction declares what the registry expects."""
 from __future__ import annotations
 
 import ast
-import importlib
 from pathlib import Path
 
 import pytest
@@ -117,11 +116,11 @@ def test_registry_contract(code: str) -> None:
     the right types, has its test folder, and each of its sources a fault scenario."""
     from zoneinfo import ZoneInfo
 
-    from jurisdictions import REGISTRY
+    from jurisdictions import jurisdiction
     from jurisdictions.base import Source
     from scrapers.records import CONTROL_LEVELS
 
-    module = importlib.import_module(REGISTRY[code])
+    module = jurisdiction(code)
     assert code == module.CODE
     assert isinstance(module.NAME, str) and module.NAME
     ZoneInfo(module.TIMEZONE)
