@@ -48,9 +48,9 @@ def main() -> None:
         setattr(owner, name, timed)
 
     wrap(pipeline, "process_source", lambda source, *a, **k: f"fetch+parse {source.id}")
-    wrap(pipeline, "remember", lambda writer, outcome, *a, **k:
+    wrap(pipeline, "write_outcome", lambda writer, outcome, *a, **k:
          f"store {outcome.source.id}")
-    wrap(pipeline, "_publish", lambda *a, **k: "publish (whole)")
+    wrap(pipeline, "publish_site", lambda *a, **k: "publish (whole)")
     try:
         from reports import exports, site
 

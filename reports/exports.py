@@ -3,10 +3,14 @@
 
 There is one CSV writer (``write_csv_text``, the standard library's ``csv``), used by the
 site and the CLI alike, so that a cell which a spreadsheet would run as a formula is
-neutralised the same way everywhere. The JSON export is made with pandas, imported inside
-the function: a publish whose tables did not change reuses the previous files and never
-pays for the import, and the CLI never imports it. A table is handed to pandas column by
-column (one list per column, ``dtype=object``: no inference, no copy per row).
+neutralised the same way everywhere. The JSON export is written with the standard
+library's ``json`` in exactly the bytes pandas' ``DataFrame.to_json(orient="records",
+force_ascii=False, indent=2)`` writes (the format the site has always published: ``"key":
+value`` without a space, ``/`` escaped as ``\\/``, an empty list as ``[`` blank line ``]``).
+Importing pandas and building a frame cost more than writing the file; pandas is still
+imported, lazily, for a table holding a value whose text the two libraries write
+differently (a float, a date object, an integer beyond 64 bits, a non-text key, text that
+is not valid Unicode), so the bytes stay pandas' whatever the table holds.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping, Sequence
+from json.encoder import encode_basestring as _string  # C, when built
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,13 +43,6 @@ def _csv_column(values: list[Any]) -> list[Any]:
     """``_csv_cell`` of each value; most cells are plain text or None, checked inline."""
     return [value if value is None or (type(value) is str and not value.startswith(
         _FORMULA_START)) else _csv_cell(value) for value in values]
-
-
-def _frame(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
-    import pandas as pd
-
-    data = {name: [row.get(name) for row in rows] for name in columns}
-    return pd.DataFrame(data, columns=list(columns), dtype=object)
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> bytes:
@@ -73,20 +71,120 @@ def write_csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
                    out: TextIO) -> None:
     """The one CSV writer: a header of ``columns``, then one line per row ("\\n" line ends,
     minimal quoting, None as an empty cell, a list of pairs as "label: value; ...") with
-    every cell that starts like a formula prefixed by an apostrophe."""
+    every cell that starts like a formula prefixed by an apostrophe.
+
+    The cells are worked out column by column (one list comprehension each, thousands of
+    rows with ``watch = "all"``) and written by ``writerows``; only a row holding a bare
+    "\\r" is written on its own."""
     writer = csv.writer(out, lineterminator="\n")
     # Minimal quoting does not quote a bare "\r" (only the line terminator's characters):
     # a row holding one is written fully quoted, or a reader would split it.
     quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(columns)
-    for row in rows:
-        cells = ["" if value is None else value
-                 for value in _csv_column([row.get(name) for name in columns])]
-        (quoted if any("\r" in str(cell) for cell in cells) else writer).writerow(cells)
+    if not columns:
+        writer.writerows([] for _ in rows)
+        return
+    cells = [_csv_column([row.get(name) for row in rows]) for name in columns]
+    carriage: set[int] = set()
+    for column in cells:
+        if "\r" in "".join([value for value in column if type(value) is str]):
+            carriage.update(index for index, value in enumerate(column)
+                            if type(value) is str and "\r" in value)
+    table = list(zip(*cells, strict=True))  # None is written as an empty cell
+    start = 0
+    for index in sorted(carriage):
+        writer.writerows(table[start:index])
+        quoted.writerow(table[index])
+        start = index + 1
+    writer.writerows(table[start:])
 
 
 def write_json(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], out: BinaryIO) -> None:
     """The table as a JSON array of objects (UTF-8, indented) into an open binary file."""
-    text = _frame(rows, columns).to_json(orient="records", force_ascii=False, indent=2)
-    out.write((text or "[]").encode("utf-8"))
+    chunks = _stdlib_json(rows, columns)
+    if chunks is None:
+        chunks = [_pandas_json(rows, columns)]
+    for chunk in chunks:
+        out.write(chunk)
     out.write(b"\n")
+
+
+# --- the JSON text ------------------------------------------------------------------------
+
+class _Unsupported(Exception):
+    """A value the two libraries may write differently: the table goes to pandas."""
+
+
+#: ujson (pandas' writer) writes integers of 64 bits; a larger one is left to pandas.
+_INT_LIMIT = 1 << 63
+_PAD = tuple(" " * (2 * depth) for depth in range(32))
+_CHUNK_ROWS = 256
+
+
+def _stdlib_json(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
+                 ) -> list[bytes] | None:
+    """pandas' bytes for a table of text, None, bools, 64-bit integers and lists/dicts of
+    those, in chunks of a few hundred rows (the text is never held whole: the file is
+    ~15 MB with ``watch = "all"``); None for any other table. One ``%`` template per row
+    (the keys and the indent are the same in every row) filled with each value's JSON
+    text: the standard library's string escaping is pandas' (every code point checked),
+    except that pandas also escapes "/" — which occurs only inside strings in JSON text,
+    so escaping every one of the finished text is exact."""
+    if not rows:
+        return [b"[\n\n]"]
+    row_text = "  {\n" + ",\n".join(
+        "    " + _string(name).replace("%", "%%") + ":%s" for name in columns) + "\n  }"
+    chunks: list[bytes] = []
+    try:
+        for start in range(0, len(rows), _CHUNK_ROWS):
+            text = ",\n".join([row_text % tuple([
+                _string(value) if type(value) is str else _value(value, 2)
+                for value in map(row.get, columns)]) for row in rows[start:start + _CHUNK_ROWS]])
+            chunks.append((",\n" if start else "[\n").encode() + text.replace(
+                "/", "\\/").encode("utf-8"))
+    except (_Unsupported, UnicodeEncodeError):  # a lone surrogate: pandas decides
+        return None
+    chunks.append(b"\n]")
+    return chunks
+
+
+def _value(value: Any, depth: int) -> str:
+    """The JSON text of one value as pandas indents it at ``depth`` (an empty list or
+    object is written open, a blank line, closed at its own indent)."""
+    kind = type(value)
+    if kind is str:
+        return _string(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int and -_INT_LIMIT <= value < _INT_LIMIT:
+        return int.__repr__(value)
+    if kind is list or kind is tuple or kind is dict:
+        if depth + 1 >= len(_PAD):
+            raise _Unsupported
+        opening, closing = ("{", "}") if kind is dict else ("[", "]")
+        if not value:
+            return f"{opening}\n\n{_PAD[depth]}{closing}"
+        if kind is dict:
+            if any(type(key) is not str for key in value):
+                raise _Unsupported
+            items = [_string(key) + ":" + _value(item, depth + 1)
+                     for key, item in value.items()]
+        else:
+            items = [_value(item, depth + 1) for item in value]
+        inner = "\n" + _PAD[depth + 1]
+        return opening + inner + ("," + inner).join(items) + "\n" + _PAD[depth] + closing
+    raise _Unsupported  # a float, a date, a big integer …
+
+
+def _pandas_json(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> bytes:
+    text = _frame(rows, columns).to_json(orient="records", force_ascii=False, indent=2)
+    return (text or "[]").encode("utf-8")
+
+
+def _frame(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    data = {name: [row.get(name) for row in rows] for name in columns}
+    return pd.DataFrame(data, columns=list(columns), dtype=object)

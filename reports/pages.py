@@ -702,6 +702,8 @@ def mail_view(row: Mapping[str, Any]) -> dict[str, Any]:
 # --- compliance reference -------------------------------------------------------------------
 
 def reference_context(snap: Snapshot, *, now: datetime) -> dict[str, Any]:
+    from reports.entries import entries_html  # the Jinja side: not for the command line
+
     current = snap.current
     grouped: dict[str, dict[str, list[StatusInterval]]] = defaultdict(lambda: defaultdict(list))
     for interval in current:
@@ -723,7 +725,7 @@ def reference_context(snap: Snapshot, *, now: datetime) -> dict[str, Any]:
         })
     confirmed = [iv.last_confirmed_at for iv in current]
     return {"title": "Compliance reference", "as_of": max(confirmed) if confirmed else None,
-            "generated_at": stamp(now), "sections": sections,
+            "generated_at": stamp(now), "sections": sections, "entries_html": entries_html,
             "control_levels": [{"key": k, "description": v} for k, v in CONTROL_LEVELS.items()]}
 
 

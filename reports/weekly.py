@@ -124,15 +124,24 @@ def week_index(snap: Snapshot, reader_zone: ZoneInfo) -> WeekIndex:
         cross_records=records, cross_pending=open_items)
 
 
+#: The labels of a record's own dates that are legal events ("Coming into force or due"):
+#: a coming into force, an end, an effective date, a comment deadline. The others say what
+#: the document is (published, registered, consolidated, point in time, last amended, the
+#: consolidation's in-force-start of a provision's text): evidence dates, never "coming up".
+LEGAL_DATE_LABELS = ("in force", "comes into force", "coming into force", "ceases",
+                     "effective", "comment deadline")
+
+
 def _record_dates(record: StatusRecord) -> list[tuple[str, str]]:
-    """The legal dates a record holds (a coming into force, an announced repeal), then the
-    document's own labelled dates."""
+    """The legal dates a record holds (a coming into force, an announced repeal), then those
+    of the document's labelled dates that are legal events."""
     dates = []
     if record.in_force_since and record.in_force_since_kind == "instrument":
         dates.append(("in force", record.in_force_since))
     if record.in_force_until:
         dates.append(("ceases to be in force", record.in_force_until))
-    return dates + [(str(label), str(value)) for label, value in record.dates]
+    return dates + [(str(label), str(value)) for label, value in record.dates
+                    if str(label).startswith(LEGAL_DATE_LABELS)]
 
 
 def _active(start: str, end: str | None, at: str) -> bool:

@@ -9,18 +9,32 @@ so that the per-host interval and robots.txt ``Crawl-delay`` hold as before.
 
 A fetcher given by the caller (tests, the fault harness) is used for every source in turn:
 it is one object and must not be shared between threads.
+
+The threads share one core (parsing holds the GIL). The longest parse of a run, the
+Poisons Standard's (every paragraph of a ~10 MB Word XML, ~0.8 s at realistic size), runs
+in a worker process on the second core instead (``ParseWorker``), while the other sources
+are fetched and parsed here.
 """
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import os
+import pickle
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from jurisdictions.base import Source
+from jurisdictions.substances import WatchList
+from scrapers.errors import ExtractionError
+from scrapers.records import Document, ParseResult
 
-__all__ = ["by_host", "fetch_sources"]
+__all__ = ["PARSE_IN_WORKER", "ParseWorker", "ParserCrashed", "by_host", "fetch_sources"]
 
 T = TypeVar("T")
 
@@ -69,3 +83,103 @@ def fetch_sources(sources: Sequence[Source], work: Callable[[Source, Any], T], *
     for future in futures:
         future.result()
     return results
+
+
+# --- the parse of the Poisons Standard, on the second core --------------------------------
+
+#: The sources whose parse runs in the worker process. One: the Standard's parse takes about
+#: as long as all the others together, so one worker balances the two cores (measured:
+#: bench/bench_cold_all.py).
+PARSE_IN_WORKER = frozenset({"au-poisons-standard"})
+
+
+class ParserCrashed(Exception):
+    """The parser raised something other than ``ExtractionError`` in the worker; ``kind`` is
+    the name of its type (the one-line failure names it, as for a parse done here)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+def _parse_there(parse: Callable[[Document, WatchList], ParseResult], document: Document,
+                 watch: WatchList) -> tuple[str, Any]:
+    """In the worker: the parse, its failure as data (an exception need not pickle)."""
+    try:
+        return "ok", parse(document, watch)
+    except ExtractionError as error:
+        return "extraction", str(error)
+    except Exception as error:  # noqa: BLE001 - reported by its type, as in process_source
+        return "crash", type(error).__name__
+
+
+def _alone() -> bool:
+    """Whether this process runs no other thread (the only state it is safe to fork in)."""
+    return threading.active_count() == 1
+
+
+class ParseWorker:
+    """One worker process for the parses of ``PARSE_IN_WORKER``; every other parse, and all
+    of them when a worker cannot help or cannot be had, runs in the calling thread.
+
+    The worker is forked when the run starts, before the fetch threads exist (forking a
+    process while another thread holds a lock can deadlock the child), so it also sees the
+    process as the run found it. Only where ``fork`` exists (Linux), from a process with
+    no other thread running, with two cores or more, for a run of several sources of which
+    one is listed and its parser can be named across processes (a module function, not a
+    test's closure). A worker that dies makes the parse run here instead: the outcome is the
+    same, only slower."""
+
+    def __init__(self, sources: Sequence[Source]) -> None:
+        self._ids = frozenset(s.id for s in sources
+                              if s.id in PARSE_IN_WORKER and _named(s.parse))
+        self._pool: ProcessPoolExecutor | None = None
+        if not self._ids or len(sources) < 2 or (os.cpu_count() or 1) < 2 \
+                or "fork" not in multiprocessing.get_all_start_methods() or not _alone():
+            # Not from a process that already runs threads (the scheduler daemon's job
+            # pool, a test's servers): one of them may hold a lock the child would inherit
+            # held. The parse then runs here, slower and the same.
+            return
+        with contextlib.suppress(OSError, ValueError):  # no semaphores, no processes here
+            pool = ProcessPoolExecutor(max_workers=1,
+                                       mp_context=multiprocessing.get_context("fork"))
+            pool.submit(int)  # forks now (a fork context starts its processes at once)
+            self._pool = pool
+
+    def parse(self, source: Source, document: Document, watch: WatchList) -> ParseResult:
+        """``source.parse(document, watch)``, here or in the worker: the same result, or
+        the same ``ExtractionError``; any other failure of the parser in the worker is
+        raised as ``ParserCrashed`` naming its type."""
+        if self._pool is None or source.id not in self._ids:
+            return source.parse(document, watch)
+        try:
+            kind, value = self._pool.submit(_parse_there, source.parse, document,
+                                            watch).result()
+        except (BrokenProcessPool, RuntimeError, pickle.PicklingError):
+            return source.parse(document, watch)  # the worker is gone (killed, out of memory)
+        if kind == "extraction":
+            raise ExtractionError(value)
+        if kind == "crash":
+            raise ParserCrashed(value)
+        assert isinstance(value, ParseResult)
+        return value
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> ParseWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _named(parse: Callable[..., Any]) -> bool:
+    """The parser pickles by name (a module-level function the worker finds as it is)."""
+    try:
+        pickle.dumps(parse)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return False
+    return True

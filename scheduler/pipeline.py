@@ -24,10 +24,7 @@ from jurisdictions.substances import WatchList, build_watch_list
 from reports.diff import (
     FLIP_FLOP_WINDOW,
     HEALTHY,
-    Closing,
     Decision,
-    Opening,
-    Replacement,
     SourceOutcome,
     check_early_warning,
     clock_problem,
@@ -35,8 +32,8 @@ from reports.diff import (
     watch_signature,
     with_law_dates,
 )
-from scheduler.fetching import fetch_sources
-from scheduler.writes import apply_pending, store_actions
+from scheduler.fetching import ParserCrashed, ParseWorker, fetch_sources
+from scheduler.writes import apply_pending, apply_steps, store_actions
 from scrapers import clock
 from scrapers.clock import utcnow
 from scrapers.errors import ExtractionError, FetchError, SchedwatchError
@@ -111,9 +108,11 @@ def make_fetcher(settings: Settings) -> Any:
 # --- fetch and parse (no writes) ----------------------------------------------------------
 
 def process_source(source: Source, state: SourceState | None, watch: WatchList, fetcher: Any,
-                   store: Store, *, now: Callable[[], datetime] = utcnow) -> SourceOutcome:
-    """Fetch one source and, when its document is new, parse and validate it. Never raises
-    for what a source serves: any failure is this source's outcome, the others go on."""
+                   store: Store, *, now: Callable[[], datetime] = utcnow,
+                   worker: ParseWorker | None = None) -> SourceOutcome:
+    """Fetch one source and, when its document is new, parse (here, or in ``worker``'s
+    process) and validate it. Never raises for what a source serves: any failure is this
+    source's outcome, the others go on."""
     from scrapers.fetch import simple_plan
 
     started = now()
@@ -174,14 +173,16 @@ def process_source(source: Source, state: SourceState | None, watch: WatchList, 
         return SourceOutcome(elapsed_ms=elapsed(), outcome="unchanged", document=document,
                              **common)  # type: ignore[arg-type]
     try:
-        result = validate(source.parse(document, watch), source_id=source.id,
-                          watched=watch.keys)
+        parsed = worker.parse(source, document, watch) if worker else \
+            source.parse(document, watch)
+        result = validate(parsed, source_id=source.id, watched=watch.keys)
     except ExtractionError as error:
         return SourceOutcome(elapsed_ms=elapsed(), outcome="extraction_failed",
                              error_kind="extraction", error=str(error), document=document,
                              **common)  # type: ignore[arg-type]
     except Exception as error:  # noqa: BLE001 - a parser crash is an extraction failure
-        message = f"{source.id}: the parser failed on this document ({type(error).__name__})"
+        kind = error.kind if isinstance(error, ParserCrashed) else type(error).__name__
+        message = f"{source.id}: the parser failed on this document ({kind})"
         return SourceOutcome(elapsed_ms=elapsed(), outcome="extraction_failed",
                              error_kind="extraction", error=message, document=document,
                              **common)  # type: ignore[arg-type]
@@ -215,17 +216,7 @@ def write_outcome(writer: RunWriter, outcome: SourceOutcome, decision: Decision,
                      http_status=outcome.http_status,
                      document_sha256=document.sha256 if document else None,
                      elapsed_ms=outcome.elapsed_ms)
-    for step in decision.steps:
-        if isinstance(step, Closing):
-            writer.close_intervals(source.id, [step.substance], at=at,
-                                   confirmed_at=decision.confirmed_at,
-                                   confirmed_sha256=decision.confirmed_sha256,
-                                   legal_to=step.legal_to)
-        elif isinstance(step, Opening):
-            writer.open_intervals([step.record], at=at, spans=[(step.legal_from, step.legal_to)],
-                                  closed=step.closed, backfilled=backfilled)
-        elif isinstance(step, Replacement):
-            writer.replace_open_record(step.record)
+    apply_steps(writer, decision, source_id=source.id, at=at, backfilled=backfilled)
     checkpoint("status_written")
     created: list[CreatedChange] = []
     for change in decision.changes:
@@ -279,15 +270,18 @@ def _run_locked(settings: Settings, store: Store, sources: Sequence[Source],
                 watch: WatchList, codes: Sequence[str], fetcher: Any,
                 now: Callable[[], datetime], trigger: str) -> RunReport:
     started = now()
-    prior = store.prior([s.id for s in sources], since=started - FLIP_FLOP_WINDOW)
-    problem = clock_problem(prior, started)
-    if problem:
-        raise SchedwatchError(problem)
-    outcomes = [check_early_warning(outcome, prior) for outcome in fetch_sources(
-        sources, lambda source, fetcher: process_source(
-            source, prior.states.get(source.id), watch, fetcher, store, now=now),
-        make_fetcher=lambda: make_fetcher(settings), fetcher=fetcher,
-        max_workers=settings.fetch.parallel_hosts)]
+    # The parse worker is forked first: before the prior state is read (its copy of this
+    # process stays small) and before the fetch threads start.
+    with ParseWorker(sources) as worker:
+        prior = store.prior([s.id for s in sources], since=started - FLIP_FLOP_WINDOW)
+        problem = clock_problem(prior, started)
+        if problem:
+            raise SchedwatchError(problem)
+        fetched = fetch_sources(sources, lambda source, fetcher: process_source(
+            source, prior.states.get(source.id), watch, fetcher, store, now=now,
+            worker=worker), make_fetcher=lambda: make_fetcher(settings), fetcher=fetcher,
+            max_workers=settings.fetch.parallel_hosts)
+    outcomes = [check_early_warning(outcome, prior) for outcome in fetched]
     outcomes = with_law_dates(outcomes, prior, {
         code: getattr(jurisdiction(code), "law_dates", None) for code in codes})
     decisions = [decide(outcome, prior, watch,

@@ -1,13 +1,54 @@
 """Parts of applying one source's decision in a run's transaction (``pipeline.write_outcome``):
-the pending-item steps and the dated scheduling actions its document states."""
+the status-interval steps, the pending-item steps and the dated scheduling actions its
+document states."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from reports.diff import PendingStep, SourceOutcome
+from reports.diff import Closing, Decision, Opening, PendingStep, Replacement, SourceOutcome
+from scrapers.records import StatusRecord
 from scrapers.store import RunWriter
+
+
+def apply_steps(writer: RunWriter, decision: Decision, *, source_id: str, at: datetime,
+                backfilled: bool = False) -> None:
+    """Close, open and rewrite the status intervals, in the decision's order. A run of
+    consecutive openings (a cold ``watch = "all"`` run opens thousands) is one
+    ``open_intervals``, a run of rewrites (a new Poisons Standard re-issues thousands of
+    unchanged entries under its new id) one ``replace_open_records``: one statement, not
+    one per entry. A run ends wherever the kind of step changes, so every statement sees
+    the rows the steps before it left (a closing before the opening that follows it)."""
+    openings: list[Opening] = []
+    replacements: list[StatusRecord] = []
+
+    def flush() -> None:
+        if openings:
+            writer.open_intervals([o.record for o in openings], at=at,
+                                  spans=[(o.legal_from, o.legal_to) for o in openings],
+                                  closed=openings[0].closed, backfilled=backfilled)
+            openings.clear()
+        if replacements:
+            writer.replace_open_records(replacements)
+            replacements.clear()
+
+    for step in decision.steps:
+        if isinstance(step, Replacement):
+            if openings:
+                flush()
+            replacements.append(step.record)
+        elif isinstance(step, Opening):
+            if replacements or (openings and openings[0].closed != step.closed):
+                flush()
+            openings.append(step)
+        elif isinstance(step, Closing):
+            flush()
+            writer.close_intervals(source_id, [step.substance], at=at,
+                                   confirmed_at=decision.confirmed_at,
+                                   confirmed_sha256=decision.confirmed_sha256,
+                                   legal_to=step.legal_to)
+    flush()
 
 
 def apply_pending(writer: RunWriter, steps: Sequence[PendingStep], *, at: datetime) -> None:

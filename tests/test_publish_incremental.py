@@ -39,7 +39,7 @@ def _records(sha: dict[str, str], at: datetime) -> list[StatusRecord]:
         source = SOURCES[i % 2]
         found.append(record(source, f"drug-{i}", sha[source], at,
                             schedule="I" if source == "ca-cdsa" else "II",
-                            dates=(("last amended", day),)))
+                            dates=(("comes into force", day),)))
     found.append(record("us-ecfr-1308", "ketamine", sha["us-ecfr-1308"], at,
                         schedule="III"))
     return found
@@ -172,3 +172,26 @@ def test_a_publish_with_nothing_new_rebuilds_no_past_week(
     # The running week's "time since" is in minutes: 30 seconds later it reads the same.
     assert [n for n in rendered if n.startswith("weekly.html:")] == []
     assert after == before
+
+
+def test_coming_up_lists_legal_dates_not_the_dates_a_document_describes_itself_by(
+        tmp_path: Path) -> None:
+    """"Coming into force or due" is the law's calendar: a consolidation's or a register's
+    own dates (consolidated, registered, published, last amended) are evidence dates and
+    are never listed as coming up, even when they fall after a week's end."""
+    store = Store(tmp_path / "data")
+    try:
+        with store.transaction(started_at=START, jurisdictions=["ca"]) as w:
+            sha = archive(store, w, "ca-cdsa", "v1", START)
+            due = (START + timedelta(days=30)).date().isoformat()
+            w.open_intervals([record("ca-cdsa", "drug-a", sha, START, schedule="I", dates=(
+                ("consolidated", due), ("registered", due), ("last amended", due),
+                ("comes into force", due), ("comment deadline", due)))], at=START)
+            fetch(w, "ca-cdsa", START, sha=sha)
+        settings = dataclasses.replace(make_settings(tmp_path, watch="all", timezone="UTC"),
+                                       site_dir=tmp_path / "site")
+        context = reports.site.weekly_context(settings, store, "2026-W28", now=START)
+    finally:
+        store.close()
+    assert sorted(u["label"] for u in context["upcoming"]) == ["comes into force",
+                                                              "comment deadline"]

@@ -1,0 +1,177 @@
+"""The compliance reference's entries (one per source's current record, thousands with
+``watch = "all"``) as pre-escaped HTML, made by pure functions instead of a Jinja macro call
+per entry (and four nested macro calls each): a macro call costs more than the entry's
+text. The markup is that of the ``_macros.html`` fragments it stands for (``health``,
+``level``, ``ext_link``, ``doc``), byte for byte; tests/test_entries.py renders both.
+
+Everything scraped goes through ``markupsafe.escape``; only the fixed markup here and the
+``when`` filter's own ``Markup`` are trusted. ``e`` is ``pages.interval_view`` of an
+interval, with ``primary``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from markupsafe import Markup
+from markupsafe import escape as _markupsafe_escape
+
+from reports.render import safe_url, when
+from scrapers.clock import reader_zone_named
+
+__all__ = ["entries_html", "entry_html", "health_html", "level_html", "ext_link_html",
+           "doc_html"]
+
+When = Callable[[str | None], Markup]
+
+
+def entries_html(entries: Sequence[Mapping[str, Any]], reader_zone: str,
+                 root: str = "") -> Markup:
+    """The entries of one substance in one jurisdiction, in order (``reader_zone``: the
+    template global of that name, the zone local times are shown in; ``root``: the way
+    back to the site root)."""
+    zone = reader_zone_named(reader_zone)
+
+    def moment(value: str | None) -> Markup:
+        return when(value, zone)
+
+    # Every scraped value in it went through ``escape``: the text is markup as it stands.
+    return Markup("".join([entry_html(e, moment, root) for e in entries]))  # noqa: S704
+
+
+def entry_html(e: Mapping[str, Any], moment: When, root: str = "") -> str:
+    """One ``<section class="entry">``: status, in-force date, instrument, provision, the
+    text as listed, basis, every date saying what it is, source and evidence."""
+    r = e["record"]
+    health = e["health"]
+    out = [f'<section class="entry {"primary" if e["primary"] else "secondary"}">\n'
+           f'<h4>{escape(e["source_title"])} <small>({escape(r["source_id"])}'
+           f'{"" if e["primary"] else ", secondary source"})</small></h4>\n']
+    if health["failing"]:
+        out.append(f'<p class="health">{health_html(health, moment)}. The status below is '
+                   'the last healthy one.</p>')
+    elif health["disabled"]:
+        out.append(f'<p class="health">Source {health_html(health, moment)}: the status '
+                   'below is the last one recorded, not checked since.</p>')
+    out.append(f'<dl class="record">\n<dt>Status</dt><dd><strong>{escape(r["label"])}'
+               '</strong>')
+    if r["control_level"]:
+        out.append(f" · control level {level_html(r)}")
+    if r["review"]:
+        out.append(f'<br><strong class="bad review">REVIEW:</strong> {escape(r["review"])}')
+    out.append("</dd>\n")
+    if r["in_force_words"]:
+        out.append(f'<dt>In force since</dt><dd>{escape(r["in_force_words"])}</dd>')
+    if r["legal_note"]:
+        out.append(f'<dt>Note</dt><dd class="legal-note">{escape(r["legal_note"])}</dd>')
+    title = e["instrument_title"]
+    instrument = (f'{escape(title)} <small>({escape(r["instrument"])})</small>' if title
+                  else escape(r["instrument"]))
+    out.append(f'<dt>Instrument</dt><dd>{instrument}</dd>\n'
+               f'<dt>Provision</dt><dd>{escape(r["provision"] or "—")}</dd>\n'
+               '<dt>Listed as</dt><dd>')
+    lines = r["listed_lines"]
+    if lines:
+        out.append(f"<q>{escape(lines[0])}</q>")
+        out.extend(f'<br><span class="listed-note">{escape(text)}</span>'
+                   for text in lines[1:])
+    else:
+        out.append('<span class="muted">not listed</span>')
+    out.append("</dd>\n")
+    if r["parent_entry"]:
+        out.append(f'<dt>Parent entry</dt><dd><q>{escape(r["parent_entry"])}</q></dd>')
+    out.append(f'<dt>Basis</dt><dd>{escape(r["basis"])}</dd>\n')
+    if r["code"]:
+        out.append(f'<dt>{escape(r["code_label"])}</dt><dd>{escape(r["code"])}</dd>')
+    out.append('<dt>Dates</dt><dd><ul class="dates">\n')
+    if r["evidence_date"]:
+        out.append('<li><span class="label">the document speaks for (point in time):</span> '
+                   f'{escape(r["evidence_date"])}</li>')
+    out.extend(f'<li><span class="label">{escape(d["label"])}:</span> {escape(d["date"])}</li>'
+               for d in r["dates"])
+    out.append(
+        '<li><span class="label">first observed by schedwatch:</span> '
+        f'{moment(r["first_observed_at"] or e["since"])}</li>\n'
+        f'<li><span class="label">retrieved (first seen):</span> {moment(r["retrieved_at"])}'
+        '</li>\n'
+        f'<li><span class="label">last confirmed (retrieved):</span> {moment(e["as_of"])}'
+        '</li>\n</ul></dd>\n'
+        f'<dt>Source</dt><dd>{ext_link_html(r["source_url"])}</dd>\n'
+        f'<dt>Evidence</dt><dd>{doc_html(e["evidence"], full=True, root=root)}')
+    first, latest = e["first_evidence"], e["evidence"]
+    if first["sha256"] and first["sha256"] != latest["sha256"]:
+        out.append(f"<br>{doc_html(first, full=True, root=root)}")
+    out.append("</dd>\n</dl>\n</section>\n")
+    return "".join(out)
+
+
+def escape(value: Any) -> str:
+    """``markupsafe.escape`` as text, with text escaped by five C ``str.replace`` calls
+    (the same five entities): markupsafe's wrapper costs more than the escaping, and an
+    entry escapes some thirty values. Anything but plain text (None, a number, ``Markup``)
+    is left to markupsafe."""
+    if type(value) is not str:
+        return str(_markupsafe_escape(value))
+    return value.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;") \
+        .replace("'", "&#39;").replace('"', "&#34;")
+
+
+# --- the fragments of _macros.html --------------------------------------------------------
+
+def health_html(h: Mapping[str, Any], moment: When) -> str:
+    """``m.health(h)``."""
+    if h["disabled"]:
+        return '<span class="muted disabled">disabled in the configuration</span>'
+    if h["failing"]:
+        error = f': {escape(h["error"])}' if h["error"] else ""
+        healthy = f'; last healthy {moment(h["last_healthy_at"])}' if h["last_healthy_at"] \
+            else ""
+        return (f'<span class="bad">source failing since {moment(h["failing_since"])}'
+                f"{error}{healthy}</span>")
+    if h["health"] == "healthy":
+        checked = (f' <small>(checked {escape(_utc(h["last_healthy_at"]))})</small>'
+                   if h["last_healthy_at"] else "")
+        return f'<span class="ok">source healthy</span>{checked}'
+    return '<span class="muted">source not checked yet</span>'
+
+
+def level_html(rec: Mapping[str, Any], text: bool = True) -> str:
+    """``m.level(rec, text)``."""
+    level = rec["control_level"]
+    if not level:
+        return ""
+    description = escape(rec["level_description"])
+    html = f'<abbr class="level" title="{escape(level)}: {description}">{escape(level)}</abbr>'
+    return html + f' <small class="level-text">{description}</small>' if text else html
+
+
+def ext_link_html(url: str | None) -> str:
+    """``m.ext_link(url)``: a link only for an http(s) URL (``render.safe_url``)."""
+    href = safe_url(url)
+    if href:
+        return (f'<a class="ext" href="{escape(href)}" rel="noopener noreferrer">'
+                f"{escape(url)}</a>")
+    return f'<span class="ext">{escape(url)}</span>' if url else ""
+
+
+def doc_html(ev: Mapping[str, Any], full: bool = False, root: str = "") -> str:
+    """``m.doc(ev, full)``: the document's sha256, a link to its archived copy when the
+    site has one."""
+    sha = ev["sha256"]
+    role = ev["role"]
+    if not sha:
+        return f'<span class="muted">no {escape(role)} document</span>' if role else ""
+    shown = escape(sha) if full else f"{escape(sha[:12])}…"
+    what = f"{escape(role)} document, " if role else ""
+    if ev["href"]:
+        return (f'<a class="sha" href="{escape(root)}{escape(ev["href"])}" '
+                f'title="sha256 {escape(sha)}">{what}sha256 {shown}</a>')
+    return (f'<span class="sha" title="sha256 {escape(sha)}">{what}sha256 {shown} '
+            '<span class="muted">(no archived copy in this site)</span></span>')
+
+
+def _utc(value: str | None) -> str:
+    from reports.render import format_utc
+
+    return format_utc(value)
