@@ -6,6 +6,7 @@ out of range, a failed recording) are one clear line each."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import socket
 from pathlib import Path
@@ -298,3 +299,17 @@ def test_the_weekly_email_says_a_disabled_source_is_disabled_not_just_never() ->
     disabled, never = weekly_summary(context).sources
     assert disabled["last_healthy"] == "never (disabled in the configuration)"
     assert never["last_healthy"] == "never"
+
+
+@pytest.mark.parametrize("args", [("status",), ("status", "--format", "json"), ("changes",),
+                                  ("history", "ketamine"), ("status", "--as-of", "2026-11-10")])
+def test_a_reading_command_gives_the_collector_back_to_the_process(
+        tracked: Path, run_cli, args: tuple[str, ...]) -> None:
+    """The reading commands pause the cyclic collector while they build their rows; a
+    process that goes on (the scheduler, these tests) gets it back, on success and on a
+    user error alike."""
+    assert gc.isenabled()
+    assert run_cli("--config", str(tracked), *args).exit_code == 0
+    assert gc.isenabled()
+    assert run_cli("--config", str(tracked), "history", "no-such-substance").exit_code != 0
+    assert gc.isenabled()
