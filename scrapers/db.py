@@ -189,18 +189,19 @@ class Connection:
         return self.execute(f"UPDATE {table} SET {assignments} WHERE {where}", bound)
 
     def tables(self) -> set[str]:
-        if self.backend == "sqlite":
-            found = self.rows("SELECT name FROM sqlite_master WHERE type = 'table'")
-        else:
-            found = self.rows("SELECT tablename AS name FROM pg_tables "
-                              "WHERE schemaname = current_schema()")
-        return {str(row["name"]) for row in found}
+        return self._catalogue("table")
 
     def indexes(self) -> set[str]:
+        return self._catalogue("index")
+
+    def _catalogue(self, kind: str) -> set[str]:
+        """The names of this schema's tables or indexes."""
         if self.backend == "sqlite":
-            found = self.rows("SELECT name FROM sqlite_master WHERE type = 'index'")
+            found = self.rows("SELECT name FROM sqlite_master WHERE type = :kind",
+                              {"kind": kind})
         else:
-            found = self.rows("SELECT indexname AS name FROM pg_indexes "
+            view = {"table": "pg_tables", "index": "pg_indexes"}[kind]
+            found = self.rows(f"SELECT {kind}name AS name FROM {view} "
                               "WHERE schemaname = current_schema()")
         return {str(row["name"]) for row in found}
 
