@@ -280,9 +280,24 @@ class Snapshot:
 
     @cached_property
     def jurisdictions_key(self) -> str:
-        """The jurisdictions, their names, sources and titles as text: part of the
-        fingerprint of every page that shows a name or a title."""
-        return repr(self.jurisdictions)
+        """A digest of the jurisdictions, their names, sources and titles: part of the
+        fingerprint of every page that shows a name or a title (a digest, not the text:
+        it goes into thousands of fingerprints)."""
+        return _key(self.jurisdictions)
+
+    @cached_property
+    def _interval_keys(self) -> dict[int, str]:
+        return {}
+
+    def interval_key(self, interval: StatusInterval) -> str:
+        """A digest of the interval as stored — every field of it and of its record, so a
+        record rewritten in place or a later confirmation changes it — made once per
+        snapshot and shared by every fingerprint that reads the interval (status.csv and
+        status.json, its substance's history page)."""
+        key = self._interval_keys.get(interval.id)
+        if key is None:
+            key = self._interval_keys[interval.id] = _key(interval)
+        return key
 
     @cached_property
     def _views(self) -> dict[int, dict[str, Any]]:
@@ -329,6 +344,11 @@ class Snapshot:
         """(sha256, archived copy or None) of the documents a page cites: whether the
         evidence is a link is part of the page."""
         return tuple((sha, self.documents.get(sha)) for sha in shas if sha)
+
+
+def _key(value: Any) -> str:
+    """A digest of ``repr(value)`` (deterministic for stored rows, tuples, dicts, text)."""
+    return hashlib.sha256(repr(value).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def jurisdiction_list(registry: Sequence[tuple[str, str, Sequence[tuple[str, str]]]],
@@ -863,7 +883,9 @@ def history_inputs(substance: str, intervals: Sequence[StatusInterval],
     confirmation, a pending item seen again all count), the pending rows' change pages,
     the jurisdictions' names and titles, and which evidence has an archived copy."""
     ids = snap.pending_change_ids
-    return (substance, snap.jurisdictions_key, tuple(intervals), tuple(changes), tuple(pending),
+    return (substance, snap.jurisdictions_key,
+            tuple(snap.interval_key(iv) for iv in intervals),
+            tuple(changes), tuple(pending),
             tuple(sorted(snap.disabled)),
             tuple(ids.get((row.item.source_id, row.item.key, row.item.substance))
                   for row in pending),

@@ -328,12 +328,14 @@ def _history_pages(snap: Snapshot, env: jinja2.Environment) -> Iterator[Page]:
 
 def _history_page(env: jinja2.Environment, snap: Snapshot, name: str,
                   intervals: list[Any], changes: list[Any], pending: list[Any]) -> Page:
+    # Worked out once for the fingerprint and, when the page is made, its context.
+    history = functools.cache(lambda: _scheduling(snap, [name], intervals, changes))
     return _html(env, pages.history_path(name), "history.html",
                  lambda: {**pages.history_context(name, intervals, changes, pending, snap),
-                          "scheduling_history": _scheduling(snap, [name], intervals, changes)},
+                          "scheduling_history": history()},
                  lambda: (pages.history_inputs(name, intervals, changes, pending, snap),
-                          scheduling.history_inputs(h for by in _scheduling(
-                              snap, [name], intervals, changes).values() for h in by.values())))
+                          scheduling.history_inputs(h for by in history().values()
+                                                    for h in by.values())))
 
 
 def _scheduling(snap: Snapshot, names: Any = None, intervals: Any = None,

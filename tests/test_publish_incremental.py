@@ -195,3 +195,50 @@ def test_coming_up_lists_legal_dates_not_the_dates_a_document_describes_itself_b
         store.close()
     assert sorted(u["label"] for u in context["upcoming"]) == ["comes into force",
                                                               "comment deadline"]
+
+
+def site_files(site: Path) -> dict[str, bytes]:
+    """Every file of a site but its manifest and the feed (whose id is made from the site's
+    folder, which differs between the two sites compared)."""
+    return {str(p.relative_to(site)): p.read_bytes() for p in sorted(site.rglob("*"))
+            if p.is_file() and p.name not in (reports.site.SITE_MARKER, "feed.atom")}
+
+
+def assert_same_site(site: Path, full: Path) -> None:
+    incremental, rebuilt = site_files(site), site_files(full)
+    assert incremental.keys() == rebuilt.keys()
+    different = [name for name in incremental if incremental[name] != rebuilt[name]]
+    assert different == []
+
+
+def test_every_page_of_an_incremental_publish_matches_a_full_rebuild(
+        history: tuple[Store, dict[str, StatusRecord], Settings], tmp_path: Path) -> None:
+    """Not only the weekly reports: the history pages, the exports, the change pages, the
+    index and the reference of an incremental publish are those of a full rebuild."""
+    store, records, settings = history
+    publish(settings, store, now=PUBLISHED)
+    one_change_run(store, records["drug-3"])
+    site = publish(settings, store, now=AFTER)
+    full = publish(dataclasses.replace(settings, site_dir=tmp_path / "full"), store, now=AFTER)
+    assert (site / "history" / "drug-3.html").is_file()
+    assert_same_site(site, full)
+
+
+def test_a_record_rewritten_in_place_is_republished_wherever_it_is_shown(
+        history: tuple[Store, dict[str, StatusRecord], Settings], tmp_path: Path) -> None:
+    """A record rewritten in place (a replaced instrument id: same interval, no change row,
+    no new check) changes the pages and exports that show it: none is linked unchanged."""
+    store, records, settings = history
+    site = publish(settings, store, now=PUBLISHED)
+    before = site_files(site)
+    rewritten = dataclasses.replace(records["ketamine"], instrument="21 CFR 1308 (rev. 2)")
+    with store.transaction(started_at=RUN, jurisdictions=["us"]) as w:
+        w.replace_open_record(rewritten)
+    site = publish(settings, store, now=PUBLISHED)
+    full = publish(dataclasses.replace(settings, site_dir=tmp_path / "full"), store,
+                   now=PUBLISHED)
+    assert_same_site(site, full)
+    after = site_files(site)
+    for name in ("history/ketamine.html", "status.csv", "status.json"):
+        assert b"rev. 2" in after[name], name
+        assert after[name] != before[name], name
