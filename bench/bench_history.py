@@ -22,7 +22,9 @@ record code changes):
 
 Then the site of that store, each publish a whole process (wall, CPU, peak RSS, against the
 targets of issue 18): a full rebuild (no previous site), and the publish after a daily run
-with one change (an eCFR entry moved), reusing the previous site.
+with one change (an eCFR entry moved), reusing the previous site, and — no target, the
+floor under it — the publish after a daily run that changes nothing (every source 304:
+every open interval is confirmed again, which every page showing "last confirmed" shows).
 
 Then, as a whole command, the daily run of the day a new Poisons Standard comes into force
 (after a cold baseline run; the AU API answers the fixtures' October 2026 instrument, the
@@ -30,7 +32,7 @@ Word file has the same entries under the new cover): what one such day costs.
 
     .venv/bin/python bench/bench_history.py                  # build (once) and time
     .venv/bin/python bench/bench_history.py --rebuild --au-replacements 0
-    .venv/bin/python bench/bench_history.py --only-publish   # the two publish cases
+    .venv/bin/python bench/bench_history.py --only-publish   # the publish cases
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ from common import (  # noqa: E402
 )
 
 TARGET_SECONDS = 0.5
+#: The whole run on the day a new Poisons Standard is in force (issue 18).
+NEW_STANDARD_TARGET = 3.0
 YEARS = 10
 #: Bump when the generator changes (or run with --rebuild after changing what
 #: pipeline.remember / reports.diff write): a cached history is keyed by this, the
@@ -370,7 +374,11 @@ def new_standard_day(work: Path) -> tuple[Any, str]:
     return result, summary
 
 
-PUBLISH_TARGETS = {"incremental publish after a one-change run": 1.0, "full rebuild": 5.0}
+PUBLISH_TARGETS: dict[str, float | None] = {
+    "incremental publish after a one-change run": 1.0, "full rebuild": 5.0,
+    # No target of its own: what a daily run that changes nothing costs the site (every
+    # open interval's "last confirmed" moves), the floor under the one-change case.
+    "incremental publish after a no-change run": None}
 
 
 def _publish_settings(work: Path) -> Any:
@@ -439,6 +447,28 @@ def one_change_run(work: Path, at: datetime) -> str:
     return f"{len(created)} change(s): {moved} moved to Schedule V"
 
 
+def no_change_run(work: Path, at: datetime) -> None:
+    """A daily run that changes nothing: every source answers 304 (its open intervals are
+    confirmed again, as a real unchanged day confirms them)."""
+    sys.path.insert(0, str(ROOT))
+    from jurisdictions import all_sources
+    from scrapers.store import Store
+
+    store = Store(work / "data")
+    states = store.source_states()
+    sources = all_sources()
+    with store.transaction(started_at=at, jurisdictions=sorted({s.jurisdiction for s in sources}),
+                           trigger="cron") as writer:
+        for source in sources:
+            writer.add_fetch(source_id=source.id, started_at=at, url=source.url,
+                             final_url=source.url, outcome="not_modified", http_status=304,
+                             elapsed_ms=120)
+            writer.save_source_state(dataclasses.replace(
+                states[source.id], last_attempt_at=stamp_of(at), last_healthy_at=stamp_of(at)))
+        writer.finish(finished_at=at + timedelta(seconds=30), exit_code=0, summary={})
+    store.close()
+
+
 def stamp_of(moment: datetime) -> str:
     from scrapers.clock import stamp
 
@@ -476,6 +506,19 @@ def publish_cases(folder: Path, info: dict[str, Any], runs: int) -> list[dict[st
                                  cwd=ROOT), "incremental publish")
 
         figures["incremental publish after a one-change run"] = best_of(runs, incremental)
+        # The site after the one-change publish, then a day on which nothing changes.
+        shutil.rmtree(baseline)
+        shutil.copytree(work / "site", baseline, copy_function=os.link)
+        quiet_at = run_at + timedelta(days=1)
+        no_change_run(work, quiet_at)
+
+        def quiet() -> Any:
+            shutil.rmtree(work / "site", ignore_errors=True)
+            shutil.copytree(baseline, work / "site", copy_function=os.link)
+            return check(measure([*command, (quiet_at + timedelta(minutes=1)).isoformat()],
+                                 cwd=ROOT), "no-change publish")
+
+        figures["incremental publish after a no-change run"] = best_of(runs, quiet)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\nPublishing the site of the ten-year store (watch = \"all\"; best of {runs}; "
@@ -483,12 +526,12 @@ def publish_cases(folder: Path, info: dict[str, Any], runs: int) -> list[dict[st
     print(f"{'case':46} {'wall s':>8} {'CPU s':>7} {'peak MB':>8}  target")
     for case, m in figures.items():
         target = PUBLISH_TARGETS[case]
-        print(f"{case:46} {m.wall:8.3f} {m.cpu:7.3f} {m.peak_mb:8.1f}  < {target} s "
-              f"{verdict(m.wall, target)}")
+        goal = f"< {target} s" if target is not None else "(none set)"
+        outcome = verdict(m.wall, target) if target is not None else "-"
+        print(f"{case:46} {m.wall:8.3f} {m.cpu:7.3f} {m.peak_mb:8.1f}  {goal} {outcome}")
         rows.append({"benchmark": "publish, 10-year history", "case": case,
                      "wall_s": round(m.wall, 3), "cpu_s": round(m.cpu, 3),
-                     "peak_mb": round(m.peak_mb, 1), "target": f"< {target} s",
-                     "verdict": verdict(m.wall, target)})
+                     "peak_mb": round(m.peak_mb, 1), "target": goal, "verdict": outcome})
     return rows
 
 
@@ -589,16 +632,25 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     if args.change_day:
         import tempfile
 
-        work = Path(tempfile.mkdtemp(prefix="schedwatch-newstandard-"))
-        day, summary = new_standard_day(work)
-        shutil.rmtree(work, ignore_errors=True)
+        # Best of a few: each is a fresh baseline run, then the measured one.
+        day, summary = None, ""
+        for _ in range(min(args.runs, 3)):
+            work = Path(tempfile.mkdtemp(prefix="schedwatch-newstandard-"))
+            result, said = new_standard_day(work)
+            shutil.rmtree(work, ignore_errors=True)
+            if day is None or result.wall < day.wall:
+                day, summary = result, said
+        assert day is not None
+        ok = verdict(day.wall, NEW_STANDARD_TARGET)
         print(f"\nThe day a new Poisons Standard is in force (one whole `schedwatch run`, "
-              f"watch = \"all\", after a baseline run): {day.wall:.1f} s wall, {day.cpu:.1f} s "
-              f"CPU, {day.peak_mb:.0f} MB peak\n  {summary}")
+              f"watch = \"all\", after a baseline run; best of {min(args.runs, 3)}): "
+              f"{day.wall:.2f} s wall, {day.cpu:.2f} s CPU, {day.peak_mb:.0f} MB peak  "
+              f"< {NEW_STANDARD_TARGET} s {ok}\n  {summary}")
         rows.append({"benchmark": "daily run, new Poisons Standard day", "case":
                      "realistic sizes, watch=all", "wall_s": round(day.wall, 3),
                      "cpu_s": round(day.cpu, 3), "peak_mb": round(day.peak_mb, 1),
-                     "target": "(none set)", "verdict": "-", "load": round(load, 1)})
+                     "target": f"< {NEW_STANDARD_TARGET} s", "verdict": ok,
+                     "load": round(load, 1)})
     if args.publish:
         rows += publish_cases(folder, info, min(args.runs, 3))
     emit_json(args.json, rows)

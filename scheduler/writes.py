@@ -15,11 +15,12 @@ from scrapers.store import RunWriter
 def apply_steps(writer: RunWriter, decision: Decision, *, source_id: str, at: datetime,
                 backfilled: bool = False) -> None:
     """Close, open and rewrite the status intervals, in the decision's order. A run of
-    consecutive openings (a cold ``watch = "all"`` run opens thousands) is one
-    ``open_intervals``, a run of rewrites (a new Poisons Standard re-issues thousands of
-    unchanged entries under its new id) one ``replace_open_records``: one statement, not
-    one per entry. A run ends wherever the kind of step changes, so every statement sees
-    the rows the steps before it left (a closing before the opening that follows it)."""
+    consecutive openings (a cold ``watch = "all"`` run opens thousands, past segments and
+    current ones interleaved, in that order) is one ``open_intervals``, a run of rewrites
+    (a new Poisons Standard re-issues thousands of unchanged entries under its new id) one
+    ``replace_open_records``: one statement, not one per entry. A run ends wherever the
+    kind of step changes, so every statement sees the rows the steps before it left (a
+    closing before the opening that follows it)."""
     openings: list[Opening] = []
     replacements: list[StatusRecord] = []
 
@@ -27,7 +28,7 @@ def apply_steps(writer: RunWriter, decision: Decision, *, source_id: str, at: da
         if openings:
             writer.open_intervals([o.record for o in openings], at=at,
                                   spans=[(o.legal_from, o.legal_to) for o in openings],
-                                  closed=openings[0].closed, backfilled=backfilled)
+                                  closed=[o.closed for o in openings], backfilled=backfilled)
             openings.clear()
         if replacements:
             writer.replace_open_records(replacements)
@@ -39,7 +40,7 @@ def apply_steps(writer: RunWriter, decision: Decision, *, source_id: str, at: da
                 flush()
             replacements.append(step.record)
         elif isinstance(step, Opening):
-            if replacements or (openings and openings[0].closed != step.closed):
+            if replacements:
                 flush()
             openings.append(step)
         elif isinstance(step, Closing):

@@ -40,7 +40,7 @@ from scrapers.db import (
 from scrapers.errors import StoreError
 from scrapers.locks import LOCK_NAMESPACE, advisory_lock, file_lock
 from scrapers.locks import lock_key as _lock_key
-from scrapers.records import PendingItem, ScheduledAction, StatusRecord
+from scrapers.records import PendingItem, ScheduledAction, StatusRecord, record_json
 from scrapers.rows import (  # noqa: F401 - the row shapes, re-exported for their readers
     LazyIntervals,
     PendingRow,
@@ -65,8 +65,13 @@ from scrapers.schema import (  # noqa: F401 - the tables, re-exported
 MARK_WAIT_SECONDS = 30.0
 
 
+#: ``json.dumps(value, ensure_ascii=False, sort_keys=True)`` with its encoder made once
+#: (``json.dumps`` builds one per call when given options).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return _ENCODER.encode(value)
 
 
 class Store:
@@ -876,23 +881,26 @@ class RunWriter:
 
     def open_intervals(self, records: Sequence[StatusRecord], *, at: datetime,
                        spans: Sequence[tuple[str, str | None]] | None = None,
-                       closed: bool = False, backfilled: bool = False) -> None:
+                       closed: bool | Sequence[bool] = False, backfilled: bool = False) -> None:
         """New intervals from ``at``, in one executemany (thousands with watch = "all").
         ``spans``: each record's (legal from, legal to); by default from the date its
-        document speaks for. ``closed``: a past legal segment, observed now and over."""
+        document speaks for. ``closed``: a past legal segment, observed now and over (one
+        flag for all, or one per record: a cold run's past and present segments, in their
+        order, in one statement)."""
         if not records:
             return
         when = stamp(at)
         legal = spans if spans is not None else [
             (r.in_force_since or r.evidence_date or r.retrieved_at[:10], None) for r in records]
+        flags = [closed] * len(records) if isinstance(closed, bool) else closed
         self.conn.insert_many("status", [dict(
             jurisdiction=record.jurisdiction, substance=record.substance,
-            source_id=record.source_id, valid_from=when, valid_to=when if closed else None,
-            status=record.status, schedule=record.schedule, record=_dumps(record.as_dict()),
+            source_id=record.source_id, valid_from=when, valid_to=when if over else None,
+            status=record.status, schedule=record.schedule, record=record_json(record),
             dated=int(record.holds_date),
             last_confirmed_at=when, last_document_sha256=record.document_sha256,
             legal_from=start, legal_to=end, backfilled=int(backfilled))
-            for record, (start, end) in zip(records, legal, strict=True)])
+            for record, (start, end), over in zip(records, legal, flags, strict=True)])
 
     def open_interval(self, record: StatusRecord, *, at: datetime) -> None:
         self.open_intervals([record], at=at)
@@ -927,7 +935,7 @@ class RunWriter:
         self.conn.executemany(
             "UPDATE status SET record = :record, dated = :dated WHERE source_id = :source AND "
             "substance = :substance AND valid_to IS NULL",
-            [{"record": _dumps(r.as_dict()), "dated": int(r.holds_date), "source": r.source_id,
+            [{"record": record_json(r), "dated": int(r.holds_date), "source": r.source_id,
               "substance": r.substance}
              for r in records])
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from jurisdictions.parsing import iterparse, release, xml_parser
 from scrapers.errors import ExtractionError
@@ -179,6 +179,47 @@ def _too_many(what: str, limit: int) -> ExtractionError:
                            "a document built to exhaust memory)")
 
 
+class _CountingStream(_CappedStream):
+    """The capped stream that also counts the elements passing through it (start tags: a
+    ``<`` not followed by ``/``, ``?`` or ``!``; a ``<`` in a comment or CDATA counts too, so
+    the count never falls short), with C-speed ``bytes.count``, so that the element caps cost
+    no Python per element and ``iterparse`` can hand over only the paragraphs.
+
+    lxml reads a chunk, parses it and delivers its events before reading the next, so when
+    ``read`` is called every element read so far has been parsed: an open paragraph that
+    started ``open_since`` elements in holds at least ``elements - open_since`` elements,
+    and with no paragraph open at least ``elements - closed_at`` were read outside any."""
+
+    def __init__(self, stream: IO[bytes], name: str, limit: int) -> None:
+        super().__init__(stream, name, limit)
+        self.elements = 0  # start tags read so far
+        self.before_chunk = 0  # ... before the last chunk read
+        self.open_since: int | None = None  # set by the reader while a paragraph is open
+        self.closed_at = 0  # elements read when the last paragraph ended
+        self.root: Callable[[], etree._Element | None] | None = None  # the tree so far
+        self._ends_with_lt = False
+
+    def read(self, size: int = -1) -> bytes:
+        if self.open_since is not None:
+            if self.elements - self.open_since > MAX_PARAGRAPH_ELEMENTS:
+                raise _too_many("elements in one paragraph", MAX_PARAGRAPH_ELEMENTS)
+        elif self.elements - self.closed_at > MAX_PARAGRAPH_ELEMENTS and self.root:
+            # Many elements and no paragraph since the last one (a table of empty rows):
+            # everything before the open path is finished and read, and is freed.
+            _release_finished(self.root())
+            self.closed_at = self.elements
+        data = super().read(size)
+        count = data.count(b"<") - data.count(b"</") - data.count(b"<?") - data.count(b"<!")
+        if self._ends_with_lt and data[:1] in (b"/", b"?", b"!"):
+            count -= 1  # a closing tag, declaration or comment split across two chunks
+        self._ends_with_lt = data[-1:] == b"<"
+        self.before_chunk = self.elements
+        self.elements += count
+        if self.elements > MAX_ELEMENTS:
+            raise _too_many("elements", MAX_ELEMENTS)
+        return data
+
+
 def _body_paragraphs(package: zipfile.ZipFile, styles: Mapping[str, str]
                      ) -> Iterator[_Paragraph]:
     """The kept paragraphs (``read_docx``) of word/document.xml in document order (a
@@ -186,35 +227,31 @@ def _body_paragraphs(package: zipfile.ZipFile, styles: Mapping[str, str]
     ``iterparse``. Text is read for the cover (up to the first schedule heading) and for
     paragraphs whose role the parser reads.
 
-    Every element is counted on its end event; an element outside any paragraph (table
-    rows and cells, section properties) is released when it ends, as a paragraph is, so a
-    document of any shape holds only the open path and the current paragraph."""
+    Only the paragraphs' events come to Python (a Python step per element was most of the
+    parse: ~430,000 events for a realistic Standard); the elements are counted in the bytes
+    (``_CountingStream``). A finished paragraph is released with what precedes it, up to
+    the body (the rows and cells of the tables it sits in), so a document of any shape holds
+    only the open path, the current paragraph and at most ``MAX_PARAGRAPH_ELEMENTS``
+    elements outside one."""
     from lxml import etree
 
     name = "word/document.xml"
     roles: dict[str | None, str] = {}
     cover = True
     depth = 0  # open w:p elements
-    elements = paragraphs = started = 0
+    paragraphs = 0
+    floor = 0  # elements read before the chunk in which the open paragraph started
     try:
         with package.open(name) as raw:
-            stream = _CappedStream(raw, name, MAX_DOCUMENT_XML_BYTES)
+            stream = _CountingStream(raw, name, MAX_DOCUMENT_XML_BYTES)
             # iterparse needs only ``read``: the counter stands in for the file object.
-            for event, element in iterparse(cast(IO[bytes], stream), events=("start", "end")):
+            events: Any = iterparse(cast(IO[bytes], stream), events=("start", "end"), tag=_P)
+            stream.root = lambda: events.root
+            for event, element in events:
                 if event == "start":
-                    if element.tag == _P:
-                        if not depth:
-                            started = elements
-                        depth += 1
-                    continue
-                elements += 1
-                if elements > MAX_ELEMENTS:
-                    raise _too_many("elements", MAX_ELEMENTS)
-                if element.tag != _P:
                     if not depth:
-                        release(element)
-                    elif elements - started > MAX_PARAGRAPH_ELEMENTS:
-                        raise _too_many("elements in one paragraph", MAX_PARAGRAPH_ELEMENTS)
+                        stream.open_since, floor = stream.elements, stream.before_chunk
+                    depth += 1
                     continue
                 depth -= 1
                 paragraphs += 1
@@ -222,6 +259,10 @@ def _body_paragraphs(package: zipfile.ZipFile, styles: Mapping[str, str]
                     raise _too_many("paragraphs", MAX_PARAGRAPHS)
                 if depth:
                     continue  # read with the paragraph that holds it, in document order
+                stream.open_since, stream.closed_at = None, stream.elements
+                if stream.elements - floor > MAX_PARAGRAPH_ELEMENTS \
+                        and sum(1 for _ in element.iter()) - 1 > MAX_PARAGRAPH_ELEMENTS:
+                    raise _too_many("elements in one paragraph", MAX_PARAGRAPH_ELEMENTS)
                 for p in element.iter(_P):
                     style_id = paragraph_style(p)
                     role = roles.get(style_id) or roles.setdefault(style_id,
@@ -236,8 +277,32 @@ def _body_paragraphs(package: zipfile.ZipFile, styles: Mapping[str, str]
                     elif text:
                         yield _Paragraph(role, text)
                 release(element)
+                _release_before(element)
     except (etree.XMLSyntaxError, zipfile.BadZipFile, OSError) as error:
         raise _unreadable(name, error) from error
+
+
+def _release_finished(root: etree._Element | None) -> None:
+    """Free every element before the open path (the last child at each level), when no
+    paragraph is open: each is finished, and every paragraph among them was read."""
+    node = root
+    while node is not None and len(node):
+        del node[:-1]
+        node = node[-1]
+
+
+def _release_before(element: etree._Element) -> None:
+    """Free what precedes each ancestor of a released paragraph (a table's earlier rows,
+    earlier cells of its row); the body's earlier children were freed with the paragraph
+    or before it."""
+    node = element.getparent()
+    while node is not None:
+        parent = node.getparent()
+        if parent is None:
+            return
+        while node.getprevious() is not None:
+            del parent[0]
+        node = parent
 
 def _style_names(styles: etree._Element) -> dict[str, str]:
     names: dict[str, str] = {}
