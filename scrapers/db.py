@@ -46,6 +46,12 @@ class OperationalError(DatabaseError):
     """The database could not do it now: locked, busy, unreachable, read-only, I/O."""
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's text (the driver's own, for a wrapped one)."""
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class DriverMissing(Exception):
     """The driver for this URL's database is not installed."""
 

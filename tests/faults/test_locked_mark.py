@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from scheduler.config import load_settings
-from scrapers import store as store_module
+from scrapers import outbox_rows
 from scrapers.store import Store
 from tests.support.config import write_config
 from tests.support.documents import (
@@ -64,7 +64,7 @@ def _baseline(tmp_path: Path, httpserver: Any, run_cli: Any,
 def test_a_lock_that_outlasts_the_wait_keeps_the_run_lines_and_never_resends(
         tmp_path: Path, httpserver: Any, run_cli: Any,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "MARK_WAIT_SECONDS", 1.0)
+    monkeypatch.setattr(outbox_rows, "MARK_WAIT_SECONDS", 1.0)
     with SmtpServer() as server:
         config, _ = _baseline(tmp_path, httpserver, run_cli, server)
         locker = Locker(tmp_path / "data" / "schedwatch.db")
@@ -103,7 +103,7 @@ def test_a_lock_that_outlasts_the_wait_keeps_the_run_lines_and_never_resends(
 def test_a_lock_released_within_the_wait_is_waited_for(
         tmp_path: Path, httpserver: Any, run_cli: Any,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "MARK_WAIT_SECONDS", 10.0)
+    monkeypatch.setattr(outbox_rows, "MARK_WAIT_SECONDS", 10.0)
     with SmtpServer() as server:
         config, _ = _baseline(tmp_path, httpserver, run_cli, server)
         locker = Locker(tmp_path / "data" / "schedwatch.db")
