@@ -315,6 +315,20 @@ class Snapshot:
     def _cross_checks(self) -> dict[date, list[str]]:
         return {}
 
+    @cached_property
+    def cross_inputs(self) -> tuple[Mapping[str, list[StatusRecord]],
+                                    Mapping[str, list[PendingItem]]]:
+        """Per jurisdiction, the current records and the open pending items: what its
+        ``cross_checks`` hook reads, grouped once per snapshot (ten years of weeks ask)."""
+        records: dict[str, list[StatusRecord]] = defaultdict(list)
+        for iv in self.current:
+            records[iv.record.jurisdiction].append(iv.record)
+        open_items: dict[str, list[PendingItem]] = defaultdict(list)
+        for row in self.pending:
+            if row.resolved_at is None:
+                open_items[row.item.jurisdiction].append(row.item)
+        return records, open_items
+
     def jurisdiction(self, code: str) -> Jurisdiction:
         found = self._by_code.get(code)
         return found if found is not None else Jurisdiction(code=code, name=code.upper(),
@@ -692,13 +706,7 @@ def cross_checks(snap: Snapshot, today: date) -> list[str]:
 def _cross_checks(snap: Snapshot, today: date) -> list[str]:
     from jurisdictions import jurisdiction
 
-    records: dict[str, list[StatusRecord]] = defaultdict(list)
-    for iv in snap.current:
-        records[iv.record.jurisdiction].append(iv.record)
-    open_items: dict[str, list[PendingItem]] = defaultdict(list)
-    for row in snap.pending:
-        if row.resolved_at is None:
-            open_items[row.item.jurisdiction].append(row.item)
+    records, open_items = snap.cross_inputs
     lines: list[str] = []
     for j in snap.jurisdictions:
         try:

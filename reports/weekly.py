@@ -22,6 +22,7 @@ from reports.pages import (
     UPCOMING_DAYS,
     Snapshot,
     change_summary,
+    cross_checks,
     human_duration,
     mail_view,
     parse_day,
@@ -34,7 +35,7 @@ from reports.pages import (
 from reports.render import format_utc
 from reports.status_rows import DISABLED_WORDS
 from scrapers.clock import parse_stamp, stamp
-from scrapers.records import PendingItem, StatusRecord
+from scrapers.records import StatusRecord
 from scrapers.store import PendingRow, StatusInterval, StoredChange
 
 
@@ -57,8 +58,6 @@ class WeekIndex:
     #: The dates of ``dated``, for bisecting without a key function.
     dated_days: Sequence[date] = ()
     #: What the cross-checks read, grouped once: jurisdiction → current records, open items.
-    cross_records: Mapping[str, Sequence[StatusRecord]] = field(default_factory=dict)
-    cross_pending: Mapping[str, Sequence[PendingItem]] = field(default_factory=dict)
     #: Worked out on first use: day → digest of the dated facts of that day (``week_inputs``).
     _day_digests: dict[date, bytes] = field(default_factory=dict, compare=False, repr=False)
     _day_digests_done: list[bool] = field(default_factory=lambda: [False], compare=False,
@@ -103,13 +102,6 @@ def week_index(snap: Snapshot, reader_zone: ZoneInfo) -> WeekIndex:
             if day is not None:
                 dated.append((day, label, interval))
     dated.sort(key=lambda item: (item[0], item[2].id))
-    records: dict[str, list[StatusRecord]] = defaultdict(list)
-    for iv in snap.current:
-        records[iv.record.jurisdiction].append(iv.record)
-    open_items: dict[str, list[PendingItem]] = defaultdict(list)
-    for pending_row in snap.pending:
-        if pending_row.resolved_at is None:
-            open_items[pending_row.item.jurisdiction].append(pending_row.item)
     return WeekIndex(
         checks_by_week={week: {sid: (c[0], c[1], tuple(sorted(c[2].items(),
                                                              key=lambda e: -e[1])[:5]))
@@ -120,8 +112,7 @@ def week_index(snap: Snapshot, reader_zone: ZoneInfo) -> WeekIndex:
         dated=dated, weeks=tuple(sorted(weeks)),
         mail_times=sorted((str(row.get("created_at") or ""), position)
                           for position, row in enumerate(snap.failed_mail)),
-        dated_days=[item[0] for item in dated],
-        cross_records=records, cross_pending=open_items)
+        dated_days=[item[0] for item in dated])
 
 
 #: The labels of a record's own dates that are legal events ("Coming into force or due"):
@@ -146,27 +137,6 @@ def _record_dates(record: StatusRecord) -> list[tuple[str, str]]:
 
 def _active(start: str, end: str | None, at: str) -> bool:
     return start <= at and (end is None or end > at)
-
-
-def _cross_checks(snap: Snapshot, index: WeekIndex, today: date) -> list[str]:
-    """``pages.cross_checks`` from the records grouped once in the index (that function
-    groups the current records again for each of ten years of weeks), sharing its cache."""
-    cache = snap._cross_checks  # noqa: SLF001 - the same per-snapshot cache pages uses
-    cached = cache.get(today)
-    if cached is None:
-        from jurisdictions import jurisdiction
-
-        lines: list[str] = []
-        for j in snap.jurisdictions:
-            try:
-                hook = getattr(jurisdiction(j.code), "cross_checks", None)
-            except (KeyError, ImportError):
-                continue
-            if hook is not None:
-                lines += hook(list(index.cross_records.get(j.code, ())),
-                              list(index.cross_pending.get(j.code, ())), today)
-        cached = cache[today] = lines
-    return list(cached)
 
 
 @dataclass(frozen=True)
@@ -219,7 +189,7 @@ def _week_parts(snap: Snapshot, index: WeekIndex, week: str, reader_zone: ZoneIn
     return _Week(start=start, end=end, reference=reference, complete=now >= end,
                  sources=sources, changes=index.changes_by_week.get(week, ()),
                  open_pending=open_in_week, mail=mail,
-                 cross_checks=_cross_checks(snap, index, min(now, end).date()))
+                 cross_checks=cross_checks(snap, min(now, end).date()))
 
 
 def weekly_context_from(snap: Snapshot, index: WeekIndex, week: str, *,

@@ -3,7 +3,9 @@ when absent), the project's own fixtures, and variants made from them in the tes
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,18 @@ def ketamine_moved_to_schedule_iii(cdsa: bytes, text: str = KETAMINE_ITEM,
     (``text`` is inserted as is: escape it first if it is meant to be text)."""
     return insert_into_schedule(without_item(cdsa, "Ketamine"), "SCHEDULE III",
                                 f"<Item><Label>{label}</Label><Text>{text}</Text></Item>")
+
+
+#: A Word document's body, for the Word reader's tests: ``WORD_OPEN + paragraphs + WORD_CLOSE``.
+WORD_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+WORD_OPEN = f'<w:document xmlns:w="{WORD_NS}"><w:body>'.encode()
+WORD_CLOSE = b"</w:body></w:document>"
+
+
+def deflated(files: dict[str, bytes]) -> bytes:
+    """A zip (a .docx package) of these parts, deflated."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as package:
+        for name, data in files.items():
+            package.writestr(name, data)
+    return buffer.getvalue()

@@ -24,7 +24,7 @@ from scrapers.records import (
     normalise_text,
     validate,
 )
-from tests.support.documents import SHARED_DOCS, shared_doc
+from tests.support.documents import SHARED_DOCS, WORD_CLOSE, WORD_OPEN, deflated, shared_doc
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "au"
 JUNE_TITLE = "Therapeutic Goods (Poisons Standard\u2014June 2026) Instrument 2026"
@@ -608,16 +608,7 @@ def test_a_constructed_non_standard_in_the_real_shape_is_refused():
 
 # --- resource caps (issue 16: a Word zip bomb) ---------------------------------------------
 
-_DOC_OPEN = (f'<w:document xmlns:w="{_W}"><w:body>').encode()
-_DOC_CLOSE = b"</w:body></w:document>"
 
-
-def _deflated(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as package:
-        for name, data in files.items():
-            package.writestr(name, data)
-    return buffer.getvalue()
 
 
 def test_the_caps_leave_room_for_a_real_standard():
@@ -626,8 +617,8 @@ def test_the_caps_leave_room_for_a_real_standard():
 
 
 def test_a_document_xml_inflating_past_the_cap_is_refused():
-    bomb = _deflated({"word/document.xml": _DOC_OPEN + b" " * (au.MAX_DOCUMENT_XML_BYTES + 1)
-                      + _DOC_CLOSE})
+    bomb = deflated({"word/document.xml": WORD_OPEN + b" " * (au.MAX_DOCUMENT_XML_BYTES + 1)
+                      + WORD_CLOSE})
     assert len(bomb) < 200_000  # a small download
     with pytest.raises(ExtractionError, match=r"word/document.xml inflates to more than 32 MB"):
         au.parse_poisons_standard(document(bomb), KETAMINES)
@@ -635,8 +626,8 @@ def test_a_document_xml_inflating_past_the_cap_is_refused():
 
 def test_a_zip_lying_about_the_inflated_size_is_refused():
     """zipfile inflates no more than the declared size, and the CRC then fails."""
-    data = _DOC_OPEN + b" " * 5_000_000 + _DOC_CLOSE
-    honest = _deflated({"word/document.xml": data})
+    data = WORD_OPEN + b" " * 5_000_000 + WORD_CLOSE
+    honest = deflated({"word/document.xml": data})
     declared = len(data).to_bytes(4, "little")
     assert honest.count(declared) == 2  # the local header and the central directory
     lying = honest.replace(declared, (1000).to_bytes(4, "little"))
@@ -650,7 +641,7 @@ def test_millions_of_empty_paragraphs_are_refused_in_bounded_memory():
     92 MiB (tracemalloc peak) per million."""
     import tracemalloc
 
-    bomb = _deflated({"word/document.xml": _DOC_OPEN + b"<w:p/>" * 3_000_000 + _DOC_CLOSE})
+    bomb = deflated({"word/document.xml": WORD_OPEN + b"<w:p/>" * 3_000_000 + WORD_CLOSE})
     tracemalloc.start()
     try:
         with pytest.raises(ExtractionError, match="more than 250,000 paragraphs"):
@@ -666,7 +657,7 @@ def test_empty_paragraphs_below_the_cap_change_nothing_and_keep_no_object():
         parts = {name: package.read(name) for name in package.namelist()}
     body = parts["word/document.xml"]
     at = body.index(b"<w:body>") + len(b"<w:body>")
-    padded = _deflated({**parts, "word/document.xml": body[:at] + b"<w:p/>" * 100_000
+    padded = deflated({**parts, "word/document.xml": body[:at] + b"<w:p/>" * 100_000
                         + body[at:].replace(b"</w:p>", b"</w:p><w:p><w:pPr/></w:p>")})
     baseline, _ = au.read_docx((FIXTURES / "poisons-standard-june-2026.docx").read_bytes())
     paragraphs, _ = au.read_docx(padded)
@@ -678,10 +669,10 @@ def test_empty_paragraphs_below_the_cap_change_nothing_and_keep_no_object():
 def test_too_many_elements_are_refused():
     table = b"<w:tbl>" + b"<w:tr/>" * (au.MAX_ELEMENTS + 1) + b"</w:tbl>"
     with pytest.raises(ExtractionError, match="more than 2,000,000 elements"):
-        au.read_docx(_deflated({"word/document.xml": _DOC_OPEN + table + _DOC_CLOSE}))
+        au.read_docx(deflated({"word/document.xml": WORD_OPEN + table + WORD_CLOSE}))
 
 
 def test_one_paragraph_of_too_many_elements_is_refused():
     runs = b"<w:p>" + b"<w:r/>" * (au.MAX_PARAGRAPH_ELEMENTS + 1) + b"</w:p>"
     with pytest.raises(ExtractionError, match="more than 20,000 elements in one paragraph"):
-        au.read_docx(_deflated({"word/document.xml": _DOC_OPEN + runs + _DOC_CLOSE}))
+        au.read_docx(deflated({"word/document.xml": WORD_OPEN + runs + WORD_CLOSE}))

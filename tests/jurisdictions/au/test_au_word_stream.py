@@ -15,19 +15,11 @@ from lxml import etree
 from jurisdictions import au
 from jurisdictions.au import word
 from scrapers.errors import ExtractionError
+from tests.support.documents import WORD_CLOSE, WORD_OPEN, deflated
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "au"
 _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
-_DOC_OPEN = f'<w:document xmlns:w="{_W}"><w:body>'.encode()
-_DOC_CLOSE = b"</w:body></w:document>"
 
-
-def _deflated(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as package:
-        for name, data in files.items():
-            package.writestr(name, data)
-    return buffer.getvalue()
 JUNE = FIXTURES / "poisons-standard-june-2026.docx"
 
 
@@ -59,7 +51,7 @@ def _june_with(before_schedules: bytes) -> bytes:
         parts = {name: package.read(name) for name in package.namelist()}
     body = parts["word/document.xml"]
     at = body.index(b"<w:body>") + len(b"<w:body>")
-    return _deflated({**parts, "word/document.xml": body[:at] + before_schedules + body[at:]})
+    return deflated({**parts, "word/document.xml": body[:at] + before_schedules + body[at:]})
 
 
 def test_a_long_table_without_paragraphs_changes_nothing():
@@ -75,7 +67,7 @@ def test_paragraphs_in_table_cells_are_read_in_order():
     table = "<w:tbl>" + "".join(
         "<w:tr>" + "".join(cell.format(i=i, j=j) for j in range(3)) + "</w:tr>"
         for i in range(3000)) + "</w:tbl>"
-    content = _deflated({"word/document.xml": _DOC_OPEN + table.encode() + _DOC_CLOSE})
+    content = deflated({"word/document.xml": WORD_OPEN + table.encode() + WORD_CLOSE})
     paragraphs, _ = au.read_docx(content)
     assert [p.text for p in paragraphs] == [f"row {i} cell {j}" for i in range(3000)
                                             for j in range(3)]
@@ -85,4 +77,4 @@ def test_elements_outside_paragraphs_still_count_towards_the_cap(monkeypatch):
     monkeypatch.setattr(word, "MAX_ELEMENTS", 5_000)
     rows = b"<w:tbl>" + b"<w:tr/>" * 5_001 + b"</w:tbl>"
     with pytest.raises(ExtractionError, match="more than 5,000 elements"):
-        au.read_docx(_deflated({"word/document.xml": _DOC_OPEN + rows + _DOC_CLOSE}))
+        au.read_docx(deflated({"word/document.xml": WORD_OPEN + rows + WORD_CLOSE}))
