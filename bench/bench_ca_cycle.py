@@ -4,6 +4,7 @@ the same two URLs in the same way. Prints wall time and peak memory of each proc
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import sys
 import tempfile
@@ -16,16 +17,23 @@ from common import (  # noqa: E402
     SHARED,
     DocumentServer,
     best_of,
+    emit_json,
     measure,
     schedwatch,
     urlwatch_env,
     urlwatch_jobs,
+    verdict,
 )
 
 RUNS = 5
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=RUNS)
+    parser.add_argument("--json", default=None)
+    options = parser.parse_args()
+    runs = options.runs
     ca = SHARED / "ca"
     if not ca.is_dir():
         sys.exit("../shared/regulator-documents/ca is absent: nothing to benchmark")
@@ -48,10 +56,10 @@ def main() -> None:
             shutil.rmtree(work / "data", ignore_errors=True)
             return measure(schedwatch("--config", str(config), "run", "-j", "ca"), cwd=ROOT)
 
-        cold_result = best_of(RUNS, cold)
+        cold_result = best_of(runs, cold)
         assert cold_result.exit_code == 0, cold_result.output
         measure(schedwatch("--config", str(config), "run", "-j", "ca"), cwd=ROOT)
-        warm_result = best_of(RUNS, lambda: measure(
+        warm_result = best_of(runs, lambda: measure(
             schedwatch("--config", str(config), "run", "-j", "ca"), cwd=ROOT))
         assert warm_result.exit_code == 0, warm_result.output
         assert "not modified" in warm_result.output, warm_result.output
@@ -59,7 +67,7 @@ def main() -> None:
         binary = urlwatch_env(Path(tempfile.gettempdir()) / "schedwatch-bench")
         args = urlwatch_jobs(work / "urlwatch", urls)
         measure([str(binary), *args])  # first run fills urlwatch's cache
-        uw = best_of(RUNS, lambda: measure([str(binary), *args]))
+        uw = best_of(runs, lambda: measure([str(binary), *args]))
 
     print(f"{'case':44} {'wall s':>8} {'peak MB':>8}")
     print(f"{'schedwatch run -j ca, cold (parse, store, site)':44} {cold_result.wall:8.3f} "
@@ -68,7 +76,16 @@ def main() -> None:
           f"{warm_result.peak_mb:8.1f}")
     print(f"{'urlwatch, same two URLs, warm':44} {uw.wall:8.3f} {uw.peak_mb:8.1f}")
     print(f"warm ratio schedwatch/urlwatch: {warm_result.wall / uw.wall:.2f} (target <= 1.0)")
-    print(f"(best of {RUNS} runs each; documents served on 127.0.0.1)")
+    print(f"(best of {runs} runs each; documents served on 127.0.0.1)")
+    ratio = warm_result.wall / uw.wall
+    emit_json(options.json, [
+        {"benchmark": "schedwatch run -j ca", "case": "cold (parse, store, site)",
+         "wall_s": round(cold_result.wall, 3), "peak_mb": round(cold_result.peak_mb, 1)},
+        {"benchmark": "schedwatch run -j ca", "case": "warm (two 304s)",
+         "wall_s": round(warm_result.wall, 3), "peak_mb": round(warm_result.peak_mb, 1),
+         "ratio": round(ratio, 2), "urlwatch_wall_s": round(uw.wall, 3),
+         "urlwatch_peak_mb": round(uw.peak_mb, 1), "target": "ratio <= 1.0",
+         "verdict": verdict(ratio, 1.0)}])
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = {
+    "ca": "bench_ca_cycle.py",
     "warm": "bench_warm_all.py",
     "cold": "bench_cold_all.py",
     "history": "bench_history.py",
@@ -74,9 +75,11 @@ def main() -> int:
             other.append(f"{row['records']} records")
         if "db_mb" in row:
             other.append(f"db {row['db_mb']} MB")
-        print(f"| {row['benchmark']} | {row['case']} | {row['wall_s']} | {row['cpu_s']} | "
-              f"{row['peak_mb']} | {'; '.join(other)} | {row['target']} | {row['verdict']} | "
-              f"{row.get('load', '')} |")
+        if "note" in row:
+            other.append(str(row["note"]))
+        print(f"| {row['benchmark']} | {row['case']} | {row.get('wall_s', '')} | "
+              f"{row.get('cpu_s', '')} | {row.get('peak_mb', '')} | {'; '.join(other)} | "
+              f"{row.get('target', '—')} | {row.get('verdict', '-')} | {row.get('load', '')} |")
     if failed:
         print(f"\nFAILED to run: {', '.join(failed)}")
         return 1

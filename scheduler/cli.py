@@ -739,7 +739,8 @@ def _json_list(rows: Sequence[Any]) -> str:
     (``indent`` would force the pure-Python one: seconds for watch = "all")."""
     if not rows:
         return "[]"
-    return "[\n" + ",\n".join(json.dumps(row, ensure_ascii=False) for row in rows) + "\n]"
+    encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder for thousands of rows
+    return "[\n" + ",\n".join(map(encode, rows)) + "\n]"
 
 
 #: Above this many rows a table is printed as plain aligned text: rich's layout of thousands of
