@@ -23,7 +23,6 @@ from scrapers.records import (
     ParseResult,
     PendingItem,
     StatusRecord,
-    to_frame,
 )
 from scrapers.store import Prior, SourceState, StoredChange
 
@@ -135,8 +134,8 @@ def diff_records(before: Sequence[StatusRecord], after: Sequence[StatusRecord], 
 
     A keyed diff on substance, in plain Python: every substance on either side, in sorted
     order, classified once (``classify`` compares the material fields). This is the result
-    ``diff_records_frame`` (the pandas outer merge) gives on records with one record per
-    substance a side (``validate`` guarantees it; the store holds one open record per
+    the pandas outer merge it replaced (tests/support/pandas_diff.py) gives on records with
+    one record per substance a side (``validate`` guarantees it; the store holds one open record per
     substance) and no NUL in a material field (the merge's "no value" sentinel;
     ``normalise_text`` drops control characters at the record boundary): the merge only
     pre-filters the substances that ``classify`` then decides, and a substance present on
@@ -154,41 +153,13 @@ def diff_records(before: Sequence[StatusRecord], after: Sequence[StatusRecord], 
             continue
         if old is not None and new is not None and old.material() == new.material():
             continue  # the common case on a new document: most entries did not change
-        change = _change(substance, old, new, jurisdiction_name)
+        change = change_of(substance, old, new, jurisdiction_name)
         if change is not None:
             result.append(change)
     return result
 
 
-def diff_records_frame(before: Sequence[StatusRecord], after: Sequence[StatusRecord], *,
-                       jurisdiction_name: str, newly_watched: Iterable[str] = ()
-                       ) -> list[Change]:
-    """``diff_records`` as a pandas outer merge on substance (the reference the plain keyed
-    diff is tested against; imports pandas)."""
-    columns = ["substance", *MATERIAL_FIELDS]
-    # A sentinel for "no value" so that None compares equal to None across the merge.
-    previous = to_frame(before)[columns].fillna("\0")
-    current = to_frame(after)[columns].fillna("\0")
-    merged = previous.merge(current, on="substance", how="outer", suffixes=("_before", "_after"),
-                            indicator=True)
-    differs = merged["_merge"] != "both"
-    for name in MATERIAL_FIELDS:
-        differs |= merged[f"{name}_before"] != merged[f"{name}_after"]
-    by_before = {r.substance: r for r in before}
-    by_after = {r.substance: r for r in after}
-    baseline = set(newly_watched)
-    result: list[Change] = []
-    for substance in sorted(merged.loc[differs, "substance"]):
-        old, new = by_before.get(substance), by_after.get(substance)
-        if old is None and substance in baseline:
-            continue
-        change = _change(substance, old, new, jurisdiction_name)
-        if change is not None:
-            result.append(change)
-    return result
-
-
-def _change(substance: str, old: StatusRecord | None, new: StatusRecord | None,
+def change_of(substance: str, old: StatusRecord | None, new: StatusRecord | None,
             jurisdiction_name: str) -> Change | None:
     """The classified change of one substance, or None when nothing material changed."""
     verdict = classify(old, new)

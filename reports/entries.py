@@ -17,7 +17,7 @@ from typing import Any
 from markupsafe import Markup
 from markupsafe import escape as _markupsafe_escape
 
-from reports.render import safe_url, when
+from reports.render import format_utc, safe_url, when
 from scrapers.clock import reader_zone_named
 
 __all__ = ["entries_html", "entry_html", "health_html", "level_html", "ext_link_html",
@@ -98,10 +98,10 @@ def entry_html(e: Mapping[str, Any], moment: When, root: str = "") -> str:
         f'<li><span class="label">last confirmed (retrieved):</span> {moment(e["as_of"])}'
         '</li>\n</ul></dd>\n'
         f'<dt>Source</dt><dd>{ext_link_html(r["source_url"])}</dd>\n'
-        f'<dt>Evidence</dt><dd>{doc_html(e["evidence"], full=True, root=root)}')
+        f'<dt>Evidence</dt><dd>{doc_html(e["evidence"], root=root)}')
     first, latest = e["first_evidence"], e["evidence"]
     if first["sha256"] and first["sha256"] != latest["sha256"]:
-        out.append(f"<br>{doc_html(first, full=True, root=root)}")
+        out.append(f"<br>{doc_html(first, root=root)}")
     out.append("</dd>\n</dl>\n</section>\n")
     return "".join(out)
 
@@ -130,20 +130,20 @@ def health_html(h: Mapping[str, Any], moment: When) -> str:
         return (f'<span class="bad">source failing since {moment(h["failing_since"])}'
                 f"{error}{healthy}</span>")
     if h["health"] == "healthy":
-        checked = (f' <small>(checked {escape(_utc(h["last_healthy_at"]))})</small>'
+        checked = (f' <small>(checked {escape(format_utc(h["last_healthy_at"]))})</small>'
                    if h["last_healthy_at"] else "")
         return f'<span class="ok">source healthy</span>{checked}'
     return '<span class="muted">source not checked yet</span>'
 
 
-def level_html(rec: Mapping[str, Any], text: bool = True) -> str:
-    """``m.level(rec, text)``."""
+def level_html(rec: Mapping[str, Any]) -> str:
+    """``m.level(rec)``: the level and its description."""
     level = rec["control_level"]
     if not level:
         return ""
     description = escape(rec["level_description"])
     html = f'<abbr class="level" title="{escape(level)}: {description}">{escape(level)}</abbr>'
-    return html + f' <small class="level-text">{description}</small>' if text else html
+    return html + f' <small class="level-text">{description}</small>'
 
 
 def ext_link_html(url: str | None) -> str:
@@ -155,23 +155,17 @@ def ext_link_html(url: str | None) -> str:
     return f'<span class="ext">{escape(url)}</span>' if url else ""
 
 
-def doc_html(ev: Mapping[str, Any], full: bool = False, root: str = "") -> str:
-    """``m.doc(ev, full)``: the document's sha256, a link to its archived copy when the
-    site has one."""
+def doc_html(ev: Mapping[str, Any], root: str = "") -> str:
+    """``m.doc(ev, full=True)``: the document's whole sha256, a link to its archived copy
+    when the site has one."""
     sha = ev["sha256"]
     role = ev["role"]
     if not sha:
         return f'<span class="muted">no {escape(role)} document</span>' if role else ""
-    shown = escape(sha) if full else f"{escape(sha[:12])}…"
+    shown = escape(sha)
     what = f"{escape(role)} document, " if role else ""
     if ev["href"]:
         return (f'<a class="sha" href="{escape(root)}{escape(ev["href"])}" '
                 f'title="sha256 {escape(sha)}">{what}sha256 {shown}</a>')
     return (f'<span class="sha" title="sha256 {escape(sha)}">{what}sha256 {shown} '
             '<span class="muted">(no archived copy in this site)</span></span>')
-
-
-def _utc(value: str | None) -> str:
-    from reports.render import format_utc
-
-    return format_utc(value)

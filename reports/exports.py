@@ -124,8 +124,9 @@ _CHUNK_ROWS = 256
 def _stdlib_json(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
                  ) -> list[bytes] | None:
     """pandas' bytes for a table of text, None, bools, 64-bit integers and lists/dicts of
-    those, in chunks of a few hundred rows (the text is never held whole: the file is
-    ~15 MB with ``watch = "all"``); None for any other table. One ``%`` template per row
+    those, encoded a few hundred rows at a time (the chunks are kept until the end: a value
+    only pandas writes right, met late, sends the whole table to pandas); None for any
+    other table. One ``%`` template per row
     (the keys and the indent are the same in every row) filled with each value's JSON
     text: the standard library's string escaping is pandas' (every code point checked),
     except that pandas also escapes "/" — which occurs only inside strings in JSON text,

@@ -140,12 +140,13 @@ def write_weekly_report(settings: Settings, store: Store, week: str | None = Non
         env = environment(settings.scheduler.timezone)
         version = _version(settings)
         existing = _existing_weeks(site)
+        parts = weekly.week_parts(snap, index, week, reader_zone, moment)
         context = weekly.weekly_context_from(snap, index, week, reader_zone=reader_zone,
-                                             now=moment)
+                                             now=moment, parts=parts)
         written = [
             _html(env, pages.weekly_href(week), "weekly.html", lambda: context,
                   lambda: weekly.week_inputs(snap, index, week, reader_zone=reader_zone,
-                                             now=moment)),
+                                             now=moment, parts=parts)),
             _weekly_index_page(env, set(index.weeks) | existing | {week}),
         ]
         manifest = _read_manifest(site)
@@ -357,11 +358,13 @@ def _weekly_page(env: jinja2.Environment, snap: Snapshot, index: weekly.WeekInde
     "time since") and on the data of ninety days after the week; its fingerprint is worked
     out from the indexed rows (``weekly.week_inputs``), and its context (hundreds of
     "coming up" rows with ``watch = "all"``) is built only when the page is written."""
+    # The week's parts are made once, for the fingerprint and (if written) the page.
+    parts = functools.cache(lambda: weekly.week_parts(snap, index, week, reader_zone, now))
     return _html(env, pages.weekly_href(week), "weekly.html",
-                 lambda: weekly.weekly_context_from(snap, index, week,
-                                                    reader_zone=reader_zone, now=now),
+                 lambda: weekly.weekly_context_from(snap, index, week, reader_zone=reader_zone,
+                                                    now=now, parts=parts()),
                  lambda: weekly.week_inputs(snap, index, week, reader_zone=reader_zone,
-                                            now=now))
+                                            now=now, parts=parts()))
 
 
 def _weekly_index_page(env: jinja2.Environment, weeks: set[str]) -> Page:

@@ -57,11 +57,8 @@ class WeekIndex:
     mail_times: Sequence[tuple[str, int]] = ()
     #: The dates of ``dated``, for bisecting without a key function.
     dated_days: Sequence[date] = ()
-    #: What the cross-checks read, grouped once: jurisdiction → current records, open items.
-    #: Worked out on first use: day → digest of the dated facts of that day (``week_inputs``).
-    _day_digests: dict[date, bytes] = field(default_factory=dict, compare=False, repr=False)
-    _day_digests_done: list[bool] = field(default_factory=lambda: [False], compare=False,
-                                          repr=False)
+    #: day → digest of the dated facts of that day (``week_inputs``).
+    day_digests: Mapping[date, bytes] = field(default_factory=dict)
 
 
 def week_index(snap: Snapshot, reader_zone: ZoneInfo) -> WeekIndex:
@@ -112,7 +109,7 @@ def week_index(snap: Snapshot, reader_zone: ZoneInfo) -> WeekIndex:
         dated=dated, weeks=tuple(sorted(weeks)),
         mail_times=sorted((str(row.get("created_at") or ""), position)
                           for position, row in enumerate(snap.failed_mail)),
-        dated_days=[item[0] for item in dated])
+        dated_days=[item[0] for item in dated], day_digests=_day_digests(snap, dated))
 
 
 #: The labels of a record's own dates that are legal events ("Coming into force or due"):
@@ -155,7 +152,7 @@ class _Week:
     cross_checks: list[str]
 
 
-def _week_parts(snap: Snapshot, index: WeekIndex, week: str, reader_zone: ZoneInfo,
+def week_parts(snap: Snapshot, index: WeekIndex, week: str, reader_zone: ZoneInfo,
                 now: datetime) -> _Week:
     start, end = week_bounds(week, reader_zone)
     start_s, end_s = stamp(start), stamp(end)
@@ -193,9 +190,11 @@ def _week_parts(snap: Snapshot, index: WeekIndex, week: str, reader_zone: ZoneIn
 
 
 def weekly_context_from(snap: Snapshot, index: WeekIndex, week: str, *,
-                        reader_zone: ZoneInfo, now: datetime) -> dict[str, Any]:
-    """The weekly report of one ISO week (in the reader's zone)."""
-    parts = _week_parts(snap, index, week, reader_zone, now)
+                        reader_zone: ZoneInfo, now: datetime,
+                        parts: _Week | None = None) -> dict[str, Any]:
+    """The weekly report of one ISO week (in the reader's zone); ``parts``: the week's
+    ``week_parts`` when the caller made them for the fingerprint already."""
+    parts = parts or week_parts(snap, index, week, reader_zone, now)
     week_changes = parts.changes
     by_jurisdiction = [{
         "code": j.code, "name": j.name,
@@ -218,16 +217,16 @@ def weekly_context_from(snap: Snapshot, index: WeekIndex, week: str, *,
 
 
 def week_inputs(snap: Snapshot, index: WeekIndex, week: str, *, reader_zone: ZoneInfo,
-                now: datetime) -> tuple[Any, ...]:
+                now: datetime, parts: _Week | None = None) -> tuple[Any, ...]:
     """What the week's report is made from, for its fingerprint, without building it: its
     small parts as the page shows them (sources' checks, changes, open items, mail,
     cross-checks) and, for the 90 days of "coming up" (hundreds of rows with ``watch =
     "all"``), a digest per day of the dated facts of every interval that day. Whatever
     changes the page changes this; a new run changes only the running week's and those
     whose 90 days hold a fact it touched."""
-    parts = _week_parts(snap, index, week, reader_zone, now)
+    parts = parts or week_parts(snap, index, week, reader_zone, now)
     first = parts.end.date()
-    digests = _day_digests(snap, index)
+    digests = index.day_digests
     window = hashlib.sha256(stamp(parts.end).encode())
     for offset in range(UPCOMING_DAYS + 1):
         window.update(digests.get(first + timedelta(days=offset), b"-"))
@@ -242,24 +241,20 @@ def week_inputs(snap: Snapshot, index: WeekIndex, week: str, *, reader_zone: Zon
             parts.mail, parts.cross_checks, window.hexdigest())
 
 
-def _day_digests(snap: Snapshot, index: WeekIndex) -> dict[date, bytes]:
+def _day_digests(snap: Snapshot, dated: Sequence[tuple[date, str, StatusInterval]]
+                 ) -> dict[date, bytes]:
     """day → digest of what "coming up" can show of the facts dated that day: each fact's
     label and its interval's span and shown fields (not the interval's confirmation stamp,
     which every run moves)."""
-    if index._day_digests_done[0]:  # noqa: SLF001 - the index's own memo
-        return index._day_digests  # noqa: SLF001
     by_day: dict[date, list[Any]] = defaultdict(list)
-    for day, label, interval in index.dated:
+    for day, label, interval in dated:
         record = interval.record
         by_day[day].append((label, interval.id, interval.valid_from, interval.valid_to,
                             record.jurisdiction, record.substance, schedule_label(record),
                             record.instrument, record.provision, record.source_id,
                             snap.history_href(record.substance)))
-    memo = index._day_digests  # noqa: SLF001
-    for day, items in by_day.items():
-        memo[day] = hashlib.sha256(repr(items).encode("utf-8", "surrogatepass")).digest()
-    index._day_digests_done[0] = True  # noqa: SLF001
-    return memo
+    return {day: hashlib.sha256(repr(items).encode("utf-8", "surrogatepass")).digest()
+            for day, items in by_day.items()}
 
 
 def _upcoming(snap: Snapshot, index: WeekIndex, end: datetime,

@@ -19,20 +19,20 @@ are fetched and parsed here.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
-import pickle
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any, TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from jurisdictions.base import Source
 from jurisdictions.substances import WatchList
 from scrapers.errors import ExtractionError
 from scrapers.records import Document, ParseResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from concurrent.futures import ProcessPoolExecutor
 
 __all__ = ["PARSE_IN_WORKER", "ParseWorker", "ParserCrashed", "by_host", "fetch_sources"]
 
@@ -134,11 +134,16 @@ class ParseWorker:
         self._ids = frozenset(s.id for s in sources
                               if s.id in PARSE_IN_WORKER and _named(s.parse))
         self._pool: ProcessPoolExecutor | None = None
-        if not self._ids or len(sources) < 2 or (os.cpu_count() or 1) < 2 \
-                or "fork" not in multiprocessing.get_all_start_methods() or not _alone():
+        if not self._ids or len(sources) < 2 or (os.cpu_count() or 1) < 2 or not _alone():
             # Not from a process that already runs threads (the scheduler daemon's job
             # pool, a test's servers): one of them may hold a lock the child would inherit
             # held. The parse then runs here, slower and the same.
+            return
+        # Imported here: a run that starts no worker (``run -j ca``) does not pay for them.
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        if "fork" not in multiprocessing.get_all_start_methods():
             return
         with contextlib.suppress(OSError, ValueError):  # no semaphores, no processes here
             pool = ProcessPoolExecutor(max_workers=1,
@@ -152,6 +157,9 @@ class ParseWorker:
         raised as ``ParserCrashed`` naming its type."""
         if self._pool is None or source.id not in self._ids:
             return source.parse(document, watch)
+        import pickle
+        from concurrent.futures.process import BrokenProcessPool
+
         try:
             kind, value = self._pool.submit(_parse_there, source.parse, document,
                                             watch).result()
@@ -178,6 +186,8 @@ class ParseWorker:
 
 def _named(parse: Callable[..., Any]) -> bool:
     """The parser pickles by name (a module-level function the worker finds as it is)."""
+    import pickle
+
     try:
         pickle.dumps(parse)
     except (pickle.PicklingError, AttributeError, TypeError):

@@ -367,6 +367,11 @@ class Database:
             with contextlib.suppress(Exception):
                 raw.close()
 
+    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """One read on a pooled connection."""
+        with self.connect() as conn:
+            return conn.rows(sql, params)
+
     def dedicated(self) -> Connection:
         """A connection of its own, not pooled, for the caller to ``close`` (a PostgreSQL
         advisory lock lives as long as its session)."""

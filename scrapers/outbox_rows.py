@@ -28,23 +28,20 @@ MARK_WAIT_SECONDS = 30.0
 
 
 class OutboxRows:
-    """The outbox methods of ``Store``, which provides ``db``, ``data_dir`` and ``_rows``."""
+    """The outbox methods of ``Store``, which provides ``db`` and ``data_dir``."""
 
     db: Database
     data_dir: Path
 
-    def _rows(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
-        raise NotImplementedError  # Store's
-
     def outbox_due(self, now: datetime) -> list[dict[str, Any]]:
-        return self._rows("SELECT * FROM outbox WHERE state = 'queued' AND (next_attempt_at "
+        return self.db.rows("SELECT * FROM outbox WHERE state = 'queued' AND (next_attempt_at "
                           "IS NULL OR next_attempt_at <= :now) ORDER BY id",
                           {"now": stamp(now)})
 
     def outbox_rows(self, state: str | None = None) -> list[dict[str, Any]]:
         if state is None:
-            return self._rows("SELECT * FROM outbox ORDER BY id")
-        return self._rows("SELECT * FROM outbox WHERE state = :state ORDER BY id",
+            return self.db.rows("SELECT * FROM outbox ORDER BY id")
+        return self.db.rows("SELECT * FROM outbox WHERE state = :state ORDER BY id",
                           {"state": state})
 
     def enqueue(self, *, idempotency_key: str, kind: str, recipient: str,

@@ -1,8 +1,6 @@
-"""The record model: documents in, status records and pending items out, plus validation
-and the fixed-column table that the diff works on.
+"""The record model: documents in, status records and pending items out, plus validation.
 
-Everything here is pure. pandas is imported only inside ``to_frame`` so that a warm run that
-finds nothing changed never pays for it.
+Everything here is pure.
 """
 
 from __future__ import annotations
@@ -12,15 +10,12 @@ import json
 import operator
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from scrapers.errors import ValidationError
-
-if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
 
 #: Status values. ``not_in_force`` is a listing the document prints but that is not law on
 #: the day in question: not yet in force (the Controlled Substances Regulations before
@@ -171,36 +166,18 @@ _SORTED_COLUMNS = tuple(sorted(RECORD_COLUMNS))
 _sorted_values = operator.attrgetter(*_SORTED_COLUMNS)
 
 
-def _not_serialisable(value: Any) -> Any:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def _record_encoder() -> Callable[[Any, int], Any] | None:
-    """The C encoder ``json.dumps(..., ensure_ascii=False)`` builds on every call, built
-    once (None where the C accelerator is missing)."""
-    from json import encoder
-
-    make = getattr(encoder, "c_make_encoder", None)
-    if make is None:  # pragma: no cover - CPython has it
-        return None
-    return make(  # type: ignore[no-any-return]
-        None, _not_serialisable, encoder.encode_basestring, None, ": ", ", ", False, False,
-        True)
-
-
-_ENCODE = _record_encoder()
+_RECORD_KEYS = frozenset(RECORD_COLUMNS)
+#: One encoder for every record (``json.dumps`` with options builds one per call).
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
 def record_json(record: StatusRecord) -> str:
     """``json.dumps(record.as_dict(), ensure_ascii=False, sort_keys=True)``, the same text,
-    faster: the dict is built in sorted key order and the C encoder is made once (a cold
+    faster: the dict is built in sorted key order, so no sort is needed (a cold
     ``watch = "all"`` run and a new Poisons Standard store thousands of records)."""
     data = dict(zip(_SORTED_COLUMNS, _sorted_values(record), strict=True))
     data["dates"] = [list(pair) for pair in record.dates]
-    if _ENCODE is None:  # pragma: no cover
-        return json.dumps(data, ensure_ascii=False)
-    return "".join(_ENCODE(data, 0))
-_RECORD_KEYS = frozenset(RECORD_COLUMNS)
+    return _ENCODER.encode(data)
 
 
 @dataclass(frozen=True)
@@ -384,17 +361,5 @@ def validate(result: ParseResult, *, source_id: str, watched: Iterable[str]) -> 
                               f"{', '.join(missing)}; the parser must report every watched "
                               "substance, listed or not")
     return result
-
-
-# --- the table ----------------------------------------------------------------------------
-
-
-def to_frame(records: Iterable[StatusRecord]) -> pd.DataFrame:
-    """Records as a DataFrame with fixed columns in a fixed order (empty → the same columns)."""
-    import pandas as pd
-
-    rows = [r.as_dict() for r in records]
-    frame = pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
-    return frame.astype(object).where(frame.notna(), None)
 
 

@@ -375,16 +375,12 @@ class Store(OutboxRows):
 
     # --- reads --------------------------------------------------------------------------
 
-    def _rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        with self.db.connect() as conn:
-            return conn.rows(sql, params)
-
     def source_states(self) -> dict[str, SourceState]:
         return {row["source_id"]: SourceState.from_row(row)
-                for row in self._rows("SELECT * FROM source_state")}
+                for row in self.db.rows("SELECT * FROM source_state")}
 
     def source_state(self, source_id: str) -> SourceState | None:
-        found = self._rows("SELECT * FROM source_state WHERE source_id = :source",
+        found = self.db.rows("SELECT * FROM source_state WHERE source_id = :source",
                            {"source": source_id})
         return SourceState.from_row(found[0]) if found else None
 
@@ -422,9 +418,13 @@ class Store(OutboxRows):
         return str(value) if value else None
 
     def prior(self, source_ids: Sequence[str], *, since: datetime) -> Prior:
-        """Everything a run decides from, for these sources, in one read."""
+        """Everything a run decides from, for these sources, read before its transaction;
+        a source's current intervals beyond the dated ones are read when first asked for
+        (still the committed state the run started from)."""
         chosen = list(source_ids)
         states = {k: v for k, v in self.source_states().items() if k in chosen}
+        confirmed = {sid: (state.last_healthy_at, state.last_document_sha256)
+                     for sid, state in states.items()}
         sources, params = in_list("s", chosen)
         dated: dict[str, list[StatusInterval]] = {sid: [] for sid in chosen}
         # Read now: the few records that hold a dated change (``StatusRecord.holds_date``),
@@ -432,11 +432,11 @@ class Store(OutboxRows):
         # when the run asks for them (a changed document).
         for interval in self._intervals(f"SELECT * FROM status WHERE valid_to IS NULL AND "
                                         f"dated = 1 AND source_id IN {sources} "
-                                        "ORDER BY substance", params):
+                                        "ORDER BY substance", params, confirmed=confirmed):
             dated[interval.record.source_id].append(interval)
         current = LazyIntervals(chosen, lambda source_id: self._intervals(
             "SELECT * FROM status WHERE valid_to IS NULL AND source_id = :source "
-            "ORDER BY substance", {"source": source_id}))
+            "ORDER BY substance", {"source": source_id}, confirmed=confirmed))
         pending_rows: dict[str, list[PendingRow]] = {sid: [] for sid in chosen}
         for row in self.pending_items(open_only=False):
             if row.item.source_id in pending_rows:
@@ -465,10 +465,15 @@ class Store(OutboxRows):
         return self._intervals(f"SELECT * FROM status {where}"
                                "ORDER BY jurisdiction, source_id, valid_from", params)
 
-    def _intervals(self, sql: str, params: Mapping[str, Any]) -> list[StatusInterval]:
+    def _intervals(self, sql: str, params: Mapping[str, Any], *,
+                   confirmed: Mapping[str, tuple[str | None, str | None]] | None = None
+                   ) -> list[StatusInterval]:
+        """``confirmed``: the sources' latest healthy observations when the caller has
+        them (``prior`` read the source states already); else read with the rows."""
         with self.db.connect() as conn:
             rows = conn.rows(sql, params)
-            confirmed = self._confirmations(conn)
+            if confirmed is None:
+                confirmed = self._confirmations(conn)
         return [_interval_of(row, confirmed=confirmed) for row in rows]
 
     @staticmethod
@@ -500,12 +505,12 @@ class Store(OutboxRows):
             (" ORDER BY id DESC" if newest_first else " ORDER BY id")
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [StoredChange.from_row(row) for row in self._rows(sql, params)]
+        return [StoredChange.from_row(row) for row in self.db.rows(sql, params)]
 
     def recent_changes(self, source_id: str, substance: str, *, since: datetime,
                        limit: int = 2) -> list[StoredChange]:
         """The newest changes of one substance in one source since ``since``, newest first."""
-        rows = self._rows(
+        rows = self.db.rows(
             "SELECT * FROM changes WHERE source_id = :source AND substance = :substance AND "
             "detected_at >= :since AND kind != 'pending' ORDER BY id DESC "
             f"LIMIT {int(limit)}",
@@ -529,7 +534,7 @@ class Store(OutboxRows):
         if source_id is not None:
             conditions.append("source_id = :source")
             params["source"] = source_id
-        rows = self._rows("SELECT * FROM pending" + _where(conditions) + " ORDER BY id",
+        rows = self.db.rows("SELECT * FROM pending" + _where(conditions) + " ORDER BY id",
                           params)
         return [PendingRow(id=row["id"], item=PendingItem.from_dict(json.loads(row["item"])),
                            first_seen_at=row["first_seen_at"], last_seen_at=row["last_seen_at"],
@@ -547,11 +552,11 @@ class Store(OutboxRows):
         if source_id is not None:
             conditions.append("source_id = :source")
             params["source"] = source_id
-        return self._rows("SELECT * FROM fetches" + _where(conditions) + " ORDER BY id",
+        return self.db.rows("SELECT * FROM fetches" + _where(conditions) + " ORDER BY id",
                           params)
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
-        return self._rows(f"SELECT * FROM runs ORDER BY id DESC LIMIT {int(limit)}")
+        return self.db.rows(f"SELECT * FROM runs ORDER BY id DESC LIMIT {int(limit)}")
 
     # --- writes -------------------------------------------------------------------------
 
@@ -586,7 +591,7 @@ class Store(OutboxRows):
                 conn.insert_many("heartbeats", [dict(name=name, **values)])
 
     def heartbeat(self, name: str) -> dict[str, Any] | None:
-        found = self._rows("SELECT * FROM heartbeats WHERE name = :name", {"name": name})
+        found = self.db.rows("SELECT * FROM heartbeats WHERE name = :name", {"name": name})
         return found[0] if found else None
 
     def integrity_check(self) -> str:
@@ -632,7 +637,7 @@ class Store(OutboxRows):
         writer.conn.insert_many("status", [dict(
             jurisdiction=record.jurisdiction, substance=record.substance,
             source_id=record.source_id, valid_from=when, valid_to=None if is_open else when,
-            status=record.status, schedule=record.schedule, record=_dumps(record.as_dict()),
+            status=record.status, schedule=record.schedule, record=record_json(record),
             dated=int(record.holds_date),
             last_confirmed_at=when, last_document_sha256=last_document_sha256,
             legal_from=legal_from, legal_to=legal_to, backfilled=1)])
@@ -641,7 +646,7 @@ class Store(OutboxRows):
                                 record: StatusRecord) -> None:
         """Rewrite one interval's record in place (an observed interval whose status the
         archive shows held earlier: its ``in_force_since`` moves back; nothing else)."""
-        writer.conn.update("status", {"record": _dumps(record.as_dict()),
+        writer.conn.update("status", {"record": record_json(record),
                                       "dated": int(record.holds_date)}, "id = :id",
                            {"id": interval_id})
 

@@ -11,9 +11,10 @@ import random
 
 import pytest
 
-from reports.diff import diff_records, diff_records_frame
+from reports.diff import diff_records
 from scrapers.records import MATERIAL_FIELDS, StatusRecord
 from tests.support.fixture_records import fixture_records
+from tests.support.pandas_diff import diff_records_frame
 
 records = fixture_records
 

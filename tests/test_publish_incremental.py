@@ -155,9 +155,8 @@ def test_after_one_change_only_the_weekly_pages_that_change_are_rebuilt(
     # Every other past week is the previous site's file, linked, not rendered again.
     assert changed <= {running, "index.html"}
     weekly_rendered = [name for name in rendered if name.startswith("weekly.html:")]
+    # (That the linked pages are right is test_an_incremental_publish_matches_a_full_rebuild.)
     assert weekly_rendered == [f"weekly.html:{running.removesuffix('.html')}"]
-    for name in set(before) - changed:
-        assert pages_after[name] == pages_before[name]
 
 
 def test_a_publish_with_nothing_new_rebuilds_no_past_week(

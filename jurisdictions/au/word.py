@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, cast
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 _MC = "http://schemas.openxmlformats.org/markup-compatibility/2006"
 _P = f"{{{_W}}}p"
+_BODY = f"{{{_W}}}body"
 _T = f"{{{_W}}}t"
 _P_PR = f"{{{_W}}}pPr"
 _P_STYLE = f"{{{_W}}}pStyle"
@@ -196,17 +197,17 @@ class _CountingStream(_CappedStream):
         self.before_chunk = 0  # ... before the last chunk read
         self.open_since: int | None = None  # set by the reader while a paragraph is open
         self.closed_at = 0  # elements read when the last paragraph ended
-        self.root: Callable[[], etree._Element | None] | None = None  # the tree so far
+        self.root: etree._Element | None = None  # the tree so far (set at w:body's start)
         self._ends_with_lt = False
 
     def read(self, size: int = -1) -> bytes:
         if self.open_since is not None:
             if self.elements - self.open_since > MAX_PARAGRAPH_ELEMENTS:
                 raise _too_many("elements in one paragraph", MAX_PARAGRAPH_ELEMENTS)
-        elif self.elements - self.closed_at > MAX_PARAGRAPH_ELEMENTS and self.root:
+        elif self.elements - self.closed_at > MAX_PARAGRAPH_ELEMENTS and self.root is not None:
             # Many elements and no paragraph since the last one (a table of empty rows):
             # everything before the open path is finished and read, and is freed.
-            _release_finished(self.root())
+            _release_finished(self.root)
             self.closed_at = self.elements
         data = super().read(size)
         count = data.count(b"<") - data.count(b"</") - data.count(b"<?") - data.count(b"<!")
@@ -245,9 +246,16 @@ def _body_paragraphs(package: zipfile.ZipFile, styles: Mapping[str, str]
         with package.open(name) as raw:
             stream = _CountingStream(raw, name, MAX_DOCUMENT_XML_BYTES)
             # iterparse needs only ``read``: the counter stands in for the file object.
-            events: Any = iterparse(cast(IO[bytes], stream), events=("start", "end"), tag=_P)
-            stream.root = lambda: events.root
+            # w:body's start gives the counter the tree (``iterparse.root`` is set only
+            # once the parse has finished), to free a long run of elements outside any
+            # paragraph.
+            events: Any = iterparse(cast(IO[bytes], stream), events=("start", "end"),
+                                    tag=(_P, _BODY))
             for event, element in events:
+                if element.tag == _BODY:
+                    if event == "start":
+                        stream.root = element.getparent()
+                    continue
                 if event == "start":
                     if not depth:
                         stream.open_since, floor = stream.elements, stream.before_chunk

@@ -54,11 +54,24 @@ def _june_with(before_schedules: bytes) -> bytes:
     return deflated({**parts, "word/document.xml": body[:at] + before_schedules + body[at:]})
 
 
-def test_a_long_table_without_paragraphs_changes_nothing():
+def test_a_long_table_without_paragraphs_changes_nothing_and_is_freed_as_read(monkeypatch):
+    """60,000 rows and no paragraph: the rows already read are freed while the parse goes
+    on (the tree held stays bounded), and what is read is the same."""
+    held: list[tuple[int, int]] = []  # elements in the tree before / after each release
+    real = word._release_finished
+
+    def measured(root):  # type: ignore[no-untyped-def]
+        before = sum(1 for _ in root.iter()) if root is not None else 0
+        real(root)
+        held.append((before, sum(1 for _ in root.iter()) if root is not None else 0))
+
+    monkeypatch.setattr(word, "_release_finished", measured)
     baseline, _ = au.read_docx(JUNE.read_bytes())
     rows = b"<w:tbl><w:tblPr/>" + b"<w:tr><w:trPr/></w:tr>" * 60_000 + b"</w:tbl>"
     paragraphs, _ = au.read_docx(_june_with(rows))
     assert paragraphs == baseline
+    assert held and all(after < before for before, after in held)
+    assert max(after for _, after in held) < word.MAX_PARAGRAPH_ELEMENTS
 
 
 def test_paragraphs_in_table_cells_are_read_in_order():
