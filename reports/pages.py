@@ -13,7 +13,7 @@ import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import Any
@@ -290,14 +290,24 @@ class Snapshot:
         return {}
 
     def interval_key(self, interval: StatusInterval) -> str:
-        """A digest of the interval as stored — every field of it and of its record, so a
-        record rewritten in place or a later confirmation changes it — made once per
-        snapshot and shared by every fingerprint that reads the interval (status.csv and
-        status.json, its substance's history page)."""
+        """A digest of the interval as a page shows it — every field of it and of its
+        record, so a record rewritten in place or a new latest document changes it — made
+        once per snapshot and shared by every fingerprint that reads the interval (status.csv
+        and status.json, its substance's history page). For an open interval it leaves out
+        when it was last confirmed: that is its source's latest healthy check, the same for
+        every open interval of the source, which the pages show once per source (the
+        index's and the reference's source health), not on every row; the exports, which
+        do show it per row, add it (``confirmations``)."""
         key = self._interval_keys.get(interval.id)
         if key is None:
-            key = self._interval_keys[interval.id] = _key(interval)
+            shown = interval if interval.valid_to is not None else \
+                replace(interval, last_confirmed_at="")
+            key = self._interval_keys[interval.id] = _key(shown)
         return key
+
+    def confirmations(self, intervals: Iterable[StatusInterval]) -> tuple[str, ...]:
+        """When each interval was last confirmed: what ``interval_key`` leaves out."""
+        return tuple(interval.last_confirmed_at for interval in intervals)
 
     @cached_property
     def _views(self) -> dict[int, dict[str, Any]]:
@@ -888,8 +898,10 @@ def history_inputs(substance: str, intervals: Sequence[StatusInterval],
                    snap: Snapshot) -> tuple[Any, ...]:
     """What ``history_context`` reads, for the page's fingerprint: the substance's intervals,
     changes and pending rows as stored (every field: a record rewritten in place, a later
-    confirmation, a pending item seen again all count), the pending rows' change pages,
-    the jurisdictions' names and titles, and which evidence has an archived copy."""
+    confirmation of a closed interval, a pending item seen again all count; an open
+    interval's latest confirmation is its source's, shown on the reference), the pending
+    rows' change pages, the jurisdictions' names and titles, and which evidence has an
+    archived copy."""
     ids = snap.pending_change_ids
     return (substance, snap.jurisdictions_key,
             tuple(snap.interval_key(iv) for iv in intervals),

@@ -8,18 +8,21 @@ that fall in many weeks' ninety days of "coming up", then a run with one change.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from lxml import html as lxml_html
 
 import reports.site
 from reports.site import publish
 from scheduler.config import Settings
+from scrapers.clock import stamp
 from scrapers.records import StatusRecord
 from scrapers.store import Store
-from tests.support.site_data import archive, fetch, make_settings, record
+from tests.support.site_data import archive, fetch, make_settings, record, state
 
 START = datetime(2026, 7, 6, 6, 0, tzinfo=UTC)  # a Monday (2026-W28)
 DAYS = 120
@@ -241,3 +244,51 @@ def test_a_record_rewritten_in_place_is_republished_wherever_it_is_shown(
     for name in ("history/ketamine.html", "status.csv", "status.json"):
         assert b"rev. 2" in after[name], name
         assert after[name] != before[name], name
+
+
+def test_a_day_that_changes_nothing_reuses_the_history_pages_and_moves_the_confirmation(
+        history: tuple[Store, dict[str, StatusRecord], Settings], tmp_path: Path) -> None:
+    """Every healthy check confirms every open interval again. The pages show that once per
+    source (the reference's source health, the matrix), the exports on every row; a history
+    page's open row points to its source's health instead of repeating the time, so a day
+    that changes nothing leaves the history pages as they are (linked, not re-rendered)."""
+    store, _, settings = history
+    site = publish(settings, store, now=PUBLISHED)
+    history_pages = sorted((site / "history").glob("*.html"))
+    assert len(history_pages) > 1
+    before = {p.name: (p.stat().st_ino, p.read_bytes()) for p in history_pages}
+    latest = {sid: store.current_records(sid)[0].document_sha256 for sid in SOURCES}
+    with store.transaction(started_at=RUN, jurisdictions=["ca", "us"]) as w:
+        for sid in SOURCES:
+            fetch(w, sid, RUN, outcome="not_modified")
+            w.save_source_state(state(sid, health="healthy", at=RUN, sha=latest[sid]))
+    site = publish(settings, store, now=AFTER)
+    after = {p.name: (p.stat().st_ino, p.read_bytes()) for p in (site / "history").glob("*.html")}
+    assert after == before
+    page = (site / "history" / "ketamine.html").read_text(encoding="utf-8")
+    assert "at every healthy check of the source" in page
+    assert 'href="../reference.html#j-us-sources"' in page
+    reference = (site / "reference.html").read_text(encoding="utf-8")
+    assert 'id="j-us-sources"' in reference
+    assert f"checked {RUN.strftime('%Y-%m-%d %H:%M UTC')}" in reference
+    rows = json.loads((site / "status.json").read_text(encoding="utf-8"))
+    assert {row["retrieved_at"] for row in rows} == {stamp(RUN)}
+    full = publish(dataclasses.replace(settings, site_dir=tmp_path / "full"), store, now=AFTER)
+    assert_same_site(site, full)
+
+
+def test_a_closed_period_keeps_its_own_last_confirmation_on_the_history_page(
+        history: tuple[Store, dict[str, StatusRecord], Settings]) -> None:
+    """A closed period was last confirmed once, before it ended: its row shows that time;
+    only the open row defers to its source's latest check."""
+    store, records, settings = history
+    one_change_run(store, records["ketamine"])
+    site = publish(settings, store, now=AFTER)
+    page = lxml_html.fromstring((site / "history" / "ketamine.html").read_bytes())
+    rows = page.xpath("//table[@class='timeline']/tbody/tr")
+    closed, current = rows[0], rows[-1]
+    assert current.get("class") == "current"
+    (ended,) = [iv for iv in store.history("ketamine") if iv.valid_to is not None]
+    confirmed = datetime.fromisoformat(ended.last_confirmed_at).strftime("%Y-%m-%d %H:%M UTC")
+    assert confirmed in closed.xpath("./td")[6].text_content()
+    assert "at every healthy check" in current.xpath("./td")[6].text_content()
