@@ -95,7 +95,7 @@ def entry_html(e: Mapping[str, Any], moment: When, root: str = "") -> str:
         f'{moment(r["first_observed_at"] or e["since"])}</li>\n'
         f'<li><span class="label">retrieved (first seen):</span> {moment(r["retrieved_at"])}'
         '</li>\n'
-        f'<li><span class="label">last confirmed (retrieved):</span> {moment(e["as_of"])}'
+        f'<li><span class="label">last confirmed (retrieved):</span> {_confirmed(e, moment, root)}'
         '</li>\n</ul></dd>\n'
         f'<dt>Source</dt><dd>{ext_link_html(r["source_url"])}</dd>\n'
         f'<dt>Evidence</dt><dd>{doc_html(e["evidence"], root=root)}')
@@ -104,6 +104,18 @@ def entry_html(e: Mapping[str, Any], moment: When, root: str = "") -> str:
         out.append(f"<br>{doc_html(first, root=root)}")
     out.append("</dd>\n</dl>\n</section>\n")
     return "".join(out)
+
+
+def _confirmed(e: Mapping[str, Any], moment: When, root: str) -> str:
+    """When the entry was last confirmed: by every healthy check of its source (the time
+    of the latest is in the section's source table, shown once per source), or, when
+    its source has not confirmed it since, its own time."""
+    if e["by_source_check"]:
+        code = escape(e["record"]["jurisdiction"])
+        return ('at every healthy check of the source <small>(its latest check: '
+                f'<a href="{escape(root)}reference.html#j-{code}-sources">source health</a>)'
+                '</small>')
+    return str(moment(e["as_of"]))
 
 
 def escape(value: Any) -> str:

@@ -13,7 +13,7 @@ import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import Any
@@ -293,17 +293,34 @@ class Snapshot:
         """A digest of the interval as a page shows it — every field of it and of its
         record, so a record rewritten in place or a new latest document changes it — made
         once per snapshot and shared by every fingerprint that reads the interval (status.csv
-        and status.json, its substance's history page). For an open interval it leaves out
-        when it was last confirmed: that is its source's latest healthy check, the same for
-        every open interval of the source, which the pages show once per source (the
-        index's and the reference's source health), not on every row; the exports, which
-        do show it per row, add it (``confirmations``)."""
+        and status.json, its substance's history page, its reference entries). When an
+        open interval was last confirmed by its source's latest healthy check
+        (``confirmed_by_source``), it leaves that time out: it is the same for every open
+        interval of the source, and the pages show it once per source (the index's and
+        the reference's source health), not on every row; the exports, which do show it
+        per row, add it (``confirmations``)."""
         key = self._interval_keys.get(interval.id)
         if key is None:
-            shown = interval if interval.valid_to is not None else \
-                replace(interval, last_confirmed_at="")
-            key = self._interval_keys[interval.id] = _key(shown)
+            # Every field by name, read from the instances' dicts: a dataclass's repr and
+            # ``replace`` cost several times more, for thousands of intervals a publish.
+            values = dict(interval.__dict__)
+            record = values.pop("record")
+            if self.confirmed_by_source(interval):
+                values["last_confirmed_at"] = ""
+            key = self._interval_keys[interval.id] = _key(
+                (tuple(values.items()), tuple(record.__dict__.items())))
         return key
+
+    def confirmed_by_source(self, interval: StatusInterval) -> bool:
+        """Whether the interval is open and was last confirmed by its source's latest
+        healthy check — what every healthy check does. Not so for a closed interval, nor
+        for one its source never confirmed (read from an archive, a source not checked
+        since): those show their own time."""
+        if interval.valid_to is not None:
+            return False
+        state = self.states.get(interval.record.source_id)
+        return state is not None and bool(state.last_healthy_at) \
+            and state.last_healthy_at == interval.last_confirmed_at
 
     def confirmations(self, intervals: Iterable[StatusInterval]) -> tuple[str, ...]:
         """When each interval was last confirmed: what ``interval_key`` leaves out."""
@@ -502,7 +519,8 @@ def evidence(sha256: str | None, documents: Mapping[str, str], role: str = "") -
 def interval_view(interval: StatusInterval, snap: Snapshot) -> dict[str, Any]:
     record = interval.record
     return {
-        **timeline_view(interval, snap.documents, snap.record_view(interval)),
+        **timeline_view(interval, snap.documents, snap.record_view(interval),
+                        by_source=snap.confirmed_by_source(interval)),
         "first_evidence": evidence(record.document_sha256, snap.documents, "first seen"),
         "health": snap.source_health(record.source_id),
         "source_title": snap.source_title(record.source_id),
@@ -512,9 +530,11 @@ def interval_view(interval: StatusInterval, snap: Snapshot) -> dict[str, Any]:
 
 
 def timeline_view(interval: StatusInterval, documents: Mapping[str, str],
-                  record: dict[str, Any] | None = None) -> dict[str, Any]:
+                  record: dict[str, Any] | None = None, *, by_source: bool = False
+                  ) -> dict[str, Any]:
     """One period of a history timeline: the record (its ``record_view``, when already
-    made), from when to when, last confirmed, the latest evidence."""
+    made), from when to when, last confirmed (``by_source``: by its source's latest
+    healthy check, ``Snapshot.confirmed_by_source``), the latest evidence."""
     return {
         "record": record if record is not None else _view_of(interval.record),
         "since": interval.valid_from,
@@ -523,6 +543,7 @@ def timeline_view(interval: StatusInterval, documents: Mapping[str, str],
         "legal_to": interval.legal_to,
         "backfilled": interval.backfilled,
         "as_of": interval.last_confirmed_at,
+        "by_source_check": by_source,
         "current": interval.valid_to is None,
         "evidence": evidence(interval.last_document_sha256, documents, "latest"),
     }
@@ -594,8 +615,8 @@ def pending_views(rows: Iterable[PendingRow], snap: Snapshot) -> list[dict[str, 
     return sorted(views, key=lambda v: (v["date"] or "9999", v["jurisdiction"], v["substance"]))
 
 
-def _lines(intervals: Mapping[str, StatusInterval], order: Sequence[str],
-           snap: Snapshot) -> list[dict[str, Any]]:
+def source_lines(intervals: Mapping[str, StatusInterval], order: Sequence[str],
+                 snap: Snapshot) -> list[dict[str, Any]]:
     """A cell's lines: the first source in the jurisdiction's order that has a record is
     the primary line, the others follow as secondary lines."""
     ordered = [sid for sid in order if sid in intervals]
@@ -625,7 +646,7 @@ def index_context(snap: Snapshot, *, now: datetime) -> dict[str, Any]:
         "substance": substance, "name": display_name(substance),
         "history_href": snap.history_href(substance),
         "cells": [{"jurisdiction": j.code,
-                   "lines": _lines(by_cell.get((substance, j.code), {}), j.sources, snap)}
+                   "lines": source_lines(by_cell.get((substance, j.code), {}), j.sources, snap)}
                   for j in snap.jurisdictions],
     } for substance in rows_for]
     in_matrix = set(rows_for)
@@ -737,51 +758,6 @@ def mail_view(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 
-# --- compliance reference -------------------------------------------------------------------
-
-def reference_context(snap: Snapshot, *, now: datetime) -> dict[str, Any]:
-    from reports.entries import entries_html  # the Jinja side: not for the command line
-
-    current = snap.current
-    grouped: dict[str, dict[str, list[StatusInterval]]] = defaultdict(lambda: defaultdict(list))
-    for interval in current:
-        grouped[interval.record.jurisdiction][interval.record.substance].append(interval)
-    watched = list(snap.watched)
-    sections = []
-    for j in snap.jurisdictions:
-        substances = grouped.get(j.code, {})
-        order = [s for s in watched if s in substances] + sorted(
-            s for s in substances if s not in watched)
-        sections.append({
-            "code": j.code, "name": j.name,
-            "sources": [_source_reference(sid, j, snap) for sid in j.sources],
-            "substances": [{
-                "substance": s, "name": display_name(s), "history_href": snap.history_href(s),
-                "entries": _lines({iv.record.source_id: iv for iv in substances[s]},
-                                  j.sources, snap),
-            } for s in order],
-        })
-    confirmed = [iv.last_confirmed_at for iv in current]
-    return {"title": "Compliance reference", "as_of": max(confirmed) if confirmed else None,
-            "generated_at": stamp(now), "sections": sections, "entries_html": entries_html,
-            "control_levels": [{"key": k, "description": v} for k, v in CONTROL_LEVELS.items()]}
-
-
-def _source_reference(source_id: str, j: Jurisdiction, snap: Snapshot) -> dict[str, Any]:
-    state = snap.states.get(source_id)
-    return {
-        "id": source_id, "title": j.titles.get(source_id, source_id),
-        "health": snap.source_health(source_id),
-        "document_title": state.title if state else None,
-        "instrument": state.instrument if state else None,
-        "url": state.last_url if state else None,
-        "document_dates": [{"label": str(p[0]), "date": str(p[1])}
-                           for p in (state.document_dates if state else ()) if len(p) == 2],
-        "evidence": evidence(state.last_document_sha256 if state else None, snap.documents,
-                             "latest"),
-    }
-
-
 # --- change pages ---------------------------------------------------------------------------
 
 def change_context(change: StoredChange, *, jurisdiction_name: str | None = None,
@@ -881,7 +857,8 @@ def history_context(substance: str, intervals: Sequence[StatusInterval],
             s for s in sources if s not in j.sources)
         sections.append({"code": j.code, "name": j.name, "sources": [{
             "id": sid, "title": j.titles.get(sid, sid),
-            "intervals": [timeline_view(iv, snap.documents, snap.record_view(iv))
+            "intervals": [timeline_view(iv, snap.documents, snap.record_view(iv),
+                                        by_source=snap.confirmed_by_source(iv))
                           for iv in sorted(sources[sid], key=lambda iv: iv.valid_from)],
         } for sid in order]})
     return {

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 from zoneinfo import ZoneInfo
 
-from reports import exports, feed, pages, weekly
+from reports import exports, feed, pages, reference, weekly
 from reports import scheduling_history as scheduling
 from reports.pages import (
     Snapshot,
@@ -50,6 +50,7 @@ from reports.pages import (
     substance_slug,
     week_name,
 )
+from reports.parts import Parts
 from reports.render import (
     TEMPLATES,
     environment,
@@ -81,7 +82,9 @@ _WEEK_FILE = re.compile(r"(\d{4}-W\d{2})\.html")
 #: The modules whose code decides what a page looks like: a change to them re-renders.
 _CODE = ("reports/pages.py", "reports/weekly.py", "reports/render.py", "reports/site.py",
          "reports/worddiff.py", "reports/diff.py", "reports/status_rows.py",
-         "reports/exports.py", "scrapers/records.py")
+         "reports/exports.py", "reports/entries.py", "reports/feed.py", "reports/parts.py",
+         "reports/scheduling_history.py", "reports/settings.py", "reports/reference.py",
+         "scrapers/records.py")
 
 
 class PublishError(SchedwatchError):
@@ -253,17 +256,23 @@ def _is_sha(value: str) -> bool:
 # --- pages --------------------------------------------------------------------------------
 
 def site_pages(snap: Snapshot, settings: Settings, env: jinja2.Environment, *,
-               now: datetime, extra_weeks: set[str] | frozenset[str] = frozenset()
-               ) -> Iterator[Page]:
+               now: datetime, extra_weeks: set[str] | frozenset[str] = frozenset(),
+               version: str = "", previous: Path | None = None) -> Iterator[Page]:
     """Every file of the site except the archived documents and the stylesheet, one at a
-    time: a page's context is made when the page is written and dropped after it."""
+    time: a page's context is made when the page is written and dropped after it.
+    ``previous``: the site as last published, whose reference's parts are reused when
+    made from the same inputs by the same ``version`` of the code (``reports.parts``)."""
     reader_zone = zone(settings.scheduler.timezone)
-    # The index and the reference show the time of publishing: made every time.
+    # The index and the reference show the time of publishing: made every time (the
+    # reference from the parts of the previous one that did not change).
     yield _html(env, "index.html", "index.html",
                 lambda: pages.index_context(snap, now=now), None)
     yield _html(env, "reference.html", "reference.html",
-                lambda: {**pages.reference_context(snap, now=now),
-                         "scheduling_history": _scheduling(snap)}, None)
+                lambda: reference.reference_context(
+                    snap, now=now, scheduling=_scheduling(snap),
+                    parts=Parts(f"{version}\0reference.html",
+                                previous / "reference.html" if previous is not None else None)),
+                None)
     for change in snap.changes:
         yield _change_page(env, snap, change)
     yield from _history_pages(snap, env)
@@ -416,7 +425,8 @@ def _publish_locked(settings: Settings, store: Store, now: datetime) -> Path:
         manifest: dict[str, str] = {}
         folders: set[Path] = {staging}
         for page in site_pages(snap, settings, env, now=now,
-                               extra_weeks=_existing_weeks(site)):
+                               extra_weeks=_existing_weeks(site), version=version,
+                               previous=site if old_manifest else None):
             manifest[page.path] = _write_page(staging, site, page, version, old_manifest,
                                               folders)
         (staging / "style.css").write_text(stylesheet(), encoding="utf-8")

@@ -4,14 +4,12 @@ escaped: markup, quotes and ``javascript:`` links never reach the page as such."
 
 from __future__ import annotations
 
-import itertools
-from typing import Any
-
 import pytest
 from markupsafe import escape as markupsafe_escape
 
 from reports import entries
 from reports.render import environment
+from tests.support.entry_cases import CASES, HEALTHS, NASTY, entry
 
 #: The macro the reference rendered each entry with (the former _record.html): the spec.
 OLD_ENTRY = """{% import "_macros.html" as m with context %}
@@ -35,7 +33,7 @@ OLD_ENTRY = """{% import "_macros.html" as m with context %}
 {% for d in r.dates %}<li><span class="label">{{ d.label }}:</span> {{ d.date }}</li>{% endfor %}
 <li><span class="label">first observed by schedwatch:</span> {{ (r.first_observed_at or e.since)|when }}</li>
 <li><span class="label">retrieved (first seen):</span> {{ r.retrieved_at|when }}</li>
-<li><span class="label">last confirmed (retrieved):</span> {{ e.as_of|when }}</li>
+<li><span class="label">last confirmed (retrieved):</span> {% if e.by_source_check %}at every healthy check of the source <small>(its latest check: <a href="{{ root }}reference.html#j-{{ r.jurisdiction }}-sources">source health</a>)</small>{% else %}{{ e.as_of|when }}{% endif %}</li>
 </ul></dd>
 <dt>Source</dt><dd>{{ m.ext_link(r.source_url) }}</dd>
 <dt>Evidence</dt><dd>{{ m.doc(e.evidence, full=true) }}{% if e.first_evidence.sha256 and e.first_evidence.sha256 != e.evidence.sha256 %}<br>{{ m.doc(e.first_evidence, full=true) }}{% endif %}</dd>
@@ -44,75 +42,19 @@ OLD_ENTRY = """{% import "_macros.html" as m with context %}
 {% endmacro %}
 {% for e in items %}{{ entry(e) }}{% endfor %}"""
 
-NASTY = '<script>alert("x")</script> & \'quoted\''
-SHA_A, SHA_B = "a" * 64, "b" * 64
-HEALTHS: list[dict[str, Any]] = [
-    {"health": "healthy", "disabled": False, "failing": False, "failing_since": None,
-     "error": None, "last_healthy_at": "2026-11-20T14:03:00+00:00"},
-    {"health": "failing", "disabled": False, "failing": True,
-     "failing_since": "2026-11-19T01:00:00+00:00", "error": NASTY,
-     "last_healthy_at": "2026-11-18T01:00:00+00:00"},
-    {"health": "failing", "disabled": False, "failing": True, "failing_since": None,
-     "error": None, "last_healthy_at": None},
-    {"health": "disabled", "disabled": True, "failing": False, "failing_since": None,
-     "error": None, "last_healthy_at": None},
-    {"health": "unknown", "disabled": False, "failing": False, "failing_since": None,
-     "error": None, "last_healthy_at": None},
-]
-
-
-def _record(variant: int) -> dict[str, Any]:
-    rich = variant % 2 == 0
-    return {
-        "source_id": "au-poisons-standard" if rich else NASTY, "label": f"Schedule 8 {NASTY}",
-        "control_level": "C2" if rich else None, "level_description": f"strict {NASTY}",
-        "review": NASTY if variant % 3 == 0 else None,
-        "in_force_words": "in force since 2026-06-01" if rich else None,
-        "legal_note": NASTY if variant % 4 == 1 else None,
-        "instrument": "F2026L00633" if variant != 5 else None,
-        "provision": "Sch. 8" if rich else None,
-        "listed_lines": [["KETAMINE.", f"[Other names: {NASTY}]"], [], [NASTY]][variant % 3],
-        "parent_entry": NASTY if variant % 5 == 0 else None,
-        "basis": "named" if rich else None, "code": "7285" if variant % 3 == 1 else None,
-        "code_label": "DEA code", "evidence_date": "2026-06-01" if rich else None,
-        "dates": [{"label": NASTY, "date": "2026-06-01"}] if rich else [],
-        "first_observed_at": "2026-11-20T14:03:00+00:00" if rich else None,
-        "retrieved_at": "2026-11-20T14:03:00+00:00" if variant != 3 else None,
-        "source_url": ["https://www.legislation.gov.au/F2026L00633/latest/text?a=1&b=2",
-                       "javascript:alert(1)", None, "http://example.org/\"onmouseover=x",
-                       "not a url"][variant % 5],
-    }
-
-
-def _entry(variant: int, health: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "record": _record(variant), "primary": variant % 2 == 1, "health": health,
-        "source_title": f"Poisons Standard {NASTY}",
-        "instrument_title": f"Poisons Standard June 2026 {NASTY}" if variant % 3 == 2 else None,
-        "since": "2026-11-19T00:00:00+00:00", "as_of": "2026-11-21T00:00:00+00:00",
-        "evidence": {"role": "latest", "sha256": [SHA_A, None, SHA_B][variant % 3],
-                     "href": f"documents/{SHA_A}.docx" if variant % 2 else None},
-        "first_evidence": {"role": "first seen", "sha256": [SHA_A, SHA_B, None][variant % 3],
-                           "href": None if variant % 2 else f"documents/{SHA_B}.txt"},
-    }
-
-
-CASES = [[_entry(variant, health)] for variant, health in
-         itertools.product(range(10), HEALTHS)]
-
 
 @pytest.mark.parametrize("timezone", ["UTC", "Australia/Sydney"])
 @pytest.mark.parametrize("root", ["", "../"])
 def test_entries_are_the_markup_of_the_old_macro(timezone: str, root: str) -> None:
     env = environment(timezone)
     old = env.from_string(OLD_ENTRY)
-    for items in CASES + [[_entry(1, HEALTHS[0]), _entry(2, HEALTHS[1])], []]:
+    for items in CASES + [[entry(1, HEALTHS[0]), entry(2, HEALTHS[1])], []]:
         expected = old.render(items=items, root=root)
         assert str(entries.entries_html(items, timezone, root)) == expected, items
 
 
 def test_scraped_text_is_escaped_and_a_script_link_is_not_a_link() -> None:
-    html = str(entries.entries_html([_entry(0, HEALTHS[1]), _entry(1, HEALTHS[0])], "UTC"))
+    html = str(entries.entries_html([entry(0, HEALTHS[1]), entry(1, HEALTHS[0])], "UTC"))
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "href=\"javascript:" not in html
     assert '<span class="ext">javascript:alert(1)</span>' in html

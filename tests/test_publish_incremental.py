@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from lxml import html as lxml_html
 
+import reports.entries
 import reports.site
 from reports.site import publish
 from scheduler.config import Settings
@@ -56,19 +57,26 @@ def build(tmp_path: Path) -> tuple[Store, dict[str, StatusRecord]]:
         w.open_intervals(records, at=START)
         for sid in SOURCES:
             fetch(w, sid, START, sha=sha[sid])
+            w.save_source_state(state(sid, health="healthy", at=START, sha=sha[sid]))
     for day in range(1, DAYS):
         at = START + timedelta(days=day)
         with store.transaction(started_at=at, jurisdictions=["ca", "us"]) as w:
             for sid in SOURCES:
                 if day % 17 == 0 and sid == "ca-cdsa":
                     fetch(w, sid, at, outcome="failed", error="HTTP 503")
+                    w.save_source_state(dataclasses.replace(
+                        state(sid, health="source_failed", at=at, sha=sha[sid],
+                              failing_since=stamp(at), error="HTTP 503", failures=1),
+                        last_healthy_at=stamp(at - timedelta(days=1))))
                 else:
                     fetch(w, sid, at, outcome="not_modified")
+                    w.save_source_state(state(sid, health="healthy", at=at, sha=sha[sid]))
     return store, {r.substance: r for r in records}
 
 
 def one_change_run(store: Store, before: StatusRecord) -> None:
     """The next day's run: both sources checked, one record moved to another schedule."""
+    latest = store.source_states()
     with store.transaction(started_at=RUN, jurisdictions=["ca", "us"]) as w:
         sha = archive(store, w, before.source_id, "v2", RUN)
         after = dataclasses.replace(before, schedule="V", control_level="C5",
@@ -85,8 +93,11 @@ def one_change_run(store: Store, before: StatusRecord) -> None:
         for sid in SOURCES:
             if sid != before.source_id:
                 fetch(w, sid, RUN, outcome="not_modified")
+                w.save_source_state(state(sid, health="healthy", at=RUN,
+                                          sha=latest[sid].last_document_sha256))
             else:
                 fetch(w, sid, RUN, sha=sha)
+                w.save_source_state(state(sid, health="healthy", at=RUN, sha=sha))
 
 
 @pytest.fixture
@@ -292,3 +303,88 @@ def test_a_closed_period_keeps_its_own_last_confirmation_on_the_history_page(
     confirmed = datetime.fromisoformat(ended.last_confirmed_at).strftime("%Y-%m-%d %H:%M UTC")
     assert confirmed in closed.xpath("./td")[6].text_content()
     assert "at every healthy check" in current.xpath("./td")[6].text_content()
+
+
+def test_the_reference_remakes_only_the_entries_whose_inputs_changed(
+        history: tuple[Store, dict[str, StatusRecord], Settings], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reference is remade on every publish, its entries copied from the previous one
+    where nothing they show changed. A new document is the latest evidence of every entry
+    of its source, a recovered source no longer says it is failing: those are made again;
+    a day that changes nothing copies them all; a source that starts failing says so in each of its entries, and only
+    those are made again."""
+    store, records, settings = history
+    made: list[str] = []
+    original = reports.entries.entry_html
+
+    def counting(e: dict[str, object], *args: object) -> str:
+        made.append(e["record"]["jurisdiction"])  # type: ignore[index]
+        return original(e, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reports.entries, "entry_html", counting)
+    publish(settings, store, now=PUBLISHED)
+    assert sorted(set(made)) == ["ca", "us"]
+    one_change_run(store, records["drug-3"])
+    made.clear()
+    site = publish(settings, store, now=AFTER)
+    # Canada's source recovered (it failed on the last day) and the US one has a new
+    # document: every entry shows something new.
+    assert len(made) == len(store.current_intervals())
+    assert_same_site(site, publish(dataclasses.replace(settings, site_dir=tmp_path / "a"),
+                                   store, now=AFTER))
+
+    quiet = RUN + timedelta(days=1)
+    latest = store.source_states()
+    with store.transaction(started_at=quiet, jurisdictions=["ca", "us"]) as w:
+        for sid in SOURCES:
+            fetch(w, sid, quiet, outcome="not_modified")
+            w.save_source_state(dataclasses.replace(
+                latest[sid], last_attempt_at=stamp(quiet), last_healthy_at=stamp(quiet)))
+    made.clear()
+    site = publish(settings, store, now=quiet)
+    assert made == []
+    assert f"checked {quiet.strftime('%Y-%m-%d %H:%M UTC')}" in \
+        (site / "reference.html").read_text(encoding="utf-8")
+
+    failing = quiet + timedelta(days=1)
+    with store.transaction(started_at=failing, jurisdictions=["ca"]) as w:
+        fetch(w, "ca-cdsa", failing, outcome="failed", error="HTTP 503")
+        w.save_source_state(dataclasses.replace(
+            latest["ca-cdsa"], health="source_failed", failing_since=stamp(failing),
+            consecutive_failures=1, last_error="HTTP 503", last_attempt_at=stamp(failing),
+            last_healthy_at=stamp(quiet)))
+    made.clear()
+    site = publish(settings, store, now=failing)
+    current_ca = [iv for iv in store.current_intervals() if iv.record.jurisdiction == "ca"]
+    assert sorted(made) == ["ca"] * len(current_ca)
+    reference = (site / "reference.html").read_text(encoding="utf-8")
+    assert reference.count("The status below is the last healthy one.") == len(current_ca)
+    assert_same_site(site, publish(dataclasses.replace(settings, site_dir=tmp_path / "b"),
+                                   store, now=failing))
+
+
+def test_every_module_that_makes_pages_is_in_the_sites_version() -> None:
+    """A page is reused while its fingerprint holds, and the fingerprint holds the code that
+    makes pages: every module of reports/ the site imports, directly or not, is in it (a
+    changed entries.py must not leave yesterday's markup in the reference)."""
+    import ast
+
+    top = Path(reports.site.__file__).resolve().parent.parent
+    seen: set[str] = set()
+    todo = ["reports/site.py"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse((top / name).read_text(encoding="utf-8"))):
+            modules: list[str] = []
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                modules = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            for module in modules:
+                path = module.replace(".", "/") + ".py"
+                if module.startswith("reports.") and (top / path).is_file():
+                    todo.append(path)
+    assert seen - set(reports.site._CODE) == set()

@@ -1,0 +1,109 @@
+"""The compliance reference: per jurisdiction its sources' health and documents, then per
+substance its entries (one per source's current record, ``reports.entries``) and its
+scheduling history. Remade on every publish (it shows when it was generated); each
+substance's block is copied from the reference as last published when what it shows is
+unchanged (``reports.parts``)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from markupsafe import Markup
+
+from reports.diff import display_name
+from reports.entries import entries_html
+from reports.pages import Jurisdiction, Snapshot, evidence, source_lines
+from reports.parts import Parts
+from scrapers.clock import stamp
+from scrapers.records import CONTROL_LEVELS
+from scrapers.store import StatusInterval
+
+
+def reference_context(snap: Snapshot, *, now: datetime, parts: Parts | None = None,
+                      scheduling: Mapping[str, Mapping[str, Any]] | None = None
+                      ) -> dict[str, Any]:
+    """The compliance reference. ``parts``: where each substance's block (its heading,
+    entries and scheduling history) is copied from the reference as last published when
+    what it is made from is unchanged (``reference_part_inputs``); without it every block
+    is made. ``scheduling``: jurisdiction → substance → its scheduling history
+    (``reports.scheduling_history.histories``)."""
+    chosen = parts if parts is not None else Parts("")
+    current = snap.current
+    grouped: dict[str, dict[str, list[StatusInterval]]] = defaultdict(lambda: defaultdict(list))
+    for interval in current:
+        grouped[interval.record.jurisdiction][interval.record.substance].append(interval)
+    watched = list(snap.watched)
+    sections = []
+    for j in snap.jurisdictions:
+        substances = grouped.get(j.code, {})
+        order = [s for s in watched if s in substances] + sorted(
+            s for s in substances if s not in watched)
+        sections.append({
+            "code": j.code, "name": j.name,
+            "sources": [_source_reference(sid, j, snap) for sid in j.sources],
+            "substances": [{
+                "substance": s, "name": display_name(s), "history_href": snap.history_href(s),
+                "intervals": {iv.record.source_id: iv for iv in substances[s]},
+                "order": j.sources,
+            } for s in order],
+        })
+
+    histories = scheduling or {}
+
+    def entries(sub: Mapping[str, Any], reader_zone: str, root: str) -> Markup:
+        """One substance's entries in one jurisdiction."""
+        return entries_html(source_lines(sub["intervals"], sub["order"], snap), reader_zone, root)
+
+    def block(section: Mapping[str, Any], sub: Mapping[str, Any], index: int,
+              make: Callable[[Mapping[str, Any], Mapping[str, Any], int], str]) -> Markup:
+        """One substance's block in one jurisdiction (``make``: the template's macro),
+        reused or made."""
+        history = histories.get(section["code"], {}).get(sub["substance"])
+        return chosen.part((
+            section["code"], index, sub["substance"], sub["history_href"],
+            snap.jurisdictions_key, repr(sorted(history.items())) if history else None,
+            reference_part_inputs(sub["intervals"], sub["order"], snap)),
+            lambda: str(make(section, sub, index)))
+
+    confirmed = [iv.last_confirmed_at for iv in current]
+    return {"title": "Compliance reference", "as_of": max(confirmed) if confirmed else None,
+            "generated_at": stamp(now), "sections": sections, "entries": entries,
+            "block": block, "scheduling_history": histories,
+            "control_levels": [{"key": k, "description": v} for k, v in CONTROL_LEVELS.items()]}
+
+
+def reference_part_inputs(intervals: Mapping[str, StatusInterval], order: Sequence[str],
+                          snap: Snapshot) -> tuple[Any, ...]:
+    """What ``entry_html`` shows of a substance's entries in one jurisdiction (part of the
+    digest of its block, ``reports.parts``; the reader's zone is in the site's version):
+    each interval as shown (``interval_key``), its source's title and health where the
+    entry shows it (failing or disabled), the instrument's title, whether its evidence
+    has an archived copy and the sources' order (which entry is primary)."""
+    shown = []
+    for source_id, interval in intervals.items():
+        health = snap.source_health(source_id)
+        record = interval.record
+        shown.append((
+            source_id, snap.interval_key(interval), snap.source_title(source_id),
+            tuple(sorted(health.items())) if health["failing"] or health["disabled"] else (),
+            snap.instrument_title(source_id, record.instrument),
+            snap.documents_key((interval.last_document_sha256, record.document_sha256))))
+    return (tuple(order), tuple(shown))
+
+
+def _source_reference(source_id: str, j: Jurisdiction, snap: Snapshot) -> dict[str, Any]:
+    state = snap.states.get(source_id)
+    return {
+        "id": source_id, "title": j.titles.get(source_id, source_id),
+        "health": snap.source_health(source_id),
+        "document_title": state.title if state else None,
+        "instrument": state.instrument if state else None,
+        "url": state.last_url if state else None,
+        "document_dates": [{"label": str(p[0]), "date": str(p[1])}
+                           for p in (state.document_dates if state else ()) if len(p) == 2],
+        "evidence": evidence(state.last_document_sha256 if state else None, snap.documents,
+                             "latest"),
+    }
