@@ -107,9 +107,9 @@ def entry_html(e: Mapping[str, Any], moment: When, root: str = "") -> str:
 
 
 def _confirmed(e: Mapping[str, Any], moment: When, root: str) -> str:
-    """When the entry was last confirmed: by every healthy check of its source (the time
-    of the latest is in the section's source table, shown once per source), or, when
-    its source has not confirmed it since, its own time."""
+    """``m.confirmed(e, code)``: by every healthy check of its source (the time of the
+    latest is in the section's source table, shown once per source), or, when its source
+    has not confirmed it since, its own time."""
     if e["by_source_check"]:
         code = escape(e["record"]["jurisdiction"])
         return ('at every healthy check of the source <small>(its latest check: '

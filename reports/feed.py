@@ -79,7 +79,8 @@ CHANGE_COLUMNS = ("id", "detected_at", "jurisdiction", "substance", "source_id",
 def status_inputs(snap: Snapshot) -> tuple[Any, ...]:
     """What ``status_rows`` reads, for the fingerprint of status.csv and status.json."""
     return (tuple(snap.interval_key(interval) for interval in snap.current),
-            snap.confirmations(snap.current),  # retrieved_at, on every row
+            # retrieved_at, on every row: what ``interval_key`` leaves out of an open one
+            tuple(interval.last_confirmed_at for interval in snap.current),
             tuple((source_id, state.health) for source_id, state in sorted(snap.states.items())),
             tuple(sorted(snap.disabled)))
 

@@ -298,7 +298,7 @@ class Snapshot:
         (``confirmed_by_source``), it leaves that time out: it is the same for every open
         interval of the source, and the pages show it once per source (the index's and
         the reference's source health), not on every row; the exports, which do show it
-        per row, add it (``confirmations``)."""
+        per row, add it (``feed.status_inputs``)."""
         key = self._interval_keys.get(interval.id)
         if key is None:
             # Every field by name, read from the instances' dicts: a dataclass's repr and
@@ -321,10 +321,6 @@ class Snapshot:
         state = self.states.get(interval.record.source_id)
         return state is not None and bool(state.last_healthy_at) \
             and state.last_healthy_at == interval.last_confirmed_at
-
-    def confirmations(self, intervals: Iterable[StatusInterval]) -> tuple[str, ...]:
-        """When each interval was last confirmed: what ``interval_key`` leaves out."""
-        return tuple(interval.last_confirmed_at for interval in intervals)
 
     @cached_property
     def _views(self) -> dict[int, dict[str, Any]]:

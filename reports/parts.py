@@ -2,9 +2,9 @@
 
 The compliance reference is remade on every publish (it shows when it was generated), but
 with ``watch = "all"`` it holds thousands of entries of which a day's run changes a few.
-Each substance's entries are written between two comments carrying the digest of what
-they are made from; the next publish copies a part whose digest is unchanged out of the
-previous file instead of making it again.
+Each substance's block (heading, entries, scheduling history) is written between two
+comments carrying the digest of what it is made from; the next publish copies a part whose
+digest is unchanged out of the previous file instead of making it again.
 
 A part's text can only come from this module's own output: everything scraped in a page
 is escaped (``<`` is written ``&lt;``), so no scraped text can open or close a part. The

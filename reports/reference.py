@@ -17,6 +17,7 @@ from reports.diff import display_name
 from reports.entries import entries_html
 from reports.pages import Jurisdiction, Snapshot, evidence, source_lines
 from reports.parts import Parts
+from reports.scheduling_history import history_inputs
 from scrapers.clock import stamp
 from scrapers.records import CONTROL_LEVELS
 from scrapers.store import StatusInterval
@@ -64,7 +65,7 @@ def reference_context(snap: Snapshot, *, now: datetime, parts: Parts | None = No
         history = histories.get(section["code"], {}).get(sub["substance"])
         return chosen.part((
             section["code"], index, sub["substance"], sub["history_href"],
-            snap.jurisdictions_key, repr(sorted(history.items())) if history else None,
+            snap.jurisdictions_key, history_inputs([history] if history else []),
             reference_part_inputs(sub["intervals"], sub["order"], snap)),
             lambda: str(make(section, sub, index)))
 

@@ -33,7 +33,7 @@ OLD_ENTRY = """{% import "_macros.html" as m with context %}
 {% for d in r.dates %}<li><span class="label">{{ d.label }}:</span> {{ d.date }}</li>{% endfor %}
 <li><span class="label">first observed by schedwatch:</span> {{ (r.first_observed_at or e.since)|when }}</li>
 <li><span class="label">retrieved (first seen):</span> {{ r.retrieved_at|when }}</li>
-<li><span class="label">last confirmed (retrieved):</span> {% if e.by_source_check %}at every healthy check of the source <small>(its latest check: <a href="{{ root }}reference.html#j-{{ r.jurisdiction }}-sources">source health</a>)</small>{% else %}{{ e.as_of|when }}{% endif %}</li>
+<li><span class="label">last confirmed (retrieved):</span> {{ m.confirmed(e, r.jurisdiction) }}</li>
 </ul></dd>
 <dt>Source</dt><dd>{{ m.ext_link(r.source_url) }}</dd>
 <dt>Evidence</dt><dd>{{ m.doc(e.evidence, full=true) }}{% if e.first_evidence.sha256 and e.first_evidence.sha256 != e.evidence.sha256 %}<br>{{ m.doc(e.first_evidence, full=true) }}{% endif %}</dd>

@@ -18,7 +18,7 @@ CONTEXT = {**weekly.weekly_index_context(["2026-W45", "2026-W46"]), "root": "../
 
 
 @pytest.fixture
-def fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def fresh() -> Iterator[None]:
     render.environment.cache_clear()
     yield
     render.environment.cache_clear()
