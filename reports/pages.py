@@ -9,6 +9,7 @@ configured ``email.site_url``.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import re
 from collections import defaultdict
@@ -19,7 +20,10 @@ from functools import cached_property, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from markupsafe import Markup
+
 from reports.diff import SOURCE_KINDS, display_name, schedule_label
+from reports.parts import Parts
 from reports.status_rows import (  # noqa: F401 - shown here, defined there
     CODE_LABELS,
     DISABLED_WORDS,
@@ -307,8 +311,11 @@ class Snapshot:
             record = values.pop("record")
             if self.confirmed_by_source(interval):
                 values["last_confirmed_at"] = ""
+            # A record read from the store is digested by its stored text (``record_digest``,
+            # made as it is read): the same text decodes to the same record.
             key = self._interval_keys[interval.id] = _key(
-                (tuple(values.items()), tuple(record.__dict__.items())))
+                (tuple(values.items()),
+                 () if interval.record_digest else tuple(record.__dict__.items())))
         return key
 
     def confirmed_by_source(self, interval: StatusInterval) -> bool:
@@ -381,6 +388,12 @@ class Snapshot:
         """(sha256, archived copy or None) of the documents a page cites: whether the
         evidence is a link is part of the page."""
         return tuple((sha, self.documents.get(sha)) for sha in shas if sha)
+
+
+def record_key(interval: StatusInterval) -> str:
+    """A digest of the interval's record alone: its stored text's (``record_digest``), or,
+    for an interval not read from the store, of every field."""
+    return interval.record_digest or _key(tuple(interval.record.__dict__.items()))
 
 
 def _key(value: Any) -> str:
@@ -627,7 +640,11 @@ def source_lines(intervals: Mapping[str, StatusInterval], order: Sequence[str],
 
 # --- index ----------------------------------------------------------------------------------
 
-def index_context(snap: Snapshot, *, now: datetime) -> dict[str, Any]:
+def index_context(snap: Snapshot, *, now: datetime, parts: Parts | None = None
+                  ) -> dict[str, Any]:
+    """The status matrix and, with ``watch = "all"``, the all-records table. ``parts``:
+    where each chunk of that table is copied from the index as last published when what
+    it shows is unchanged; without it every chunk is made."""
     current = snap.current
     by_cell: dict[tuple[str, str], dict[str, StatusInterval]] = defaultdict(dict)
     for interval in current:
@@ -654,8 +671,16 @@ def index_context(snap: Snapshot, *, now: datetime) -> dict[str, Any]:
         if iv.record.status != "not_controlled":
             listed_in[iv.record.substance].add(iv.record.jurisdiction)
     several = len(snap.jurisdictions) > 1
-    all_records = _all_records(snap, current, listed_in, several) if others else []
+    chunks = _record_chunks(snap, current, listed_in, several) if others else []
     unmatched = sorted(key for key, codes in listed_in.items() if several and len(codes) == 1)
+    chosen = parts if parts is not None else Parts("")
+
+    def records_part(chunk: Mapping[str, Any], make: Callable[[list[dict[str, Any]]], str]
+                     ) -> Markup:
+        """One chunk of the all-records table (``make``: the template's macro), copied
+        from the previous index or made."""
+        return chosen.part(chunk["inputs"], lambda: str(make(chunk["rows"]())))
+
     # Backfilled changes were read from an archive, not observed: history pages only.
     latest = sorted((c for c in snap.changes if not c.backfilled), key=lambda c: c.id,
                     reverse=True)[:LATEST_CHANGES]
@@ -664,8 +689,9 @@ def index_context(snap: Snapshot, *, now: datetime) -> dict[str, Any]:
         "generated_at": stamp(now),
         "jurisdictions": [_jurisdiction_header(j, snap) for j in snap.jurisdictions],
         "matrix": matrix,
-        "all_records": all_records,
-        "unmatched_count": len(unmatched) if all_records else 0,
+        "record_count": len(current) if chunks else 0,
+        "record_chunks": chunks, "records_part": records_part,
+        "unmatched_count": len(unmatched) if chunks else 0,
         "latest_changes": [change_summary(c, snap.jurisdiction(c.jurisdiction).name)
                            for c in latest],
         "pending": pending_views((r for r in snap.pending if r.resolved_at is None), snap),
@@ -673,28 +699,66 @@ def index_context(snap: Snapshot, *, now: datetime) -> dict[str, Any]:
     }
 
 
-def _all_records(snap: Snapshot, current: Sequence[StatusInterval],
-                 listed_in: Mapping[str, set[str]], several: bool) -> list[dict[str, Any]]:
-    """One row per current record (``watch = "all"``: thousands): what the table shows,
-    with the per-substance and per-source parts worked out once."""
+#: The all-records table is written in chunks of rows, each a part (``reports.parts``)
+#: copied from the index as last published when its rows show what they showed. A chunk
+#: ends after a row whose identity's hash is a multiple of this (about this many rows a
+#: chunk): the boundaries follow the rows, not their positions, so a record added or gone
+#: changes one chunk, not every chunk after it.
+RECORD_CHUNK = 32
+
+
+def _record_chunks(snap: Snapshot, current: Sequence[StatusInterval],
+                   listed_in: Mapping[str, set[str]], several: bool) -> list[dict[str, Any]]:
+    """The all-records table (``watch = "all"``: thousands of rows) in chunks, each with
+    ``inputs`` (what its rows show: the part's digest) and ``rows`` (a function: a row's
+    view is made only for a chunk that is not copied)."""
     listed: dict[str, tuple[str, bool]] = {}
     for substance, codes in listed_in.items():
         listed[substance] = (", ".join(sorted(snap.jurisdiction(code).name for code in codes)),
                              several and len(codes) == 1)
     history = snap.history_substances
-    rows = []
-    for iv in sorted(current, key=lambda iv: (iv.record.substance, iv.record.jurisdiction,
-                                              iv.record.source_id)):
-        record = iv.record
-        where, unmatched = listed.get(record.substance, ("", False))
-        rows.append({
-            "jurisdiction": snap.jurisdiction(record.jurisdiction).name,
-            "listed_in": where, "unmatched": unmatched,
-            "record": snap.record_view(iv), "as_of": iv.last_confirmed_at,
-            "health": snap.source_health(record.source_id),
-            "history_href": history_href(record.substance, history),
-        })
-    return rows
+    ordered = sorted(current, key=lambda iv: (iv.record.substance, iv.record.jurisdiction,
+                                              iv.record.source_id))
+    chunks: list[list[StatusInterval]] = [[]]
+    for interval in ordered:
+        chunks[-1].append(interval)
+        record = interval.record
+        identity = f"{record.jurisdiction}\0{record.substance}\0{record.source_id}"
+        digest = hashlib.blake2b(identity.encode("utf-8", "surrogatepass"), digest_size=8)
+        if int.from_bytes(digest.digest(), "big") % RECORD_CHUNK == 0:
+            chunks.append([])
+
+    def shown(interval: StatusInterval) -> tuple[Any, ...]:
+        # What the row shows: the record (not the interval's latest document, which the
+        # reference shows and a new one of the source changes for every row), its
+        # confirmation (left out when its source's latest check made it: the row then
+        # points to the source's health), where else it is listed, its history page and
+        # its source's failing or disabled flag.
+        record = interval.record
+        health = snap.source_health(record.source_id)
+        by_source = snap.confirmed_by_source(interval)
+        return (record_key(interval), by_source, "" if by_source else interval.last_confirmed_at,
+                listed.get(record.substance), history_href(record.substance, history),
+                health["failing"], health["disabled"])
+
+    def rows(chunk: Sequence[StatusInterval]) -> list[dict[str, Any]]:
+        made = []
+        for interval in chunk:
+            record = interval.record
+            where, unmatched = listed.get(record.substance, ("", False))
+            made.append({
+                "code": record.jurisdiction,
+                "jurisdiction": snap.jurisdiction(record.jurisdiction).name,
+                "listed_in": where, "unmatched": unmatched,
+                "record": snap.record_view(interval), "as_of": interval.last_confirmed_at,
+                "by_source_check": snap.confirmed_by_source(interval),
+                "health": snap.source_health(record.source_id),
+                "history_href": history_href(record.substance, history),
+            })
+        return made
+
+    return [{"inputs": (snap.jurisdictions_key, tuple(shown(iv) for iv in chunk)),
+             "rows": functools.partial(rows, chunk)} for chunk in chunks if chunk]
 
 
 def _jurisdiction_header(j: Jurisdiction, snap: Snapshot) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """Parts of a big page reused from the page as last published.
 
-The compliance reference is remade on every publish (it shows when it was generated), but
-with ``watch = "all"`` it holds thousands of entries of which a day's run changes a few.
-Each substance's block (heading, entries, scheduling history) is written between two
-comments carrying the digest of what it is made from; the next publish copies a part whose
-digest is unchanged out of the previous file instead of making it again.
+The compliance reference and the index are remade on every publish (they show when they
+were generated), but with ``watch = "all"`` they hold thousands of entries and rows of
+which a day's run changes a few. Each of the reference's substance blocks (heading,
+entries, scheduling history) and each chunk of the index's all-records table is written
+between two comments carrying the digest of what it is made from; the next publish copies
+a part whose digest is unchanged out of the previous file instead of making it again.
 
 A part's text can only come from this module's own output: everything scraped in a page
 is escaped (``<`` is written ``&lt;``), so no scraped text can open or close a part. The

@@ -43,6 +43,7 @@ from zoneinfo import ZoneInfo
 
 from reports import exports, feed, pages, reference, weekly
 from reports import scheduling_history as scheduling
+from reports.page_worker import make_shared
 from reports.pages import (
     Snapshot,
     change_context,
@@ -84,6 +85,7 @@ _CODE = ("reports/pages.py", "reports/weekly.py", "reports/render.py", "reports/
          "reports/worddiff.py", "reports/diff.py", "reports/status_rows.py",
          "reports/exports.py", "reports/entries.py", "reports/feed.py", "reports/parts.py",
          "reports/scheduling_history.py", "reports/settings.py", "reports/reference.py",
+         "reports/page_worker.py",
          "scrapers/records.py")
 
 
@@ -262,39 +264,73 @@ def site_pages(snap: Snapshot, settings: Settings, env: jinja2.Environment, *,
     time: a page's context is made when the page is written and dropped after it.
     ``previous``: the site as last published, whose reference's parts are reused when
     made from the same inputs by the same ``version`` of the code (``reports.parts``)."""
+    for group in page_groups(snap, settings, env, now=now, extra_weeks=extra_weeks,
+                             version=version, previous=previous):
+        yield from group()
+
+
+def page_groups(snap: Snapshot, settings: Settings, env: jinja2.Environment, *,
+                now: datetime, extra_weeks: set[str] | frozenset[str] = frozenset(),
+                version: str = "", previous: Path | None = None
+                ) -> list[Callable[[], Iterator[Page]]]:
+    """The site's pages in groups that share nothing but the snapshot, so that two
+    processes can make them (``reports.page_worker``); costliest first, nothing made until
+    a group is called."""
     reader_zone = zone(settings.scheduler.timezone)
-    # The index and the reference show the time of publishing: made every time (the
-    # reference from the parts of the previous one that did not change).
-    yield _html(env, "index.html", "index.html",
-                lambda: pages.index_context(snap, now=now), None)
-    yield _html(env, "reference.html", "reference.html",
-                lambda: reference.reference_context(
-                    snap, now=now, scheduling=_scheduling(snap),
-                    parts=Parts(f"{version}\0reference.html",
-                                previous / "reference.html" if previous is not None else None)),
-                None)
-    for change in snap.changes:
-        yield _change_page(env, snap, change)
-    yield from _history_pages(snap, env)
-    index = weekly.week_index(snap, reader_zone)
-    weeks = set(index.weeks) | set(extra_weeks)
-    for week in sorted(weeks):
-        yield _weekly_page(env, snap, index, week, reader_zone, now)
-    yield _weekly_index_page(env, weeks)
-    site_url = settings.email.site_url if settings.email is not None else None
-    feed_id = feed.feed_id_for(site_url or str(settings.site_path.absolute()))
-    yield _html(env, "feed.atom", "feed.xml",
-                lambda: feed.feed_context(snap, feed_id=feed_id, site_url=site_url, now=now),
-                lambda: feed.feed_inputs(snap, feed_id=feed_id, site_url=site_url, now=now))
-    status_rows = functools.cache(lambda: feed.status_rows(snap))
-    # status.csv and status.json are made from the same rows: one digest for both.
-    status_inputs = functools.cache(lambda: _digest(feed.status_inputs(snap)))
-    yield Page("status.csv", status_inputs,
-               lambda out: exports.write_csv(status_rows(), feed.STATUS_COLUMNS, out))
-    yield Page("status.json", status_inputs,
-               lambda out: exports.write_json(status_rows(), feed.STATUS_COLUMNS, out))
-    yield Page("changes.csv", lambda: snap.changes, lambda out: exports.write_csv(
-        feed.change_rows(snap), feed.CHANGE_COLUMNS, out))
+
+    def _parts(path: str) -> Parts:
+        """The parts of a page remade every publish, reused from its previous version."""
+        return Parts(f"{version}\0{path}", None if previous is None else previous / path)
+
+    def reference_page() -> Iterator[Page]:
+        # The reference shows the time of publishing: made every time (from the parts of
+        # the previous one that did not change).
+        yield _html(env, "reference.html", "reference.html",
+                    lambda: reference.reference_context(
+                        snap, now=now, scheduling=_scheduling(snap),
+                        parts=_parts("reference.html")),
+                    None)
+
+    def exports_() -> Iterator[Page]:
+        status_rows = functools.cache(lambda: feed.status_rows(snap))
+        # status.csv and status.json are made from the same rows: one digest for both.
+        status_inputs = functools.cache(lambda: _digest(feed.status_inputs(snap)))
+        yield Page("status.csv", status_inputs,
+                   lambda out: exports.write_csv(status_rows(), feed.STATUS_COLUMNS, out))
+        yield Page("status.json", status_inputs,
+                   lambda out: exports.write_json(status_rows(), feed.STATUS_COLUMNS, out))
+
+    def index_page() -> Iterator[Page]:
+        # The index shows the time of publishing: made every time (its all-records table
+        # from the chunks of the previous one that did not change).
+        yield _html(env, "index.html", "index.html",
+                    lambda: pages.index_context(snap, now=now, parts=_parts("index.html")),
+                    None)
+
+    def weekly_pages() -> Iterator[Page]:
+        index = weekly.week_index(snap, reader_zone)
+        weeks = set(index.weeks) | set(extra_weeks)
+        for week in sorted(weeks):
+            yield _weekly_page(env, snap, index, week, reader_zone, now)
+        yield _weekly_index_page(env, weeks)
+
+    def change_pages() -> Iterator[Page]:
+        for change in snap.changes:
+            yield _change_page(env, snap, change)
+
+    def feed_pages() -> Iterator[Page]:
+        site_url = settings.email.site_url if settings.email is not None else None
+        feed_id = feed.feed_id_for(site_url or str(settings.site_path.absolute()))
+        yield _html(env, "feed.atom", "feed.xml",
+                    lambda: feed.feed_context(snap, feed_id=feed_id, site_url=site_url,
+                                              now=now),
+                    lambda: feed.feed_inputs(snap, feed_id=feed_id, site_url=site_url,
+                                             now=now))
+        yield Page("changes.csv", lambda: snap.changes, lambda out: exports.write_csv(
+            feed.change_rows(snap), feed.CHANGE_COLUMNS, out))
+
+    return [reference_page, exports_, functools.partial(_history_pages, snap, env),
+            index_page, weekly_pages, change_pages, feed_pages]
 
 
 def _html(env: jinja2.Environment, path: str, template: str,
@@ -422,13 +458,17 @@ def _publish_locked(settings: Settings, store: Store, now: datetime) -> Path:
         snap = read_snapshot(settings, store)
         documents = _stage_documents(staging, site, store, referenced_documents(snap))
         snap = dataclasses.replace(snap, documents=documents)
-        manifest: dict[str, str] = {}
         folders: set[Path] = {staging}
-        for page in site_pages(snap, settings, env, now=now,
-                               extra_weeks=_existing_weeks(site), version=version,
-                               previous=site if old_manifest else None):
-            manifest[page.path] = _write_page(staging, site, page, version, old_manifest,
-                                              folders)
+        mode = _mode(0o666)
+
+        def write(group: Callable[[], Iterator[Page]]) -> dict[str, str]:
+            return {page.path: _write_page(staging, site, page, version, old_manifest,
+                                           folders, mode) for page in group()}
+
+        groups = page_groups(snap, settings, env, now=now, extra_weeks=_existing_weeks(site),
+                             version=version, previous=site if old_manifest else None)
+        # Made by this process and, where one can be had, a second (reports.page_worker).
+        manifest = make_shared([functools.partial(write, group) for group in groups]).manifest
         (staging / "style.css").write_text(stylesheet(), encoding="utf-8")
         (staging / SITE_MARKER).write_bytes(_manifest_bytes(manifest, now))
         _swap(staging, site)
@@ -439,7 +479,7 @@ def _publish_locked(settings: Settings, store: Store, now: datetime) -> Path:
 
 
 def _write_page(staging: Path, site: Path, page: Page, version: str,
-                old_manifest: Mapping[str, str], folders: set[Path]) -> str:
+                old_manifest: Mapping[str, str], folders: set[Path], mode: int) -> str:
     """Link the page from the previous site when its fingerprint is unchanged, else make
     it, streamed into its file."""
     fingerprint = _fingerprint(version, page)
@@ -449,7 +489,7 @@ def _write_page(staging: Path, site: Path, page: Page, version: str,
         folders.add(target.parent)
     if page.inputs is not None and old_manifest.get(page.path) == fingerprint \
             and _link_or_copy(site / page.path, target):
-        _fix_mode(target, _mode(0o666))  # a page kept from a site written before the umask
+        _fix_mode(target, mode)  # a page kept from a site written before the umask
         return fingerprint
     with open(target, "wb", buffering=_CHUNK) as out:
         page.write(out)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -29,6 +28,7 @@ from urllib.parse import urlsplit
 from jurisdictions.base import Source
 from jurisdictions.substances import WatchList
 from scrapers.errors import ExtractionError
+from scrapers.forking import alone as _alone
 from scrapers.records import Document, ParseResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -111,11 +111,6 @@ def _parse_there(parse: Callable[[Document, WatchList], ParseResult], document: 
         return "extraction", str(error)
     except Exception as error:  # noqa: BLE001 - reported by its type, as in process_source
         return "crash", type(error).__name__
-
-
-def _alone() -> bool:
-    """Whether this process runs no other thread (the only state it is safe to fork in)."""
-    return threading.active_count() == 1
 
 
 class ParseWorker:

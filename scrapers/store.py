@@ -660,11 +660,13 @@ def _interval_of(row: Mapping[str, Any], *,
         latest = confirmed.get(row["source_id"])
         if latest and latest[0] and latest[1] and latest[0] >= at:
             at, sha = latest
+    text = row["record"]
     return StatusInterval(
-        id=row["id"], record=StatusRecord.from_dict(json.loads(row["record"])),
+        id=row["id"], record=StatusRecord.from_dict(json.loads(text)),
         valid_from=row["valid_from"], valid_to=row["valid_to"], last_confirmed_at=at,
         last_document_sha256=sha, legal_from=row["legal_from"], legal_to=row["legal_to"],
-        backfilled=bool(row["backfilled"]))
+        backfilled=bool(row["backfilled"]),
+        record_digest=hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
 
 
 DATABASE_FILE = "schedwatch.db"

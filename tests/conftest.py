@@ -23,6 +23,19 @@ def template_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield folder
 
 
+@pytest.fixture(autouse=True)
+def pages_made_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A publish inside the test process makes every page in this process. Whether it would
+    fork its page worker depends on whether an earlier test left a thread running, and a
+    spy or an injected fault here sees only what this process makes: the same test would
+    pass or fail with the order of the suite. The worker itself is tested in processes of
+    its own, its sites byte for byte against this path (tests/test_page_worker.py); the
+    commands that tests start as processes use it as users' commands do."""
+    import reports.page_worker
+
+    monkeypatch.setattr(reports.page_worker, "fork_helps", lambda: False)
+
+
 @pytest.fixture
 def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
             ) -> Callable[..., CliResult]:

@@ -8,10 +8,12 @@ that fall in many weeks' ninety days of "coming up", then a run with one change.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import html as lxml_html
@@ -23,81 +25,16 @@ from scheduler.config import Settings
 from scrapers.clock import stamp
 from scrapers.records import StatusRecord
 from scrapers.store import Store
-from tests.support.site_data import archive, fetch, make_settings, record, state
-
-START = datetime(2026, 7, 6, 6, 0, tzinfo=UTC)  # a Monday (2026-W28)
-DAYS = 120
-LAST = START + timedelta(days=DAYS - 1)
-PUBLISHED = LAST + timedelta(hours=2)
-RUN = LAST + timedelta(days=1)  # the one-change run, the next morning
-AFTER = RUN + timedelta(hours=1)
-SOURCES = ("ca-cdsa", "us-ecfr-1308")
-
-
-def _records(sha: dict[str, str], at: datetime) -> list[StatusRecord]:
-    """Substances whose records hold dates spread over the history (so most weeks list some
-    in their "coming up")."""
-    found = []
-    for i in range(12):
-        day = (START + timedelta(days=10 * i + 20)).date().isoformat()
-        source = SOURCES[i % 2]
-        found.append(record(source, f"drug-{i}", sha[source], at,
-                            schedule="I" if source == "ca-cdsa" else "II",
-                            dates=(("comes into force", day),)))
-    found.append(record("us-ecfr-1308", "ketamine", sha["us-ecfr-1308"], at,
-                        schedule="III"))
-    return found
-
-
-def build(tmp_path: Path) -> tuple[Store, dict[str, StatusRecord]]:
-    store = Store(tmp_path / "data")
-    with store.transaction(started_at=START, jurisdictions=["ca", "us"]) as w:
-        sha = {sid: archive(store, w, sid, "v1", START) for sid in SOURCES}
-        records = _records(sha, START)
-        w.open_intervals(records, at=START)
-        for sid in SOURCES:
-            fetch(w, sid, START, sha=sha[sid])
-            w.save_source_state(state(sid, health="healthy", at=START, sha=sha[sid]))
-    for day in range(1, DAYS):
-        at = START + timedelta(days=day)
-        with store.transaction(started_at=at, jurisdictions=["ca", "us"]) as w:
-            for sid in SOURCES:
-                if day % 17 == 0 and sid == "ca-cdsa":
-                    fetch(w, sid, at, outcome="failed", error="HTTP 503")
-                    w.save_source_state(dataclasses.replace(
-                        state(sid, health="source_failed", at=at, sha=sha[sid],
-                              failing_since=stamp(at), error="HTTP 503", failures=1),
-                        last_healthy_at=stamp(at - timedelta(days=1))))
-                else:
-                    fetch(w, sid, at, outcome="not_modified")
-                    w.save_source_state(state(sid, health="healthy", at=at, sha=sha[sid]))
-    return store, {r.substance: r for r in records}
-
-
-def one_change_run(store: Store, before: StatusRecord) -> None:
-    """The next day's run: both sources checked, one record moved to another schedule."""
-    latest = store.source_states()
-    with store.transaction(started_at=RUN, jurisdictions=["ca", "us"]) as w:
-        sha = archive(store, w, before.source_id, "v2", RUN)
-        after = dataclasses.replace(before, schedule="V", control_level="C5",
-                                    document_sha256=sha)
-        w.close_intervals(before.source_id, [before.substance], at=RUN, confirmed_at=None,
-                          confirmed_sha256=None)
-        w.open_interval(after, at=RUN)
-        w.add_change(detected_at=RUN, jurisdiction=after.jurisdiction,
-                     substance=after.substance, source_id=after.source_id, kind="moved",
-                     summary=f"{after.substance} moved to Schedule V", before=before.as_dict(),
-                     after=after.as_dict(), effective_date=None,
-                     before_sha256=before.document_sha256, after_sha256=sha,
-                     details={"fields": ["schedule", "control_level"]})
-        for sid in SOURCES:
-            if sid != before.source_id:
-                fetch(w, sid, RUN, outcome="not_modified")
-                w.save_source_state(state(sid, health="healthy", at=RUN,
-                                          sha=latest[sid].last_document_sha256))
-            else:
-                fetch(w, sid, RUN, sha=sha)
-                w.save_source_state(state(sid, health="healthy", at=RUN, sha=sha))
+from tests.support.history_store import (
+    AFTER,
+    PUBLISHED,
+    RUN,
+    SOURCES,
+    START,
+    build,
+    one_change_run,
+)
+from tests.support.site_data import NOW, archive, build_store, fetch, make_settings, record, state
 
 
 @pytest.fixture
@@ -388,3 +325,99 @@ def test_every_module_that_makes_pages_is_in_the_sites_version() -> None:
                 if module.startswith("reports.") and (top / path).is_file():
                     todo.append(path)
     assert seen - set(reports.site._CODE) == set()
+
+
+def test_an_interval_is_digested_by_its_stored_text_or_else_by_every_field(
+        history: tuple[Store, dict[str, StatusRecord], Settings]) -> None:
+    """A page's fingerprint digests each interval it shows: read from the store, by the
+    record's stored text (the same text decodes to the same record); made otherwise (a
+    backfill's prior), by every field of the record."""
+    store, _, settings = history
+    snap = reports.site.read_snapshot(settings, store)
+    interval = next(i for i in snap.intervals if i.record.substance == "ketamine")
+    with store.db.connect() as conn:
+        text = conn.rows("SELECT record FROM status WHERE id = :id", {"id": interval.id})[0]
+    assert interval.record_digest == hashlib.sha256(text["record"].encode()).hexdigest()
+    unstored = dataclasses.replace(interval, record_digest="")
+    other = dataclasses.replace(unstored, record=dataclasses.replace(
+        interval.record, listed_as="Ketamine, as listed in another version"))
+
+    def key(of: Any) -> str:  # a snapshot keeps an interval's key by id: a fresh one each
+        return reports.site.read_snapshot(settings, store).interval_key(of)
+
+    assert key(unstored) != key(other)
+    assert key(unstored) != key(interval)  # digested another way, never mistaken for it
+    assert key(interval) == key(interval)
+
+
+def test_the_index_remakes_only_the_chunks_of_its_table_whose_rows_changed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The index is remade on every publish (it shows when), its all-records table copied
+    chunk by chunk from the previous one where no row of the chunk shows anything new: a
+    quiet day copies every chunk, a record rewritten in place remakes the one chunk that
+    holds it, a source that starts failing remakes the chunks of its rows. Each step is
+    byte for byte what a full rebuild makes."""
+    store = build_store(tmp_path, extra_substances=300)
+    settings = dataclasses.replace(make_settings(tmp_path, watch="all"),
+                                   site_dir=tmp_path / "site")
+    seen: list[reports.site.Parts] = []
+
+    class Counted(reports.site.Parts):
+        def __init__(self, salt: str, previous: Path | None = None) -> None:
+            super().__init__(salt, previous)
+            if salt.endswith("\0index.html"):
+                seen.append(self)
+
+    monkeypatch.setattr(reports.site, "Parts", Counted)
+
+    def index_publish(now: datetime, folder: str = "site") -> tuple[int, int, bytes]:
+        seen.clear()
+        site = publish(dataclasses.replace(settings, site_dir=tmp_path / folder), store,
+                       now=now)
+        (parts,) = seen
+        return parts.made, parts.reused, (site / "index.html").read_bytes()
+
+    made, reused, first = index_publish(NOW)
+    assert reused == 0 and made > 5  # ~1 chunk in RECORD_CHUNK rows
+    chunks = made
+    assert first.count(b"<!--part:") == chunks
+
+    later = NOW + timedelta(hours=1)
+    made, reused, page = index_publish(later)
+    assert (made, reused) == (0, chunks)
+    assert page == index_publish(later, "full-quiet")[2]
+
+    # A new document confirms every Australian status as it was: the reference shows the
+    # new evidence on every entry, the index's rows show nothing new.
+    newer = later + timedelta(minutes=30)
+    with store.transaction(started_at=newer, jurisdictions=["au"]) as w:
+        sha = archive(store, w, "au-poisons-standard", "v2 au", newer)
+        fetch(w, "au-poisons-standard", newer, sha=sha)
+        w.save_source_state(state("au-poisons-standard", health="healthy", at=newer, sha=sha))
+    made, reused, page = index_publish(newer)
+    assert (made, reused) == (0, chunks)
+    assert page == index_publish(newer, "full-new-document")[2]
+
+    au = {r.substance: r for r in store.current_records("au-poisons-standard")}
+    with store.transaction(started_at=newer, jurisdictions=["au"]) as w:
+        w.replace_open_record(dataclasses.replace(au["drug-100"], provision="Schedule 4 #X"))
+    made, reused, page = index_publish(newer)
+    assert (made, reused) == (1, chunks - 1)
+    assert b"Schedule 4 #X" in page
+    assert page == index_publish(newer, "full-rewritten")[2]
+
+    failing = newer + timedelta(hours=1)
+    latest = store.source_states()["au-poisons-standard"]
+    with store.transaction(started_at=failing, jurisdictions=["au"]) as w:
+        fetch(w, "au-poisons-standard", failing, outcome="failed", error="HTTP 503")
+        w.save_source_state(dataclasses.replace(
+            latest, health="source_failed", failing_since=stamp(failing),
+            consecutive_failures=1, last_error="HTTP 503", last_attempt_at=stamp(failing)))
+    made, reused, page = index_publish(failing)
+    tree = lxml_html.fromstring(page)
+    rows = tree.xpath("//table[@id='records']/tbody/tr")
+    au_rows = [r for r in rows if "au-poisons-standard" in r.xpath("./td[8]")[0].text_content()]
+    assert all("failing" in r.xpath("./td[8]")[0].text_content() for r in au_rows)
+    # Nearly every chunk holds an Australian row (300 of its 312): those are made again.
+    assert made + reused == chunks and made > chunks // 2
+    assert page == index_publish(failing, "full-failing")[2]

@@ -722,10 +722,21 @@ def test_watch_all_lists_watched_first_then_a_searchable_table(tmp_path: Path) -
     assert tree.xpath("//p[@id='filter-box']")[0].get("hidden") is not None
     script = tree.xpath("//script")[0].text
     assert "filter" in script and "src" not in tree.xpath("//script")[0].attrib
+    reference = lxml_html.fromstring((site / "reference.html").read_bytes())
     for href in tree.xpath("//table[@id='records']//a/@href"):
-        assert (site / href).is_file()
-        name = Path(href).name
+        path, _, anchor = href.partition("#")
+        assert (site / path).is_file()
+        assert not anchor or reference.xpath(f"//*[@id='{anchor}']"), href
+        name = Path(path).name
         assert name == name.lower() and all(c.isalnum() or c in "-." for c in name)
+    # A row its source's latest check confirmed points to that source's health (the time
+    # is shown there, once); a row whose source failed since keeps its own time.
+    for row in rows:
+        source, confirmed = (row.xpath(f"./td[{n}]")[0].text_content() for n in (8, 7))
+        if "failing" in source:  # ca-csr in the fixture
+            assert confirmed.endswith(" UTC"), source
+        else:
+            assert confirmed == "latest check", source
     store.close()
 
 
