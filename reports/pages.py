@@ -217,7 +217,7 @@ class Snapshot:
     changes: tuple[StoredChange, ...]  # oldest first
     pending: tuple[PendingRow, ...]  # open and resolved
     states: Mapping[str, SourceState]
-    fetches: tuple[Mapping[str, Any], ...]  # oldest first
+    fetches: tuple[Mapping[str, Any], ...]  # oldest first: source_id, started_at, outcome, error
     failed_mail: tuple[Mapping[str, Any], ...]
     heartbeat: Mapping[str, Any] | None
     jurisdictions: tuple[Jurisdiction, ...]

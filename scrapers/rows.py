@@ -99,9 +99,10 @@ class StatusInterval:
     legal_from: str | None = None
     legal_to: str | None = None
     backfilled: bool = False
-    #: sha256 of the record as stored (its JSON text), read with it: what the site's
-    #: fingerprints digest instead of every field again. Empty: not read from the store
-    #: (and what an interval given another record must carry).
+    #: sha256 of the record as stored (its JSON text), read with it when asked
+    #: (``Store.history(digests=True)``): what the site's fingerprints digest instead of
+    #: every field again. Empty: not asked, not read from the store (and what an interval
+    #: given another record must carry).
     record_digest: str = ""
 
 

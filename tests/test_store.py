@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from scrapers.clock import stamp
 from scrapers.errors import LockedError, StoreError
 from scrapers.records import StatusRecord
 from scrapers.store import Store
@@ -130,3 +131,21 @@ def test_the_prior_of_a_run_holds_the_dated_records_ready_and_the_rest_on_demand
     by_name = {i.record.substance: i.record for i in prior.current["ca-csr"]}
     assert by_name == {"ketamine": plain, "esketamine": ending, "arketamine": coming}
     assert prior.current["ca-cdsa"] == ()
+
+
+def test_the_check_log_is_every_fetch_oldest_first_with_what_the_weekly_reports_count(
+        store: Store) -> None:
+    later = NOW.replace(hour=10)
+    with store.transaction(started_at=NOW, jurisdictions=["ca", "us"]) as writer:
+        writer.add_fetch(source_id="us-ecfr-1308", started_at=later, url="https://e.example/",
+                         outcome="failed", error="HTTP 503", error_kind="http")
+        writer.add_fetch(source_id="ca-cdsa", started_at=NOW, url="https://c.example/",
+                         outcome="not_modified", document_sha256="ab" * 32, elapsed_ms=80)
+    assert store.check_log() == [
+        {"source_id": "us-ecfr-1308", "started_at": stamp(later), "outcome": "failed",
+         "error": "HTTP 503"},
+        {"source_id": "ca-cdsa", "started_at": stamp(NOW), "outcome": "not_modified",
+         "error": None}]
+    # The same fetches as the full log, in the same order.
+    assert [(r["source_id"], r["outcome"]) for r in store.fetch_log()] == \
+        [(r["source_id"], r["outcome"]) for r in store.check_log()]
