@@ -308,14 +308,11 @@ class Snapshot:
             # Every field by name, read from the instances' dicts: a dataclass's repr and
             # ``replace`` cost several times more, for thousands of intervals a publish.
             values = dict(interval.__dict__)
-            record = values.pop("record")
+            del values["record"], values["record_digest"]  # the record: by ``record_key``
             if self.confirmed_by_source(interval):
                 values["last_confirmed_at"] = ""
-            # A record read from the store is digested by its stored text (``record_digest``,
-            # made as it is read): the same text decodes to the same record.
             key = self._interval_keys[interval.id] = _key(
-                (tuple(values.items()),
-                 () if interval.record_digest else tuple(record.__dict__.items())))
+                (tuple(values.items()), record_key(interval)))
         return key
 
     def confirmed_by_source(self, interval: StatusInterval) -> bool:
@@ -391,8 +388,9 @@ class Snapshot:
 
 
 def record_key(interval: StatusInterval) -> str:
-    """A digest of the interval's record alone: its stored text's (``record_digest``), or,
-    for an interval not read from the store, of every field."""
+    """A digest of the interval's record alone: for a record read from the store, its stored
+    text's (``record_digest``, made as it is read: the same text decodes to the same
+    record); for any other, of every field."""
     return interval.record_digest or _key(tuple(interval.record.__dict__.items()))
 
 

@@ -262,8 +262,9 @@ def site_pages(snap: Snapshot, settings: Settings, env: jinja2.Environment, *,
                version: str = "", previous: Path | None = None) -> Iterator[Page]:
     """Every file of the site except the archived documents and the stylesheet, one at a
     time: a page's context is made when the page is written and dropped after it.
-    ``previous``: the site as last published, whose reference's parts are reused when
-    made from the same inputs by the same ``version`` of the code (``reports.parts``)."""
+    ``previous``: the site as last published, whose reference's and index's parts are
+    reused when made from the same inputs by the same ``version`` of the code
+    (``reports.parts``)."""
     for group in page_groups(snap, settings, env, now=now, extra_weeks=extra_weeks,
                              version=version, previous=previous):
         yield from group()

@@ -19,7 +19,6 @@ are fetched and parsed here.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,7 +27,7 @@ from urllib.parse import urlsplit
 from jurisdictions.base import Source
 from jurisdictions.substances import WatchList
 from scrapers.errors import ExtractionError
-from scrapers.forking import alone as _alone
+from scrapers.forking import fork_helps
 from scrapers.records import Document, ParseResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -129,17 +128,16 @@ class ParseWorker:
         self._ids = frozenset(s.id for s in sources
                               if s.id in PARSE_IN_WORKER and _named(s.parse))
         self._pool: ProcessPoolExecutor | None = None
-        if not self._ids or len(sources) < 2 or (os.cpu_count() or 1) < 2 or not _alone():
-            # Not from a process that already runs threads (the scheduler daemon's job
-            # pool, a test's servers): one of them may hold a lock the child would inherit
-            # held. The parse then runs here, slower and the same.
+        if not self._ids or len(sources) < 2 or not fork_helps():
+            # Not without fork or a second core, nor from a process that already runs
+            # threads (the scheduler daemon's job pool, a test's servers): one of them may
+            # hold a lock the child would inherit held. The parse then runs here, slower
+            # and the same.
             return
         # Imported here: a run that starts no worker (``run -j ca``) does not pay for them.
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        if "fork" not in multiprocessing.get_all_start_methods():
-            return
         with contextlib.suppress(OSError, ValueError):  # no semaphores, no processes here
             pool = ProcessPoolExecutor(max_workers=1,
                                        mp_context=multiprocessing.get_context("fork"))

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif((os.cpu_count() or 1) < 2 or not hasattr(os, "fo
 
 AU = jurisdiction("au").SOURCES[0]
 CA = jurisdiction("ca").SOURCES[0]
-REAL_ALONE = fetching._alone
+REAL_FORK_HELPS = fetching.fork_helps
 
 
 @pytest.fixture(autouse=True)
@@ -38,13 +38,13 @@ def fork_from_pytest(monkeypatch: pytest.MonkeyPatch) -> None:
     """The worker is forked only from a process that runs no other thread; pytest runs the
     local servers' threads, which hold no lock the worker's parse needs, so these tests
     fork anyway (the guard itself: test_a_process_running_threads_forks_no_worker)."""
-    monkeypatch.setattr(fetching, "_alone", lambda: True)
+    monkeypatch.setattr(fetching, "fork_helps", lambda: True)
 
 
 def test_a_process_running_threads_forks_no_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     """The scheduler daemon runs its jobs in threads: forking there could leave the child a
     lock another thread held. The parse then runs in this process, with the same result."""
-    monkeypatch.setattr(fetching, "_alone", REAL_ALONE)
+    monkeypatch.setattr(fetching, "fork_helps", REAL_FORK_HELPS)
     source = dataclasses.replace(AU, parse=parse_reporting_pid)
     other = dataclasses.replace(CA, parse=parse_reporting_pid)
     stop = threading.Event()
