@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from json.encoder import encode_basestring as _string  # C, when built
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
@@ -84,19 +84,59 @@ def write_csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
     if not columns:
         writer.writerows([] for _ in rows)
         return
-    cells = [_csv_column([row.get(name) for row in rows]) for name in columns]
-    carriage: set[int] = set()
-    for column in cells:
-        if "\r" in "".join([value for value in column if type(value) is str]):
-            carriage.update(index for index, value in enumerate(column)
-                            if type(value) is str and "\r" in value)
-    table = list(zip(*cells, strict=True))  # None is written as an empty cell
+    table, carriage = _csv_table(rows, columns)
     start = 0
     for index in sorted(carriage):
         writer.writerows(table[start:index])
         quoted.writerow(table[index])
         start = index + 1
     writer.writerows(table[start:])
+
+
+def _csv_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
+               ) -> tuple[list[tuple[Any, ...]], set[int]]:
+    """The cells of each row, and the indexes of the rows holding a bare "\r"."""
+    cells = [_csv_column([row.get(name) for row in rows]) for name in columns]
+    carriage: set[int] = set()
+    for column in cells:
+        if "\r" in "".join([value for value in column if type(value) is str]):
+            carriage.update(index for index, value in enumerate(column)
+                            if type(value) is str and "\r" in value)
+    return list(zip(*cells, strict=True)), carriage  # None is written as an empty cell
+
+
+def csv_lines(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[str]:
+    """Each row's line as ``write_csv_text`` writes it (after its header line), one string a
+    row: ``"".join`` of them is the table's body."""
+    lines: list[str] = []
+    sink = _Lines(lines.append)
+    if not columns:
+        csv.writer(sink, lineterminator="\n").writerows([] for _ in rows)
+        return lines
+    writer = csv.writer(sink, lineterminator="\n")
+    quoted = csv.writer(sink, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    table, carriage = _csv_table(rows, columns)
+    for index, cells in enumerate(table):
+        (quoted if index in carriage else writer).writerow(cells)
+    return lines
+
+
+def write_csv_lines(columns: Sequence[str], lines: Sequence[str], out: BinaryIO) -> None:
+    """A header of ``columns`` and the lines ``csv_lines`` made (UTF-8) into an open binary
+    file: the bytes of ``write_csv``."""
+    header: list[str] = []
+    csv.writer(_Lines(header.append), lineterminator="\n").writerow(columns)
+    out.write(header[0].encode("utf-8"))
+    for start in range(0, len(lines), _CHUNK_ROWS):
+        out.write("".join(lines[start:start + _CHUNK_ROWS]).encode("utf-8"))
+
+
+class _Lines:
+    """A file for ``csv.writer`` that keeps each line it is given (the writer writes a row
+    in one call)."""
+
+    def __init__(self, write: Callable[[str], object]) -> None:
+        self.write = write
 
 
 def write_json(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], out: BinaryIO) -> None:
@@ -111,7 +151,7 @@ def write_json(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], out: B
 
 # --- the JSON text ------------------------------------------------------------------------
 
-class _Unsupported(Exception):
+class Unsupported(Exception):
     """A value the two libraries may write differently: the table goes to pandas."""
 
 
@@ -133,20 +173,45 @@ def _stdlib_json(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
     so escaping every one of the finished text is exact."""
     if not rows:
         return [b"[\n\n]"]
-    row_text = "  {\n" + ",\n".join(
-        "    " + _string(name).replace("%", "%%") + ":%s" for name in columns) + "\n  }"
     chunks: list[bytes] = []
     try:
         for start in range(0, len(rows), _CHUNK_ROWS):
-            text = ",\n".join([row_text % tuple([
-                _string(value) if type(value) is str else _value(value, 2)
-                for value in map(row.get, columns)]) for row in rows[start:start + _CHUNK_ROWS]])
-            chunks.append((",\n" if start else "[\n").encode() + text.replace(
-                "/", "\\/").encode("utf-8"))
-    except (_Unsupported, UnicodeEncodeError):  # a lone surrogate: pandas decides
+            text = ",\n".join(json_objects(rows[start:start + _CHUNK_ROWS], columns))
+            chunks.append((",\n" if start else "[\n").encode() + text.encode("utf-8"))
+    except (Unsupported, UnicodeEncodeError):  # a lone surrogate: pandas decides
         return None
     chunks.append(b"\n]")
     return chunks
+
+
+def write_json_objects(objects: Sequence[str], out: BinaryIO) -> bool:
+    """The array of the objects ``json_objects`` made into an open binary file: the bytes
+    of ``write_json``. False, with nothing written, when the text holds a lone surrogate
+    (``write_json`` leaves that table to pandas)."""
+    if not objects:
+        out.write(b"[\n\n]\n")
+        return True
+    try:
+        chunks = [(",\n" if start else "[\n").encode() + ",\n".join(
+            objects[start:start + _CHUNK_ROWS]).encode("utf-8")
+            for start in range(0, len(objects), _CHUNK_ROWS)]
+    except UnicodeEncodeError:
+        return False
+    for chunk in chunks:
+        out.write(chunk)
+    out.write(b"\n]\n")
+    return True
+
+
+def json_objects(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[str]:
+    """Each row's object as ``write_json`` writes it with the standard library, one string a
+    row: ``"[\n" + ",\n".join(them) + "\n]"`` is the array. ``Unsupported`` when a value is
+    one only pandas writes right."""
+    row_text = "  {\n" + ",\n".join(
+        "    " + _string(name).replace("%", "%%") + ":%s" for name in columns) + "\n  }"
+    return [(row_text % tuple([_string(value) if type(value) is str else _value(value, 2)
+                               for value in map(row.get, columns)])).replace("/", "\\/")
+            for row in rows]
 
 
 def _value(value: Any, depth: int) -> str:
@@ -163,20 +228,20 @@ def _value(value: Any, depth: int) -> str:
         return int.__repr__(value)
     if kind is list or kind is tuple or kind is dict:
         if depth + 1 >= len(_PAD):
-            raise _Unsupported
+            raise Unsupported
         opening, closing = ("{", "}") if kind is dict else ("[", "]")
         if not value:
             return f"{opening}\n\n{_PAD[depth]}{closing}"
         if kind is dict:
             if any(type(key) is not str for key in value):
-                raise _Unsupported
+                raise Unsupported
             items = [_string(key) + ":" + _value(item, depth + 1)
                      for key, item in value.items()]
         else:
             items = [_value(item, depth + 1) for item in value]
         inner = "\n" + _PAD[depth + 1]
         return opening + inner + ("," + inner).join(items) + "\n" + _PAD[depth] + closing
-    raise _Unsupported  # a float, a date, a big integer …
+    raise Unsupported  # a float, a date, a big integer …
 
 
 def _pandas_json(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> bytes:

@@ -339,22 +339,10 @@ class Snapshot:
         return view
 
     @cached_property
-    def _cross_checks(self) -> dict[date, list[str]]:
-        return {}
-
-    @cached_property
-    def cross_inputs(self) -> tuple[Mapping[str, list[StatusRecord]],
-                                    Mapping[str, list[PendingItem]]]:
-        """Per jurisdiction, the current records and the open pending items: what its
-        ``cross_checks`` hook reads, grouped once per snapshot (ten years of weeks ask)."""
-        records: dict[str, list[StatusRecord]] = defaultdict(list)
-        for iv in self.current:
-            records[iv.record.jurisdiction].append(iv.record)
-        open_items: dict[str, list[PendingItem]] = defaultdict(list)
-        for row in self.pending:
-            if row.resolved_at is None:
-                open_items[row.item.jurisdiction].append(row.item)
-        return records, open_items
+    def cross_checkers(self) -> list[Callable[[date], list[str]]]:
+        """Per jurisdiction with a cross-check hook, the check of this snapshot's current
+        records and open pending items as a function of the day (``cross_checks``)."""
+        return _cross_checkers(self)
 
     def jurisdiction(self, code: str) -> Jurisdiction:
         found = self._by_code.get(code)
@@ -783,29 +771,41 @@ def notices(snap: Snapshot, *, now: datetime) -> dict[str, Any]:
 
 
 def cross_checks(snap: Snapshot, today: date) -> list[str]:
-    """Warnings from the jurisdictions' optional ``cross_checks(records, pending, today)``
-    hook (the US: a final rule in effect that the eCFR does not show yet). Worked out once
-    per day and snapshot: the index and every weekly page ask."""
-    cached = snap._cross_checks.get(today)
-    if cached is None:
-        cached = snap._cross_checks[today] = _cross_checks(snap, today)
-    return list(cached)
+    """Warnings from the jurisdictions' optional cross-check hook (the US: a final rule in
+    effect that the eCFR does not show yet) on ``today``."""
+    return [line for check in snap.cross_checkers for line in check(today)]
 
 
-def _cross_checks(snap: Snapshot, today: date) -> list[str]:
+def _cross_checkers(snap: Snapshot) -> list[Callable[[date], list[str]]]:
+    """A jurisdiction's ``cross_checker(records, pending)`` hook gives the check of one
+    snapshot as a function of the day, made once (ten years of weekly reports ask); a module
+    with only ``cross_checks(records, pending, today)`` is asked day by day."""
     from jurisdictions import jurisdiction
 
-    records, open_items = snap.cross_inputs
-    lines: list[str] = []
+    records: dict[str, list[StatusRecord]] = defaultdict(list)
+    for iv in snap.current:
+        records[iv.record.jurisdiction].append(iv.record)
+    open_items: dict[str, list[PendingItem]] = defaultdict(list)
+    for row in snap.pending:
+        if row.resolved_at is None:
+            open_items[row.item.jurisdiction].append(row.item)
+    checkers: list[Callable[[date], list[str]]] = []
     for j in snap.jurisdictions:
         try:
-            hook = getattr(jurisdiction(j.code), "cross_checks", None)
+            module = jurisdiction(j.code)
         except (KeyError, ImportError):
             continue
-        if hook is not None:
-            lines += hook(list(records.get(j.code, ())), list(open_items.get(j.code, ())),
-                          today)
-    return lines
+        held = records.get(j.code, []), open_items.get(j.code, [])
+        if hasattr(module, "cross_checker"):
+            checkers.append(module.cross_checker(*held))
+        elif hasattr(module, "cross_checks"):
+            checkers.append(functools.partial(_asked_daily, module.cross_checks, held))
+    return checkers
+
+
+def _asked_daily(hook: Callable[..., list[str]], held: tuple[list[Any], list[Any]],
+                 today: date) -> list[str]:
+    return list(hook(list(held[0]), list(held[1]), today))
 
 
 def mail_view(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 from zoneinfo import ZoneInfo
 
-from reports import exports, feed, pages, reference, weekly
+from reports import exports, feed, pages, reference, status_exports, weekly
 from reports import scheduling_history as scheduling
 from reports.page_worker import make_shared
 from reports.pages import (
@@ -85,7 +85,7 @@ _CODE = ("reports/pages.py", "reports/weekly.py", "reports/render.py", "reports/
          "reports/worddiff.py", "reports/diff.py", "reports/status_rows.py",
          "reports/exports.py", "reports/entries.py", "reports/feed.py", "reports/parts.py",
          "reports/scheduling_history.py", "reports/settings.py", "reports/reference.py",
-         "reports/page_worker.py",
+         "reports/page_worker.py", "reports/status_exports.py",
          "scrapers/records.py")
 
 
@@ -293,13 +293,30 @@ def page_groups(snap: Snapshot, settings: Settings, env: jinja2.Environment, *,
                     None)
 
     def exports_() -> Iterator[Page]:
+        columns = feed.STATUS_COLUMNS
         status_rows = functools.cache(lambda: feed.status_rows(snap))
+        # Each row's text kept from the last publish, its source's latest check filled in
+        # (reports/status_exports.py); a site made afresh makes every row.
+        texts = functools.cache(lambda: status_exports.status_texts(
+            snap, columns, data_dir=settings.data_dir, version=version,
+            reuse=previous is not None))
+
+        def write_csv(out: BinaryIO) -> None:
+            made = texts()
+            if made is None:
+                exports.write_csv(status_rows(), columns, out)
+            else:
+                exports.write_csv_lines(columns, made[0], out)
+
+        def write_json(out: BinaryIO) -> None:
+            made = texts()
+            if made is None or not exports.write_json_objects(made[1], out):
+                exports.write_json(status_rows(), columns, out)
+
         # status.csv and status.json are made from the same rows: one digest for both.
         status_inputs = functools.cache(lambda: _digest(feed.status_inputs(snap)))
-        yield Page("status.csv", status_inputs,
-                   lambda out: exports.write_csv(status_rows(), feed.STATUS_COLUMNS, out))
-        yield Page("status.json", status_inputs,
-                   lambda out: exports.write_json(status_rows(), feed.STATUS_COLUMNS, out))
+        yield Page("status.csv", status_inputs, write_csv)
+        yield Page("status.json", status_inputs, write_json)
 
     def index_page() -> Iterator[Page]:
         # The index shows the time of publishing: made every time (its all-records table

@@ -22,7 +22,7 @@ takes the legal date of the rule that placed its entry from the Federal Register
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -93,8 +93,8 @@ __all__ = [
     "NOT_LISTED_INSTRUMENT", "PART", "REMOVAL", "SCHEDULE_LEVELS", "SCHEDULE_SECTIONS",
     "SOURCES", "TIMEZONE", "VERSIONS_SINCE", "FrDocument", "Line", "Part1308",
     "ScheduleEntry", "UnconfirmedFinalRule", "_Mentions", "_folded", "_mention_pattern",
-    "_mentions", "_plain", "amddate_iso", "canonical_federal_register", "cross_checks",
-    "drug_class", "ecfr", "extract_part_1308", "federal_register", "fetch_ecfr",
+    "_mentions", "_plain", "amddate_iso", "canonical_federal_register", "cross_checker",
+    "cross_checks", "drug_class", "ecfr", "extract_part_1308", "federal_register", "fetch_ecfr",
     "fetch_federal_register", "law_dates", "next_page", "parse_ecfr",
     "parse_federal_register", "read_federal_register", "read_part_1308",
     "section_amendment_dates", "section_lines", "split_trailing_code", "stream_part",
@@ -178,7 +178,11 @@ def unconfirmed_final_rules(fr_result: ParseResult, ecfr_records: Iterable[Statu
 
     Looks at the FR records (the latest final rule in effect at retrieval) and at the
     pending ``final_rule`` items whose effective date has since passed."""
-    ecfr_by = {r.substance: r for r in ecfr_records}
+    return _unconfirmed(fr_result, {r.substance: r for r in ecfr_records}, today)
+
+
+def _unconfirmed(fr_result: ParseResult, ecfr_by: Mapping[str, StatusRecord],
+                 today: date) -> tuple[UnconfirmedFinalRule, ...]:
     found: list[UnconfirmedFinalRule] = []
     day = today.isoformat()
     for record in fr_result.records:
@@ -217,23 +221,36 @@ def cross_checks(records: Iterable[StatusRecord], pending: Iterable[PendingItem]
                  today: date) -> list[str]:
     """Warnings for the reports (the optional ``cross_checks`` hook of a jurisdiction
     module): final rules in effect that the eCFR does not show yet, with the days since."""
+    return cross_checker(records, pending)(today)
+
+
+def cross_checker(records: Iterable[StatusRecord], pending: Iterable[PendingItem]
+                  ) -> Callable[[date], list[str]]:
+    """``cross_checks`` for one set of records and pending items, asked for many days (the
+    optional ``cross_checker`` hook: ten years of weekly reports ask the same snapshot).
+    The records are sorted by source once; each day then reads only the Federal Register's
+    few records and items."""
     current = list(records)
     fr = ParseResult(records=tuple(r for r in current if r.source_id == FR_SOURCE_ID),
                      pending=tuple(p for p in pending if p.source_id == FR_SOURCE_ID))
-    ecfr_records = [r for r in current if r.source_id == ECFR_SOURCE_ID]
     if not fr.records and not fr.pending:
-        return []
-    lines = []
-    for rule in unconfirmed_final_rules(fr, ecfr_records, today):
-        expected = f"Schedule {rule.expected_schedule}" if rule.expected_schedule else \
-            rule.expected_status.replace("_", " ")
-        shown = f"Schedule {rule.ecfr_schedule}" if rule.ecfr_schedule else \
-            (rule.ecfr_status or "nothing").replace("_", " ")
-        days = (today - date.fromisoformat(rule.effective)).days
-        lines.append(f"{rule.reference} ({rule.document}) took effect {rule.effective}: "
-                     f"{rule.substance} {expected} expected, the eCFR shows {shown} — "
-                     f"{days} day{'' if days == 1 else 's'} after the effective date")
-    return lines
+        return lambda today: []
+    ecfr_by = {r.substance: r for r in current if r.source_id == ECFR_SOURCE_ID}
+
+    def on(today: date) -> list[str]:
+        lines = []
+        for rule in _unconfirmed(fr, ecfr_by, today):
+            expected = f"Schedule {rule.expected_schedule}" if rule.expected_schedule else \
+                rule.expected_status.replace("_", " ")
+            shown = f"Schedule {rule.ecfr_schedule}" if rule.ecfr_schedule else \
+                (rule.ecfr_status or "nothing").replace("_", " ")
+            days = (today - date.fromisoformat(rule.effective)).days
+            lines.append(f"{rule.reference} ({rule.document}) took effect {rule.effective}: "
+                         f"{rule.substance} {expected} expected, the eCFR shows {shown} — "
+                         f"{days} day{'' if days == 1 else 's'} after the effective date")
+        return lines
+
+    return on
 
 
 # =========================================================================================

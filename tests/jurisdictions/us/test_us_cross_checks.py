@@ -81,3 +81,57 @@ def test_law_dates_never_give_a_date_the_records_disagree_on() -> None:
     assert us.law_dates([moved, other, gone, fr]) == [moved, other, gone, fr]
     stated = record(us.ECFR_SOURCE_ID, "III", in_force_since="2000-01-01")
     assert us.law_dates([stated, fr])[0] is stated
+
+
+def test_the_checker_of_one_snapshot_answers_each_day_as_cross_checks_does() -> None:
+    """Ten years of weekly reports ask one snapshot for each of their days: the checker made
+    once gives, day by day, the lines of ``cross_checks`` (before, on and after the
+    effective dates of a final rule and of a pending one)."""
+    ecfr = record(us.ECFR_SOURCE_ID, "III")
+    fr = record(us.FR_SOURCE_ID, "II", instrument="96 FR 54321", provision="FR Doc 2031-19876",
+                in_force_since="2031-10-01")
+    check = us.cross_checker([ecfr, fr], [FUTURE_RULE])
+    days = [date(2031, 1, 31), date(2031, 2, 1), date(2031, 2, 11), date(2031, 10, 1),
+            date(2031, 10, 3)]
+    answers = [check(day) for day in days]
+    assert answers == [us.cross_checks([ecfr, fr], [FUTURE_RULE], day) for day in days]
+    assert [len(lines) for lines in answers] == [0, 1, 1, 2, 2]
+    assert us.cross_checker([ecfr], [])(date(2031, 2, 11)) == []
+
+
+def test_the_site_asks_a_checker_once_and_a_daily_hook_each_day(monkeypatch) -> None:
+    """``reports.pages.cross_checks``: a module with ``cross_checker`` has it made once per
+    snapshot whatever the number of days asked; a module with only ``cross_checks`` (the
+    older hook) is still asked, day by day, with its own records."""
+    import jurisdictions
+    from reports.pages import Jurisdiction, Snapshot, cross_checks
+    from scrapers.store import StatusInterval
+
+    made: list[int] = []
+    asked: list[tuple[str, date]] = []
+
+    def checker(records, pending):  # noqa: ANN001, ANN202 - a module's hook
+        made.append(len(records))
+        return lambda today: [f"us {today}"]
+
+    modules = {"us": type("M", (), {"cross_checker": staticmethod(checker)}),
+               "xx": type("M", (), {"cross_checks": staticmethod(
+                   lambda records, pending, today: asked.append(
+                       (records[0].substance, today)) or [f"xx {today}"])})}
+    monkeypatch.setattr(jurisdictions, "jurisdiction", modules.__getitem__)
+
+    def current(code: str, substance: str) -> StatusInterval:
+        return StatusInterval(id=len(substance), record=record(
+            us.ECFR_SOURCE_ID, "III", jurisdiction=code, substance=substance),
+            valid_from="2031-01-01T00:00:00Z", valid_to=None,
+            last_confirmed_at="2031-01-01T00:00:00Z", last_document_sha256="a" * 64)
+
+    snap = Snapshot(intervals=(current("us", "ketamine"), current("xx", "esketamine")),
+                    changes=(), pending=(), states={}, fetches=(), failed_mail=(),
+                    heartbeat=None, documents={}, watched=(), all_entries=True,
+                    jurisdictions=tuple(Jurisdiction(code=c, name=c, sources=())
+                                        for c in ("us", "xx")))
+    days = [date(2031, 1, d) for d in range(1, 11)]
+    assert [cross_checks(snap, day) for day in days] == [[f"us {d}", f"xx {d}"] for d in days]
+    assert made == [1]
+    assert asked == [("esketamine", d) for d in days]
