@@ -140,7 +140,7 @@ class StatusRecord:
         # has no __post_init__ to skip.
         record = object.__new__(cls)
         record.__dict__.update(data)
-        record.__dict__["dates"] = tuple(tuple(pair) for pair in data["dates"] or ())
+        record.__dict__["dates"] = tuple(map(tuple, data["dates"] or ()))
         return record
 
     def material(self) -> tuple[Any, ...]:
