@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import date
+from itertools import accumulate
 from typing import IO, Any
 
 from scrapers.errors import ExtractionError
@@ -119,28 +120,23 @@ def parse_xml(content: bytes, where: str, expected: str) -> Any:
     return root
 
 
+#: A JSON string: what the depth check skips (a bracket inside one nests nothing).
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+#: Each byte's step in depth: +1 for "[" and "{", -1 for "]" and "}" (only those remain).
+_DEPTH_STEP = [0] * 256
+_DEPTH_STEP[0x5B] = _DEPTH_STEP[0x7B] = 1
+_DEPTH_STEP[0x5D] = _DEPTH_STEP[0x7D] = -1
+
+
 def _json_depth_ok(content: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
-    """A cheap bracket count (outside strings) that bounds nesting before json.loads."""
-    depth = 0
-    in_string = False
-    escaped = False
-    for byte in content:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):  # [ {
-            depth += 1
-            if depth > limit:
-                return False
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return True
+    """A bracket count outside strings that bounds nesting before json.loads — by regular
+    expressions and ``accumulate``, not a Python loop over every byte (a megabyte of
+    Federal Register answers took 60 ms that way). From an unterminated string on, nothing
+    counts (as inside any string)."""
+    outside = _JSON_STRING.sub(b"", content).split(b'"', 1)[0]
+    brackets = _NOT_BRACKET.sub(b"", outside)
+    return not brackets or max(accumulate(map(_DEPTH_STEP.__getitem__, brackets))) <= limit
 
 
 def load_json(content: bytes | None, what: str) -> Any:
