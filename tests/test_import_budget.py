@@ -30,6 +30,9 @@ from tests.support.served import CDSA_URL_PATH, CSR_URL_PATH, DocServer
 NEVER = ("sqlalchemy", "pandas", "jinja2", "lxml", "rich", "apscheduler")
 #: A run of Canada loads Canada's module only.
 NOT_IN_RUN_CA = ("jurisdictions.us", "jurisdictions.au")
+#: A warm run parses nothing: Canada's parser loads with the first document to parse.
+CA_PARSER = ("jurisdictions.ca.document", "jurisdictions.ca.schedules",
+             "jurisdictions.ca.status", "jurisdictions.ca.pending", "jurisdictions.ca.matching")
 #: ``status`` reads the store: no parser of any jurisdiction, no HTTP client, not the run's
 #: pipeline nor the site's publisher.
 NOT_IN_STATUS = ("jurisdictions.ca", "jurisdictions.us", "jurisdictions.au", "requests",
@@ -146,6 +149,12 @@ def test_a_run_of_canada_imports_no_other_jurisdiction(commands: dict[str, Comma
     command = commands["run -j ca"]
     assert "jurisdictions.ca" in command.modules
     assert command.loaded(NOT_IN_RUN_CA) == [], command.offenders(NOT_IN_RUN_CA)
+
+
+def test_a_warm_run_of_canada_loads_no_parser(commands: dict[str, Command]) -> None:
+    command = commands["run -j ca"]
+    assert "ok, not modified" in command.stdout
+    assert command.loaded(CA_PARSER) == [], command.offenders(CA_PARSER)
 
 
 @pytest.mark.parametrize("name", ["status", "status --format json", "status --as-of"])
