@@ -17,6 +17,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import operator
 import os
 import shutil
 import tempfile
@@ -388,8 +389,8 @@ class Store(OutboxRows):
         where, params = "valid_to IS NULL", {}
         if source_id is not None:
             where, params = where + " AND source_id = :source", {"source": source_id}
-        return self._intervals(f"SELECT * FROM status WHERE {where} "
-                               "ORDER BY jurisdiction, substance, source_id", params)
+        return self._intervals(f"SELECT * FROM status WHERE {where}", params,
+                               order=("jurisdiction", "substance", "source_id", "id"))
 
     def current_records(self, source_id: str) -> list[StatusRecord]:
         return [interval.record for interval in self.current_intervals(source_id)]
@@ -401,8 +402,8 @@ class Store(OutboxRows):
         at = day.isoformat()
         chosen: dict[tuple[str, str], StatusInterval] = {}
         for interval in self._intervals(
-                "SELECT * FROM status WHERE legal_from <= :at ORDER BY jurisdiction, "
-                "substance, source_id, valid_from, id", {"at": at}):
+                "SELECT * FROM status WHERE legal_from <= :at", {"at": at},
+                order=("jurisdiction", "substance", "source_id", "valid_from", "id")):
             record = interval.record
             key = (record.source_id, record.substance)
             holds = interval.legal_to is None or interval.legal_to > at
@@ -466,19 +467,24 @@ class Store(OutboxRows):
         where, params = "", {}
         if substance is not None:
             where, params = "WHERE substance = :substance ", {"substance": substance}
-        return self._intervals(f"SELECT * FROM status {where}"
-                               "ORDER BY jurisdiction, source_id, valid_from", params,
-                               digests=digests)
+        return self._intervals(f"SELECT * FROM status {where}", params, digests=digests,
+                               order=("jurisdiction", "source_id", "valid_from", "id"))
 
     def _intervals(self, sql: str, params: Mapping[str, Any], *,
                    confirmed: Mapping[str, tuple[str | None, str | None]] | None = None,
-                   digests: bool = False) -> list[StatusInterval]:
+                   digests: bool = False, order: Sequence[str] = ()) -> list[StatusInterval]:
         """``confirmed``: the sources' latest healthy observations when the caller has
-        them (``prior`` read the source states already); else read with the rows."""
+        them (``prior`` read the source states already); else read with the rows.
+        ``order``: the columns the rows are sorted by here, not by the database — sorting
+        thousands of rows with their record text in SQLite's temporary B-tree took longer
+        than reading them (~25 ms of ``status`` with watch = "all"), and code-point order is
+        the same on SQLite and PostgreSQL whatever the latter's collation."""
         with self.db.connect() as conn:
             rows = conn.rows(sql, params)
             if confirmed is None:
                 confirmed = self._confirmations(conn)
+        if order:
+            rows.sort(key=operator.itemgetter(*order))
         return [_interval_of(row, confirmed=confirmed, digest=digests) for row in rows]
 
     @staticmethod

@@ -149,3 +149,26 @@ def test_the_check_log_is_every_fetch_oldest_first_with_what_the_weekly_reports_
     # The same fetches as the full log, in the same order.
     assert [(r["source_id"], r["outcome"]) for r in store.fetch_log()] == \
         [(r["source_id"], r["outcome"]) for r in store.check_log()]
+
+
+def test_intervals_come_back_in_code_point_order_whatever_was_written_first(
+        store: Store) -> None:
+    """``status`` and the site list intervals by jurisdiction, substance and source (and the
+    history by source and observation): sorted here, by code point, so that SQLite and
+    PostgreSQL (whatever its collation: "Z" before "a", "é" after "z") give one order."""
+    names = ["zolazepam", "Ketamine", "éthylkétamine", "arketamine", "Zeta", "ketamine"]
+    with store.transaction(started_at=NOW, jurisdictions=["ca"]) as writer:
+        writer.open_intervals([_csr_record(name) for name in names], at=NOW)
+        writer.open_intervals([_csr_record(name, source_id="ca-cdsa") for name in names[:2]],
+                              at=NOW)
+        writer.finish(finished_at=NOW, exit_code=0, summary={})
+    expected = [(name, source) for name in sorted(names)
+                for source in sorted({"ca-csr"} | ({"ca-cdsa"} if name in names[:2] else set()))]
+    current = [(i.record.substance, i.record.source_id) for i in store.current_intervals()]
+    assert current == expected
+    as_of = store.status_as_of(NOW.date())
+    assert [(i.record.substance, i.record.source_id) for i in as_of] == expected
+    history = [(i.record.source_id, i.record.substance) for i in store.history()]
+    assert [source for source, _ in history] == ["ca-cdsa"] * 2 + ["ca-csr"] * 6
+    # One observation time for all: the ties keep the order they were written in.
+    assert [name for source, name in history if source == "ca-csr"] == names
