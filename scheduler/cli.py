@@ -290,7 +290,7 @@ def status(state: State, fmt: str, as_of: date | None) -> None:
                        disabled=not enabled[i.record.source_id])
             for i in intervals]
     if fmt == "json":
-        click.echo(_json_list(rows))
+        _echo_json(_json_list(rows))
         return
     if fmt == "csv":
         _csv(rows, list(CSV_COLUMNS))
@@ -367,7 +367,7 @@ def changes(state: State, since: date | None, fmt: str) -> None:
     if fmt == "json":
         keys = ("id", "detected_at", "jurisdiction", "substance", "kind", "before", "after",
                 "summary", "source_id", "effective_date")
-        click.echo(_json_list([{k: c.as_dict()[k] for k in keys} for c in found]))
+        _echo_json(_json_list([{k: c.as_dict()[k] for k in keys} for c in found]))
         return
     if not found:
         click.echo("No changes recorded" + (f" since {since}." if since else "."))
@@ -422,7 +422,7 @@ def history(state: State, substance: str, fmt: str) -> None:
         row["scheduling_history"] = by_code.get(row["jurisdiction"])
     if fmt == "json":
         held = {row["jurisdiction"] for row in rows}
-        click.echo(_json_list(rows + [
+        _echo_json(_json_list(rows + [
             {"jurisdiction": h["code"], "substance": key, "scheduling_history": h}
             for h in histories if h["code"] not in held]))
         return
@@ -494,7 +494,7 @@ def sources(state: State, fmt: str) -> None:
             "last_error": known.last_error if known else None,
         })
     if fmt == "json":
-        click.echo(_json_list(rows))
+        _echo_json(_json_list(rows))
         return
     _table([{**r, "health": _health_words(r["health"])} for r in rows],
            [("id", "Source"), ("enabled", "On"), ("health", "Health"),
@@ -732,6 +732,14 @@ def _cell(value: Any) -> str:
     if isinstance(value, list | tuple | dict):
         return json.dumps(value, ensure_ascii=False)
     return str(value)
+
+
+def _echo_json(text: str) -> None:
+    """JSON text to stdout as it is: ``click.echo`` would first search megabytes of it for
+    terminal colour codes to strip when stdout is not a terminal (~25 ms for watch = "all"),
+    and JSON text holds none (the encoder escapes every control character)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 def _json_list(rows: Sequence[Any]) -> str:

@@ -313,3 +313,17 @@ def test_a_reading_command_gives_the_collector_back_to_the_process(
     assert gc.isenabled()
     assert run_cli("--config", str(tracked), "history", "no-such-substance").exit_code != 0
     assert gc.isenabled()
+
+
+def test_json_output_is_written_as_encoded_with_scraped_control_codes_kept_as_data(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The JSON the reading commands print goes to stdout as the encoder wrote it (not
+    through click's colour stripping): a terminal colour code in scraped text stays in the
+    value, escaped, and never reaches the terminal raw."""
+    from scheduler import cli as commands
+
+    rows = [{"listed_as": "\x1b[31mKetamine\x1b[0m", "note": "a/b \u2028 é"}]
+    commands._echo_json(commands._json_list(rows))
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\u001b[31m" in out
+    assert json.loads(out) == rows
