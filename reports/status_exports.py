@@ -5,8 +5,8 @@ A day's run makes both files again: every row says when its source last confirme
 (``source_health``), and a healthy check changes those on every row of its source. The rest
 of a row changes only with its record or its interval. So the text of each row is kept in
 ``<data_dir>/cache/site/status-rows`` with those three cells left open; a publish fills them
-in and makes only the rows it holds no text for (a new or rewritten record, a closed
-interval) — the bytes of making every row (tests/test_status_exports.py compares them).
+in and makes only the rows it holds no text for (a new or rewritten record, a legal span
+that changed) — the bytes of making every row (tests/test_status_exports.py compares them).
 
 A row's kept text is found by everything the row shows but the three cells: the record's
 stored text (its digest), the interval's legal and observed span, whether it was
@@ -66,18 +66,16 @@ def status_texts(snap: Snapshot, columns: Sequence[str], *, data_dir: Path | Non
     path = data_dir / KEPT_FILE if data_dir is not None else None
     tag = f"{_SHAPE}\0{version}\0{chr(31).join(columns)}"
     kept = _load(path, tag) if reuse else {}
-    try:
-        return _texts(snap, columns, kept, path, tag)
-    except (TypeError, ValueError):  # kept texts not cut as ours are: made again
-        return _texts(snap, columns, {}, path, tag) if kept else None
+    return _texts(snap, columns, kept, path, tag)
 
 
-def _texts(snap: Snapshot, columns: Sequence[str], kept: dict[str, tuple[Template, Template]],
+def _texts(snap: Snapshot, columns: Sequence[str], kept: dict[str, Any],
            path: Path | None, tag: str) -> tuple[list[str], list[str]] | None:
     intervals = snap.current
     keys = [row_key(interval) for interval in intervals]
     values = _open_values(snap, intervals)
-    templates: list[tuple[Template, Template] | None] = [kept.get(key) for key in keys]
+    # A kept text not cut as ours are (a file written by hand) is made again.
+    templates = [_usable(kept.get(key)) for key in keys]
     lines: list[str] = [""] * len(intervals)
     objects: list[str] = [""] * len(intervals)
     made: dict[str, tuple[Template, Template]] = {}
@@ -118,6 +116,14 @@ def _texts(snap: Snapshot, columns: Sequence[str], kept: dict[str, tuple[Templat
         objects[index] = "".join((obj_a, json_cells[0], obj_b, json_cells[1], obj_c,
                                   json_cells[2], obj_d))
     return lines, objects
+
+
+def _usable(found: Any) -> tuple[Template, Template] | None:
+    if type(found) is tuple and len(found) == 2 and all(
+            type(text) is tuple and len(text) == len(OPEN_CELLS) + 1
+            and all(type(part) is str for part in text) for text in found):
+        return found
+    return None
 
 
 def _row(snap: Snapshot, interval: Any) -> dict[str, Any]:
@@ -171,9 +177,8 @@ def _whole(row: dict[str, Any], columns: Sequence[str]) -> tuple[str, str]:
     return exports.csv_lines([row], columns)[0], exports.json_objects([row], columns)[0]
 
 
-def _load(path: Path | None, tag: str) -> dict[str, tuple[Template, Template]]:
-    """The kept texts, when the file is ours (of this tag). Texts cut otherwise fail when
-    filled in (``status_texts`` then makes them again)."""
+def _load(path: Path | None, tag: str) -> dict[str, Any]:
+    """The kept texts, when the file is ours (of this tag); each is checked when used."""
     if path is None:
         return {}
     try:
