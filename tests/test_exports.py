@@ -140,3 +140,43 @@ def test_json_of_a_table_of_many_rows_is_pandas_bytes() -> None:
     assert exports.to_json(rows, COLUMNS) == _pandas_json(rows, COLUMNS)
     late = [*rows, {"id": 0.5}]
     assert exports.to_json(late, COLUMNS) == _pandas_json(late, COLUMNS)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_csv_of_columns_of_text_alone_is_pandas_bytes(seed: int) -> None:
+    """Columns of text and None, written column by column: the bytes of the rule applied
+    cell by cell, whether no value starts like a formula, one does, one holds a line break
+    followed by "=" (not a formula), or a bare carriage return — and ``csv_lines`` (the kept
+    export rows) gives the same lines."""
+    import random
+
+    rng = random.Random(seed)
+    plain = ["ketamine", "Kétamine", "", None, "a, b", "two\nlines", "2026-12-03T06:00:00Z",
+             "a" * 64, "healthy", "a \"quoted\" word"]
+    pool = [*plain, "x\n=not a formula", "line\n+1 inside"]
+    rare = ["=1+1", "@cmd", "-x", "+1", "\tx", "one\rtwo", "\rstart"]
+    columns = ("a", "b", "c", "d")
+    rows = [{name: rng.choice(plain if name in "ab" else pool) for name in columns}
+            for _ in range(50)]
+    if seed % 2:  # half of the tables: some rare values in one column
+        for row in rng.sample(rows, 3):
+            row[columns[seed % 4]] = rng.choice(rare)
+    assert exports.to_csv(rows, columns) == _value_by_value_csv(rows, columns)
+    assert "".join(exports.csv_lines(rows, columns)).encode() == \
+        exports.to_csv(rows, columns).split(b"\n", 1)[1]
+
+
+def _value_by_value_csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> bytes:
+    """The CSV rule cell by cell: each value neutralised (``_csv_cell``), minimal quoting,
+    a row holding a bare carriage return quoted whole (pandas' bytes but for those rows)."""
+    import csv
+
+    out = io.StringIO()
+    plain = csv.writer(out, lineterminator="\n")
+    quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    plain.writerow(columns)
+    for row in rows:
+        cells = [exports._csv_cell(row.get(name)) for name in columns]
+        bare_cr = any(isinstance(cell, str) and "\r" in cell for cell in cells)
+        (quoted if bare_cr else plain).writerow(cells)
+    return out.getvalue().encode("utf-8")
