@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from json.encoder import encode_basestring as _string  # C, when built
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
@@ -171,35 +171,34 @@ def _stdlib_json(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
     text: the standard library's string escaping is pandas' (every code point checked),
     except that pandas also escapes "/" — which occurs only inside strings in JSON text,
     so escaping every one of the finished text is exact."""
-    if not rows:
-        return [b"[\n\n]"]
-    chunks: list[bytes] = []
     try:
-        for start in range(0, len(rows), _CHUNK_ROWS):
-            text = ",\n".join(json_objects(rows[start:start + _CHUNK_ROWS], columns))
-            chunks.append((",\n" if start else "[\n").encode() + text.encode("utf-8"))
+        return _array(json_objects(rows[start:start + _CHUNK_ROWS], columns)
+                      for start in range(0, len(rows), _CHUNK_ROWS))
     except (Unsupported, UnicodeEncodeError):  # a lone surrogate: pandas decides
         return None
-    chunks.append(b"\n]")
-    return chunks
+
+
+def _array(parts: Iterable[Sequence[str]]) -> list[bytes]:
+    """The JSON array of the objects in ``parts`` (a few hundred a part), one UTF-8 chunk a
+    part; ``UnicodeEncodeError`` for a lone surrogate."""
+    chunks: list[bytes] = []
+    for part in parts:
+        chunks.append((",\n" if chunks else "[\n").encode() + ",\n".join(part).encode("utf-8"))
+    return [*chunks, b"\n]"] if chunks else [b"[\n\n]"]
 
 
 def write_json_objects(objects: Sequence[str], out: BinaryIO) -> bool:
     """The array of the objects ``json_objects`` made into an open binary file: the bytes
     of ``write_json``. False, with nothing written, when the text holds a lone surrogate
     (``write_json`` leaves that table to pandas)."""
-    if not objects:
-        out.write(b"[\n\n]\n")
-        return True
     try:
-        chunks = [(",\n" if start else "[\n").encode() + ",\n".join(
-            objects[start:start + _CHUNK_ROWS]).encode("utf-8")
-            for start in range(0, len(objects), _CHUNK_ROWS)]
+        chunks = _array(objects[start:start + _CHUNK_ROWS]
+                        for start in range(0, len(objects), _CHUNK_ROWS))
     except UnicodeEncodeError:
         return False
     for chunk in chunks:
         out.write(chunk)
-    out.write(b"\n]\n")
+    out.write(b"\n")
     return True
 
 

@@ -777,35 +777,28 @@ def cross_checks(snap: Snapshot, today: date) -> list[str]:
 
 
 def _cross_checkers(snap: Snapshot) -> list[Callable[[date], list[str]]]:
-    """A jurisdiction's ``cross_checker(records, pending)`` hook gives the check of one
-    snapshot as a function of the day, made once (ten years of weekly reports ask); a module
-    with only ``cross_checks(records, pending, today)`` is asked day by day."""
+    """A jurisdiction's optional ``cross_checker(records, pending)`` hook, given its current
+    records and open pending items, returns the check of this snapshot as a function of the
+    day: made once, asked by the index and by each of ten years of weekly reports."""
     from jurisdictions import jurisdiction
 
-    records: dict[str, list[StatusRecord]] = defaultdict(list)
-    for iv in snap.current:
-        records[iv.record.jurisdiction].append(iv.record)
-    open_items: dict[str, list[PendingItem]] = defaultdict(list)
-    for row in snap.pending:
-        if row.resolved_at is None:
-            open_items[row.item.jurisdiction].append(row.item)
-    checkers: list[Callable[[date], list[str]]] = []
+    hooks: dict[str, Callable[..., Callable[[date], list[str]]]] = {}
     for j in snap.jurisdictions:
         try:
-            module = jurisdiction(j.code)
+            hook = getattr(jurisdiction(j.code), "cross_checker", None)
         except (KeyError, ImportError):
             continue
-        held = records.get(j.code, []), open_items.get(j.code, [])
-        if hasattr(module, "cross_checker"):
-            checkers.append(module.cross_checker(*held))
-        elif hasattr(module, "cross_checks"):
-            checkers.append(functools.partial(_asked_daily, module.cross_checks, held))
-    return checkers
-
-
-def _asked_daily(hook: Callable[..., list[str]], held: tuple[list[Any], list[Any]],
-                 today: date) -> list[str]:
-    return list(hook(list(held[0]), list(held[1]), today))
+        if hook is not None:
+            hooks[j.code] = hook
+    records: dict[str, list[StatusRecord]] = {code: [] for code in hooks}
+    for iv in snap.current:
+        if iv.record.jurisdiction in records:
+            records[iv.record.jurisdiction].append(iv.record)
+    open_items: dict[str, list[PendingItem]] = {code: [] for code in hooks}
+    for row in snap.pending:
+        if row.resolved_at is None and row.item.jurisdiction in open_items:
+            open_items[row.item.jurisdiction].append(row.item)
+    return [hook(records[code], open_items[code]) for code, hook in hooks.items()]
 
 
 def mail_view(row: Mapping[str, Any]) -> dict[str, Any]:

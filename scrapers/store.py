@@ -432,12 +432,12 @@ class Store(OutboxRows):
         # the only ones the law can move on a day the document did not change; the rest
         # when the run asks for them (a changed document).
         for interval in self._intervals(f"SELECT * FROM status WHERE valid_to IS NULL AND "
-                                        f"dated = 1 AND source_id IN {sources} "
-                                        "ORDER BY substance", params, confirmed=confirmed):
+                                        f"dated = 1 AND source_id IN {sources}", params,
+                                        confirmed=confirmed, order=("substance", "id")):
             dated[interval.record.source_id].append(interval)
         current = LazyIntervals(chosen, lambda source_id: self._intervals(
-            "SELECT * FROM status WHERE valid_to IS NULL AND source_id = :source "
-            "ORDER BY substance", {"source": source_id}, confirmed=confirmed))
+            "SELECT * FROM status WHERE valid_to IS NULL AND source_id = :source",
+            {"source": source_id}, confirmed=confirmed, order=("substance", "id")))
         pending_rows: dict[str, list[PendingRow]] = {sid: [] for sid in chosen}
         for row in self.pending_items(open_only=False):
             if row.item.source_id in pending_rows:
@@ -470,21 +470,21 @@ class Store(OutboxRows):
         return self._intervals(f"SELECT * FROM status {where}", params, digests=digests,
                                order=("jurisdiction", "source_id", "valid_from", "id"))
 
-    def _intervals(self, sql: str, params: Mapping[str, Any], *,
+    def _intervals(self, sql: str, params: Mapping[str, Any], *, order: Sequence[str],
                    confirmed: Mapping[str, tuple[str | None, str | None]] | None = None,
-                   digests: bool = False, order: Sequence[str] = ()) -> list[StatusInterval]:
-        """``confirmed``: the sources' latest healthy observations when the caller has
-        them (``prior`` read the source states already); else read with the rows.
-        ``order``: the columns the rows are sorted by here, not by the database — sorting
-        thousands of rows with their record text in SQLite's temporary B-tree took longer
-        than reading them (~25 ms of ``status`` with watch = "all"), and code-point order is
-        the same on SQLite and PostgreSQL whatever the latter's collation."""
+                   digests: bool = False) -> list[StatusInterval]:
+        """``order``: the columns every read of intervals is sorted by, here rather than by
+        the database: sorting thousands of rows with their record text in SQLite's
+        temporary B-tree took longer than reading them (~25 ms of ``status`` with watch =
+        "all"), and code-point order is the same on SQLite and PostgreSQL whatever the
+        latter's collation. ``confirmed``: the sources' latest healthy observations when
+        the caller has them (``prior`` read the source states already); else read with the
+        rows."""
         with self.db.connect() as conn:
             rows = conn.rows(sql, params)
             if confirmed is None:
                 confirmed = self._confirmations(conn)
-        if order:
-            rows.sort(key=operator.itemgetter(*order))
+        rows.sort(key=operator.itemgetter(*order))
         return [_interval_of(row, confirmed=confirmed, digest=digests) for row in rows]
 
     @staticmethod
@@ -642,8 +642,8 @@ class Store(OutboxRows):
 
     def source_intervals(self, source_id: str) -> list[StatusInterval]:
         """Every interval of one source, backfilled or observed, oldest observation first."""
-        return self._intervals("SELECT * FROM status WHERE source_id = :source "
-                               "ORDER BY valid_from, id", {"source": source_id})
+        return self._intervals("SELECT * FROM status WHERE source_id = :source",
+                               {"source": source_id}, order=("valid_from", "id"))
 
     def add_backfilled_interval(self, writer: RunWriter, record: StatusRecord, *,
                                 at: datetime, legal_from: str, legal_to: str | None,

@@ -228,7 +228,7 @@ def cross_checker(records: Iterable[StatusRecord], pending: Iterable[PendingItem
                   ) -> Callable[[date], list[str]]:
     """``cross_checks`` for one set of records and pending items, asked for many days (the
     optional ``cross_checker`` hook: ten years of weekly reports ask the same snapshot).
-    The records are sorted by source once; each day then reads only the Federal Register's
+    The records are split by source once; each day then reads only the Federal Register's
     few records and items."""
     current = list(records)
     fr = ParseResult(records=tuple(r for r in current if r.source_id == FR_SOURCE_ID),

@@ -99,25 +99,23 @@ def test_the_checker_of_one_snapshot_answers_each_day_as_cross_checks_does() -> 
     assert us.cross_checker([ecfr], [])(date(2031, 2, 11)) == []
 
 
-def test_the_site_asks_a_checker_once_and_a_daily_hook_each_day(monkeypatch) -> None:
-    """``reports.pages.cross_checks``: a module with ``cross_checker`` has it made once per
-    snapshot whatever the number of days asked; a module with only ``cross_checks`` (the
-    older hook) is still asked, day by day, with its own records."""
+def test_the_site_makes_a_checker_once_per_snapshot_with_its_own_records(
+        monkeypatch) -> None:
+    """``reports.pages.cross_checks``: a module's ``cross_checker`` is made once per
+    snapshot, from that jurisdiction's current records alone, whatever the number of days
+    asked; a module without the hook is not asked."""
     import jurisdictions
     from reports.pages import Jurisdiction, Snapshot, cross_checks
     from scrapers.store import StatusInterval
 
-    made: list[int] = []
-    asked: list[tuple[str, date]] = []
+    made: list[list[str]] = []
 
     def checker(records, pending):  # noqa: ANN001, ANN202 - a module's hook
-        made.append(len(records))
+        made.append([r.substance for r in records])
         return lambda today: [f"us {today}"]
 
     modules = {"us": type("M", (), {"cross_checker": staticmethod(checker)}),
-               "xx": type("M", (), {"cross_checks": staticmethod(
-                   lambda records, pending, today: asked.append(
-                       (records[0].substance, today)) or [f"xx {today}"])})}
+               "xx": type("M", (), {})}
     monkeypatch.setattr(jurisdictions, "jurisdiction", modules.__getitem__)
 
     def current(code: str, substance: str) -> StatusInterval:
@@ -132,6 +130,5 @@ def test_the_site_asks_a_checker_once_and_a_daily_hook_each_day(monkeypatch) -> 
                     jurisdictions=tuple(Jurisdiction(code=c, name=c, sources=())
                                         for c in ("us", "xx")))
     days = [date(2031, 1, d) for d in range(1, 11)]
-    assert [cross_checks(snap, day) for day in days] == [[f"us {d}", f"xx {d}"] for d in days]
-    assert made == [1]
-    assert asked == [("esketamine", d) for d in days]
+    assert [cross_checks(snap, day) for day in days] == [[f"us {d}"] for d in days]
+    assert made == [["ketamine"]]
