@@ -1,8 +1,8 @@
 """Table exports: the site's status.csv, status.json and changes.csv, and the CSV of
 ``schedwatch status --format csv``.
 
-There is one CSV writer (``write_csv_text``, the standard library's ``csv``), used by the
-site and the CLI alike, so that a cell which a spreadsheet would run as a formula is
+There is one CSV writer (``write_csv_text``: the bytes of the standard library's ``csv``),
+used by the site and the CLI alike, so that a cell which a spreadsheet would run as a formula is
 neutralised the same way everywhere. The JSON export is written with the standard
 library's ``json`` in exactly the bytes pandas' ``DataFrame.to_json(orient="records",
 force_ascii=False, indent=2)`` writes (the format the site has always published: ``"key":
@@ -71,54 +71,68 @@ def write_csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
                    out: TextIO) -> None:
     """The one CSV writer: a header of ``columns``, then one line per row ("\\n" line ends,
     minimal quoting, None as an empty cell, a list of pairs as "label: value; ...") with
-    every cell that starts like a formula prefixed by an apostrophe.
-
-    The cells are worked out column by column (one list comprehension each, thousands of
-    rows with ``watch = "all"``) and written by ``writerows``; only a row holding a bare
-    "\\r" is written on its own."""
-    writer = csv.writer(out, lineterminator="\n")
-    # Minimal quoting does not quote a bare "\r" (only the line terminator's characters):
-    # a row holding one is written fully quoted, or a reader would split it.
-    quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
-    writer.writerow(columns)
-    if not columns:
-        writer.writerows([] for _ in rows)
-        return
-    table, carriage = _csv_table(rows, columns)
-    start = 0
-    for index in sorted(carriage):
-        writer.writerows(table[start:index])
-        quoted.writerow(table[index])
-        start = index + 1
-    writer.writerows(table[start:])
-
-
-def _csv_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
-               ) -> tuple[list[tuple[Any, ...]], set[int]]:
-    """The cells of each row, and the indexes of the rows holding a bare "\r"."""
-    cells = [_csv_column([row.get(name) for row in rows]) for name in columns]
-    carriage: set[int] = set()
-    for column in cells:
-        if "\r" in "".join([value for value in column if type(value) is str]):
-            carriage.update(index for index, value in enumerate(column)
-                            if type(value) is str and "\r" in value)
-    return list(zip(*cells, strict=True)), carriage  # None is written as an empty cell
+    every cell that starts like a formula prefixed by an apostrophe (``csv_lines``)."""
+    header: list[str] = []
+    csv.writer(_Lines(header.append), lineterminator="\n").writerow(columns)
+    out.write(header[0])
+    lines = _csv_body(rows, columns)
+    for start in range(0, len(lines), _CHUNK_ROWS):
+        out.write("".join(lines[start:start + _CHUNK_ROWS]))
 
 
 def csv_lines(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[str]:
     """Each row's line as ``write_csv_text`` writes it (after its header line), one string a
-    row: ``"".join`` of them is the table's body."""
-    lines: list[str] = []
-    sink = _Lines(lines.append)
+    row: ``"".join`` of them is the table's body (the kept rows of reports/status_exports)."""
+    return _csv_body(rows, columns)
+
+
+def _csv_body(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[str]:
+    """Each row's line as the standard library's ``csv.writer`` (minimal quoting, "\\n"
+    line ends) writes its cells (``_csv_column``), one string a row: ``"".join`` of them is
+    the table's body. Minimal quoting does not quote a bare "\\r" (only the line
+    terminator's characters): a row holding one is written fully quoted, or a reader would
+    split it.
+
+    The lines are joined here, column by column, rather than by ``csv.writer``: it looks up
+    every character of every cell in the line terminator (a third of ``status --format
+    csv`` on a ten-year store went to that search); a column is searched once for the
+    characters that need quotes (``,``, ``"``, a line break) and only a column holding one
+    is quoted cell by cell, as ``csv.writer`` quotes (tests/test_exports.py compares the
+    bytes)."""
     if not columns:
-        csv.writer(sink, lineterminator="\n").writerows([] for _ in rows)
-        return lines
-    writer = csv.writer(sink, lineterminator="\n")
-    quoted = csv.writer(sink, lineterminator="\n", quoting=csv.QUOTE_ALL)
-    table, carriage = _csv_table(rows, columns)
-    for index, cells in enumerate(table):
-        (quoted if index in carriage else writer).writerow(cells)
+        return ["\n"] * len(rows)
+    cells = [_csv_column([row.get(name) for row in rows]) for name in columns]
+    texts = [_csv_texts(column) for column in cells]
+    lines = [",".join(row) + "\n" for row in zip(*texts, strict=True)]
+    if len(columns) == 1:  # csv.writer writes a row of one empty cell as ""
+        lines = ['""\n' if line == "\n" else line for line in lines]
+    quoted: list[str] = []
+    writer = csv.writer(_Lines(quoted.append), lineterminator="\n", quoting=csv.QUOTE_ALL)
+    for column in texts:
+        if "\r" in "".join(column):
+            for index, text in enumerate(column):
+                if "\r" in text:
+                    writer.writerow([column_cells[index] for column_cells in cells])
+                    lines[index] = quoted.pop()
     return lines
+
+
+#: The characters for which ``csv.writer``, quoting minimally with "\\n" line ends, quotes a
+#: cell (a quote inside is doubled).
+_QUOTED = (",", '"', "\n")
+
+
+def _csv_texts(column: list[Any]) -> list[str]:
+    """Each cell's text as ``csv.writer`` writes it: text as it is, None as nothing, another
+    value as its ``str``, quoted when it holds a delimiter, a quote or a line break."""
+    texts = [value if type(value) is str else "" if value is None
+             else str.__str__(value) if isinstance(value, str) else str(value)
+             for value in column]
+    joined = "".join(texts)
+    if "," not in joined and '"' not in joined and "\n" not in joined:
+        return texts
+    return ['"' + text.replace('"', '""') + '"'
+            if "," in text or '"' in text or "\n" in text else text for text in texts]
 
 
 def write_csv_lines(columns: Sequence[str], lines: Sequence[str], out: BinaryIO) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -172,3 +173,44 @@ def test_intervals_come_back_in_code_point_order_whatever_was_written_first(
     assert [source for source, _ in history] == ["ca-cdsa"] * 2 + ["ca-csr"] * 6
     # One observation time for all: the ties keep the order they were written in.
     assert [name for source, name in history if source == "ca-csr"] == names
+
+
+def test_status_as_of_answers_as_a_reading_of_every_interval_would(store: Store) -> None:
+    """``status_as_of`` reads only the intervals that can answer (holding the day, or open);
+    on random histories of legal spans, open and closed, observed in any order, it gives
+    what reading every interval gives: per (source, substance), of those whose span holds
+    the day the later observation, else the open one."""
+    import random
+    from datetime import date, timedelta
+
+    rng = random.Random(18)
+    days = [date(2020, 1, 1) + timedelta(days=30 * i) for i in range(12)]
+    with store.transaction(started_at=NOW, jurisdictions=["ca"]) as writer:
+        for number in range(60):
+            substance = f"substance-{number % 12}"
+            source = rng.choice(["ca-csr", "ca-cdsa"])
+            start = rng.choice(days[:-1])
+            end = rng.choice([None, *[d for d in days if d > start]])
+            writer.open_intervals(
+                [_csr_record(substance, source_id=source, schedule=str(number))],
+                at=NOW + timedelta(minutes=number),
+                spans=[(start.isoformat(), end.isoformat() if end else None)],
+                closed=rng.random() < 0.6)
+        writer.finish(finished_at=NOW, exit_code=0, summary={})
+    everything = store.history()
+    for day in [*days, days[0] - timedelta(days=1), days[-1] + timedelta(days=400)]:
+        at = day.isoformat()
+        expected: dict[tuple[str, str], Any] = {}
+        for interval in sorted(everything, key=lambda i: (i.record.jurisdiction,
+                                                          i.record.substance,
+                                                          i.record.source_id, i.valid_from,
+                                                          i.id)):
+            if interval.legal_from is None or interval.legal_from > at:
+                continue
+            key = (interval.record.source_id, interval.record.substance)
+            holds = interval.legal_to is None or interval.legal_to > at
+            if holds or (interval.valid_to is None and key not in expected):
+                expected[key] = interval.id
+        answer = store.status_as_of(day)
+        assert sorted((i.record.source_id, i.record.substance, i.id) for i in answer) == \
+            sorted((*key, ident) for key, ident in expected.items()), day
