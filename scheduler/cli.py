@@ -321,8 +321,8 @@ def status(state: State, fmt: str, as_of: date | None) -> None:
     failing = sorted({r["source_id"] for r in rows
                       if r["source_health"] in ("source_failed", "extraction_failed")})
     disabled = sorted({r["source_id"] for r in rows if r["source_health"] == "disabled"})
-    for line in notes:
-        click.echo(line)
+    if notes:  # thousands with --as-of and watch = "all": one write, not one a line
+        click.echo("\n".join(notes))
     if disabled:
         click.echo(f"{HEALTH_WORDS['disabled'].capitalize()}: {', '.join(disabled)} (not "
                    "checked: the last status recorded is shown; set enabled = true under "
