@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run demo test test-fast check lint typecheck soak bench browser postgres clean
+.PHONY: run demo test test-fast check lint typecheck soak bench bench-instructions browser postgres clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,11 @@ soak: $(TEST_STAMP)
 
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/run_all.py
+
+# Instructions executed (valgrind's callgrind): steady where wall time drifts. AGAINST=REV
+# counts another revision beside this tree, e.g. make bench-instructions AGAINST=HEAD~1
+bench-instructions: $(TEST_STAMP)
+	$(BIN)/python bench/bench_instructions.py $(if $(AGAINST),--against $(AGAINST))
 
 clean:
 	rm -rf $(VENV) build *.egg-info

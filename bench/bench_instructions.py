@@ -1,0 +1,194 @@
+"""Instructions executed (valgrind's callgrind) by the commands whose wall time drifts with
+the machine: the reading commands and the incremental publish on the ten-year store.
+
+    .venv/bin/python bench/bench_instructions.py                  # this tree
+    .venv/bin/python bench/bench_instructions.py --against HEAD~3 # and another version
+
+Wall time on this machine drifts by up to a factor of two within a day, and a change worth
+5 % cannot be told from that drift even by alternating runs. The same code on the same input
+executes the same instructions, run after run, whatever else the machine does: this prints
+that count per case, and with ``--against REV`` the count of that version (checked out with
+``git worktree`` beside this one) in the same table. It is a count of CPU work, not of time:
+it leaves out waiting, page faults and the cost of memory traffic, and it may overweight
+hashing (under valgrind OpenSSL may not use the CPU's SHA instructions), so a change is
+confirmed here and its wall time measured in the other benchmarks. Each case runs once to
+compile the bytecode, then once under callgrind (about 50 times slower than normal: ~5
+minutes a version). The publish is made in one process (no page worker): a forked child
+would count the instructions of the process it was forked from as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_history import ensure_history  # noqa: E402
+from common import CACHE, PYTHON, ROOT, emit_json  # noqa: E402
+
+_REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
+#: Runs the command line in this process, with the version of the code given first: the
+#: console script would import the installed (editable) tree, whatever PYTHONPATH says.
+_CLI = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+        "from scheduler.cli import console_main; console_main()")
+#: One ``reports.site.publish`` of a prepared workspace, without the page worker.
+_PUBLISH = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from datetime import datetime
+from pathlib import Path
+import reports.page_worker
+reports.page_worker.fork_helps = lambda: False
+from reports.settings import Settings
+from reports.site import publish
+from scrapers.store import Store
+work = Path(sys.argv[2])
+store = Store(work / "data")
+publish(Settings(data_dir=work / "data", site_dir=work / "site", watch="all"), store,
+        now=datetime.fromisoformat(sys.argv[3]))
+store.close()
+"""
+#: The workspace of the publish case, made by the version measured (its pages carry its
+#: own fingerprints): the ten-year site, then a run that changes one thing.
+_PREPARE = """
+import sys
+code, bench, work, published, run_at = sys.argv[1:6]
+sys.path.insert(0, bench)
+import bench_history
+from pathlib import Path
+from datetime import datetime
+bench_history.ROOT = Path(code)
+bench_history.publish_once(Path(work), published)
+print(bench_history.one_change_run(Path(work), datetime.fromisoformat(run_at)))
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--against", metavar="REV", default=None,
+                        help="also count a git revision of this repository (e.g. HEAD~1)")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        print("bench_instructions: valgrind is not installed (apt-get install valgrind)",
+              file=sys.stderr)
+        return 2
+    folder, info = ensure_history()
+    last = datetime.fromisoformat(info["last_day"]).replace(tzinfo=UTC)
+    config = folder / "schedwatch.toml"
+    as_of = (last - timedelta(days=1)).date().isoformat()
+    cases = [("status", ["status"]), ("status --format json", ["status", "--format", "json"]),
+             ("status --format csv", ["status", "--format", "csv"]),
+             (f"status --as-of {as_of}", ["status", "--as-of", as_of])]
+    with tempfile.TemporaryDirectory(prefix="schedwatch-instructions-") as scratch:
+        place = Path(scratch)
+        trees = [("this tree", ROOT)]
+        if args.against:
+            other = place / "against"
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet",
+                            str(other), args.against], check=True)
+            trees.append((args.against, other))
+        try:
+            counts = {label: _count_tree(valgrind, tree, config, cases, folder, last,
+                                         place / f"work-{index}")
+                      for index, (label, tree) in enumerate(trees)}
+        finally:
+            if args.against:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                                str(place / "against")], check=False)
+    rows = _print(counts, [label for label, _ in cases] + ["incremental publish, one change"],
+                  [label for label, _ in trees])
+    emit_json(args.json, rows)
+    return 0
+
+
+def _count_tree(valgrind: str, tree: Path, config: Path, cases: list[tuple[str, list[str]]],
+                folder: Path, last: datetime, work: Path) -> dict[str, int]:
+    place = work.parent
+    counts: dict[str, int] = {}
+    for label, arguments in cases:
+        command = [PYTHON, "-c", _CLI, str(tree), "--config", str(config), *arguments]
+        counts[label] = _instructions(valgrind, command, place)
+        print(f"  {tree}: {label}: {counts[label] / 1e9:.3f} G", flush=True)
+    shutil.copytree(folder / "data", work / "data")
+    run_at = last + timedelta(days=1, hours=6)
+    subprocess.run([PYTHON, "-c", _PREPARE, str(tree), str(ROOT / "bench"), str(work),
+                    (last + timedelta(hours=12)).isoformat(), run_at.isoformat()],
+                   check=True, cwd=place, env=_environment(), stdout=subprocess.DEVNULL)
+    baseline = work / "site.baseline"
+    shutil.copytree(work / "site", baseline, copy_function=os.link)
+    moment = (run_at + timedelta(minutes=1)).isoformat()
+
+    def fresh_site() -> None:
+        shutil.rmtree(work / "site", ignore_errors=True)
+        shutil.copytree(baseline, work / "site", copy_function=os.link)
+
+    command = [PYTHON, "-c", _PUBLISH, str(tree), str(work), moment]
+    counts["incremental publish, one change"] = _instructions(valgrind, command, place,
+                                                              before=fresh_site)
+    shutil.rmtree(work, ignore_errors=True)
+    return counts
+
+
+def _environment() -> dict[str, str]:
+    """Bytecode cached (outside the trees), as for an installed program."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(CACHE / "pycache-instructions")
+    return env
+
+
+def _instructions(valgrind: str, command: list[str], place: Path,
+                  before: Callable[[], None] | None = None) -> int:
+    """The instructions ``command`` executes, after one run that compiles its bytecode. Run
+    from a scratch folder: the current folder comes first on ``sys.path`` and must not be
+    either tree."""
+    for measured in (False, True):
+        if before is not None:
+            before()
+        prefix = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null"] \
+            if measured else []
+        done = subprocess.run([*prefix, *command], cwd=place, env=_environment(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+        if done.returncode != 0:
+            tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
+            raise SystemExit(f"bench_instructions: {' '.join(command[-3:])} failed: {tail}")
+    found = _REFS.findall(done.stderr.decode("utf-8", "replace"))
+    if len(found) != 1:
+        raise SystemExit(f"bench_instructions: no single instruction count in valgrind's "
+                         f"report ({len(found)} found)")
+    return int(found[0].replace(",", ""))
+
+
+def _print(counts: dict[str, dict[str, int]], cases: list[str], trees: list[str]
+           ) -> list[dict[str, object]]:
+    print("\nInstructions executed (callgrind; ten-year watch = \"all\" store; one run each)")
+    head = f"{'case':44}" + "".join(f"{name:>16}" for name in trees)
+    print(head + ("  change" if len(trees) == 2 else ""))
+    rows: list[dict[str, object]] = []
+    for case in cases:
+        values = [counts[name][case] for name in trees]
+        line = f"{case:44}" + "".join(f"{v / 1e9:14.3f} G" for v in values)
+        row: dict[str, object] = {"benchmark": "instructions", "case": case,
+                                  **{name: values[i] for i, name in enumerate(trees)}}
+        if len(values) == 2 and values[1]:
+            change = (values[0] - values[1]) / values[1]
+            line += f"  {change:+.1%}"
+            row["change"] = round(change, 4)
+        print(line)
+        rows.append(row)
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(main())
