@@ -344,8 +344,9 @@ def page_groups(snap: Snapshot, settings: Settings, env: jinja2.Environment, *,
                                               now=now),
                     lambda: feed.feed_inputs(snap, feed_id=feed_id, site_url=site_url,
                                              now=now))
-        yield Page("changes.csv", lambda: snap.changes, lambda out: exports.write_csv(
-            feed.change_rows(snap), feed.CHANGE_COLUMNS, out))
+        yield Page("changes.csv", lambda: tuple(snap.change_key(c) for c in snap.changes),
+                   lambda out: exports.write_csv(feed.change_rows(snap), feed.CHANGE_COLUMNS,
+                                                 out))
 
     # Costliest first, as measured on the ten-year store (reports.page_worker: each process
     # takes the next when free): the reference and the exports lead every publish; the

@@ -421,3 +421,34 @@ def test_the_index_remakes_only_the_chunks_of_its_table_whose_rows_changed(
     # Nearly every chunk holds an Australian row (300 of its 312): those are made again.
     assert made + reused == chunks and made > chunks // 2
     assert page == index_publish(failing, "full-failing")[2]
+
+
+def test_a_change_rewritten_in_the_store_is_republished_wherever_it_is_shown(
+        history: tuple[Store, dict[str, StatusRecord], Settings], tmp_path: Path) -> None:
+    """A change's fingerprint is a digest of every stored field (made once per publish and
+    shared by its page, its substance's history page and changes.csv): a change row that
+    differs (here its summary, rewritten by hand) remakes those three and nothing else that
+    does not show it; the site is what a full rebuild makes."""
+    from reports.pages import history_path
+
+    store, records, settings = history
+    one_change_run(store, records["ketamine"])
+    site = publish(settings, store, now=AFTER)
+    before = site_files(site)
+    [change] = store.changes()
+    with store.db.connect() as conn:
+        conn.update("changes", {"summary": change.summary + " (corrected)"}, "id = :id",
+                    {"id": change.id})
+    site = publish(settings, store, now=AFTER)
+    full = publish(dataclasses.replace(settings, site_dir=tmp_path / "full"), store, now=AFTER)
+    assert_same_site(site, full)
+    after = site_files(site)
+    assert change.substance is not None
+    for name in (f"changes/{change.id}.html", history_path(change.substance), "changes.csv"):
+        assert b"(corrected)" in after[name], name
+        assert after[name] != before[name], name
+    # Pages that do not show it are kept: every other history page, every weekly report
+    # but the one of its week.
+    kept = [name for name in before if name.startswith("history/")
+            and name != history_path(change.substance)]
+    assert kept and all(after[name] == before[name] for name in kept)
