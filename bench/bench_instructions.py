@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_history import ensure_history  # noqa: E402
-from common import CACHE, PYTHON, ROOT, emit_json  # noqa: E402
+from common import PYTHON, ROOT, child_environment, emit_json  # noqa: E402
 
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 #: Runs the command line in this process, with the version of the code given first: the
@@ -124,7 +124,7 @@ def _count_tree(valgrind: str, tree: Path, config: Path, cases: list[tuple[str, 
     run_at = last + timedelta(days=1, hours=6)
     subprocess.run([PYTHON, "-c", _PREPARE, str(tree), str(ROOT / "bench"), str(work),
                     (last + timedelta(hours=12)).isoformat(), run_at.isoformat()],
-                   check=True, cwd=place, env=_environment(), stdout=subprocess.DEVNULL)
+                   check=True, cwd=place, env=child_environment(), stdout=subprocess.DEVNULL)
     baseline = work / "site.baseline"
     shutil.copytree(work / "site", baseline, copy_function=os.link)
     moment = (run_at + timedelta(minutes=1)).isoformat()
@@ -140,14 +140,6 @@ def _count_tree(valgrind: str, tree: Path, config: Path, cases: list[tuple[str, 
     return counts
 
 
-def _environment() -> dict[str, str]:
-    """Bytecode cached (outside the trees), as for an installed program."""
-    env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(CACHE / "pycache-instructions")
-    return env
-
-
 def _instructions(valgrind: str, command: list[str], place: Path,
                   before: Callable[[], None] | None = None) -> int:
     """The instructions ``command`` executes, after one run that compiles its bytecode. Run
@@ -158,7 +150,7 @@ def _instructions(valgrind: str, command: list[str], place: Path,
             before()
         prefix = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null"] \
             if measured else []
-        done = subprocess.run([*prefix, *command], cwd=place, env=_environment(),
+        done = subprocess.run([*prefix, *command], cwd=place, env=child_environment(),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
         if done.returncode != 0:
             tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]

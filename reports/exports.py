@@ -75,26 +75,21 @@ def write_csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
     header: list[str] = []
     csv.writer(_Lines(header.append), lineterminator="\n").writerow(columns)
     out.write(header[0])
-    lines = _csv_body(rows, columns)
+    lines = csv_lines(rows, columns)
     for start in range(0, len(lines), _CHUNK_ROWS):
         out.write("".join(lines[start:start + _CHUNK_ROWS]))
 
 
 def csv_lines(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[str]:
-    """Each row's line as ``write_csv_text`` writes it (after its header line), one string a
-    row: ``"".join`` of them is the table's body (the kept rows of reports/status_exports)."""
-    return _csv_body(rows, columns)
-
-
-def _csv_body(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[str]:
     """Each row's line as the standard library's ``csv.writer`` (minimal quoting, "\\n"
     line ends) writes its cells (``_csv_column``), one string a row: ``"".join`` of them is
-    the table's body. Minimal quoting does not quote a bare "\\r" (only the line
+    the table's body (``write_csv_text`` writes them after the header; reports/status_exports
+    keeps them between publishes). Minimal quoting does not quote a bare "\\r" (only the line
     terminator's characters): a row holding one is written fully quoted, or a reader would
     split it.
 
     The lines are joined here, column by column, rather than by ``csv.writer``: it looks up
-    every character of every cell in the line terminator (a third of ``status --format
+    every character of every cell in the line terminator (a fifth of ``status --format
     csv`` on a ten-year store went to that search); a column is searched once for the
     characters that need quotes (``,``, ``"``, a line break) and only a column holding one
     is quoted cell by cell, as ``csv.writer`` quotes (tests/test_exports.py compares the
@@ -106,20 +101,14 @@ def _csv_body(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list
     lines = [",".join(row) + "\n" for row in zip(*texts, strict=True)]
     if len(columns) == 1:  # csv.writer writes a row of one empty cell as ""
         lines = ['""\n' if line == "\n" else line for line in lines]
+    carriage = {index for column in texts if "\r" in "".join(column)
+                for index, text in enumerate(column) if "\r" in text}
     quoted: list[str] = []
     writer = csv.writer(_Lines(quoted.append), lineterminator="\n", quoting=csv.QUOTE_ALL)
-    for column in texts:
-        if "\r" in "".join(column):
-            for index, text in enumerate(column):
-                if "\r" in text:
-                    writer.writerow([column_cells[index] for column_cells in cells])
-                    lines[index] = quoted.pop()
+    for index in sorted(carriage):
+        writer.writerow([column[index] for column in cells])
+        lines[index] = quoted.pop()
     return lines
-
-
-#: The characters for which ``csv.writer``, quoting minimally with "\\n" line ends, quotes a
-#: cell (a quote inside is doubled).
-_QUOTED = (",", '"', "\n")
 
 
 def _csv_texts(column: list[Any]) -> list[str]:

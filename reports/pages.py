@@ -333,8 +333,8 @@ class Snapshot:
     def change_key(self, change: StoredChange) -> str:
         """A digest of the change as stored (every field), made once per snapshot and shared
         by every fingerprint that reads the change — its page, its substance's history page,
-        changes.csv — so that ten years of changes are described once a publish, not three
-        times (~6 MB of text a publish on the ten-year store)."""
+        changes.csv, the feed — so that ten years of changes are described once a publish,
+        not in each of them (~9 MB less text a publish on the ten-year store)."""
         key = self._change_keys.get(change.id)
         if key is None:
             key = self._change_keys[change.id] = _key(change)

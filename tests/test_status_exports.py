@@ -81,15 +81,16 @@ def from_kept(snap: Snapshot, data: Path, **options: object) -> tuple[bytes, byt
 
 @pytest.fixture
 def made(monkeypatch: pytest.MonkeyPatch) -> set[str]:
-    """The substances of the rows made (not filled in from kept texts)."""
+    """The substances of the rows made (not filled in from kept texts): every row made is
+    first built by ``status_exports._row``."""
     substances: set[str] = set()
-    real = exports.csv_lines
+    real = status_exports._row
 
-    def counting(rows, columns):  # noqa: ANN001, ANN202 - exports.csv_lines' own
-        substances.update(row["substance"] for row in rows)
-        return real(rows, columns)
+    def counting(snap, interval):  # noqa: ANN001, ANN202 - status_exports._row's own
+        substances.add(interval.record.substance)
+        return real(snap, interval)
 
-    monkeypatch.setattr(exports, "csv_lines", counting)
+    monkeypatch.setattr(status_exports, "_row", counting)
     return substances
 
 
