@@ -763,10 +763,12 @@ def _plain_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, st
               for value in map(row.get, keys)] for row in rows]
     widths = [min(60, max([len(title)] + [len(c[i]) for c in cells]))
               for i, (_, title) in enumerate(columns)]
-    lines = ["  ".join(title.ljust(w) for (_, title), w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
-              for row in cells]
-    click.echo("\n".join(line.rstrip() for line in lines))
+    # One format a line (each cell left-aligned, padded to its column's width, never cut):
+    # one call a row instead of a join over a padding per cell.
+    line = "  ".join(f"{{:<{width}}}" for width in widths).format
+    lines = [line(*[title for _, title in columns])]
+    lines += [line(*row) for row in cells]
+    click.echo("\n".join(text.rstrip() for text in lines))
 
 
 def _table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> None:

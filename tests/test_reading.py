@@ -327,3 +327,25 @@ def test_json_output_is_written_as_encoded_with_scraped_control_codes_kept_as_da
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\\u001b[31m" in out
     assert json.loads(out) == rows
+
+
+def test_the_plain_table_aligns_cells_and_prints_scraped_braces_as_they_are(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The table printed for a pipe (and for thousands of rows): every cell starts where its
+    column does, a long cell is printed whole, a line break in a cell is a space, no line
+    ends in padding; scraped text that looks like a format field ("{0}", "{}", "{x:>9}")
+    is printed as it is, never interpreted."""
+    from scheduler import cli as commands
+
+    columns = [("a", "Alpha"), ("b", "B"), ("c", "Gamma")]
+    rows = [{"a": "{0}", "b": "x" * 70, "c": "{}"},
+            {"a": "two\nlines", "b": None, "c": "{x:>9}"},
+            {"a": "", "b": 7, "c": ""}]
+    commands._plain_table(rows, columns)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "Alpha      " + "B".ljust(60) + "  Gamma",
+        "{0}        " + "x" * 70 + "  {}",
+        "two lines  " + "".ljust(60) + "  {x:>9}",
+        "           " + "7",
+    ]
