@@ -290,7 +290,7 @@ def status(state: State, fmt: str, as_of: date | None) -> None:
                        disabled=not enabled[i.record.source_id])
             for i in intervals]
     if fmt == "json":
-        _echo_json(_json_list(rows))
+        _echo_json(rows)
         return
     if fmt == "csv":
         _csv(rows, list(CSV_COLUMNS))
@@ -322,7 +322,7 @@ def status(state: State, fmt: str, as_of: date | None) -> None:
                       if r["source_health"] in ("source_failed", "extraction_failed")})
     disabled = sorted({r["source_id"] for r in rows if r["source_health"] == "disabled"})
     if notes:  # thousands with --as-of and watch = "all": one write, not one a line
-        click.echo("\n".join(notes))
+        _write_lines(notes)
     if disabled:
         click.echo(f"{HEALTH_WORDS['disabled'].capitalize()}: {', '.join(disabled)} (not "
                    "checked: the last status recorded is shown; set enabled = true under "
@@ -367,7 +367,7 @@ def changes(state: State, since: date | None, fmt: str) -> None:
     if fmt == "json":
         keys = ("id", "detected_at", "jurisdiction", "substance", "kind", "before", "after",
                 "summary", "source_id", "effective_date")
-        _echo_json(_json_list([{k: c.as_dict()[k] for k in keys} for c in found]))
+        _echo_json([{k: c.as_dict()[k] for k in keys} for c in found])
         return
     if not found:
         click.echo("No changes recorded" + (f" since {since}." if since else "."))
@@ -422,9 +422,9 @@ def history(state: State, substance: str, fmt: str) -> None:
         row["scheduling_history"] = by_code.get(row["jurisdiction"])
     if fmt == "json":
         held = {row["jurisdiction"] for row in rows}
-        _echo_json(_json_list(rows + [
+        _echo_json(rows + [
             {"jurisdiction": h["code"], "substance": key, "scheduling_history": h}
-            for h in histories if h["code"] not in held]))
+            for h in histories if h["code"] not in held])
         return
     for entry in histories:
         _history_section(entry, [r for r in rows if r["jurisdiction"] == entry["code"]])
@@ -494,7 +494,7 @@ def sources(state: State, fmt: str) -> None:
             "last_error": known.last_error if known else None,
         })
     if fmt == "json":
-        _echo_json(_json_list(rows))
+        _echo_json(rows)
         return
     _table([{**r, "health": _health_words(r["health"])} for r in rows],
            [("id", "Source"), ("enabled", "On"), ("health", "Health"),
@@ -734,21 +734,40 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _echo_json(text: str) -> None:
-    """JSON text to stdout as it is: ``click.echo`` would first search megabytes of it for
-    terminal colour codes to strip when stdout is not a terminal (~25 ms for watch = "all"),
-    and JSON text holds none (the encoder escapes every control character)."""
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+def _echo_json(rows: Sequence[Any]) -> None:
+    """A JSON array with one object a line (``_json_lines``) to stdout, as the encoder
+    wrote it: ``click.echo`` would first search megabytes of it for terminal colour codes
+    to strip when stdout is not a terminal (~25 ms for watch = "all"), and JSON text holds
+    none (the encoder escapes every control character)."""
+    _write_lines(_json_lines(rows))
 
 
-def _json_list(rows: Sequence[Any]) -> str:
-    """A JSON array with one object a line: readable, and written by json's C encoder
-    (``indent`` would force the pure-Python one: seconds for watch = "all")."""
+def _json_lines(rows: Sequence[Any]) -> list[str]:
+    """The lines of a JSON array with one object a line: readable, and written by json's C
+    encoder (``indent`` would force the pure-Python one: seconds for watch = "all")."""
     if not rows:
-        return "[]"
+        return ["[]"]
     encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder for thousands of rows
-    return "[\n" + ",\n".join(map(encode, rows)) + "\n]"
+    lines = ["[", *[encode(row) + "," for row in rows], "]"]
+    lines[-2] = lines[-2][:-1]  # no comma after the last object
+    return lines
+
+
+def _write_lines(lines: Sequence[str]) -> None:
+    """Lines of text to stdout, each encoded on its own, in stdout's encoding and error
+    handling (what writing their text would give). One text of thousands of rows is stored
+    two bytes a character as soon as one scraped line holds a "§" or an "α", and then
+    copied and encoded a character at a time; line by line, only those lines are."""
+    out = sys.stdout
+    buffer = getattr(out, "buffer", None)
+    if buffer is None:  # a text-only stream (an embedding program's)
+        out.write("\n".join(lines) + "\n")
+        out.flush()
+        return
+    out.flush()  # what was written as text comes first
+    encoding, errors = out.encoding, out.errors or "strict"
+    buffer.write(b"\n".join([line.encode(encoding, errors) for line in lines] + [b""]))
+    buffer.flush()
 
 
 #: Above this many rows a table is printed as plain aligned text: rich's layout of thousands of
@@ -768,7 +787,7 @@ def _plain_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, st
     line = "  ".join(f"{{:<{width}}}" for width in widths).format
     lines = [line(*[title for _, title in columns])]
     lines += [line(*row) for row in cells]
-    click.echo("\n".join(text.rstrip() for text in lines))
+    _write_lines([text.rstrip() for text in lines])
 
 
 def _table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> None:

@@ -323,7 +323,7 @@ def test_json_output_is_written_as_encoded_with_scraped_control_codes_kept_as_da
     from scheduler import cli as commands
 
     rows = [{"listed_as": "\x1b[31mKetamine\x1b[0m", "note": "a/b \u2028 é"}]
-    commands._echo_json(commands._json_list(rows))
+    commands._echo_json(rows)
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\\u001b[31m" in out
     assert json.loads(out) == rows
@@ -349,3 +349,27 @@ def test_the_plain_table_aligns_cells_and_prints_scraped_braces_as_they_are(
         "two lines  " + "".ljust(60) + "  {x:>9}",
         "           " + "7",
     ]
+
+
+def test_lines_are_written_in_stdouts_encoding_after_what_was_written_before(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reading commands write their lines as stdout would write their text: its
+    encoding and error handling (PYTHONIOENCODING=ascii:backslashreplace gives "\\xa7"),
+    after the text already written (a heading), and to a stream with no bytes beneath it
+    (an embedding program's) as text."""
+    import io
+
+    from scheduler import cli as commands
+
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii", errors="backslashreplace")
+    monkeypatch.setattr("sys.stdout", stream)
+    print("heading")
+    commands._write_lines(["§ 1308.13", "plain", "α-PVP"])
+    assert raw.getvalue() == b"heading\n\\xa7 1308.13\nplain\n\\u03b1-PVP\n"
+
+    text = io.StringIO()
+    monkeypatch.setattr("sys.stdout", text)
+    commands._echo_json([{"provision": "§ 1308.13"}, {"a": None}])
+    assert text.getvalue() == '[\n{"provision": "§ 1308.13"},\n{"a": null}\n]\n'
+    assert json.loads(text.getvalue()) == [{"provision": "§ 1308.13"}, {"a": None}]
