@@ -11,7 +11,7 @@ import stat
 from collections.abc import Mapping
 from datetime import UTC
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -22,6 +22,9 @@ from markupsafe import Markup
 from scrapers.clock import parse_stamp
 from scrapers.clock import reader_zone_named as zone
 from scrapers.records import CONTROL_LEVELS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from reports.parts import Parts
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -182,12 +185,16 @@ def render(env: jinja2.Environment, template: str, context: Mapping[str, Any]) -
 
 
 def render_into(env: jinja2.Environment, template: str, context: Mapping[str, Any],
-                out: BinaryIO, *, pieces: int = 4096) -> None:
+                out: BinaryIO, *, pieces: int = 4096, parts: Parts | None = None) -> None:
     """Render into an open binary file (UTF-8) a few thousand pieces at a time: the output
-    of a page of thousands of records is never held whole in memory."""
+    of a page of thousands of records is never held whole in memory. ``parts``: the
+    page's reused parts, written from the previous page (``Parts.write``)."""
     stream = env.get_template(template).generate(**context)
     while chunk := list(itertools.islice(stream, pieces)):
-        out.write("".join(chunk).encode("utf-8"))
+        if parts is None:
+            out.write("".join(chunk).encode("utf-8"))
+        else:
+            parts.write("".join(chunk), out)
 
 
 def stylesheet() -> str:

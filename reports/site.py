@@ -286,11 +286,10 @@ def page_groups(snap: Snapshot, settings: Settings, env: jinja2.Environment, *,
     def reference_page() -> Iterator[Page]:
         # The reference shows the time of publishing: made every time (from the parts of
         # the previous one that did not change).
-        yield _html(env, "reference.html", "reference.html",
-                    lambda: reference.reference_context(
-                        snap, now=now, scheduling=_scheduling(snap),
-                        parts=_parts("reference.html")),
-                    None)
+        yield _html_of_parts(env, "reference.html", "reference.html",
+                             lambda parts: reference.reference_context(
+                                 snap, now=now, scheduling=_scheduling(snap), parts=parts),
+                             _parts)
 
     def exports_() -> Iterator[Page]:
         columns = feed.STATUS_COLUMNS
@@ -321,9 +320,9 @@ def page_groups(snap: Snapshot, settings: Settings, env: jinja2.Environment, *,
     def index_page() -> Iterator[Page]:
         # The index shows the time of publishing: made every time (its all-records table
         # from the chunks of the previous one that did not change).
-        yield _html(env, "index.html", "index.html",
-                    lambda: pages.index_context(snap, now=now, parts=_parts("index.html")),
-                    None)
+        yield _html_of_parts(env, "index.html", "index.html",
+                             lambda parts: pages.index_context(snap, now=now, parts=parts),
+                             _parts)
 
     def weekly_pages() -> Iterator[Page]:
         index = weekly.week_index(snap, reader_zone)
@@ -365,6 +364,22 @@ def _html(env: jinja2.Environment, path: str, template: str,
                                     "csp": content_security_policy()}, out)
 
     return Page(path, inputs, write)
+
+
+def _html_of_parts(env: jinja2.Environment, path: str, template: str,
+                   context: Callable[[Parts], Mapping[str, Any]],
+                   parts: Callable[[str], Parts]) -> Page:
+    """A page made on every publish from parts (``reports.parts``): ``parts(path)`` are
+    those of its previous version, given to ``context`` and written from the previous page
+    where reused."""
+    root = "../" * path.count("/")
+
+    def write(out: BinaryIO) -> None:
+        chosen = parts(path)
+        render_into(env, template, {**context(chosen), "root": root,
+                                    "csp": content_security_policy()}, out, parts=chosen)
+
+    return Page(path, None, write)
 
 
 def _change_page(env: jinja2.Environment, snap: Snapshot, change: StoredChange) -> Page:

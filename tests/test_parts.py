@@ -6,14 +6,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from reports.entries import entries_html
 from reports.parts import Parts
 from tests.support.entry_cases import CASES, HEALTHS, entry
 
 
 def page_of(parts: Parts, blocks: dict[str, str]) -> bytes:
-    return ("<html>" + "".join(parts.part(key, lambda text=text: text)
-                               for key, text in blocks.items()) + "</html>").encode()
+    """A page of the blocks as ``Parts.write`` writes it (reused parts from the previous
+    page)."""
+    return parts.expand("<html>" + "".join(parts.part(key, lambda text=text: text)
+                                           for key, text in blocks.items()) + "</html>")
 
 
 def test_a_part_made_from_the_same_inputs_is_copied_from_the_previous_page(
@@ -24,8 +28,8 @@ def test_a_part_made_from_the_same_inputs_is_copied_from_the_previous_page(
     assert (first.made, first.reused) == (2, 0)
     again = Parts("v1", previous)
     made: list[str] = []
-    text = again.part("a", lambda: made.append("a") or "<p>other</p>")
-    assert made == [] and "<p>Ä one</p>" in text
+    text = again.expand(again.part("a", lambda: made.append("a") or "<p>other</p>"))
+    assert made == [] and "<p>Ä one</p>".encode() in text
     assert "<p>new</p>" in again.part("c", lambda: "<p>new</p>")
     assert (again.made, again.reused) == (1, 1)
 
@@ -54,9 +58,9 @@ def test_scraped_text_cannot_pose_as_a_part(tmp_path: Path) -> None:
     previous = tmp_path / "reference.html"
     previous.write_bytes(page_of(Parts("v1"), {"substance": made}))
     again = Parts("v1", previous)
-    assert str(again.part("substance", lambda: "remade")).count("<!--part:") == 1
+    assert again.expand(again.part("substance", lambda: "remade")).count(b"<!--part:") == 1
     assert again.reused == 1
-    assert made in again.part("substance", lambda: "remade")
+    assert made.encode() in again.expand(again.part("substance", lambda: "remade"))
 
 
 def test_every_entry_shape_survives_a_round_trip(tmp_path: Path) -> None:
@@ -66,6 +70,32 @@ def test_every_entry_shape_survives_a_round_trip(tmp_path: Path) -> None:
     previous.write_bytes(page_of(Parts("v1"), blocks))
     again = Parts("v1", previous)
     for key, text in blocks.items():
-        assert again.part(key, lambda: "remade") == \
-            f"<!--part:{again.key(key)}-->{text}<!--/part-->"
+        assert again.expand(again.part(key, lambda: "remade")) == \
+            f"<!--part:{again.key(key)}-->{text}<!--/part-->".encode()
     assert again.reused == len(blocks)
+
+
+def test_a_reused_part_is_written_from_the_previous_pages_bytes_and_only_its_own(
+        tmp_path: Path) -> None:
+    """A reused part's text is a placeholder until the page is written: ``write`` puts the
+    previous page's bytes in its place (what making it again would give, markers
+    included), and refuses a placeholder it did not issue — one of another page, one of a
+    part that was not reused, or one cut short — rather than write a page with a hole or
+    another page's part in it."""
+    previous = tmp_path / "page.html"
+    previous.write_bytes(page_of(Parts("v1"), {"a": "<p>α one</p>", "b": "<p>two</p>"}))
+    again = Parts("v1", previous)
+    reused = again.part("a", lambda: "remade")
+    assert "α" not in reused and again.key("a") in reused
+    page = "".join(["<p>§ before</p>", reused, again.part("c", lambda: "<p>new</p>")])
+    assert again.expand(page) == (
+        f"<p>§ before</p><!--part:{again.key('a')}--><p>α one</p><!--/part-->"
+        f"<!--part:{again.key('c')}--><p>new</p><!--/part-->").encode()
+    other = Parts("v1", previous)
+    with pytest.raises(ValueError, match="not issued"):
+        other.expand(reused)  # another object's (another page's) placeholder
+    not_reused = "<!--reused:" + again.key("b") + "-->"
+    with pytest.raises(ValueError, match="not issued"):
+        again.expand(not_reused)  # in the previous page, but never reused here
+    with pytest.raises(ValueError, match="not issued"):
+        again.expand(reused[:-1])

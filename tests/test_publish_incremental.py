@@ -60,9 +60,9 @@ def rendered(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     made: list[str] = []
     real = reports.site.render_into
 
-    def spy(env, template, context, out):  # type: ignore[no-untyped-def]
+    def spy(env, template, context, out, **options):  # type: ignore[no-untyped-def]
         made.append(f"{template}:{context.get('week', '')}")
-        return real(env, template, context, out)
+        return real(env, template, context, out, **options)
 
     monkeypatch.setattr(reports.site, "render_into", spy)
     return made

@@ -48,9 +48,9 @@ def test_every_site_template_renders_from_fixture_data(tmp_path: Path,
     used: list[str] = []
     real = reports.site.render_into
 
-    def spy(env, template, context, out):  # type: ignore[no-untyped-def]
+    def spy(env, template, context, out, **options):  # type: ignore[no-untyped-def]
         used.append(template)
-        return real(env, template, context, out)
+        return real(env, template, context, out, **options)
 
     monkeypatch.setattr(reports.site, "render_into", spy)
     store = build_store(tmp_path, extra_substances=3)

@@ -545,9 +545,9 @@ def test_unchanged_pages_are_reused_not_rendered(settings: Settings, store: Stor
     rendered: list[str] = []
     real_render = reports.site.render_into
 
-    def spy(env, template, context, out):  # type: ignore[no-untyped-def]
+    def spy(env, template, context, out, **options):  # type: ignore[no-untyped-def]
         rendered.append(template)
-        return real_render(env, template, context, out)
+        return real_render(env, template, context, out, **options)
 
     monkeypatch.setattr(reports.site, "render_into", spy)
     publish(settings, store, now=NOW + timedelta(minutes=1))
