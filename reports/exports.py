@@ -72,12 +72,17 @@ def write_csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
     """The one CSV writer: a header of ``columns``, then one line per row ("\\n" line ends,
     minimal quoting, None as an empty cell, a list of pairs as "label: value; ...") with
     every cell that starts like a formula prefixed by an apostrophe (``csv_lines``)."""
-    header: list[str] = []
-    csv.writer(_Lines(header.append), lineterminator="\n").writerow(columns)
-    out.write(header[0])
-    lines = csv_lines(rows, columns)
+    lines = csv_table_lines(rows, columns)
     for start in range(0, len(lines), _CHUNK_ROWS):
         out.write("".join(lines[start:start + _CHUNK_ROWS]))
+
+
+def csv_table_lines(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[str]:
+    """The lines ``write_csv_text`` writes, each ending in "\n": the header's, then each
+    row's (``csv_lines``)."""
+    header: list[str] = []
+    csv.writer(_Lines(header.append), lineterminator="\n").writerow(columns)
+    return [header[0], *csv_lines(rows, columns)]
 
 
 def csv_lines(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[str]:

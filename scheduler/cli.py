@@ -753,20 +753,22 @@ def _json_lines(rows: Sequence[Any]) -> list[str]:
     return lines
 
 
-def _write_lines(lines: Sequence[str]) -> None:
-    """Lines of text to stdout, each encoded on its own, in stdout's encoding and error
-    handling (what writing their text would give). One text of thousands of rows is stored
-    two bytes a character as soon as one scraped line holds a "§" or an "α", and then
-    copied and encoded a character at a time; line by line, only those lines are."""
+def _write_lines(lines: Sequence[str], *, ended: bool = False) -> None:
+    """Lines of text to stdout, each followed by a line break (``ended``: each ends in one
+    already), each encoded on its own, in stdout's encoding and error handling (what
+    writing their text would give). One text of thousands of rows is stored two bytes a
+    character as soon as one scraped line holds a "§" or an "α", and then copied and
+    encoded a character at a time; line by line, only those lines are."""
     out = sys.stdout
     buffer = getattr(out, "buffer", None)
     if buffer is None:  # a text-only stream (an embedding program's)
-        out.write("\n".join(lines) + "\n")
+        out.write("".join(lines) if ended else "\n".join(lines) + "\n")
         out.flush()
         return
     out.flush()  # what was written as text comes first
     encoding, errors = out.encoding, out.errors or "strict"
-    buffer.write(b"\n".join([line.encode(encoding, errors) for line in lines] + [b""]))
+    encoded = [line.encode(encoding, errors) for line in lines]
+    buffer.write(b"".join(encoded) if ended else b"\n".join([*encoded, b""]))
     buffer.flush()
 
 
@@ -813,9 +815,9 @@ def _table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -
 def _csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
     # The site's CSV writer: a scraped cell that starts like a formula is neutralised here
     # exactly as in status.csv.
-    from reports.exports import write_csv_text
+    from reports.exports import csv_table_lines
 
-    write_csv_text(rows, columns, sys.stdout)
+    _write_lines(csv_table_lines(rows, columns), ended=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

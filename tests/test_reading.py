@@ -367,6 +367,8 @@ def test_lines_are_written_in_stdouts_encoding_after_what_was_written_before(
     print("heading")
     commands._write_lines(["§ 1308.13", "plain", "α-PVP"])
     assert raw.getvalue() == b"heading\n\\xa7 1308.13\nplain\n\\u03b1-PVP\n"
+    commands._write_lines(["a,§\n", "b\n"], ended=True)  # CSV lines end in their own
+    assert raw.getvalue().endswith(b"PVP\na,\\xa7\nb\n")
 
     text = io.StringIO()
     monkeypatch.setattr("sys.stdout", text)
