@@ -235,9 +235,9 @@ def week_inputs(snap: Snapshot, index: WeekIndex, week: str, *, reader_zone: Zon
     return (week, parts.complete, snap.jurisdictions_key, sorted(snap.disabled), parts.sources,
             [(change_summary(c, snap.jurisdiction(c.jurisdiction).name), c.jurisdiction)
              for c in parts.changes],
-            pending_views(parts.open_pending, snap),
-            [(row, snap.jurisdiction(row.item.jurisdiction).name,
-              snap.history_href(row.item.substance)) for row in parts.open_pending],
+            # Each open item by its digest (the view the page sorts and shows is made from
+            # what it covers).
+            [snap.pending_key(row) for row in parts.open_pending],
             parts.mail, parts.cross_checks, window.hexdigest())
 
 

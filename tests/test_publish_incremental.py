@@ -452,3 +452,32 @@ def test_a_change_rewritten_in_the_store_is_republished_wherever_it_is_shown(
     kept = [name for name in before if name.startswith("history/")
             and name != history_path(change.substance)]
     assert kept and all(after[name] == before[name] for name in kept)
+
+
+def test_a_pending_item_rewritten_in_the_store_is_republished_in_every_week_it_is_open(
+        tmp_path: Path) -> None:
+    """A weekly report's fingerprint holds each open pending item by a digest of its row
+    and view (made once per publish, not written out in every week): a pending row that
+    differs (here its description, rewritten by hand) remakes every weekly report that
+    lists it and each is what a full rebuild makes."""
+    store = build_store(tmp_path)
+    settings = make_settings(tmp_path)
+    site = publish(settings, store, now=NOW)
+    before = site_files(site)
+    [row] = [r for r in store.pending_items(open_only=False) if r.item.source_id == "ca-cdsa"]
+    shown = [name for name, page in before.items()
+             if name.startswith("weekly/2") and b"Amendment not yet in force" in page]
+    assert shown  # the fixture's item is open in the weeks tracked
+    [stored] = store.db.rows("SELECT item FROM pending WHERE id = :id", {"id": row.id})
+    item = json.loads(stored["item"])
+    item["description"] = item["description"].replace("not yet in force", "not yet in force, "
+                                                      "corrected")
+    with store.db.connect() as conn:
+        conn.update("pending", {"item": json.dumps(item)}, "id = :id", {"id": row.id})
+    site = publish(settings, store, now=NOW)
+    full = publish(dataclasses.replace(settings, site_dir=tmp_path / "full"), store, now=NOW)
+    assert_same_site(site, full)
+    after = site_files(site)
+    for name in shown:
+        assert b"not yet in force, corrected" in after[name], name
+        assert after[name] != before[name], name
