@@ -341,23 +341,6 @@ class Snapshot:
         return key
 
     @cached_property
-    def _pending_keys(self) -> dict[int, str]:
-        return {}
-
-    def pending_key(self, row: PendingRow) -> str:
-        """A digest of a pending item as a page shows it (its row as stored, its view —
-        the change that announced it, the jurisdiction's name, whether its substance has a
-        history page — and that page's address), made once per snapshot: every weekly
-        report of the weeks it is open lists it (hundreds of weeks over years of history).
-        """
-        key = self._pending_keys.get(row.id)
-        if key is None:
-            key = self._pending_keys[row.id] = _key((
-                row, pending_views([row], self), self.jurisdiction(row.item.jurisdiction).name,
-                self.history_href(row.item.substance)))
-        return key
-
-    @cached_property
     def _views(self) -> dict[int, dict[str, Any]]:
         return {}
 

@@ -59,6 +59,8 @@ class WeekIndex:
     dated_days: Sequence[date] = ()
     #: day → digest of the dated facts of that day (``week_inputs``).
     day_digests: Mapping[date, bytes] = field(default_factory=dict)
+    #: pending row id → digest of the item as a report shows it (``week_inputs``).
+    pending_digests: Mapping[int, str] = field(default_factory=dict)
 
 
 def week_index(snap: Snapshot, reader_zone: ZoneInfo) -> WeekIndex:
@@ -109,7 +111,18 @@ def week_index(snap: Snapshot, reader_zone: ZoneInfo) -> WeekIndex:
         dated=dated, weeks=tuple(sorted(weeks)),
         mail_times=sorted((str(row.get("created_at") or ""), position)
                           for position, row in enumerate(snap.failed_mail)),
-        dated_days=[item[0] for item in dated], day_digests=_day_digests(snap, dated))
+        dated_days=[item[0] for item in dated], day_digests=_day_digests(snap, dated),
+        pending_digests={row.id: _pending_digest(snap, row) for row in snap.pending})
+
+
+def _pending_digest(snap: Snapshot, row: PendingRow) -> str:
+    """A pending item as a weekly report shows it: its row as stored, its view (the change
+    that announced it, the jurisdiction's name, whether its substance has a history page)
+    and that page's address. Made once per publish: every report of the weeks an item is
+    open lists it (hundreds of weeks over years of history)."""
+    shown = (row, pending_views([row], snap), snap.jurisdiction(row.item.jurisdiction).name,
+             snap.history_href(row.item.substance))
+    return hashlib.sha256(repr(shown).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 #: The labels of a record's own dates that are legal events ("Coming into force or due"):
@@ -237,7 +250,7 @@ def week_inputs(snap: Snapshot, index: WeekIndex, week: str, *, reader_zone: Zon
              for c in parts.changes],
             # Each open item by its digest (the view the page sorts and shows is made from
             # what it covers).
-            [snap.pending_key(row) for row in parts.open_pending],
+            [index.pending_digests[row.id] for row in parts.open_pending],
             parts.mail, parts.cross_checks, window.hexdigest())
 
 
