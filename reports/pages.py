@@ -287,7 +287,7 @@ class Snapshot:
         """A digest of the jurisdictions, their names, sources and titles: part of the
         fingerprint of every page that shows a name or a title (a digest, not the text:
         it goes into thousands of fingerprints)."""
-        return _key(self.jurisdictions)
+        return digest_of(self.jurisdictions)
 
     @cached_property
     def _interval_keys(self) -> dict[int, str]:
@@ -311,7 +311,7 @@ class Snapshot:
             del values["record"], values["record_digest"]  # the record: by ``record_key``
             if self.confirmed_by_source(interval):
                 values["last_confirmed_at"] = ""
-            key = self._interval_keys[interval.id] = _key(
+            key = self._interval_keys[interval.id] = digest_of(
                 (tuple(values.items()), record_key(interval)))
         return key
 
@@ -337,7 +337,7 @@ class Snapshot:
         not in each of them (~9 MB less text a publish on the ten-year store)."""
         key = self._change_keys.get(change.id)
         if key is None:
-            key = self._change_keys[change.id] = _key(change)
+            key = self._change_keys[change.id] = digest_of(change)
         return key
 
     @cached_property
@@ -393,11 +393,12 @@ def record_key(interval: StatusInterval) -> str:
     """A digest of the interval's record alone: for a record read from the store, its stored
     text's (``record_digest``, made as it is read: the same text decodes to the same
     record); for any other, of every field."""
-    return interval.record_digest or _key(tuple(interval.record.__dict__.items()))
+    return interval.record_digest or digest_of(tuple(interval.record.__dict__.items()))
 
 
-def _key(value: Any) -> str:
-    """A digest of ``repr(value)`` (deterministic for stored rows, tuples, dicts, text)."""
+def digest_of(value: Any) -> str:
+    """A digest of ``repr(value)`` (deterministic for stored rows, tuples, dicts, text): what
+    a page's or a part's inputs shared by many fingerprints are reduced to."""
     return hashlib.sha256(repr(value).encode("utf-8", "surrogatepass")).hexdigest()
 
 

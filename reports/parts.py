@@ -26,7 +26,6 @@ replaced: any other is an error, never written.
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -98,12 +97,6 @@ class Parts:
             out.write(_CLOSE)
             position = start + _DIGEST + 3
         out.write(text[position:].encode("utf-8"))
-
-    def expand(self, text: str) -> bytes:
-        """``text`` as ``write`` writes it."""
-        out = io.BytesIO()
-        self.write(text, out)
-        return out.getvalue()
 
 
 def _spans(page: bytes) -> dict[str, tuple[int, int]]:

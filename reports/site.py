@@ -313,7 +313,7 @@ def page_groups(snap: Snapshot, settings: Settings, env: jinja2.Environment, *,
                 exports.write_json(status_rows(), columns, out)
 
         # status.csv and status.json are made from the same rows: one digest for both.
-        status_inputs = functools.cache(lambda: _digest(feed.status_inputs(snap)))
+        status_inputs = functools.cache(lambda: pages.digest_of(feed.status_inputs(snap)))
         yield Page("status.csv", status_inputs, write_csv)
         yield Page("status.json", status_inputs, write_json)
 
@@ -357,13 +357,7 @@ def page_groups(snap: Snapshot, settings: Settings, env: jinja2.Environment, *,
 def _html(env: jinja2.Environment, path: str, template: str,
           context: Callable[[], Mapping[str, Any]], inputs: Callable[[], Any] | None) -> Page:
     """A page rendered from ``template``; ``context`` is called only when it is written."""
-    root = "../" * path.count("/")
-
-    def write(out: BinaryIO) -> None:
-        render_into(env, template, {**context(), "root": root,
-                                    "csp": content_security_policy()}, out)
-
-    return Page(path, inputs, write)
+    return Page(path, inputs, lambda out: _render(env, path, template, context(), out))
 
 
 def _html_of_parts(env: jinja2.Environment, path: str, template: str,
@@ -372,14 +366,20 @@ def _html_of_parts(env: jinja2.Environment, path: str, template: str,
     """A page made on every publish from parts (``reports.parts``): ``parts(path)`` are
     those of its previous version, given to ``context`` and written from the previous page
     where reused."""
-    root = "../" * path.count("/")
 
     def write(out: BinaryIO) -> None:
         chosen = parts(path)
-        render_into(env, template, {**context(chosen), "root": root,
-                                    "csp": content_security_policy()}, out, parts=chosen)
+        _render(env, path, template, context(chosen), out, chosen)
 
     return Page(path, None, write)
+
+
+def _render(env: jinja2.Environment, path: str, template: str, context: Mapping[str, Any],
+            out: BinaryIO, parts: Parts | None = None) -> None:
+    """``template`` with ``context``, the page's way back to the site's root and the
+    content security policy, into ``out``."""
+    render_into(env, template, {**context, "root": "../" * path.count("/"),
+                                "csp": content_security_policy()}, out, parts=parts)
 
 
 def _change_page(env: jinja2.Environment, snap: Snapshot, change: StoredChange) -> Page:
@@ -543,11 +543,6 @@ def _fingerprint(version: str, page: Page) -> str:
     digest.update(b"\0" + page.path.encode() + b"\0")
     digest.update(repr(page.inputs()).encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
-
-
-def _digest(inputs: Any) -> str:
-    """A digest of page inputs, for inputs that several pages share."""
-    return hashlib.sha256(repr(inputs).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _version(settings: Settings) -> str:

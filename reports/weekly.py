@@ -23,6 +23,7 @@ from reports.pages import (
     Snapshot,
     change_summary,
     cross_checks,
+    digest_of,
     human_duration,
     mail_view,
     parse_day,
@@ -120,9 +121,9 @@ def _pending_digest(snap: Snapshot, row: PendingRow) -> str:
     that announced it, the jurisdiction's name, whether its substance has a history page)
     and that page's address. Made once per publish: every report of the weeks an item is
     open lists it (hundreds of weeks over years of history)."""
-    shown = (row, pending_views([row], snap), snap.jurisdiction(row.item.jurisdiction).name,
-             snap.history_href(row.item.substance))
-    return hashlib.sha256(repr(shown).encode("utf-8", "surrogatepass")).hexdigest()
+    return digest_of((row, pending_views([row], snap),
+                      snap.jurisdiction(row.item.jurisdiction).name,
+                      snap.history_href(row.item.substance)))
 
 
 #: The labels of a record's own dates that are legal events ("Coming into force or due"):

@@ -186,8 +186,9 @@ def _value_by_value_csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) ->
                          ids=lambda c: f"{len(c)} column(s)")
 def test_csv_of_rows_with_and_without_each_column_is_pandas_bytes(
         columns: tuple[str, ...]) -> None:
-    """A row's cells are read in one call when it holds every column, one by one (an
-    empty cell for a missing one) when it does not: the same bytes either way."""
+    """Rows that hold every column and rows that lack some (an empty cell for each missing
+    one), with one, two and every column: pandas' bytes, for the table and for each row's
+    line."""
     full = [{name: f"{name} {index}" for name in COLUMNS} for index in range(5)]
     assert exports.to_csv(full, columns) == _pandas_csv(full, columns)
     partial = [*full[:2], {"id": 3}, *full[2:]]

@@ -176,10 +176,11 @@ def test_intervals_come_back_in_code_point_order_whatever_was_written_first(
 
 
 def test_status_as_of_answers_as_a_reading_of_every_interval_would(store: Store) -> None:
-    """``status_as_of`` reads only the intervals that can answer (holding the day, or open);
-    on random histories of legal spans, open and closed, observed in any order, it gives
-    what reading every interval gives: per (source, substance), of those whose span holds
-    the day the later observation, else the open one."""
+    """``status_as_of`` chooses on the rows' columns before decoding their records; on
+    random histories of legal spans, open and closed, observed in any order, it gives what
+    reading every interval gives — per (source, substance), of those whose span holds the
+    day the later observation, else the open one — in (jurisdiction, substance, source)
+    order."""
     import random
     from datetime import date, timedelta
 
@@ -214,3 +215,6 @@ def test_status_as_of_answers_as_a_reading_of_every_interval_would(store: Store)
         answer = store.status_as_of(day)
         assert sorted((i.record.source_id, i.record.substance, i.id) for i in answer) == \
             sorted((*key, ident) for key, ident in expected.items()), day
+        order = [(i.record.jurisdiction, i.record.substance, i.record.source_id)
+                 for i in answer]
+        assert order == sorted(order), day
