@@ -1,8 +1,10 @@
 """The compliance reference's entries (one per source's current record, thousands with
-``watch = "all"``) as pre-escaped HTML, made by pure functions instead of a Jinja macro call
-per entry (and four nested macro calls each): a macro call costs more than the entry's
-text. The markup is that of the ``_macros.html`` fragments it stands for (``health``,
-``level``, ``ext_link``, ``doc``), byte for byte; tests/test_entries.py renders both.
+``watch = "all"``) and the index's all-records rows as pre-escaped HTML, made by pure
+functions instead of a Jinja macro call per entry (and four nested macro calls each) or a
+Jinja loop over thousands of rows: the template's work costs more than the text. The
+markup is that of the ``_macros.html`` fragments it stands for (``health``, ``level``,
+``ext_link``, ``doc``) and of the index's row macro it replaced, byte for byte;
+tests/test_entries.py renders both.
 
 Everything scraped goes through ``markupsafe.escape``; only the fixed markup here and the
 ``when`` filter's own ``Markup`` are trusted. ``e`` is ``pages.interval_view`` of an
@@ -21,7 +23,7 @@ from reports.render import format_utc, safe_url, when
 from scrapers.clock import reader_zone_named
 
 __all__ = ["entries_html", "entry_html", "health_html", "level_html", "ext_link_html",
-           "doc_html"]
+           "doc_html", "record_rows_html"]
 
 When = Callable[[str | None], Markup]
 
@@ -106,6 +108,38 @@ def entry_html(e: Mapping[str, Any], moment: When, root: str = "") -> str:
     return "".join(out)
 
 
+def record_rows_html(rows: Sequence[Mapping[str, Any]], root: str = "") -> str:
+    """Rows of the index's all-records table (``pages._record_chunks``: a chunk's
+    ``rows``): the substance (a link to its history page when it has one), jurisdiction,
+    status, control level, pinpoint, text as listed, when last confirmed, source (and its
+    failing or disabled flag) and where else it is listed."""
+    home = escape(root)
+    out = []
+    for r in rows:
+        record = r["record"]
+        name = escape(record["name"])
+        href = r["history_href"]
+        level = record["control_level"]
+        health = r["health"]
+        flag = (' <span class="bad">failing</span>' if health["failing"]
+                else ' <span class="muted">disabled</span>' if health["disabled"] else "")
+        confirmed = (f'<a href="{home}reference.html#j-{escape(r["code"])}-sources">'
+                     'latest check</a>' if r["by_source_check"]
+                     else escape(format_utc(r["as_of"])))
+        out.append(
+            "<tr>\n<td>"
+            + (f'<a href="{home}{escape(href)}">{name}</a>' if href else name)
+            + f'</td>\n<td>{escape(r["jurisdiction"])}</td>\n<td>{escape(record["label"])}'
+            "</td>\n<td>"
+            + (f'<abbr title="{escape(record["level_description"])}">{escape(level)}</abbr>'
+               if level else "")
+            + f'</td>\n<td>{escape(record["pinpoint"])}</td>\n'
+            f'<td>{escape(record["listed_as"] or "")}</td>\n<td>{confirmed}</td>\n'
+            f'<td>{escape(record["source_id"])}{flag}</td>\n<td>{escape(r["listed_in"])}'
+            + (" <em>(unmatched)</em>" if r["unmatched"] else "") + "</td>\n</tr>\n")
+    return "".join(out)
+
+
 def _confirmed(e: Mapping[str, Any], moment: When, root: str) -> str:
     """``m.confirmed(e, code)``: by every healthy check of its source (the time of the
     latest is in the section's source table, shown once per source), or, when its source
@@ -118,6 +152,15 @@ def _confirmed(e: Mapping[str, Any], moment: When, root: str) -> str:
     return str(moment(e["as_of"]))
 
 
+#: Texts escaped before, and how: most of an entry's values (its source's id, URL and
+#: latest document, its dates, "named") repeat on thousands of entries — on the realistic
+#: reference, 16,000 distinct texts of 181,000 escaped. Emptied when it grows past
+#: ``_ESCAPED_LIMIT``, so that a long-running scheduler does not keep every text it ever
+#: published.
+_ESCAPED: dict[str, str] = {}
+_ESCAPED_LIMIT = 100_000
+
+
 def escape(value: Any) -> str:
     """``markupsafe.escape`` as text, with text escaped by five C ``str.replace`` calls
     (the same five entities): markupsafe's wrapper costs more than the escaping, and an
@@ -125,8 +168,13 @@ def escape(value: Any) -> str:
     is left to markupsafe."""
     if type(value) is not str:
         return str(_markupsafe_escape(value))
-    return value.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;") \
-        .replace("'", "&#39;").replace('"', "&#34;")
+    escaped = _ESCAPED.get(value)
+    if escaped is None:
+        if len(_ESCAPED) >= _ESCAPED_LIMIT:
+            _ESCAPED.clear()
+        escaped = _ESCAPED[value] = value.replace("&", "&amp;").replace(">", "&gt;") \
+            .replace("<", "&lt;").replace("'", "&#39;").replace('"', "&#34;")
+    return escaped
 
 
 # --- the fragments of _macros.html --------------------------------------------------------

@@ -675,12 +675,12 @@ def index_context(snap: Snapshot, *, now: datetime, parts: Parts | None = None
     chunks = _record_chunks(snap, current, listed_in, several) if others else []
     unmatched = sorted(key for key, codes in listed_in.items() if several and len(codes) == 1)
     chosen = parts if parts is not None else Parts("")
+    from reports.entries import record_rows_html  # here: entries imports Jinja (render)
 
-    def records_part(chunk: Mapping[str, Any], make: Callable[[list[dict[str, Any]]], str]
-                     ) -> Markup:
-        """One chunk of the all-records table (``make``: the template's macro), copied
-        from the previous index or made."""
-        return chosen.part(chunk["inputs"], lambda: str(make(chunk["rows"]())))
+    def records_part(chunk: Mapping[str, Any], root: str) -> Markup:
+        """One chunk of the all-records table (``root``: the page's way back to the site's
+        root), copied from the previous index or made."""
+        return chosen.part(chunk["inputs"], lambda: record_rows_html(chunk["rows"](), root))
 
     # Backfilled changes were read from an archive, not observed: history pages only.
     latest = sorted((c for c in snap.changes if not c.backfilled), key=lambda c: c.id,

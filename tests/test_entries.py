@@ -63,3 +63,62 @@ def test_scraped_text_is_escaped_and_a_script_link_is_not_a_link() -> None:
 @pytest.mark.parametrize("value", [NASTY, "", "plain", "a&b<c>d\"e'f", None, 7, "&amp;"])
 def test_escape_is_markupsafes(value: object) -> None:
     assert entries.escape(value) == str(markupsafe_escape(value))
+
+
+def test_escape_keeps_a_bounded_number_of_texts_and_gives_the_same_text_either_way() -> None:
+    texts = [f"{NASTY} {n}" for n in range(10)] * 2  # each escaped twice: kept, then forgot
+    saved = entries._ESCAPED_LIMIT
+    try:
+        entries._ESCAPED_LIMIT = 3  # a full store of texts is emptied for the next new one
+        entries._ESCAPED.clear()
+        escaped, sizes = [], []
+        for text in texts:
+            escaped.append(entries.escape(text))
+            sizes.append(len(entries._ESCAPED))
+        assert max(sizes) == 3
+    finally:
+        entries._ESCAPED_LIMIT = saved
+    assert escaped == [str(markupsafe_escape(text)) for text in texts]
+
+
+#: The macro the index rendered its all-records rows with (index.html's ``record_rows``):
+#: the spec of ``record_rows_html``.
+OLD_RECORD_ROWS = """{% macro record_rows(rows) %}{% for r in rows %}
+<tr>
+<td>{% if r.history_href %}<a href="{{ root }}{{ r.history_href }}">{{ r.record.name }}</a>{% else %}{{ r.record.name }}{% endif %}</td>
+<td>{{ r.jurisdiction }}</td>
+<td>{{ r.record.label }}</td>
+<td>{% if r.record.control_level %}<abbr title="{{ r.record.level_description }}">{{ r.record.control_level }}</abbr>{% endif %}</td>
+<td>{{ r.record.pinpoint }}</td>
+<td>{{ r.record.listed_as or "" }}</td>
+<td>{% if r.by_source_check %}<a href="{{ root }}reference.html#j-{{ r.code }}-sources">latest check</a>{% else %}{{ r.as_of|utc }}{% endif %}</td>
+<td>{{ r.record.source_id }}{% if r.health.failing %} <span class="bad">failing</span>{% elif r.health.disabled %} <span class="muted">disabled</span>{% endif %}</td>
+<td>{{ r.listed_in }}{% if r.unmatched %} <em>(unmatched)</em>{% endif %}</td>
+</tr>
+{% endfor %}{% endmacro %}{{ record_rows(rows) }}"""
+
+
+def _record_row(index: int, health: dict[str, object]) -> dict[str, object]:
+    odd = index % 2 == 1
+    return {
+        "code": "au" if odd else "c<a>", "jurisdiction": NASTY if odd else "Canada",
+        "listed_in": "Australia, Canada" if odd else NASTY, "unmatched": not odd,
+        "record": {"name": NASTY if odd else "Ketamine", "label": "Schedule {8}" if odd else NASTY,
+                   "control_level": (None, "C2", NASTY)[index % 3],
+                   "level_description": NASTY, "pinpoint": "S.C. 1996, c. 19" if odd else NASTY,
+                   "listed_as": (None, "", NASTY, "Ketamine & its salts")[index % 4],
+                   "source_id": "ca-cdsa" if odd else NASTY},
+        "as_of": ("2026-11-20T14:03:00+00:00", "not a stamp <b>", None)[index % 3],
+        "by_source_check": index % 5 == 0, "health": health,
+        "history_href": (None, "history/ketamine.html", 'history/"x".html')[index % 3],
+    }
+
+
+@pytest.mark.parametrize("root", ["", "../"])
+def test_index_record_rows_are_the_markup_of_the_old_macro(root: str) -> None:
+    old = environment("UTC").from_string(OLD_RECORD_ROWS)
+    rows = [_record_row(i, HEALTHS[i % len(HEALTHS)]) for i in range(30)]
+    for chosen in (rows, rows[:1], []):
+        assert entries.record_rows_html(chosen, root) == old.render(rows=chosen, root=root)
+    html = entries.record_rows_html(rows, root)
+    assert "<script>" not in html and "&lt;script&gt;" in html
