@@ -14,7 +14,7 @@ from typing import Any
 from markupsafe import Markup
 
 from reports.diff import display_name
-from reports.entries import entries_html
+from reports.entries import entries_html, escape
 from reports.pages import Jurisdiction, Snapshot, evidence, source_lines
 from reports.parts import Parts
 from reports.scheduling_history import history_inputs
@@ -54,26 +54,39 @@ def reference_context(snap: Snapshot, *, now: datetime, parts: Parts | None = No
 
     histories = scheduling or {}
 
-    def entries(sub: Mapping[str, Any], reader_zone: str, root: str) -> Markup:
-        """One substance's entries in one jurisdiction."""
-        return entries_html(source_lines(sub["intervals"], sub["order"], snap), reader_zone, root)
-
     def block(section: Mapping[str, Any], sub: Mapping[str, Any], index: int,
-              make: Callable[[Mapping[str, Any], Mapping[str, Any], int], str]) -> Markup:
-        """One substance's block in one jurisdiction (``make``: the template's macro),
-        reused or made."""
+              history_html: Callable[[Mapping[str, Any], Mapping[str, Any]], str],
+              reader_zone: str, root: str) -> Markup:
+        """One substance's block in one jurisdiction, reused or made: its heading, its
+        entries and, when it has one, its scheduling history (``history_html``: the
+        template's macro)."""
         history = histories.get(section["code"], {}).get(sub["substance"])
         return chosen.part((
             section["code"], index, sub["substance"], sub["history_href"],
             snap.jurisdictions_key, history_inputs([history] if history else []),
             reference_part_inputs(sub["intervals"], sub["order"], snap)),
-            lambda: str(make(section, sub, index)))
+            lambda: substance_block_html(section, sub, index, snap, reader_zone, root)
+            + (str(history_html(section, sub)) if history else ""))
 
     confirmed = [iv.last_confirmed_at for iv in current]
     return {"title": "Compliance reference", "as_of": max(confirmed) if confirmed else None,
-            "generated_at": stamp(now), "sections": sections, "entries": entries,
-            "block": block, "scheduling_history": histories,
+            "generated_at": stamp(now), "sections": sections, "block": block,
+            "scheduling_history": histories,
             "control_levels": [{"key": k, "description": v} for k, v in CONTROL_LEVELS.items()]}
+
+
+def substance_block_html(section: Mapping[str, Any], sub: Mapping[str, Any], index: int,
+                         snap: Snapshot, reader_zone: str, root: str) -> str:
+    """A substance's heading in its jurisdiction (a link to its history page when it has
+    one) and its entries, one per source, as the reference's former block macro wrote
+    them (tests/test_entries.py renders both)."""
+    name = escape(sub["name"])
+    href = sub["history_href"]
+    heading = f'<a href="{escape(root)}{escape(href)}">{name}</a>' if href else name
+    return (f'<h3 id="j-{escape(section["code"])}-{escape(index)}">{heading} — '
+            f'{escape(section["name"])}</h3>\n'
+            + str(entries_html(source_lines(sub["intervals"], sub["order"], snap), reader_zone,
+                               root)))
 
 
 def reference_part_inputs(intervals: Mapping[str, StatusInterval], order: Sequence[str],

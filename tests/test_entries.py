@@ -4,12 +4,20 @@ escaped: markup, quotes and ``javascript:`` links never reach the page as such."
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+from typing import Any
+
 import pytest
+from markupsafe import Markup
 from markupsafe import escape as markupsafe_escape
 
-from reports import entries
+from reports import entries, reference
+from reports.pages import source_lines
 from reports.render import environment
+from reports.site import _scheduling, read_snapshot
 from tests.support.entry_cases import CASES, HEALTHS, NASTY, entry
+from tests.support.site_data import NOW, PAYLOAD, build_store, make_settings
 
 #: The macro the reference rendered each entry with (the former _record.html): the spec.
 OLD_ENTRY = """{% import "_macros.html" as m with context %}
@@ -122,3 +130,45 @@ def test_index_record_rows_are_the_markup_of_the_old_macro(root: str) -> None:
         assert entries.record_rows_html(chosen, root) == old.render(rows=chosen, root=root)
     html = entries.record_rows_html(rows, root)
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+#: The macro the reference rendered each substance's block with (reference.html's former
+#: ``substance_block``), with what its template imported: the spec of
+#: ``reference.substance_block_html`` and the scheduling-history macro after it.
+OLD_BLOCKS = """{% import "_macros.html" as m with context %}
+{% macro substance_block(s, sub, index) %}
+<h3 id="j-{{ s.code }}-{{ index }}">{% if sub.history_href %}<a href="{{ root }}{{ sub.history_href }}">{{ sub.name }}</a>{% else %}{{ sub.name }}{% endif %} — {{ s.name }}</h3>
+{{ entries(sub, reader_zone, root) }}{% if scheduling_history.get(s.code, {}).get(sub.substance) %}{% include "_scheduling_history.html" %}{% endif %}
+{% endmacro %}
+{% for s in sections %}{% for sub in s.substances %}{{ substance_block(s, sub, loop.index) }}\0{% endfor %}{% endfor %}"""
+HISTORY_MACRO = """{% import "_macros.html" as m with context %}
+{% macro scheduling_block(s, sub) %}{% include "_scheduling_history.html" %}{% endmacro %}"""
+
+
+@pytest.mark.parametrize("root", ["", "../"])
+def test_reference_blocks_are_the_markup_of_the_old_macro(tmp_path: Path, root: str) -> None:
+    settings = make_settings(tmp_path, watch="all")
+    store = build_store(tmp_path, extra_substances=6)
+    try:
+        snap = read_snapshot(settings, store)
+    finally:
+        store.close()
+    context = reference.reference_context(snap, now=NOW, scheduling=_scheduling(snap))
+    zone = settings.scheduler.timezone
+    env = environment(zone)
+
+    def old_entries(sub: dict[str, Any], reader_zone: str, root: str) -> Markup:
+        return entries.entries_html(source_lines(sub["intervals"], sub["order"], snap),
+                                    reader_zone, root)
+
+    old = env.from_string(OLD_BLOCKS).render(
+        sections=context["sections"], scheduling_history=context["scheduling_history"],
+        entries=old_entries, root=root).split("\0")[:-1]
+    history = env.from_string(HISTORY_MACRO).make_module(
+        {"scheduling_history": context["scheduling_history"], "root": root}).scheduling_block
+    new = [re.sub(r"<!--part:[0-9a-f]+-->|<!--/part-->", "",
+                  str(context["block"](s, sub, index, history, zone, root)))
+           for s in context["sections"] for index, sub in enumerate(s["substances"], 1)]
+    assert len(new) > 10 and any("scheduling-history" in block for block in new)
+    assert any(str(markupsafe_escape(PAYLOAD)) in block for block in new)  # hostile text
+    assert new == old
