@@ -187,11 +187,17 @@ def read_snapshot(settings: Settings, store: Store,
     unchanged status one row)."""
     from jurisdictions.substances import build_watch_list
 
-    intervals = tuple(store.history(digests=True))
-    changes = tuple(store.changes())
-    pending = tuple(store.pending_items(open_only=False))
-    states = store.source_states()
-    fetches = tuple(store.check_log())
+    # One moment of the store: a run that commits while this reads must not leave the site
+    # with its new change but not its new status (or the other way round).
+    with store.snapshot():
+        intervals = tuple(store.history(digests=True))
+        changes = tuple(store.changes())
+        pending = tuple(store.pending_items(open_only=False))
+        states = store.source_states()
+        fetches = tuple(store.check_log())
+        failed_mail = tuple(store.outbox_rows("failed"))
+        heartbeat = store.heartbeat("scheduler")
+        actions = tuple(store.actions())
     seen: dict[str, set[str]] = defaultdict(set)
     for interval in intervals:
         seen[interval.record.jurisdiction].add(interval.record.source_id)
@@ -210,9 +216,8 @@ def read_snapshot(settings: Settings, store: Store,
     listed = pages.jurisdiction_list(_registry(), seen)
     return Snapshot(
         intervals=intervals, changes=changes, pending=pending, states=states,
-        fetches=fetches, failed_mail=tuple(store.outbox_rows("failed")),
-        heartbeat=store.heartbeat("scheduler"), jurisdictions=listed,
-        actions=tuple(store.actions()),
+        fetches=fetches, failed_mail=failed_mail, heartbeat=heartbeat, jurisdictions=listed,
+        actions=actions,
         documents=dict(documents or {}), watched=watch.keys, all_entries=watch.all_entries,
         disabled=frozenset(sid for j in listed for sid in j.sources
                            if not settings.source(sid).enabled))

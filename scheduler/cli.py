@@ -280,8 +280,9 @@ def status(state: State, fmt: str, as_of: date | None) -> None:
     day = as_of
     settings = state.settings
     store = state.store(readonly=True)
-    states = store.source_states()
-    intervals = store.status_as_of(day) if day else store.current_intervals()
+    with store.snapshot():  # the sources' health and the statuses of one moment
+        states = store.source_states()
+        intervals = store.status_as_of(day) if day else store.current_intervals()
     codes = {i.record.jurisdiction for i in intervals}
     days = {code: day or _local_today(code) for code in codes}  # one clock read a jurisdiction
     enabled = {sid: settings.source(sid).enabled for sid in {i.record.source_id

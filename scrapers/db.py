@@ -264,6 +264,8 @@ class Database:
         self._idle: list[tuple[Any, float]] = []
         self._lock = threading.Lock()
         self._memory: Any = None  # the one connection of an in-memory database
+        #: Per thread, the connection of the ``snapshot`` it is in.
+        self._pinned = threading.local()
         if self.backend == "postgresql":
             try:
                 import psycopg  # noqa: F401 - the driver, checked before the first connection
@@ -331,10 +333,43 @@ class Database:
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[Connection]:
-        """A connection for reads (each statement in its own transaction)."""
+        """A connection for reads (each statement in its own transaction; inside
+        ``snapshot``, the snapshot's)."""
+        pinned = getattr(self._pinned, "conn", None)
+        if pinned is not None:
+            yield pinned
+            return
         raw = self._checkout()
         try:
             yield Connection(raw, self.backend)
+        except BaseException:
+            self._drop(raw)
+            raise
+        self._checkin(raw)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read this thread makes in the block sees the database at one moment: one
+        connection in one read transaction (SQLite: its first read fixes what the later ones
+        see, a writer committing meanwhile is not seen; PostgreSQL: ``REPEATABLE READ``). A
+        page made from reads made one after another (the intervals, then the changes) then
+        never shows half a run. A snapshot inside another is the outer one. The in-memory
+        database (one connection, the tests') reads as it always does."""
+        if getattr(self._pinned, "conn", None) is not None or (
+                self.backend == "sqlite" and self.url.path is None and self._sqlite_uri is None):
+            yield
+            return
+        raw = self._checkout()
+        conn = Connection(raw, self.backend)
+        try:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+                         if self.backend == "postgresql" else "BEGIN")
+            self._pinned.conn = conn
+            try:
+                yield
+            finally:
+                self._pinned.conn = None
+            conn.execute("COMMIT")
         except BaseException:
             self._drop(raw)
             raise

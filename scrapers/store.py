@@ -376,6 +376,11 @@ class Store(OutboxRows):
 
     # --- reads --------------------------------------------------------------------------
 
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
+        """Reads in the block (this thread's) see the store at one moment, whatever a run
+        commits meanwhile (``Database.snapshot``): what a page shows of several tables."""
+        return self.db.snapshot()
+
     def source_states(self) -> dict[str, SourceState]:
         return {row["source_id"]: SourceState.from_row(row)
                 for row in self.db.rows("SELECT * FROM source_state")}

@@ -844,3 +844,43 @@ def test_csv_cells_cannot_run_as_formulas() -> None:
     text = to_csv(rows, ["a", "b", "c"]).decode()
     assert "'=HYPERLINK" in text and "'@SUM" in text and ",plain" in text
     assert json.loads(to_json(rows, ["a", "b", "c"]))[0]["a"] == rows[0]["a"]
+
+
+def test_a_run_committed_while_the_site_reads_the_store_is_in_none_of_its_pages(
+        tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process's run commits after the site has read the intervals and before it
+    reads the changes: the site shows the store before that run everywhere (no change page
+    for a status the reference does not show), and the next publish shows it everywhere."""
+    from tests.support.site_data import record
+
+    settings = make_settings(tmp_path, watch="all")  # every substance in the reference
+    at = T4 + timedelta(hours=2)
+    other = Store(tmp_path / "data")
+    read_changes = store.changes
+    committed: list[int] = []
+
+    def changes_after_a_commit(*args: object, **kwargs: object) -> list[object]:
+        if not committed:  # the first read of the changes: the run lands just before it
+            with other.transaction(started_at=at, jurisdictions=["ca"]) as writer:
+                writer.open_intervals([record("ca-cdsa", "zz-racing", "c" * 64, at)], at=at)
+                committed.append(writer.add_change(
+                    detected_at=at, jurisdiction="ca", substance="zz-racing",
+                    source_id="ca-cdsa", kind="scheduled", summary="ZZ-RACING scheduled",
+                    before=None, after={"schedule": "I"}))
+                writer.finish(finished_at=at, exit_code=0, summary={})
+        return read_changes(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "changes", changes_after_a_commit)
+    try:
+        site = publish(settings, store, now=at + timedelta(minutes=1))
+        first = ((site / f"changes/{committed[0]}.html").exists(),
+                 "ZZ-RACING scheduled" in (site / "feed.atom").read_text("utf-8"),
+                 "zz-racing" in (site / "reference.html").read_text("utf-8").lower())
+        site = publish(settings, store, now=at + timedelta(minutes=2))
+        second = ((site / f"changes/{committed[0]}.html").exists(),
+                  "ZZ-RACING scheduled" in (site / "feed.atom").read_text("utf-8"),
+                  "zz-racing" in (site / "reference.html").read_text("utf-8").lower())
+    finally:
+        other.close()
+    assert first == (False, False, False)
+    assert second == (True, True, True)

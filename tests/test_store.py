@@ -5,7 +5,7 @@ PostgreSQL server (skipped with the reason when there is none, see tests/support
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,37 @@ def test_a_reader_sees_the_data_and_cannot_write(tmp_path: Path, store: Store,
             reader.transaction(started_at=NOW, jurisdictions=["ca"]):
         pass
     reader.close()
+
+
+def test_reads_in_a_snapshot_see_one_moment_whatever_another_process_commits(
+        tmp_path: Path, store: Store, database_url: str | None) -> None:  # noqa: F811
+    """What the site reads of several tables comes from one moment: a run another process
+    commits between two of the reads is seen by neither, and by the next read after."""
+    with store.transaction(started_at=NOW, jurisdictions=["ca"]) as writer:
+        writer.open_intervals([_csr_record("ketamine")], at=NOW)
+        writer.finish(finished_at=NOW, exit_code=0, summary={})
+    other = Store(tmp_path / "data" if database_url is None else tmp_path / "other",
+                  database_url)
+    later = NOW + timedelta(days=1)
+    try:
+        with store.snapshot():
+            before = [i.record.substance for i in store.history()]
+            with other.transaction(started_at=later, jurisdictions=["ca"]) as writer:
+                writer.open_intervals([_csr_record("esketamine")], at=later)
+                writer.add_change(detected_at=later, jurisdiction="ca", substance="esketamine",
+                                  source_id="ca-csr", kind="scheduled", summary="new",
+                                  before=None, after={"schedule": "1"})
+                writer.finish(finished_at=later, exit_code=0, summary={})
+            seen = ([i.record.substance for i in store.history()], store.changes(),
+                    len(store.runs()))
+        after = ([i.record.substance for i in store.history()], store.changes(),
+                 len(store.runs()))
+    finally:
+        other.close()
+    assert before == ["ketamine"]
+    assert seen == (["ketamine"], [], 1)
+    assert sorted(after[0]) == ["esketamine", "ketamine"] and [c.kind for c in after[1]] == [
+        "scheduled"] and after[2] == 2
 
 
 def test_an_unreachable_server_is_one_clear_line(tmp_path: Path) -> None:
