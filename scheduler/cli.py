@@ -400,14 +400,15 @@ def history(state: State, substance: str, fmt: str) -> None:
     match = WatchList(substances=KNOWN).match(substance)
     key = match.key if match else name_key(substance)
     store = state.store(readonly=True)
-    intervals = store.history(key)
-    actions = store.actions(key)
+    with store.snapshot():  # the intervals, actions and changes of one moment
+        intervals = store.history(key)
+        actions = store.actions(key)
+        changes = [c for c in store.changes() if c.substance == key]
     if not intervals and not actions:
         click.echo(f"No scheduling history stored for {substance!r} (no status interval, no "
                    "dated action): check the name, then run `schedwatch run` (live) or "
                    "`schedwatch backfill` (the regulators' archives).", err=True)
         sys.exit(1)
-    changes = [c for c in store.changes() if c.substance == key]
     names = {code: str(getattr(jurisdiction(code), "NAME", code.upper())) for code in REGISTRY}
     histories = scheduling.scheduling_history(key, intervals, changes, actions, names,
                                               list(REGISTRY))
