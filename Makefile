@@ -70,9 +70,11 @@ bench: $(TEST_STAMP)
 	$(BIN)/python bench/run_all.py
 
 # Instructions executed (valgrind's callgrind): steady where wall time drifts. AGAINST=REV
-# counts another revision beside this tree, e.g. make bench-instructions AGAINST=HEAD~1
+# counts another revision beside this tree, e.g. make bench-instructions AGAINST=HEAD~1; FULL=1
+# also counts a whole new site (~5 more minutes a version)
 bench-instructions: $(TEST_STAMP)
-	$(BIN)/python bench/bench_instructions.py $(if $(AGAINST),--against $(AGAINST))
+	$(BIN)/python bench/bench_instructions.py $(if $(AGAINST),--against $(AGAINST)) \
+		$(if $(FULL),--full-rebuild)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -3,6 +3,7 @@ the machine: the reading commands and the incremental publish on the ten-year st
 
     .venv/bin/python bench/bench_instructions.py                  # this tree
     .venv/bin/python bench/bench_instructions.py --against HEAD~3 # and another version
+    .venv/bin/python bench/bench_instructions.py --full-rebuild   # and a whole new site
 
 Wall time on this machine drifts by up to a factor of two within a day, and a change worth
 5 % cannot be told from that drift even by alternating runs. The same code on the same input
@@ -76,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", metavar="REV", default=None,
                         help="also count a git revision of this repository (e.g. HEAD~1)")
+    parser.add_argument("--full-rebuild", action="store_true",
+                        help="also count the publish of the whole site with no previous one "
+                             "(~5 more minutes a version): what rendering every page costs")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     valgrind = shutil.which("valgrind")
@@ -100,20 +104,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             trees.append((args.against, other))
         try:
             counts = {label: _count_tree(valgrind, tree, config, cases, folder, last,
-                                         place / f"work-{index}")
+                                         place / f"work-{index}", args.full_rebuild)
                       for index, (label, tree) in enumerate(trees)}
         finally:
             if args.against:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
                                 str(place / "against")], check=False)
-    rows = _print(counts, [label for label, _ in cases] + ["incremental publish, one change"],
+    publishes = ["incremental publish, one change"] + ([FULL] if args.full_rebuild else [])
+    rows = _print(counts, [label for label, _ in cases] + publishes,
                   [label for label, _ in trees])
     emit_json(args.json, rows)
     return 0
 
 
+FULL = "full rebuild (no previous site)"
+
+
 def _count_tree(valgrind: str, tree: Path, config: Path, cases: list[tuple[str, list[str]]],
-                folder: Path, last: datetime, work: Path) -> dict[str, int]:
+                folder: Path, last: datetime, work: Path, full: bool = False
+                ) -> dict[str, int]:
     place = work.parent
     counts: dict[str, int] = {}
     for label, arguments in cases:
@@ -136,6 +145,9 @@ def _count_tree(valgrind: str, tree: Path, config: Path, cases: list[tuple[str, 
     command = [PYTHON, "-c", _PUBLISH, str(tree), str(work), moment]
     counts["incremental publish, one change"] = _instructions(valgrind, command, place,
                                                               before=fresh_site)
+    if full:
+        counts[FULL] = _instructions(valgrind, command, place, before=lambda: shutil.rmtree(
+            work / "site", ignore_errors=True))
     shutil.rmtree(work, ignore_errors=True)
     return counts
 
