@@ -304,8 +304,13 @@ class Database:
         except errors[1] as error:
             raise DatabaseError(error) from error
 
+    @property
+    def _in_memory(self) -> bool:
+        """An in-memory SQLite database: one connection, which holds the database."""
+        return self.backend == "sqlite" and self.url.path is None and self._sqlite_uri is None
+
     def _checkout(self) -> Any:
-        if self.backend == "sqlite" and self.url.path is None and self._sqlite_uri is None:
+        if self._in_memory:
             if self._memory is None:
                 self._memory = self._new_raw()
             return self._memory
@@ -355,8 +360,7 @@ class Database:
         page made from reads made one after another (the intervals, then the changes) then
         never shows half a run. A snapshot inside another is the outer one. The in-memory
         database (one connection, the tests') reads as it always does."""
-        if getattr(self._pinned, "conn", None) is not None or (
-                self.backend == "sqlite" and self.url.path is None and self._sqlite_uri is None):
+        if getattr(self._pinned, "conn", None) is not None or self._in_memory:
             yield
             return
         raw = self._checkout()
