@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from json.encoder import encode_basestring as _string  # C, when built
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
@@ -101,7 +102,7 @@ def csv_lines(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list
     bytes)."""
     if not columns:
         return ["\n"] * len(rows)
-    cells = [_csv_column([row.get(name) for row in rows]) for name in columns]
+    cells = [_csv_column(_column_values(rows, name)) for name in columns]
     texts = [_csv_texts(column) for column in cells]
     lines = [",".join(row) + "\n" for row in zip(*texts, strict=True)]
     if len(columns) == 1:  # csv.writer writes a row of one empty cell as ""
@@ -114,6 +115,16 @@ def csv_lines(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list
         writer.writerow([column[index] for column in cells])
         lines[index] = quoted.pop()
     return lines
+
+
+def _column_values(rows: Sequence[Mapping[str, Any]], name: str) -> list[Any]:
+    """Each row's value of one column, None where a row lacks it. Read in one C call when
+    every row has it (the status rows always do: a third of ``csv_lines`` went to a Python
+    step a cell for ``status --format csv`` on a ten-year store)."""
+    try:
+        return list(map(operator.itemgetter(name), rows))
+    except KeyError:
+        return [row.get(name) for row in rows]
 
 
 def _csv_texts(column: list[Any]) -> list[str]:
