@@ -13,7 +13,10 @@ it is one object and must not be shared between threads.
 The threads share one core (parsing holds the GIL). The longest parse of a run, the
 Poisons Standard's (every paragraph of a ~10 MB Word XML, ~0.8 s at realistic size), runs
 in a worker process on the second core instead (``ParseWorker``), while the other sources
-are fetched and parsed here.
+are fetched and parsed here — on a run where another source parses for sure (a first run,
+a source whose last check failed, a changed watch list). On a warm day the Standard is
+rarely new, and when it is nothing else parses beside it: the worker would only cost its
+fork.
 """
 
 from __future__ import annotations
@@ -121,20 +124,23 @@ class ParseWorker:
     process as the run found it. Only where ``fork`` exists (Linux), from a process with
     no other thread running, with two cores or more, for a run of several sources of which
     one is listed and its parser can be named across processes (a module function, not a
-    test's closure). A worker that dies makes the parse run here instead: the outcome is the
-    same, only slower."""
+    test's closure), and when another parse is expected ``beside`` it (the caller knows:
+    a source with no document it can trust parses for sure, ``pipeline.parses_for_sure``;
+    with nothing else to parse the worker saves nothing). A worker that dies makes the
+    parse run here instead: the outcome is the same, only slower."""
 
-    def __init__(self, sources: Sequence[Source]) -> None:
+    def __init__(self, sources: Sequence[Source], *, beside: bool = True) -> None:
         self._ids = frozenset(s.id for s in sources
                               if s.id in PARSE_IN_WORKER and _named(s.parse))
         self._pool: ProcessPoolExecutor | None = None
-        if not self._ids or len(sources) < 2 or not fork_helps():
+        if not self._ids or len(sources) < 2 or not beside or not fork_helps():
             # Not without fork or a second core, nor from a process that already runs
             # threads (the scheduler daemon's job pool, a test's servers): one of them may
-            # hold a lock the child would inherit held. The parse then runs here, slower
-            # and the same.
+            # hold a lock the child would inherit held; nor with nothing to parse beside
+            # it. The parse then runs here, the same.
             return
-        # Imported here: a run that starts no worker (``run -j ca``) does not pay for them.
+        # Imported here: a run that starts no worker (``run -j ca``, a warm day) does not
+        # pay for them.
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 

@@ -173,7 +173,9 @@ def world(httpserver: HTTPServer, tmp_path: Path, run_cli) -> World:
 def test_a_parse_failure_in_the_worker_is_one_line_and_keeps_the_last_status(
         world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         failure: Exception, line: str) -> None:
-    assert world.run().exit_code == 0
+    # Australia first, alone: the run that fails then has other sources to parse for the
+    # first time, so the Standard's parse goes to the worker.
+    assert world.cli("run", "-j", "au").exit_code == 0
     assert world.record("au-poisons-standard")["schedule"] == "8"
     marker = tmp_path / "parsed-in"
 
@@ -192,3 +194,62 @@ def test_a_parse_failure_in_the_worker_is_one_line_and_keeps_the_last_status(
     assert world.record("au-poisons-standard")["schedule"] == "8"  # the last known status
     assert [c["kind"] for c in world.changes("au-poisons-standard")] == \
         ["extraction_failed"]
+
+
+def _recording_reads(monkeypatch: pytest.MonkeyPatch, marker: Path) -> None:
+    """The Poisons Standard's reader notes the process that ran it (a worker forked after
+    this sees the replacement too), then reads as before."""
+    original = au.read_docx
+
+    def recording(content: bytes) -> object:
+        marker.write_text(str(os.getpid()))
+        return original(content)
+
+    monkeypatch.setattr(au, "read_docx", recording)
+
+
+def test_a_first_run_parses_the_standard_in_the_worker_and_a_warm_one_here(
+        world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker is forked only when another source parses for sure. A first run parses
+    every source: the Standard goes to the worker. On a later day every other source has a
+    document it trusts (a 304 or the same bytes parse nothing) and a new Standard is parsed
+    here, with the same result as a parse in the worker."""
+    marker = tmp_path / "parsed-in"
+    _recording_reads(monkeypatch, marker)
+    assert world.run().exit_code == 0
+    assert marker.read_text() != str(os.getpid())
+    first = world.record("au-poisons-standard")
+
+    marker.unlink()
+    world.scenarios["au-poisons-standard"].second_version(True)  # a new Standard
+    result = world.run()
+    assert result.exit_code == 0, result.stdout
+    assert "au-poisons-standard: ok, parsed" in result.stdout, result.stdout
+    assert marker.read_text() == str(os.getpid())
+    # The second version's schedule (schedule 9), parsed here.
+    assert (first["schedule"], world.record("au-poisons-standard")["schedule"]) == ("8", "9")
+
+
+def test_another_source_without_a_trusted_document_brings_the_worker_back(
+        world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A source whose archived evidence was deleted asks for its whole document and parses
+    it: the run forks the worker again for a new Standard beside it."""
+    from scrapers.store import Store
+
+    assert world.run().exit_code == 0
+    store = Store(tmp_path / "data")
+    try:
+        evidence = store.document_path(store.source_states()["ca-cdsa"].last_document_sha256
+                                       or "")
+    finally:
+        store.close()
+    evidence.unlink()
+    marker = tmp_path / "parsed-in"
+    _recording_reads(monkeypatch, marker)
+    world.scenarios["au-poisons-standard"].second_version(True)
+    result = world.run()
+    assert result.exit_code == 0, result.stdout
+    assert "ca-cdsa: ok, unchanged" in result.stdout or "ca-cdsa: ok, parsed" in \
+        result.stdout, result.stdout
+    assert marker.read_text() != str(os.getpid())
+    assert evidence.is_file()  # archived again
