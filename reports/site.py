@@ -117,8 +117,8 @@ def publish(settings: Settings, store: Store, *, now: datetime | None = None) ->
     """Regenerate the whole site (reusing unchanged pages) and swap it in atomically.
     Returns the site folder."""
     moment = _now(now)
-    with _site_lock(store), _as_publish_error(), _old_objects_frozen():
-        return _publish_locked(settings, store, moment)
+    with _site_lock(store), _as_publish_error(), _collector_paused() as collector:
+        return _publish_locked(settings, store, moment, collector)
 
 
 def write_weekly(settings: Settings, store: Store, week: str | None = None, *,
@@ -484,7 +484,8 @@ def content_security_policy() -> str:
 
 # --- writing ------------------------------------------------------------------------------
 
-def _publish_locked(settings: Settings, store: Store, now: datetime) -> Path:
+def _publish_locked(settings: Settings, store: Store, now: datetime,
+                    collector: _Collector | None = None) -> Path:
     site = settings.site_path.absolute()
     _check_site_folder(site)
     _recover(site)
@@ -500,12 +501,16 @@ def _publish_locked(settings: Settings, store: Store, now: datetime) -> Path:
         snap = read_snapshot(settings, store)
         documents = _stage_documents(staging, site, store, referenced_documents(snap))
         snap = dataclasses.replace(snap, documents=documents)
+        paused = collector or _Collector(owned=False)
+        paused.keep()  # the snapshot: every group reads it, none frees it
         folders: set[Path] = {staging}
         mode = _mode(0o666)
 
         def write(group: Callable[[], Iterator[Page]]) -> dict[str, str]:
-            return {page.path: _write_page(staging, site, page, version, old_manifest,
+            made = {page.path: _write_page(staging, site, page, version, old_manifest,
                                            folders, mode) for page in group()}
+            paused.collect()  # the group's cyclic garbage, before the next group
+            return made
 
         groups = page_groups(snap, settings, env, now=now, extra_weeks=_existing_weeks(site),
                              version=version, previous=site if old_manifest else None)
@@ -776,21 +781,46 @@ def _as_publish_error() -> Iterator[None]:
                            "it") from error
 
 
+@dataclass(frozen=True)
+class _Collector:
+    """The cyclic garbage collector during a publish that paused it (``owned``): what
+    exists is kept out of its reach (``keep``: ``gc.freeze``) and the garbage of each group
+    of pages is collected when the group is done (``collect``). Not owned: both do nothing,
+    and the collector runs as the process set it."""
+
+    owned: bool
+
+    def keep(self) -> None:
+        if self.owned:
+            gc.freeze()
+
+    def collect(self) -> None:
+        if self.owned:
+            gc.collect()
+
+
 @contextlib.contextmanager
-def _old_objects_frozen() -> Iterator[None]:
-    """The cyclic garbage collector leaves alone what existed before the publish (imported
-    modules, the run's data: ``gc.freeze``) until it is over. Its full passes otherwise
-    walk all of that again and again while a publish allocates millions of containers —
-    a sixth of a cold publish. Garbage made by the publish is still collected. A process
-    that freezes objects itself (``gc.get_freeze_count()``) is left as it is."""
+def _collector_paused() -> Iterator[_Collector]:
+    """The cyclic garbage collector leaves alone what existed before the publish
+    (imported modules, the run's data) and the snapshot it reads, and runs only between
+    groups of pages, over what the group left. Its passes otherwise walked all of that again
+    and again while a publish allocates millions of containers — a sixth of a cold publish
+    — and, in the forked page worker, touched every shared object (an incremental publish
+    on the ten-year store: median 1.16–1.20 → 1.06–1.12 s, 2026-12-04). The collector is
+    given back as it was, even when the publish fails. A process that freezes objects
+    itself (``gc.get_freeze_count()``) is left as it is."""
     if gc.get_freeze_count():
-        yield
+        yield _Collector(owned=False)
         return
+    enabled = gc.isenabled()
     gc.freeze()
+    gc.disable()
     try:
-        yield
+        yield _Collector(owned=True)
     finally:
         gc.unfreeze()
+        if enabled:
+            gc.enable()
 
 
 @contextlib.contextmanager

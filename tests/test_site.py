@@ -529,6 +529,58 @@ def test_a_failed_swap_puts_the_previous_site_back(settings: Settings, store: St
     assert [p.name for p in site.parent.iterdir() if p.name.startswith(".site")] == []
 
 
+@pytest.mark.parametrize("enabled_before", [True, False])
+def test_a_publish_pauses_the_collector_and_gives_it_back_as_it_was(
+        settings: Settings, store: Store, site: Path, monkeypatch: pytest.MonkeyPatch,
+        request: pytest.FixtureRequest, enabled_before: bool) -> None:
+    """While a publish runs, the cyclic collector runs only where the publish asks it to —
+    a full collection after each group of pages, never one of its own young-generation
+    passes — and the process (the scheduler, these tests) gets it back as it was, with
+    nothing left frozen, on success and on a failed publish alike."""
+    import gc
+
+    collections: list[int] = []
+    inside: list[bool] = []
+    publish_locked = reports.site._publish_locked
+
+    def publishing(*args: object) -> Path:
+        inside.append(True)
+        try:
+            return publish_locked(*args)  # type: ignore[arg-type]
+        finally:
+            inside.clear()
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and inside:
+            collections.append(info["generation"])
+
+    monkeypatch.setattr(reports.site, "_publish_locked", publishing)
+
+    # A young-generation pass after every new container, were the collector running.
+    thresholds = gc.get_threshold()
+    gc.set_threshold(1)
+    request.addfinalizer(lambda: gc.set_threshold(*thresholds))
+    request.addfinalizer(gc.enable)
+    if not enabled_before:
+        gc.disable()
+    gc.callbacks.append(seen)
+    try:
+        publish(settings, store, now=NOW + timedelta(days=1))
+    finally:
+        gc.callbacks.remove(seen)
+    assert collections and set(collections) == {2}, collections
+    assert gc.isenabled() is enabled_before and gc.get_freeze_count() == 0
+
+    monkeypatch.setattr(reports.site, "_stage_documents", _broken_staging)
+    with pytest.raises(PublishError):
+        publish(settings, store, now=NOW + timedelta(days=2))
+    assert gc.isenabled() is enabled_before and gc.get_freeze_count() == 0
+
+
+def _broken_staging(*args: object) -> dict[str, str]:
+    raise ValueError("a document could not be staged")
+
+
 def test_a_crash_between_the_renames_is_recovered(settings: Settings, store: Store,
                                                   site: Path) -> None:
     retired = site.parent / ".site.old-deadbeef"
