@@ -139,7 +139,8 @@ def write_weekly_report(settings: Settings, store: Store, week: str | None = Non
     site = settings.site_path
     with _site_lock(store), _as_publish_error():
         if not (site / SITE_MARKER).is_file():
-            _publish_locked(settings, store, moment)
+            with _collector_paused() as collector:
+                _publish_locked(settings, store, moment, collector)
         snap = read_snapshot(settings, store)
         index = weekly.week_index(snap, reader_zone)
         env = environment(settings.scheduler.timezone)
@@ -485,7 +486,7 @@ def content_security_policy() -> str:
 # --- writing ------------------------------------------------------------------------------
 
 def _publish_locked(settings: Settings, store: Store, now: datetime,
-                    collector: _Collector | None = None) -> Path:
+                    collector: _Collector) -> Path:
     site = settings.site_path.absolute()
     _check_site_folder(site)
     _recover(site)
@@ -501,15 +502,14 @@ def _publish_locked(settings: Settings, store: Store, now: datetime,
         snap = read_snapshot(settings, store)
         documents = _stage_documents(staging, site, store, referenced_documents(snap))
         snap = dataclasses.replace(snap, documents=documents)
-        paused = collector or _Collector(owned=False)
-        paused.keep()  # the snapshot: every group reads it, none frees it
+        collector.keep()  # the snapshot: every group reads it, none frees it
         folders: set[Path] = {staging}
         mode = _mode(0o666)
 
         def write(group: Callable[[], Iterator[Page]]) -> dict[str, str]:
             made = {page.path: _write_page(staging, site, page, version, old_manifest,
                                            folders, mode) for page in group()}
-            paused.collect()  # the group's cyclic garbage, before the next group
+            collector.collect()  # the group's cyclic garbage, before the next group
             return made
 
         groups = page_groups(snap, settings, env, now=now, extra_weeks=_existing_weeks(site),
@@ -806,7 +806,7 @@ def _collector_paused() -> Iterator[_Collector]:
     groups of pages, over what the group left. Its passes otherwise walked all of that again
     and again while a publish allocates millions of containers — a sixth of a cold publish
     — and, in the forked page worker, touched every shared object (an incremental publish
-    on the ten-year store: median 1.16–1.20 → 1.06–1.12 s, 2026-12-04). The collector is
+    on the ten-year store: median 1.16–1.28 → 1.06–1.12 s, 2026-12-04). The collector is
     given back as it was, even when the publish fails. A process that freezes objects
     itself (``gc.get_freeze_count()``) is left as it is."""
     if gc.get_freeze_count():

@@ -571,14 +571,15 @@ def test_a_publish_pauses_the_collector_and_gives_it_back_as_it_was(
     assert collections and set(collections) == {2}, collections
     assert gc.isenabled() is enabled_before and gc.get_freeze_count() == 0
 
-    monkeypatch.setattr(reports.site, "_stage_documents", _broken_staging)
+    # A page that fails mid-way: after the snapshot was frozen too.
+    monkeypatch.setattr(reports.site, "_write_page", _broken_page)
     with pytest.raises(PublishError):
         publish(settings, store, now=NOW + timedelta(days=2))
     assert gc.isenabled() is enabled_before and gc.get_freeze_count() == 0
 
 
-def _broken_staging(*args: object) -> dict[str, str]:
-    raise ValueError("a document could not be staged")
+def _broken_page(*args: object) -> str:
+    raise ValueError("a page could not be written")
 
 
 def test_a_crash_between_the_renames_is_recovered(settings: Settings, store: Store,
