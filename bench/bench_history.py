@@ -33,11 +33,14 @@ Word file has the same entries under the new cover): what one such day costs.
     .venv/bin/python bench/bench_history.py                  # build (once) and time
     .venv/bin/python bench/bench_history.py --rebuild --au-replacements 0
     .venv/bin/python bench/bench_history.py --only-publish   # the publish cases
+    .venv/bin/python bench/bench_history.py --lengths 5,10,20   # the publish cases at each
+                                                   # length, and their growth per year
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -45,8 +48,11 @@ import os
 import random
 import shutil
 import sqlite3
+import statistics
 import sys
 import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -475,53 +481,68 @@ def stamp_of(moment: datetime) -> str:
     return stamp(moment)
 
 
-def publish_cases(folder: Path, info: dict[str, Any], runs: int) -> list[dict[str, Any]]:
-    """The site of the ten-year store: a full rebuild (no previous site), then a daily run
-    with one change and the publish after it (reusing the previous site), each publish a
-    whole process measured from outside (wall time, its own peak RSS); best of ``runs``."""
+@contextlib.contextmanager
+def publish_rig(folder: Path, info: dict[str, Any]
+                ) -> Iterator[tuple[str, dict[str, Callable[[], Any]]]]:
+    """The publish cases of the generated store, each ready to be measured again and again
+    (a whole process measured from outside: wall time, CPU, its own peak RSS): a full
+    rebuild (no previous site); the publish after a daily run with one change, reusing the
+    site published before it; and the publish after a day that changed nothing, reusing the
+    one-change day's site. Each case has its own copy of the store in its state; a measured
+    publish starts from the same site every time. Yields what the one change was and
+    case → its measurement."""
     import tempfile
 
-    rows = []
     last = datetime.fromisoformat(info["last_day"]).replace(tzinfo=UTC)
     run_at = last + timedelta(days=1, hours=6)
-    work = Path(tempfile.mkdtemp(prefix="schedwatch-publish-"))
+    quiet_at = run_at + timedelta(days=1)
+    root = Path(tempfile.mkdtemp(prefix="schedwatch-publish-"))
+    command = [sys.executable, __file__, "--publish-once"]
     try:
-        shutil.copytree(folder / "data", work / "data")
-        command = [sys.executable, __file__, "--publish-once", str(work)]
+        def stage(name: str, source: Path, site: Path | None) -> Path:
+            """A case's folder: a copy of ``source``'s store and, as its previous site,
+            ``site`` (hard links, as they will be for every measured publish)."""
+            work = root / name
+            shutil.copytree(source / "data", work / "data")
+            if site is not None:
+                shutil.copytree(site, work / "site.baseline", copy_function=os.link)
+            return work
 
-        def full() -> Any:
-            shutil.rmtree(work / "site", ignore_errors=True)
-            return check(measure([*command, (last + timedelta(hours=12)).isoformat()],
-                                 cwd=ROOT), "full publish")
+        def case(work: Path, at: datetime, what: str) -> Callable[[], Any]:
+            def measured() -> Any:
+                shutil.rmtree(work / "site", ignore_errors=True)
+                if (work / "site.baseline").exists():
+                    shutil.copytree(work / "site.baseline", work / "site",
+                                    copy_function=os.link)
+                return check(measure([*command, str(work), at.isoformat()], cwd=ROOT), what)
+            return measured
 
-        figures = {"full rebuild": best_of(runs, full)}
-        what = one_change_run(work, run_at)
-        baseline = work / "site.baseline"
-        shutil.copytree(work / "site", baseline, copy_function=os.link)
-
-        def incremental() -> Any:
-            shutil.rmtree(work / "site", ignore_errors=True)
-            shutil.copytree(baseline, work / "site", copy_function=os.link)
-            return check(measure([*command, (run_at + timedelta(minutes=1)).isoformat()],
-                                 cwd=ROOT), "incremental publish")
-
-        figures["incremental publish after a one-change run"] = best_of(runs, incremental)
-        # The site after the one-change publish, then a day on which nothing changes.
-        shutil.rmtree(baseline)
-        shutil.copytree(work / "site", baseline, copy_function=os.link)
-        quiet_at = run_at + timedelta(days=1)
-        no_change_run(work, quiet_at)
-
-        def quiet() -> Any:
-            shutil.rmtree(work / "site", ignore_errors=True)
-            shutil.copytree(baseline, work / "site", copy_function=os.link)
-            return check(measure([*command, (quiet_at + timedelta(minutes=1)).isoformat()],
-                                 cwd=ROOT), "no-change publish")
-
-        figures["incremental publish after a no-change run"] = best_of(runs, quiet)
+        evolving = stage("evolving", folder, None)
+        full = stage("full", folder, None)
+        publish_once(evolving, (last + timedelta(hours=12)).isoformat())
+        what = one_change_run(evolving, run_at)
+        one_change = stage("one-change", evolving, evolving / "site")
+        publish_once(evolving, (run_at + timedelta(minutes=1)).isoformat())
+        no_change_run(evolving, quiet_at)
+        quiet = stage("no-change", evolving, evolving / "site")
+        yield what, {
+            "full rebuild": case(full, last + timedelta(hours=12), "full publish"),
+            "incremental publish after a one-change run": case(
+                one_change, run_at + timedelta(minutes=1), "incremental publish"),
+            "incremental publish after a no-change run": case(
+                quiet, quiet_at + timedelta(minutes=1), "no-change publish")}
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print(f"\nPublishing the site of the ten-year store (watch = \"all\"; best of {runs}; "
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def publish_cases(folder: Path, info: dict[str, Any], runs: int) -> list[dict[str, Any]]:
+    """The publish cases of the generated store (``publish_rig``), best of ``runs`` each,
+    printed against their targets."""
+    rows = []
+    with publish_rig(folder, info) as (what, cases):
+        figures = {name: best_of(runs, measured) for name, measured in cases.items()}
+    years = info["params"][0]
+    print(f"\nPublishing the site of the {years}-year store (watch = \"all\"; best of {runs}; "
           f"whole process; one-change run: {what})")
     print(f"{'case':46} {'wall s':>8} {'CPU s':>7} {'peak MB':>8}  target")
     for case, m in figures.items():
@@ -529,7 +550,7 @@ def publish_cases(folder: Path, info: dict[str, Any], runs: int) -> list[dict[st
         goal = f"< {target} s" if target is not None else "(none set)"
         outcome = verdict(m.wall, target) if target is not None else "-"
         print(f"{case:46} {m.wall:8.3f} {m.cpu:7.3f} {m.peak_mb:8.1f}  {goal} {outcome}")
-        rows.append({"benchmark": "publish, 10-year history", "case": case,
+        rows.append({"benchmark": f"publish, {years}-year history", "case": case,
                      "wall_s": round(m.wall, 3), "cpu_s": round(m.cpu, 3),
                      "peak_mb": round(m.peak_mb, 1), "target": goal, "verdict": outcome})
     return rows
@@ -549,6 +570,53 @@ def database_facts(folder: Path) -> dict[str, Any]:
         kinds = dict(db.execute("SELECT kind, count(*) FROM changes GROUP BY kind"))
     return {"db_mb": path.stat().st_size / 1e6, "rows": rows, "by_object": by_object,
             "archive_mb": archive / 1e6, "change_kinds": kinds}
+
+
+def publish_scaling(lengths: Sequence[int], au_rate: int, seed: int, runs: int
+                    ) -> list[dict[str, Any]]:
+    """The publish cases (``publish_rig``) on stores of several history lengths (the same
+    generator, the same seed), measured in turns — every case of every length, then again,
+    ``runs`` times — so that the machine's drift falls on all lengths alike; then how each
+    case grows per year of history: the least-squares slope of its median wall and CPU time
+    against the years. Issue 18's target is an incremental publish that costs what changed
+    "whatever its length": a slope of zero, within the noise."""
+    stores = {years: ensure_history(years, au_rate, seed) for years in lengths}
+    taken: dict[tuple[int, str], list[Any]] = defaultdict(list)
+    with contextlib.ExitStack() as stack:
+        rigs = {years: stack.enter_context(publish_rig(*stores[years])) for years in lengths}
+        for _ in range(runs):
+            for years in lengths:
+                for case, measured in rigs[years][1].items():
+                    taken[(years, case)].append(measured())
+    print(f"\nThe publish against the history's length (watch = \"all\"; median of {runs} "
+          "taken in turns; whole process; the slope: least squares over the lengths)")
+    print(f"{'case':46} " + " ".join(f"{str(y) + ' y':>7}" for y in lengths)
+          + f" {'wall/year':>10} {'CPU/year':>9}  target")
+    rows: list[dict[str, Any]] = []
+    for case in rigs[lengths[0]][1]:
+        walls = [statistics.median(m.wall for m in taken[(y, case)]) for y in lengths]
+        cpus = [statistics.median(m.cpu for m in taken[(y, case)]) for y in lengths]
+        wall_slope, cpu_slope = _slope(lengths, walls), _slope(lengths, cpus)
+        incremental = case.startswith("incremental publish after a one-change")
+        goal = "no growth with the history" if incremental else "(none set)"
+        # "No growth" allows the longest history 5 % more CPU than the shortest, by the
+        # slope: less than the drift between two batches.
+        grows = cpu_slope * (lengths[-1] - lengths[0]) > 0.05 * cpus[0]
+        outcome = ("MISSED" if grows else "ok") if incremental else "-"
+        print(f"{case:46} " + " ".join(f"{w:7.3f}" for w in walls)
+              + f" {wall_slope * 1000:7.0f} ms {cpu_slope * 1000:6.0f} ms  {goal} {outcome}")
+        rows.append({"benchmark": "publish against the history's length", "case": case,
+                     "wall_s": " / ".join(f"{w:.3f}" for w in walls),
+                     "cpu_s": " / ".join(f"{c:.3f}" for c in cpus),
+                     "note": f"median of {runs}; {' / '.join(map(str, lengths))} years: "
+                             f"{wall_slope * 1000:.0f} ms wall, {cpu_slope * 1000:.0f} ms CPU "
+                             "a year of history", "target": goal, "verdict": outcome})
+    return rows
+
+
+def _slope(xs: Sequence[int], ys: Sequence[float]) -> float:
+    """The least-squares slope of ``ys`` against ``xs`` (0 for fewer than two points)."""
+    return statistics.linear_regression(xs, ys).slope if len(set(xs)) > 1 else 0.0
 
 
 def ensure_history(years: int = YEARS, au_rate: int = 3, seed: int = 7,
@@ -577,6 +645,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
                         help="skip the publish cases (full rebuild, incremental publish)")
     parser.add_argument("--only-publish", action="store_true",
                         help="only the publish cases")
+    parser.add_argument("--lengths", default=None, metavar="YEARS,YEARS,...",
+                        help="only the publish cases, on stores of these history lengths "
+                             "(e.g. 5,10,20), and how each grows per year")
     parser.add_argument("--publish-once", nargs=2, metavar=("WORK", "NOW"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--json", default=None)
@@ -585,6 +656,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         publish_once(Path(args.publish_once[0]), args.publish_once[1])
         return []
 
+    if args.lengths:
+        lengths = sorted({int(part) for part in args.lengths.split(",") if part.strip()})
+        rows = publish_scaling(lengths, args.au_replacements, args.seed, args.runs)
+        emit_json(args.json, rows)
+        return rows
     folder, info = ensure_history(args.years, args.au_replacements, args.seed, args.rebuild)
     if args.only_publish:
         rows = publish_cases(folder, info, min(args.runs, 3))

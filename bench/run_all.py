@@ -29,6 +29,8 @@ BENCHMARKS = {
     "startup": "bench_startup.py",
     "latency": "bench_latency.py",
     "backfill": "bench_backfill.py",
+    # The publish cases again on 5, 10 and 20 years of history: how they grow with it.
+    "lengths": ("bench_history.py", "--lengths", "5,10,20"),
 }
 
 
@@ -44,13 +46,15 @@ def main() -> int:
     failed: list[str] = []
     started = time.perf_counter()
     for name in args.only or list(BENCHMARKS):
-        script = HERE / BENCHMARKS[name]
+        entry = BENCHMARKS[name]
+        file, *extra = (entry,) if isinstance(entry, str) else entry
+        script = HERE / file
         with tempfile.NamedTemporaryFile(suffix=".json") as out:
-            print(f"\n===== {script.name} =====", flush=True)
-            done = subprocess.run([sys.executable, str(script), "--runs", str(args.runs),
-                                   "--json", out.name], check=False)
+            print(f"\n===== {' '.join((script.name, *extra))} =====", flush=True)
+            done = subprocess.run([sys.executable, str(script), *extra, "--runs",
+                                   str(args.runs), "--json", out.name], check=False)
             if done.returncode != 0:
-                failed.append(script.name)
+                failed.append(" ".join((script.name, *extra)))
                 continue
             text = Path(out.name).read_text()
             rows += json.loads(text) if text.strip() else []
