@@ -615,8 +615,8 @@ def publish_scaling(lengths: Sequence[int], au_rate: int, seed: int, runs: int
 
 
 def _slope(xs: Sequence[int], ys: Sequence[float]) -> float:
-    """The least-squares slope of ``ys`` against ``xs`` (0 for fewer than two points)."""
-    return statistics.linear_regression(xs, ys).slope if len(set(xs)) > 1 else 0.0
+    """The least-squares slope of ``ys`` against ``xs`` (two or more distinct ``xs``)."""
+    return statistics.linear_regression(xs, ys).slope
 
 
 def ensure_history(years: int = YEARS, au_rate: int = 3, seed: int = 7,
@@ -657,7 +657,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         return []
 
     if args.lengths:
-        lengths = sorted({int(part) for part in args.lengths.split(",") if part.strip()})
+        parts = [part.strip() for part in args.lengths.split(",") if part.strip()]
+        lengths = sorted({int(part) for part in parts if part.isdigit()})
+        if len(lengths) < 2 or len(lengths) < len(set(parts)) or lengths[0] < 1:
+            parser.error("--lengths needs two or more lengths in years, e.g. 5,10,20")
         rows = publish_scaling(lengths, args.au_replacements, args.seed, args.runs)
         emit_json(args.json, rows)
         return rows

@@ -1,6 +1,6 @@
 """Run every benchmark (``make bench``) and print one summary table (Markdown).
 
-    .venv/bin/python bench/run_all.py                 # all four, best of 5 each
+    .venv/bin/python bench/run_all.py                 # every one, best of 5 each
     .venv/bin/python bench/run_all.py --runs 3 --only warm cold
     .venv/bin/python bench/run_all.py --also-site     # plus bench/bench_site.py's own output
 
