@@ -597,7 +597,7 @@ def publish_scaling(lengths: Sequence[int], au_rate: int, seed: int, runs: int
         walls = [statistics.median(m.wall for m in taken[(y, case)]) for y in lengths]
         cpus = [statistics.median(m.cpu for m in taken[(y, case)]) for y in lengths]
         wall_slope, cpu_slope = _slope(lengths, walls), _slope(lengths, cpus)
-        incremental = case.startswith("incremental publish after a one-change")
+        incremental = case == "incremental publish after a one-change run"
         goal = "no growth with the history" if incremental else "(none set)"
         # "No growth" allows the longest history 5 % more CPU than the shortest, by the
         # slope: less than the drift between two batches.
@@ -617,6 +617,17 @@ def publish_scaling(lengths: Sequence[int], au_rate: int, seed: int, runs: int
 def _slope(xs: Sequence[int], ys: Sequence[float]) -> float:
     """The least-squares slope of ``ys`` against ``xs`` (two or more distinct ``xs``)."""
     return statistics.linear_regression(xs, ys).slope
+
+
+def _lengths(text: str) -> list[int]:
+    """``--lengths``: two or more distinct whole numbers of years, smallest first."""
+    try:
+        lengths = sorted({int(part) for part in text.split(",")})
+    except ValueError:
+        lengths = []
+    if len(lengths) < 2 or lengths[0] < 1:
+        raise argparse.ArgumentTypeError("two or more lengths in years, e.g. 5,10,20")
+    return lengths
 
 
 def ensure_history(years: int = YEARS, au_rate: int = 3, seed: int = 7,
@@ -645,7 +656,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
                         help="skip the publish cases (full rebuild, incremental publish)")
     parser.add_argument("--only-publish", action="store_true",
                         help="only the publish cases")
-    parser.add_argument("--lengths", default=None, metavar="YEARS,YEARS,...",
+    parser.add_argument("--lengths", default=None, type=_lengths, metavar="YEARS,YEARS,...",
                         help="only the publish cases, on stores of these history lengths "
                              "(e.g. 5,10,20), and how each grows per year")
     parser.add_argument("--publish-once", nargs=2, metavar=("WORK", "NOW"),
@@ -657,11 +668,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         return []
 
     if args.lengths:
-        parts = [part.strip() for part in args.lengths.split(",") if part.strip()]
-        lengths = sorted({int(part) for part in parts if part.isdigit()})
-        if len(lengths) < 2 or len(lengths) < len(set(parts)) or lengths[0] < 1:
-            parser.error("--lengths needs two or more lengths in years, e.g. 5,10,20")
-        rows = publish_scaling(lengths, args.au_replacements, args.seed, args.runs)
+        rows = publish_scaling(args.lengths, args.au_replacements, args.seed, args.runs)
         emit_json(args.json, rows)
         return rows
     folder, info = ensure_history(args.years, args.au_replacements, args.seed, args.rebuild)

@@ -21,14 +21,15 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+#: name → the script and its own arguments (``--runs`` and ``--json`` are added to all).
 BENCHMARKS = {
-    "ca": "bench_ca_cycle.py",
-    "warm": "bench_warm_all.py",
-    "cold": "bench_cold_all.py",
-    "history": "bench_history.py",
-    "startup": "bench_startup.py",
-    "latency": "bench_latency.py",
-    "backfill": "bench_backfill.py",
+    "ca": ("bench_ca_cycle.py",),
+    "warm": ("bench_warm_all.py",),
+    "cold": ("bench_cold_all.py",),
+    "history": ("bench_history.py",),
+    "startup": ("bench_startup.py",),
+    "latency": ("bench_latency.py",),
+    "backfill": ("bench_backfill.py",),
     # The publish cases again on 5, 10 and 20 years of history: how they grow with it.
     "lengths": ("bench_history.py", "--lengths", "5,10,20"),
 }
@@ -46,8 +47,7 @@ def main() -> int:
     failed: list[str] = []
     started = time.perf_counter()
     for name in args.only or list(BENCHMARKS):
-        entry = BENCHMARKS[name]
-        file, *extra = (entry,) if isinstance(entry, str) else entry
+        file, *extra = BENCHMARKS[name]
         script = HERE / file
         with tempfile.NamedTemporaryFile(suffix=".json") as out:
             print(f"\n===== {' '.join((script.name, *extra))} =====", flush=True)
