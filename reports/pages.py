@@ -8,17 +8,15 @@ configured ``email.site_url``.
 
 from __future__ import annotations
 
-import bisect
 import functools
 import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
@@ -32,9 +30,9 @@ from reports.status_rows import (  # noqa: F401 - shown here, defined there
     pinpoint,
     since_words,
 )
+from reports.weeks import parse_week
 from reports.worddiff import as_text, changed, word_diff
 from scrapers.clock import parse_stamp, stamp
-from scrapers.errors import SchedwatchError
 from scrapers.records import CONTROL_LEVELS, MATERIAL_FIELDS, PendingItem, StatusRecord
 from scrapers.store import PendingRow, SourceState, StatusInterval, StoredAction, StoredChange
 
@@ -69,7 +67,6 @@ TEXT_FIELDS = ("listed_as", "parent_entry", "provision")
 # --- small pure helpers ---------------------------------------------------------------------
 
 _SLUG_DROP = re.compile(r"[^a-z0-9]+")
-_WEEK = re.compile(r"(\d{4})-W(\d{2})")
 
 
 @lru_cache(maxsize=16384)
@@ -107,36 +104,6 @@ def change_href(change_id: int) -> str:
 def weekly_href(week: str) -> str:
     parse_week(week)  # only a valid week names a file
     return f"weekly/{week}.html"
-
-
-def parse_week(week: str) -> tuple[int, int]:
-    """"2026-W47" → (2026, 47); anything else is a user error with a one-line message."""
-    match = _WEEK.fullmatch(week.strip()) if isinstance(week, str) else None
-    if match:
-        year, number = int(match.group(1)), int(match.group(2))
-        try:
-            date.fromisocalendar(year, number, 1)
-            return year, number
-        except ValueError:
-            pass
-    raise SchedwatchError(f"bad week {week!r}: write an ISO week such as 2026-W47 "
-                          "(year, \"-W\", two-digit week 01-53 that exists in that year)")
-
-
-def week_name(moment: datetime, reader_zone: ZoneInfo) -> str:
-    year, number, _ = moment.astimezone(reader_zone).isocalendar()
-    return f"{year}-W{number:02d}"
-
-
-def week_bounds(week: str, reader_zone: ZoneInfo) -> tuple[datetime, datetime]:
-    """Monday 00:00 to the next Monday 00:00 in the reader's zone (the zone the weekly job
-    runs in), as aware UTC datetimes."""
-    year, number = parse_week(week)
-    monday = date.fromisocalendar(year, number, 1)
-    start = datetime(monday.year, monday.month, monday.day, tzinfo=reader_zone)
-    end_day = monday + timedelta(days=7)
-    end = datetime(end_day.year, end_day.month, end_day.day, tzinfo=reader_zone)
-    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def parse_day(value: Any) -> date | None:
@@ -964,33 +931,3 @@ def change_inputs(change: StoredChange, snap: Snapshot) -> tuple[Any, ...]:
             snap.history_href(change.substance), snap.history_href(after.get("substance")),
             snap.documents_key((change.before_sha256, change.after_sha256,
                                 change.details.get("document_sha256"))))
-
-
-def week_finder(stamps: Iterable[str], reader_zone: ZoneInfo) -> Callable[[str], str]:
-    """A function from a stored timestamp to its ISO week in the reader's zone. The week
-    starts (Monday 00:00 local, in UTC) are worked out once for the span of ``stamps`` and
-    each timestamp is placed among them: exact in every zone, half-hour offsets included,
-    and cheap for ten years of daily rows."""
-    moments = [parse_stamp(value) for value in stamps]
-    if not moments:
-        return lambda value: week_name(parse_stamp(value), reader_zone)
-    first, last = min(moments), max(moments)
-    week = week_name(first, reader_zone)
-    starts: list[datetime] = []
-    names: list[str] = []
-    while True:
-        start, end = week_bounds(week, reader_zone)
-        starts.append(start)
-        names.append(week)
-        if end > last:
-            break
-        week = week_name(end, reader_zone)
-
-    def find(value: str) -> str:
-        moment = parse_stamp(value)
-        position = bisect.bisect_right(starts, moment) - 1
-        if position < 0 or moment >= end:
-            return week_name(moment, reader_zone)  # outside the span given
-        return names[position]
-
-    return find

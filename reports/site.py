@@ -47,9 +47,7 @@ from reports.page_worker import make_shared
 from reports.pages import (
     Snapshot,
     change_context,
-    parse_week,
     substance_slug,
-    week_name,
 )
 from reports.parts import Parts
 from reports.render import (
@@ -60,6 +58,7 @@ from reports.render import (
     templates_digest,
     zone,
 )
+from reports.weeks import parse_week, week_name
 from scrapers.clock import stamp
 from scrapers.errors import LockedError, SchedwatchError, StoreError
 
@@ -85,7 +84,7 @@ _CODE = ("reports/pages.py", "reports/weekly.py", "reports/render.py", "reports/
          "reports/worddiff.py", "reports/diff.py", "reports/status_rows.py",
          "reports/exports.py", "reports/entries.py", "reports/feed.py", "reports/parts.py",
          "reports/scheduling_history.py", "reports/settings.py", "reports/reference.py",
-         "reports/page_worker.py", "reports/status_exports.py",
+         "reports/page_worker.py", "reports/status_exports.py", "reports/weeks.py",
          "scrapers/records.py")
 
 

@@ -29,12 +29,11 @@ from reports.pages import (
     parse_day,
     pending_view,
     pending_views,
-    week_bounds,
-    week_finder,
     weekly_href,
 )
 from reports.render import format_utc
 from reports.status_rows import DISABLED_WORDS
+from reports.weeks import week_bounds, week_finder
 from scrapers.clock import parse_stamp, stamp
 from scrapers.records import StatusRecord
 from scrapers.store import PendingRow, StatusInterval, StoredChange
@@ -60,6 +59,8 @@ class WeekIndex:
     dated_days: Sequence[date] = ()
     #: day → digest of the dated facts of that day (``week_inputs``).
     day_digests: Mapping[date, bytes] = field(default_factory=dict)
+    #: The days of ``day_digests``, sorted.
+    digest_days: Sequence[date] = ()
     #: pending row id → digest of the item as a report shows it (``week_inputs``).
     pending_digests: Mapping[int, str] = field(default_factory=dict)
 
@@ -102,6 +103,7 @@ def week_index(snap: Snapshot, reader_zone: ZoneInfo) -> WeekIndex:
             if day is not None:
                 dated.append((day, label, interval))
     dated.sort(key=lambda item: (item[0], item[2].id))
+    day_digests = _day_digests(snap, dated)
     return WeekIndex(
         checks_by_week={week: {sid: (c[0], c[1], tuple(sorted(c[2].items(),
                                                              key=lambda e: -e[1])[:5]))
@@ -112,7 +114,8 @@ def week_index(snap: Snapshot, reader_zone: ZoneInfo) -> WeekIndex:
         dated=dated, weeks=tuple(sorted(weeks)),
         mail_times=sorted((str(row.get("created_at") or ""), position)
                           for position, row in enumerate(snap.failed_mail)),
-        dated_days=[item[0] for item in dated], day_digests=_day_digests(snap, dated),
+        dated_days=[item[0] for item in dated], day_digests=day_digests,
+        digest_days=sorted(day_digests),
         pending_digests={row.id: _pending_digest(snap, row) for row in snap.pending})
 
 
@@ -240,10 +243,14 @@ def week_inputs(snap: Snapshot, index: WeekIndex, week: str, *, reader_zone: Zon
     whose 90 days hold a fact it touched."""
     parts = parts or week_parts(snap, index, week, reader_zone, now)
     first = parts.end.date()
-    digests = index.day_digests
+    # The days of the window that hold a fact, each with its digest: a few, found by
+    # bisecting, rather than a look-up for each of its 91 days (most of them empty).
+    days = index.digest_days
+    low = bisect.bisect_left(days, first)
+    high = bisect.bisect_right(days, first + timedelta(days=UPCOMING_DAYS))
     window = hashlib.sha256(stamp(parts.end).encode())
-    for offset in range(UPCOMING_DAYS + 1):
-        window.update(digests.get(first + timedelta(days=offset), b"-"))
+    for day in days[low:high]:
+        window.update(day.isoformat().encode() + index.day_digests[day])
     # The running week depends on now only through what it shows (``since_healthy`` in
     # whole minutes, ``complete``, the cross-checks of the day): those are in here.
     return (week, parts.complete, snap.jurisdictions_key, sorted(snap.disabled), parts.sources,

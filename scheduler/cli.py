@@ -90,7 +90,7 @@ class WeekType(click.ParamType):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
                 ) -> str:
-        from reports.pages import parse_week
+        from reports.weeks import parse_week
 
         try:
             parse_week(str(value))
@@ -583,8 +583,8 @@ def report() -> None:
 
 def _check_week(state: State, week: str, now: datetime) -> None:
     """A week asked for by name must have begun, and must not end before tracking began."""
-    from reports.pages import week_bounds, week_name
     from reports.render import zone
+    from reports.weeks import week_bounds, week_name
     from scrapers.clock import parse_stamp
 
     reader_zone = zone(state.settings.scheduler.timezone)

@@ -194,6 +194,42 @@ def test_a_record_rewritten_in_place_is_republished_wherever_it_is_shown(
         assert after[name] != before[name], name
 
 
+# drug-5 comes into force on a Monday, the first day of some weeks' ninety days; drug-9
+# late in the history, on the last of some.
+@pytest.mark.parametrize("substance", ["drug-5", "drug-9"])
+def test_a_past_week_is_remade_when_a_fact_in_its_ninety_days_changes_and_only_then(
+        history: tuple[Store, dict[str, StatusRecord], Settings], tmp_path: Path,
+        rendered: list[str], substance: str) -> None:
+    """A record whose coming into force falls in the "coming up" of some past weeks,
+    rewritten in place: exactly the weeks whose ninety days after their end hold that date
+    are made again; every other week is the previous site's file."""
+    from reports.weeks import week_bounds
+    from scrapers.clock import reader_zone_named
+
+    store, records, settings = history
+    site = publish(settings, store, now=PUBLISHED)
+    before = inodes(site)
+    target = records[substance]
+    due = datetime.fromisoformat(dict(target.dates)["comes into force"]).date()
+    with store.transaction(started_at=RUN, jurisdictions=["us"]) as w:
+        w.replace_open_record(dataclasses.replace(target, instrument="21 CFR 1308 (rev. 2)"))
+    rendered.clear()
+    site = publish(settings, store, now=PUBLISHED)
+    utc = reader_zone_named("UTC")
+    expected = set()
+    for name in before.keys() - {"index.html"}:
+        end = week_bounds(name.removesuffix(".html"), utc)[1].date()
+        if end <= due <= end + timedelta(days=90):
+            expected.add(name.removesuffix(".html"))
+    remade = {n.split(":", 1)[1] for n in rendered if n.startswith("weekly.html:")}
+    assert remade == expected and 3 <= len(expected) < len(before) - 3
+    assert {n for n in inodes(site) if inodes(site)[n] != before[n]} == \
+        {f"{week}.html" for week in expected}
+    full = publish(dataclasses.replace(settings, site_dir=tmp_path / "full"), store,
+                   now=PUBLISHED)
+    assert_same_site(site, full)
+
+
 def test_a_day_that_changes_nothing_reuses_the_history_pages_and_moves_the_confirmation(
         history: tuple[Store, dict[str, StatusRecord], Settings], tmp_path: Path) -> None:
     """Every healthy check confirms every open interval again. The pages show that once per

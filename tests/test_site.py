@@ -24,7 +24,7 @@ import reports.feed
 import reports.pages
 import reports.render
 import reports.site
-from reports.pages import document_extension, parse_week, substance_slug, week_bounds
+from reports.pages import document_extension, substance_slug
 from reports.site import (
     SITE_MARKER,
     PublishError,
@@ -33,6 +33,7 @@ from reports.site import (
     weekly_context,
     write_weekly,
 )
+from reports.weeks import parse_week, week_bounds
 from scheduler.config import Settings
 from scrapers.errors import SchedwatchError
 from scrapers.records import PendingItem
@@ -347,7 +348,7 @@ def test_week_bounds_follow_the_reader_zone() -> None:
 def test_week_finder_agrees_with_the_calendar_in_every_zone(zone_name: str) -> None:
     from zoneinfo import ZoneInfo
 
-    from reports.pages import week_finder, week_name
+    from reports.weeks import week_finder, week_name
 
     zone = ZoneInfo(zone_name)
     start = datetime(2025, 12, 20, tzinfo=UTC)
@@ -357,6 +358,34 @@ def test_week_finder_agrees_with_the_calendar_in_every_zone(zone_name: str) -> N
         assert find(value) == week_name(datetime.fromisoformat(value), zone), value
     outside = (start - timedelta(days=40)).isoformat()
     assert find(outside) == week_name(start - timedelta(days=40), zone)
+    later = (start + timedelta(days=90)).isoformat()
+    assert find(later) == week_name(start + timedelta(days=90), zone)
+
+
+@pytest.mark.parametrize("zone_name", ["UTC", "America/Toronto", "Asia/Kathmandu"])
+def test_week_finder_places_moments_written_in_other_forms(zone_name: str) -> None:
+    """Stamps as schedwatch writes them are compared as text; a moment written another way
+    (another offset, "Z", fractions of a second) is placed by its moment, among them."""
+    from zoneinfo import ZoneInfo
+
+    from reports.weeks import week_finder, week_name
+
+    zone = ZoneInfo(zone_name)
+    start = datetime(2025, 12, 20, tzinfo=UTC)
+    moments = [start + timedelta(minutes=37 * i) for i in range(2000)]
+    other = ZoneInfo("America/St_Johns")
+    forms = [moments[0].isoformat(), moments[1].astimezone(other).isoformat(),
+             moments[2].strftime("%Y-%m-%dT%H:%M:%SZ"),
+             (moments[3] + timedelta(microseconds=5)).isoformat()]
+    stamps = [*forms, *(m.isoformat() for m in moments[4:])]
+    find = week_finder(stamps, zone)
+    for value in stamps:
+        assert find(value) == week_name(datetime.fromisoformat(value), zone), value
+    # A moment in another form before every stored stamp still widens the span it covers.
+    early = (start - timedelta(days=20)).astimezone(other).isoformat()
+    find = week_finder([early, *stamps], zone)
+    assert find(early) == week_name(start - timedelta(days=20), zone)
+    assert find(stamps[-1]) == week_name(moments[-1], zone)
 
 
 # --- escaping ---------------------------------------------------------------------------------
