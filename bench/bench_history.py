@@ -51,7 +51,7 @@ import sqlite3
 import statistics
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -515,6 +515,7 @@ def publish_rig(folder: Path, info: dict[str, Any]
                     shutil.copytree(work / "site.baseline", work / "site",
                                     copy_function=os.link)
                 return check(measure([*command, str(work), at.isoformat()], cwd=ROOT), what)
+            measured.work = work  # type: ignore[attr-defined]  # for pages_written
             return measured
 
         evolving = stage("evolving", folder, None)
@@ -533,6 +534,21 @@ def publish_rig(folder: Path, info: dict[str, Any]
                 quiet, quiet_at + timedelta(minutes=1), "no-change publish")}
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def pages_written(work: Path) -> Counter[str]:
+    """The pages the last publish in ``work`` wrote, by folder ("." for the top): those not
+    hard-linked from the previous site (an unchanged page is linked, not written). After a
+    day's run, what a publish rightly remakes (pages whose content changed) is the measure
+    of "what changed"; the rest of its cost is what the history's length adds."""
+    new, old = work / "site", work / "site.baseline"
+    written: Counter[str] = Counter()
+    for path in new.rglob("*"):
+        if path.is_file():
+            before = old / path.relative_to(new)
+            if not before.exists() or before.stat().st_ino != path.stat().st_ino:
+                written[path.parent.relative_to(new).as_posix()] += 1
+    return written
 
 
 def publish_cases(folder: Path, info: dict[str, Any], runs: int) -> list[dict[str, Any]]:
@@ -588,6 +604,10 @@ def publish_scaling(lengths: Sequence[int], au_rate: int, seed: int, runs: int
             for years in lengths:
                 for case, measured in rigs[years][1].items():
                     taken[(years, case)].append(measured())
+        after_a_day = ("incremental publish after a one-change run",
+                       "incremental publish after a no-change run")
+        written = {case: [pages_written(rigs[y][1][case].work)  # type: ignore[attr-defined]
+                          for y in lengths] for case in after_a_day}
     print(f"\nThe publish against the history's length (watch = \"all\"; median of {runs} "
           "taken in turns; whole process; the slope: least squares over the lengths)")
     print(f"{'case':46} " + " ".join(f"{str(y) + ' y':>7}" for y in lengths)
@@ -611,6 +631,13 @@ def publish_scaling(lengths: Sequence[int], au_rate: int, seed: int, runs: int
                      "note": f"median of {runs}; {' / '.join(map(str, lengths))} years: "
                              f"{wall_slope * 1000:.0f} ms wall, {cpu_slope * 1000:.0f} ms CPU "
                              "a year of history", "target": goal, "verdict": outcome})
+    # What each publish after a day's run wrote: part of the growth is pages whose content
+    # did change (a new eCFR document is the latest evidence of every history page citing
+    # it, and a longer history has more of them).
+    for case, counts in written.items():
+        print(f"pages written, {case.removeprefix('incremental publish ')}: " + " / ".join(
+            f"{sum(c.values())} ({c['history']} history)" for c in counts)
+            + f" on {' / '.join(map(str, lengths))} years")
     return rows
 
 
