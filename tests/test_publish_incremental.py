@@ -194,15 +194,19 @@ def test_a_record_rewritten_in_place_is_republished_wherever_it_is_shown(
         assert after[name] != before[name], name
 
 
-# drug-5 comes into force on a Monday, the first day of some weeks' ninety days; drug-9
-# late in the history, on the last of some.
-@pytest.mark.parametrize("substance", ["drug-5", "drug-9"])
+# drug-5 comes into force on a Monday (2026-09-14), the first day of some weeks' ninety
+# days; drug-9 late in the history (2026-10-24). Moved to Sunday 2026-10-11, drug-9's date
+# is the ninetieth day after the end of 2026-W28 (Monday 2026-07-13): the last day of a
+# window that did not hold its old date.
+@pytest.mark.parametrize(("substance", "moved_to"), [
+    ("drug-5", None), ("drug-9", None), ("drug-9", "2026-10-11")])
 def test_a_past_week_is_remade_when_a_fact_in_its_ninety_days_changes_and_only_then(
         history: tuple[Store, dict[str, StatusRecord], Settings], tmp_path: Path,
-        rendered: list[str], substance: str) -> None:
+        rendered: list[str], substance: str, moved_to: str | None) -> None:
     """A record whose coming into force falls in the "coming up" of some past weeks,
-    rewritten in place: exactly the weeks whose ninety days after their end hold that date
-    are made again; every other week is the previous site's file."""
+    rewritten in place (its instrument, or its date moved): exactly the weeks whose ninety
+    days after their end hold that date (or the date it had) are made again, the first and
+    the ninetieth day included; every other week is the previous site's file."""
     from reports.weeks import week_bounds
     from scrapers.clock import reader_zone_named
 
@@ -210,17 +214,23 @@ def test_a_past_week_is_remade_when_a_fact_in_its_ninety_days_changes_and_only_t
     site = publish(settings, store, now=PUBLISHED)
     before = inodes(site)
     target = records[substance]
-    due = datetime.fromisoformat(dict(target.dates)["comes into force"]).date()
+    dues = {datetime.fromisoformat(dict(target.dates)["comes into force"]).date()}
+    rewritten = dataclasses.replace(target, instrument="21 CFR 1308 (rev. 2)")
+    if moved_to is not None:
+        rewritten = dataclasses.replace(target, dates=(("comes into force", moved_to),))
+        dues.add(datetime.fromisoformat(moved_to).date())
     with store.transaction(started_at=RUN, jurisdictions=["us"]) as w:
-        w.replace_open_record(dataclasses.replace(target, instrument="21 CFR 1308 (rev. 2)"))
+        w.replace_open_record(rewritten)
     rendered.clear()
     site = publish(settings, store, now=PUBLISHED)
     utc = reader_zone_named("UTC")
     expected = set()
     for name in before.keys() - {"index.html"}:
         end = week_bounds(name.removesuffix(".html"), utc)[1].date()
-        if end <= due <= end + timedelta(days=90):
+        if any(end <= due <= end + timedelta(days=90) for due in dues):
             expected.add(name.removesuffix(".html"))
+    if moved_to is not None:
+        assert "2026-W28" in expected  # the edge this case is for
     remade = {n.split(":", 1)[1] for n in rendered if n.startswith("weekly.html:")}
     assert remade == expected and 3 <= len(expected) < len(before) - 3
     assert {n for n in inodes(site) if inodes(site)[n] != before[n]} == \
