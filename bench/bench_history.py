@@ -483,14 +483,14 @@ def stamp_of(moment: datetime) -> str:
 
 @contextlib.contextmanager
 def publish_rig(folder: Path, info: dict[str, Any]
-                ) -> Iterator[tuple[str, dict[str, Callable[[], Any]]]]:
+                ) -> Iterator[tuple[str, dict[str, Callable[[], Any]], dict[str, Path]]]:
     """The publish cases of the generated store, each ready to be measured again and again
     (a whole process measured from outside: wall time, CPU, its own peak RSS): a full
     rebuild (no previous site); the publish after a daily run with one change, reusing the
     site published before it; and the publish after a day that changed nothing, reusing the
     one-change day's site. Each case has its own copy of the store in its state; a measured
-    publish starts from the same site every time. Yields what the one change was and
-    case → its measurement."""
+    publish starts from the same site every time. Yields what the one change was, case →
+    its measurement, and case → its folder (``pages_written`` reads what it wrote)."""
     import tempfile
 
     last = datetime.fromisoformat(info["last_day"]).replace(tzinfo=UTC)
@@ -515,7 +515,6 @@ def publish_rig(folder: Path, info: dict[str, Any]
                     shutil.copytree(work / "site.baseline", work / "site",
                                     copy_function=os.link)
                 return check(measure([*command, str(work), at.isoformat()], cwd=ROOT), what)
-            measured.work = work  # type: ignore[attr-defined]  # for pages_written
             return measured
 
         evolving = stage("evolving", folder, None)
@@ -526,12 +525,13 @@ def publish_rig(folder: Path, info: dict[str, Any]
         publish_once(evolving, (run_at + timedelta(minutes=1)).isoformat())
         no_change_run(evolving, quiet_at)
         quiet = stage("no-change", evolving, evolving / "site")
-        yield what, {
-            "full rebuild": case(full, last + timedelta(hours=12), "full publish"),
-            "incremental publish after a one-change run": case(
-                one_change, run_at + timedelta(minutes=1), "incremental publish"),
-            "incremental publish after a no-change run": case(
-                quiet, quiet_at + timedelta(minutes=1), "no-change publish")}
+        plan = {"full rebuild": (full, last + timedelta(hours=12), "full publish"),
+                "incremental publish after a one-change run": (
+                    one_change, run_at + timedelta(minutes=1), "incremental publish"),
+                "incremental publish after a no-change run": (
+                    quiet, quiet_at + timedelta(minutes=1), "no-change publish")}
+        yield (what, {name: case(*args) for name, args in plan.items()},
+               {name: args[0] for name, args in plan.items()})
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -555,7 +555,7 @@ def publish_cases(folder: Path, info: dict[str, Any], runs: int) -> list[dict[st
     """The publish cases of the generated store (``publish_rig``), best of ``runs`` each,
     printed against their targets."""
     rows = []
-    with publish_rig(folder, info) as (what, cases):
+    with publish_rig(folder, info) as (what, cases, _folders):
         figures = {name: best_of(runs, measured) for name, measured in cases.items()}
     years = info["params"][0]
     print(f"\nPublishing the site of the {years}-year store (watch = \"all\"; best of {runs}; "
@@ -606,8 +606,8 @@ def publish_scaling(lengths: Sequence[int], au_rate: int, seed: int, runs: int
                     taken[(years, case)].append(measured())
         after_a_day = ("incremental publish after a one-change run",
                        "incremental publish after a no-change run")
-        written = {case: [pages_written(rigs[y][1][case].work)  # type: ignore[attr-defined]
-                          for y in lengths] for case in after_a_day}
+        written = {case: [pages_written(rigs[y][2][case]) for y in lengths]
+                   for case in after_a_day}
     print(f"\nThe publish against the history's length (watch = \"all\"; median of {runs} "
           "taken in turns; whole process; the slope: least squares over the lengths)")
     print(f"{'case':46} " + " ".join(f"{str(y) + ' y':>7}" for y in lengths)

@@ -59,8 +59,6 @@ class WeekIndex:
     dated_days: Sequence[date] = ()
     #: day → digest of the dated facts of that day (``week_inputs``).
     day_digests: Mapping[date, bytes] = field(default_factory=dict)
-    #: The days of ``day_digests``, sorted.
-    digest_days: Sequence[date] = ()
     #: pending row id → digest of the item as a report shows it (``week_inputs``).
     pending_digests: Mapping[int, str] = field(default_factory=dict)
 
@@ -103,7 +101,6 @@ def week_index(snap: Snapshot, reader_zone: ZoneInfo) -> WeekIndex:
             if day is not None:
                 dated.append((day, label, interval))
     dated.sort(key=lambda item: (item[0], item[2].id))
-    day_digests = _day_digests(snap, dated)
     return WeekIndex(
         checks_by_week={week: {sid: (c[0], c[1], tuple(sorted(c[2].items(),
                                                              key=lambda e: -e[1])[:5]))
@@ -114,8 +111,7 @@ def week_index(snap: Snapshot, reader_zone: ZoneInfo) -> WeekIndex:
         dated=dated, weeks=tuple(sorted(weeks)),
         mail_times=sorted((str(row.get("created_at") or ""), position)
                           for position, row in enumerate(snap.failed_mail)),
-        dated_days=[item[0] for item in dated], day_digests=day_digests,
-        digest_days=sorted(day_digests),
+        dated_days=[item[0] for item in dated], day_digests=_day_digests(snap, dated),
         pending_digests={row.id: _pending_digest(snap, row) for row in snap.pending})
 
 
@@ -242,14 +238,11 @@ def week_inputs(snap: Snapshot, index: WeekIndex, week: str, *, reader_zone: Zon
     changes the page changes this; a new run changes only the running week's and those
     whose 90 days hold a fact it touched."""
     parts = parts or week_parts(snap, index, week, reader_zone, now)
-    first = parts.end.date()
-    # The days of the window that hold a fact, each with its digest: a few, found by
-    # bisecting, rather than a look-up for each of its 91 days (most of them empty).
-    days = index.digest_days
-    low = bisect.bisect_left(days, first)
-    high = bisect.bisect_right(days, first + timedelta(days=UPCOMING_DAYS))
+    # The days of the window that hold a fact, each with its digest: the window the report
+    # shows (``_window``), not a look-up for each of its 91 days (most of them empty).
+    low, high = _window(index, parts.end)
     window = hashlib.sha256(stamp(parts.end).encode())
-    for day in days[low:high]:
+    for day in dict.fromkeys(index.dated_days[low:high]):
         window.update(day.isoformat().encode() + index.day_digests[day])
     # The running week depends on now only through what it shows (``since_healthy`` in
     # whole minutes, ``complete``, the cross-checks of the day): those are in here.
@@ -278,6 +271,16 @@ def _day_digests(snap: Snapshot, dated: Sequence[tuple[date, str, StatusInterval
             for day, items in by_day.items()}
 
 
+def _window(index: WeekIndex, end: datetime) -> tuple[int, int]:
+    """The positions in ``index.dated`` of the facts "coming up" after a week that ends at
+    ``end``: dated from its end's day to UPCOMING_DAYS after, both days included. The report
+    shows them (``_upcoming``) and its fingerprint digests their days (``week_inputs``): one
+    window for both, so a fact the page shows always moves its fingerprint."""
+    first = end.date()
+    return (bisect.bisect_left(index.dated_days, first),
+            bisect.bisect_right(index.dated_days, first + timedelta(days=UPCOMING_DAYS)))
+
+
 def _upcoming(snap: Snapshot, index: WeekIndex, end: datetime,
               pending: Sequence[PendingRow]) -> list[dict[str, Any]]:
     """Dated facts that fall after the week's end and within UPCOMING_DAYS of it: pending
@@ -298,8 +301,7 @@ def _upcoming(snap: Snapshot, index: WeekIndex, end: datetime,
                            "substance": view["substance"], "name": view["name"],
                            "text": f"{view['action']}: {view['description']}",
                            "reference": view["reference"], "href": view["history_href"]})
-    low = bisect.bisect_left(index.dated_days, first)
-    high = bisect.bisect_right(index.dated_days, last)
+    low, high = _window(index, end)
     for day, label, interval in index.dated[low:high]:
         if not _active(interval.valid_from, interval.valid_to, end_s):
             continue

@@ -79,8 +79,7 @@ def week_finder(stamps: Iterable[str], reader_zone: ZoneInfo) -> Callable[[str],
     end_stamp = stamp(end)
 
     def find(value: str) -> str:
-        # _is_stamp, inline: this is asked for every fetch of ten years.
-        if len(value) == 25 and value[10] == "T" and value.endswith("+00:00"):
+        if _is_stamp(value):
             position = bisect.bisect_right(start_stamps, value) - 1
             if position >= 0 and value < end_stamp:
                 return names[position]

@@ -215,8 +215,9 @@ def test_a_past_week_is_remade_when_a_fact_in_its_ninety_days_changes_and_only_t
     before = inodes(site)
     target = records[substance]
     dues = {datetime.fromisoformat(dict(target.dates)["comes into force"]).date()}
-    rewritten = dataclasses.replace(target, instrument="21 CFR 1308 (rev. 2)")
-    if moved_to is not None:
+    if moved_to is None:
+        rewritten = dataclasses.replace(target, instrument="21 CFR 1308 (rev. 2)")
+    else:
         rewritten = dataclasses.replace(target, dates=(("comes into force", moved_to),))
         dues.add(datetime.fromisoformat(moved_to).date())
     with store.transaction(started_at=RUN, jurisdictions=["us"]) as w:
