@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -64,28 +64,32 @@ class WeekIndex:
 
 
 def week_index(snap: Snapshot, reader_zone: ZoneInfo) -> WeekIndex:
-    checks: dict[str, dict[str, list[Any]]] = defaultdict(dict)
     changes_by_week: dict[str, list[StoredChange]] = defaultdict(list)
+    started = [str(row["started_at"]) for row in snap.fetches]
+    week_for = week_finder(started + [change.detected_at for change in snap.changes],
+                           reader_zone)
+    fetch_weeks = week_for.weeks_of(started)
+    weeks = set(fetch_weeks)
+    checks = Counter(zip(fetch_weeks, [str(row["source_id"]) for row in snap.fetches],
+                         strict=True))
+    failures: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     healthy: dict[str, list[str]] = defaultdict(list)
-    weeks: set[str] = set()
-    week_for = week_finder([str(row["started_at"]) for row in snap.fetches]
-                           + [change.detected_at for change in snap.changes], reader_zone)
-    for row in snap.fetches:
-        started = str(row["started_at"])
-        week = week_for(started)
-        sid = str(row["source_id"])
-        counts = checks[week].get(sid)
-        if counts is None:
-            counts = checks[week][sid] = [0, 0, {}]
-        counts[0] += 1
+    for row, week, at in zip(snap.fetches, fetch_weeks, started, strict=True):
         outcome = row["outcome"]
-        if outcome in FAILED_OUTCOMES:
-            counts[1] += 1
-            text = str(row.get("error") or outcome)
-            counts[2][text] = counts[2].get(text, 0) + 1
-        weeks.add(week)
         if outcome in HEALTHY_OUTCOMES:
-            healthy[sid].append(started)
+            healthy[str(row["source_id"])].append(at)
+        elif outcome in FAILED_OUTCOMES:
+            # Each error's count, in the order the week first met it (the report lists
+            # the five most frequent; ties in that order).
+            errors = failures[week, str(row["source_id"])]
+            text = str(row.get("error") or outcome)
+            errors[text] = errors.get(text, 0) + 1
+    checks_by_week: dict[str, dict[str, tuple[int, int, tuple[tuple[str, int], ...]]]] = \
+        defaultdict(dict)
+    for (week, sid), count in checks.items():
+        errors = failures.get((week, sid), {})
+        checks_by_week[week][sid] = (count, sum(errors.values()),
+                                     tuple(sorted(errors.items(), key=lambda e: -e[1])[:5]))
     for change in snap.changes:
         if change.backfilled:
             # Read from an archive, not observed that week: the history pages hold them;
@@ -102,10 +106,7 @@ def week_index(snap: Snapshot, reader_zone: ZoneInfo) -> WeekIndex:
                 dated.append((day, label, interval))
     dated.sort(key=lambda item: (item[0], item[2].id))
     return WeekIndex(
-        checks_by_week={week: {sid: (c[0], c[1], tuple(sorted(c[2].items(),
-                                                             key=lambda e: -e[1])[:5]))
-                               for sid, c in by_source.items()}
-                        for week, by_source in checks.items()},
+        checks_by_week=checks_by_week,
         changes_by_week=changes_by_week,
         healthy_times={k: sorted(v) for k, v in healthy.items()},
         dated=dated, weeks=tuple(sorted(weeks)),

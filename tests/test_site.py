@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -386,6 +386,40 @@ def test_week_finder_places_moments_written_in_other_forms(zone_name: str) -> No
     find = week_finder([early, *stamps], zone)
     assert find(early) == week_name(start - timedelta(days=20), zone)
     assert find(stamps[-1]) == week_name(moments[-1], zone)
+
+
+@pytest.mark.parametrize("zone_name", ["UTC", "America/Toronto", "Asia/Kathmandu",
+                                       "Pacific/Chatham"])
+def test_weeks_of_places_every_stamp_as_the_calendar_does(zone_name: str) -> None:
+    """``weeks_of`` (the weekly index places ten years of fetches with it) reuses the week of
+    the stamp before: out of order, on a week's first and last second, in another form and
+    outside the span given, each stamp still gets its own week."""
+    from zoneinfo import ZoneInfo
+
+    from reports.weeks import week_bounds, week_finder, week_name
+    from scrapers.clock import stamp
+
+    zone = ZoneInfo(zone_name)
+    start = datetime(2025, 12, 20, tzinfo=UTC)
+    moments = [start + timedelta(hours=7 * i) for i in range(300)]
+    monday, next_monday = week_bounds("2026-W02", zone)
+    edges = [monday, monday - timedelta(seconds=1), next_monday - timedelta(seconds=1),
+             next_monday]
+    values = [stamp(m) for m in moments]
+    values[10:10] = [stamp(m) for m in edges]                 # boundaries among early rows
+    # Reads as a moment of the week just placed, is an hour before it: placed by its moment.
+    values.insert(11, (monday - timedelta(hours=1)).astimezone(
+        timezone(timedelta(hours=5))).isoformat())
+    values[50], values[51] = values[51], values[50]           # two rows out of order
+    values.insert(60, stamp(moments[-1]))                     # a late row early
+    values.insert(61, moments[61].astimezone(ZoneInfo("America/St_Johns")).isoformat())
+    find = week_finder(values, zone)
+    outside = [stamp(start - timedelta(days=30)), stamp(start + timedelta(days=400))]
+    given = [*values[:30], outside[0], *values[30:], outside[1]]
+    expected = [week_name(datetime.fromisoformat(v), zone) for v in given]
+    assert find.weeks_of(given) == expected
+    assert [find(v) for v in given] == expected
+    assert week_finder([], zone).weeks_of(values[:3]) == expected[:3]
 
 
 # --- escaping ---------------------------------------------------------------------------------
