@@ -70,18 +70,18 @@ def week_index(snap: Snapshot, reader_zone: ZoneInfo) -> WeekIndex:
                            reader_zone)
     fetch_weeks = week_for.weeks_of(started)
     weeks = set(fetch_weeks)
-    checks = Counter(zip(fetch_weeks, [str(row["source_id"]) for row in snap.fetches],
-                         strict=True))
+    sources = [str(row["source_id"]) for row in snap.fetches]
+    checks = Counter(zip(fetch_weeks, sources, strict=True))
     failures: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     healthy: dict[str, list[str]] = defaultdict(list)
-    for row, week, at in zip(snap.fetches, fetch_weeks, started, strict=True):
+    for row, week, sid, at in zip(snap.fetches, fetch_weeks, sources, started, strict=True):
         outcome = row["outcome"]
         if outcome in HEALTHY_OUTCOMES:
-            healthy[str(row["source_id"])].append(at)
+            healthy[sid].append(at)
         elif outcome in FAILED_OUTCOMES:
             # Each error's count, in the order the week first met it (the report lists
             # the five most frequent; ties in that order).
-            errors = failures[week, str(row["source_id"])]
+            errors = failures[week, sid]
             text = str(row.get("error") or outcome)
             errors[text] = errors.get(text, 0) + 1
     checks_by_week: dict[str, dict[str, tuple[int, int, tuple[tuple[str, int], ...]]]] = \

@@ -30,8 +30,7 @@ def parse_week(week: str) -> tuple[int, int]:
 
 
 def week_name(moment: datetime, reader_zone: ZoneInfo) -> str:
-    year, number, _ = moment.astimezone(reader_zone).isocalendar()
-    return f"{year}-W{number:02d}"
+    return _name(moment.astimezone(reader_zone).isocalendar())
 
 
 def week_bounds(week: str, reader_zone: ZoneInfo) -> tuple[datetime, datetime]:
@@ -39,24 +38,32 @@ def week_bounds(week: str, reader_zone: ZoneInfo) -> tuple[datetime, datetime]:
     runs in), as aware UTC datetimes."""
     year, number = parse_week(week)
     monday = date.fromisocalendar(year, number, 1)
-    start = datetime(monday.year, monday.month, monday.day, tzinfo=reader_zone)
-    end_day = monday + timedelta(days=7)
-    end = datetime(end_day.year, end_day.month, end_day.day, tzinfo=reader_zone)
-    return start.astimezone(UTC), end.astimezone(UTC)
+    return _midnight(monday, reader_zone), _midnight(monday + timedelta(days=7), reader_zone)
+
+
+def _name(iso: tuple[int, int, int]) -> str:
+    year, number, _ = iso
+    return f"{year}-W{number:02d}"
+
+
+def _midnight(day: date, reader_zone: ZoneInfo) -> datetime:
+    """00:00 of ``day`` in the reader's zone, as an aware UTC datetime."""
+    return datetime(day.year, day.month, day.day, tzinfo=reader_zone).astimezone(UTC)
 
 
 def week_finder(stamps: Iterable[str], reader_zone: ZoneInfo) -> WeekFinder:
-    """A function from a stored timestamp to its ISO week in the reader's zone. The week
-    starts (Monday 00:00 local, in UTC) are worked out once for the span of ``stamps`` and
-    each timestamp is placed among them: exact in every zone, half-hour offsets included,
-    and cheap for ten years of daily rows. A stamp as schedwatch writes it (``stamp``: UTC
-    to the second) is placed by comparing text, which orders as the moments do (ten years
-    of fetches were parsed twice each: a third of the weekly index); any other form of a
-    moment is parsed."""
-    values = list(stamps)
-    canonical = [value for value in values if _is_stamp(value)]
-    moments = [parse_stamp(value) for value in values if not _is_stamp(value)] \
-        if len(canonical) < len(values) else []
+    """The weeks of the span of ``stamps`` in the reader's zone, to place stored timestamps
+    in: exact in every zone, half-hour offsets included, and cheap for ten years of daily
+    rows. A stamp as schedwatch writes it (``stamp``: UTC to the second) is placed by
+    comparing text, which orders as the moments do (ten years of fetches were parsed twice
+    each: a third of the weekly index); any other form of a moment is parsed."""
+    canonical: list[str] = []
+    moments: list[datetime] = []
+    for value in stamps:
+        if _is_stamp(value):
+            canonical.append(value)
+        else:
+            moments.append(parse_stamp(value))
     if canonical:
         moments += [parse_stamp(min(canonical)), parse_stamp(max(canonical))]
     return WeekFinder(moments, reader_zone)
@@ -66,40 +73,33 @@ class WeekFinder:
     """The weeks of the span of some moments (made by ``week_finder``): call it with one
     stored timestamp, or give ``weeks_of`` many."""
 
-    def __init__(self, moments: Iterable[datetime], reader_zone: ZoneInfo) -> None:
+    def __init__(self, moments: list[datetime], reader_zone: ZoneInfo) -> None:
         self._zone = reader_zone
-        self._starts: list[datetime] = []
         self._names: list[str] = []
-        moments = list(moments)
-        end = None
+        # The weeks' starts and the last week's end, as moments and as ``stamp`` text.
+        self._edges: list[datetime] = []
         if moments:
-            first, last = min(moments), max(moments)
-            # Monday by Monday in the reader's zone (as ``week_bounds`` works each out):
-            # ten years are 522 weeks, made once per publish.
-            year, number, _ = first.astimezone(reader_zone).isocalendar()
-            monday = date.fromisocalendar(year, number, 1)
-            while True:
-                start = datetime(monday.year, monday.month, monday.day, tzinfo=reader_zone)
-                self._starts.append(start.astimezone(UTC))
-                year, number, _ = monday.isocalendar()
-                self._names.append(f"{year}-W{number:02d}")
+            last = max(moments)
+            # Monday by Monday (not ``week_bounds`` per week, which parses each week's
+            # name): ten years are 522 weeks, made once per publish.
+            monday = date.fromisocalendar(*min(moments).astimezone(reader_zone)
+                                          .isocalendar()[:2], 1)
+            self._edges.append(_midnight(monday, reader_zone))
+            while self._edges[-1] <= last:
+                self._names.append(_name(monday.isocalendar()))
                 monday += timedelta(days=7)
-                end = datetime(monday.year, monday.month, monday.day,
-                               tzinfo=reader_zone).astimezone(UTC)
-                if end > last:
-                    break
-        self._end = end
-        # Each week's start and end as text, for stamps as schedwatch writes them.
-        self._bounds = [stamp(start) for start in self._starts] + ([stamp(end)] if end else [])
+                self._edges.append(_midnight(monday, reader_zone))
+        self._bounds = [stamp(edge) for edge in self._edges]
 
     def __call__(self, value: str) -> str:
         if _is_stamp(value):
             position = self._position_of_stamp(value)
-            return self._names[position] if position is not None \
-                else week_name(parse_stamp(value), self._zone)
+            if position is not None:
+                return self._names[position]
+            return week_name(parse_stamp(value), self._zone)  # outside the span given
         moment = parse_stamp(value)
-        if self._end is not None and self._starts[0] <= moment < self._end:
-            return self._names[bisect.bisect_right(self._starts, moment) - 1]
+        if self._names and self._edges[0] <= moment < self._edges[-1]:
+            return self._names[bisect.bisect_right(self._edges, moment) - 1]
         return week_name(moment, self._zone)  # outside the span given
 
     def weeks_of(self, values: Iterable[str]) -> list[str]:
@@ -109,16 +109,16 @@ class WeekFinder:
         weeks: list[str] = []
         low = high = name = ""
         for value in values:
-            if low <= value < high and len(value) == 25 and value.endswith("+00:00") \
-                    and value[10] == "T":
-                weeks.append(name)
-                continue
-            position = self._position_of_stamp(value) if _is_stamp(value) else None
-            if position is None:
+            if not _is_stamp(value):
                 weeks.append(self(value))
                 continue
-            name = self._names[position]
-            low, high = self._bounds[position], self._bounds[position + 1]
+            if not low <= value < high:
+                position = self._position_of_stamp(value)
+                if position is None:
+                    weeks.append(self(value))  # outside the span: not a week to reuse
+                    continue
+                name = self._names[position]
+                low, high = self._bounds[position], self._bounds[position + 1]
             weeks.append(name)
         return weeks
 
