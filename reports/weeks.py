@@ -76,14 +76,14 @@ class WeekFinder:
     def __init__(self, moments: list[datetime], reader_zone: ZoneInfo) -> None:
         self._zone = reader_zone
         self._names: list[str] = []
-        # The weeks' starts and the last week's end, as moments and as ``stamp`` text.
+        # The weeks' starts and the last week's end (``_bounds``: the same as ``stamp`` text).
         self._edges: list[datetime] = []
         if moments:
             last = max(moments)
             # Monday by Monday (not ``week_bounds`` per week, which parses each week's
             # name): ten years are 522 weeks, made once per publish.
-            monday = date.fromisocalendar(*min(moments).astimezone(reader_zone)
-                                          .isocalendar()[:2], 1)
+            first = min(moments).astimezone(reader_zone).date()
+            monday = first - timedelta(days=first.weekday())
             self._edges.append(_midnight(monday, reader_zone))
             while self._edges[-1] <= last:
                 self._names.append(_name(monday.isocalendar()))
