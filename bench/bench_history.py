@@ -493,6 +493,9 @@ def publish_rig(folder: Path, info: dict[str, Any]
     its measurement, and case → its folder (``pages_written`` reads what it wrote)."""
     import tempfile
 
+    sys.path.insert(0, str(ROOT))
+    from reports.kept import FOLDER as KEPT
+
     last = datetime.fromisoformat(info["last_day"]).replace(tzinfo=UTC)
     run_at = last + timedelta(days=1, hours=6)
     quiet_at = run_at + timedelta(days=1)
@@ -501,9 +504,13 @@ def publish_rig(folder: Path, info: dict[str, Any]
     try:
         def stage(name: str, source: Path, site: Path | None) -> Path:
             """A case's folder: a copy of ``source``'s store and, as its previous site,
-            ``site`` (hard links, as they will be for every measured publish)."""
+            ``site`` (hard links, as they will be for every measured publish), and what
+            the previous publish kept in the data folder's cache (the fetch log's tally,
+            the status rows' texts), put back before every measured publish."""
             work = root / name
             shutil.copytree(source / "data", work / "data")
+            if (work / "data" / KEPT).is_dir():
+                shutil.copytree(work / "data" / KEPT, work / "kept.baseline")
             if site is not None:
                 shutil.copytree(site, work / "site.baseline", copy_function=os.link)
             return work
@@ -511,6 +518,9 @@ def publish_rig(folder: Path, info: dict[str, Any]
         def case(work: Path, at: datetime, what: str) -> Callable[[], Any]:
             def measured() -> Any:
                 shutil.rmtree(work / "site", ignore_errors=True)
+                shutil.rmtree(work / "data" / KEPT, ignore_errors=True)
+                if (work / "kept.baseline").exists():
+                    shutil.copytree(work / "kept.baseline", work / "data" / KEPT)
                 if (work / "site.baseline").exists():
                     shutil.copytree(work / "site.baseline", work / "site",
                                     copy_function=os.link)

@@ -20,6 +20,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from reports.check_tally import CheckTally
 from reports.diff import SOURCE_KINDS, display_name, schedule_label
 from reports.parts import Parts
 from reports.status_rows import (  # noqa: F401 - shown here, defined there
@@ -36,9 +37,6 @@ from scrapers.clock import parse_stamp, stamp
 from scrapers.records import CONTROL_LEVELS, MATERIAL_FIELDS, PendingItem, StatusRecord
 from scrapers.store import PendingRow, SourceState, StatusInterval, StoredAction, StoredChange
 
-#: Outcomes of a fetch that count as a healthy check of the source.
-HEALTHY_OUTCOMES = frozenset({"fetched", "not_modified", "unchanged"})
-FAILED_OUTCOMES = frozenset({"failed", "extraction_failed"})
 #: A scheduler that has not beaten for this long is reported as stale.
 HEARTBEAT_STALE = timedelta(minutes=5)
 #: "Coming into force" looks this far past the end of a week.
@@ -184,7 +182,6 @@ class Snapshot:
     changes: tuple[StoredChange, ...]  # oldest first
     pending: tuple[PendingRow, ...]  # open and resolved
     states: Mapping[str, SourceState]
-    fetches: tuple[Mapping[str, Any], ...]  # oldest first: source_id, started_at, outcome, error
     failed_mail: tuple[Mapping[str, Any], ...]
     heartbeat: Mapping[str, Any] | None
     jurisdictions: tuple[Jurisdiction, ...]
@@ -196,6 +193,8 @@ class Snapshot:
     #: as unchecked or failing.
     disabled: frozenset[str] = frozenset()
     actions: tuple[StoredAction, ...] = ()  # dated scheduling actions, oldest first
+    #: The fetch log as the weekly reports count it, in the reader's zone; None: no fetch.
+    checks: CheckTally | None = None
 
     @cached_property
     def current(self) -> list[StatusInterval]:

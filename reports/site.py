@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 from zoneinfo import ZoneInfo
 
-from reports import exports, feed, pages, reference, status_exports, weekly
+from reports import check_tally, exports, feed, pages, reference, status_exports, weekly
 from reports import scheduling_history as scheduling
 from reports.page_worker import make_shared
 from reports.pages import (
@@ -85,7 +85,7 @@ _CODE = ("reports/pages.py", "reports/weekly.py", "reports/render.py", "reports/
          "reports/exports.py", "reports/entries.py", "reports/feed.py", "reports/parts.py",
          "reports/scheduling_history.py", "reports/settings.py", "reports/reference.py",
          "reports/page_worker.py", "reports/status_exports.py", "reports/weeks.py",
-         "scrapers/records.py")
+         "reports/check_tally.py", "reports/kept.py", "scrapers/records.py")
 
 
 class PublishError(SchedwatchError):
@@ -140,10 +140,10 @@ def write_weekly_report(settings: Settings, store: Store, week: str | None = Non
         if not (site / SITE_MARKER).is_file():
             with _collector_paused() as collector:
                 _publish_locked(settings, store, moment, collector)
-        snap = read_snapshot(settings, store)
+        version = _version(settings)
+        snap = read_snapshot(settings, store, version=version)
         index = weekly.week_index(snap, reader_zone)
         env = environment(settings.scheduler.timezone)
-        version = _version(settings)
         existing = _existing_weeks(site)
         parts = weekly.week_parts(snap, index, week, reader_zone, moment)
         context = weekly.weekly_context_from(snap, index, week, reader_zone=reader_zone,
@@ -182,11 +182,17 @@ def weekly_context(settings: Settings, store: Store, week: str | None = None, *,
 # --- reading the store --------------------------------------------------------------------
 
 def read_snapshot(settings: Settings, store: Store,
-                  documents: Mapping[str, str] | None = None) -> Snapshot:
+                  documents: Mapping[str, str] | None = None, *,
+                  version: str | None = None, reuse: bool = True) -> Snapshot:
     """Everything the site shows, in a handful of queries (intervals make ten years of an
-    unchanged status one row)."""
+    unchanged status one row; the fetch log is read from where the last publish's tally of
+    it stopped, ``reports.check_tally``). ``version``: the site's (``_version``), when the
+    caller has it; ``reuse`` False: the whole fetch log counted again (a full rebuild)."""
     from jurisdictions.substances import build_watch_list
 
+    reader_zone = zone(settings.scheduler.timezone)
+    version = _version(settings) if version is None else version
+    kept = check_tally.load(settings.data_dir, version, reader_zone) if reuse else None
     # One moment of the store: a run that commits while this reads must not leave the site
     # with its new change but not its new status (or the other way round).
     with store.snapshot():
@@ -194,10 +200,15 @@ def read_snapshot(settings: Settings, store: Store,
         changes = tuple(store.changes())
         pending = tuple(store.pending_items(open_only=False))
         states = store.source_states()
-        fetches = tuple(store.check_log())
+        if kept is not None and store.check_log_mark(kept.last_id) != kept.mark:
+            kept = None  # not the log it was made from, or a fetch committed late: count again
+        fetches = store.check_log(after_id=kept.last_id if kept is not None else 0)
         failed_mail = tuple(store.outbox_rows("failed"))
         heartbeat = store.heartbeat("scheduler")
         actions = tuple(store.actions())
+    checks = check_tally.tallied(kept, fetches, reader_zone)
+    if checks is not kept:
+        check_tally.save(settings.data_dir, version, checks)
     seen: dict[str, set[str]] = defaultdict(set)
     for interval in intervals:
         seen[interval.record.jurisdiction].add(interval.record.source_id)
@@ -208,15 +219,14 @@ def read_snapshot(settings: Settings, store: Store,
     for state in states.values():
         seen[state.jurisdiction].add(state.source_id)
     known = {sid for sids in seen.values() for sid in sids}
-    for fetch in fetches:
-        source_id = str(fetch["source_id"])
+    for source_id in checks.sources:
         if source_id not in known:  # no state yet: its id prefix is its jurisdiction
             seen[source_id.split("-", 1)[0]].add(source_id)
     watch = build_watch_list(settings.watch)
     listed = pages.jurisdiction_list(_registry(), seen)
     return Snapshot(
         intervals=intervals, changes=changes, pending=pending, states=states,
-        fetches=fetches, failed_mail=failed_mail, heartbeat=heartbeat, jurisdictions=listed,
+        checks=checks, failed_mail=failed_mail, heartbeat=heartbeat, jurisdictions=listed,
         actions=actions,
         documents=dict(documents or {}), watched=watch.keys, all_entries=watch.all_entries,
         disabled=frozenset(sid for j in listed for sid in j.sources
@@ -498,7 +508,8 @@ def _publish_locked(settings: Settings, store: Store, now: datetime,
     # a web server running as another user must be able to read.
     os.chmod(staging, _mode(0o777))
     try:
-        snap = read_snapshot(settings, store)
+        # A site made afresh (none to reuse pages from) counts the fetch log afresh too.
+        snap = read_snapshot(settings, store, version=version, reuse=bool(old_manifest))
         documents = _stage_documents(staging, site, store, referenced_documents(snap))
         snap = dataclasses.replace(snap, documents=documents)
         collector.keep()  # the snapshot: every group reads it, none frees it

@@ -13,22 +13,18 @@ stored text (its digest), the interval's legal and observed span, whether it was
 backfilled; and the whole file by the site's code version, so a new schedwatch makes the
 texts again. A file that is missing, of another version, unreadable or not of that shape is
 ignored and made again; one that cannot be written is left as it was (the site is published
-all the same). It is read with ``marshal``: data only (texts in a dict, nothing in it is
-run), from the data folder, which only its user writes.
+all the same). It is read with ``marshal`` (``reports.kept``): data only (texts in a dict,
+nothing in it is run), from the data folder, which only its user writes.
 """
 
 from __future__ import annotations
 
-import contextlib
-import marshal
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reports import exports, status_rows
+from reports import exports, kept, status_rows
 from reports.pages import Snapshot, record_key
 
 #: The cells a source's check changes on every row; filled in on each publish.
@@ -42,7 +38,7 @@ _PLAIN = re.compile(r"(?:[0-9A-Za-z_][0-9A-Za-z_.:+ -]*)?\Z")
 #: Bump when the kept file's shape changes.
 _SHAPE = 2
 _BATCH = 256
-KEPT_FILE = Path("cache") / "site" / "status-rows"
+KEPT_FILE = kept.FOLDER / "status-rows"
 #: A row's text cut at its open cells: the text before the first, between, after the last.
 Template = tuple[str, ...]
 
@@ -65,17 +61,18 @@ def status_texts(snap: Snapshot, columns: Sequence[str], *, data_dir: Path | Non
         return None
     path = data_dir / KEPT_FILE if data_dir is not None else None
     tag = f"{_SHAPE}\0{version}\0{chr(31).join(columns)}"
-    kept = _load(path, tag) if reuse else {}
-    return _texts(snap, columns, kept, path, tag)
+    found = kept.load(path, tag) if reuse else None
+    rows = found if type(found) is dict else {}
+    return _texts(snap, columns, rows, path, tag)
 
 
-def _texts(snap: Snapshot, columns: Sequence[str], kept: dict[str, Any],
+def _texts(snap: Snapshot, columns: Sequence[str], previous: dict[str, Any],
            path: Path | None, tag: str) -> tuple[list[str], list[str]] | None:
     intervals = snap.current
     keys = [row_key(interval) for interval in intervals]
     values = _open_values(snap, intervals)
     # A kept text not cut as ours are (a file written by hand) is made again.
-    templates = [_usable(kept.get(key)) for key in keys]
+    templates = [_usable(previous.get(key)) for key in keys]
     lines: list[str] = [""] * len(intervals)
     objects: list[str] = [""] * len(intervals)
     made: dict[str, tuple[Template, Template]] = {}
@@ -98,8 +95,9 @@ def _texts(snap: Snapshot, columns: Sequence[str], kept: dict[str, Any],
             else:
                 templates[index] = made[keys[index]] = found
     current = set(keys)
-    if path is not None and (made or kept.keys() - current):
-        _save(path, tag, {key: value for key, value in kept.items() if key in current} | made)
+    if path is not None and (made or previous.keys() - current):
+        kept.save(path, tag, {key: value for key, value in previous.items()
+                              if key in current} | made)
     del made
     for index, found in enumerate(templates):
         if found is None:
@@ -175,32 +173,3 @@ def _templates(line: str, obj: str) -> tuple[Template, Template] | None:
 
 def _whole(row: dict[str, Any], columns: Sequence[str]) -> tuple[str, str]:
     return exports.csv_lines([row], columns)[0], exports.json_objects([row], columns)[0]
-
-
-def _load(path: Path | None, tag: str) -> dict[str, Any]:
-    """The kept texts, when the file is ours (of this tag); each is checked when used."""
-    if path is None:
-        return {}
-    try:
-        data = marshal.loads(path.read_bytes())  # noqa: S302 - our own data, see above
-    except (OSError, ValueError, EOFError, TypeError):
-        return {}
-    if not (type(data) is tuple and len(data) == 2 and data[0] == tag
-            and type(data[1]) is dict):
-        return {}
-    return data[1]  # type: ignore[no-any-return]
-
-
-def _save(path: Path, tag: str, rows: dict[str, tuple[Template, Template]]) -> None:
-    """Written whole and renamed into place; left as it was when it cannot be written."""
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=path.parent, prefix=".status-rows-")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(marshal.dumps((tag, rows)))
-            os.replace(name, path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(name)
-            raise

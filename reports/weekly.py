@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from reports.check_tally import CheckTally
 from reports.diff import display_name, schedule_label
 from reports.pages import (
-    FAILED_OUTCOMES,
-    HEALTHY_OUTCOMES,
     UPCOMING_DAYS,
     Snapshot,
     change_summary,
@@ -65,31 +64,14 @@ class WeekIndex:
 
 def week_index(snap: Snapshot, reader_zone: ZoneInfo) -> WeekIndex:
     changes_by_week: dict[str, list[StoredChange]] = defaultdict(list)
-    started = [str(row["started_at"]) for row in snap.fetches]
-    week_for = week_finder(started + [change.detected_at for change in snap.changes],
-                           reader_zone)
-    fetch_weeks = week_for.weeks_of(started)
-    weeks = set(fetch_weeks)
-    sources = [str(row["source_id"]) for row in snap.fetches]
-    checks = Counter(zip(fetch_weeks, sources, strict=True))
-    failures: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-    healthy: dict[str, list[str]] = defaultdict(list)
-    for row, week, sid, at in zip(snap.fetches, fetch_weeks, sources, started, strict=True):
-        outcome = row["outcome"]
-        if outcome in HEALTHY_OUTCOMES:
-            healthy[sid].append(at)
-        elif outcome in FAILED_OUTCOMES:
-            # Each error's count, in the order the week first met it (the report lists
-            # the five most frequent; ties in that order).
-            errors = failures[week, sid]
-            text = str(row.get("error") or outcome)
-            errors[text] = errors.get(text, 0) + 1
-    checks_by_week: dict[str, dict[str, tuple[int, int, tuple[tuple[str, int], ...]]]] = \
-        defaultdict(dict)
-    for (week, sid), count in checks.items():
-        errors = failures.get((week, sid), {})
-        checks_by_week[week][sid] = (count, sum(errors.values()),
-                                     tuple(sorted(errors.items(), key=lambda e: -e[1])[:5]))
+    # The fetch log comes counted by week (reports.check_tally: kept between publishes).
+    checks = snap.checks or CheckTally(zone=reader_zone.key)
+    if checks.rows and checks.zone != reader_zone.key:
+        raise ValueError(f"the fetch log was counted in the weeks of {checks.zone}, "
+                         f"not {reader_zone.key}")
+    checks_by_week = checks.checks_by_week()
+    weeks = set(checks_by_week)
+    week_for = week_finder([change.detected_at for change in snap.changes], reader_zone)
     for change in snap.changes:
         if change.backfilled:
             # Read from an archive, not observed that week: the history pages hold them;
@@ -108,7 +90,7 @@ def week_index(snap: Snapshot, reader_zone: ZoneInfo) -> WeekIndex:
     return WeekIndex(
         checks_by_week=checks_by_week,
         changes_by_week=changes_by_week,
-        healthy_times={k: sorted(v) for k, v in healthy.items()},
+        healthy_times=checks.healthy_times(),
         dated=dated, weeks=tuple(sorted(weeks)),
         mail_times=sorted((str(row.get("created_at") or ""), position)
                           for position, row in enumerate(snap.failed_mail)),

@@ -53,7 +53,7 @@ def state(health: str = "healthy") -> SourceState:
 def snapshot(intervals: list[StatusInterval], health: str = "healthy",
              disabled: frozenset[str] = frozenset()) -> Snapshot:
     return Snapshot(intervals=tuple(intervals), changes=(), pending=(),
-                    states={"ca-cdsa": state(health)}, fetches=(), failed_mail=(),
+                    states={"ca-cdsa": state(health)}, failed_mail=(),
                     heartbeat=None, documents={}, watched=(), all_entries=True,
                     jurisdictions=(Jurisdiction(code="ca", name="Canada",
                                                 sources=("ca-cdsa",)),),

@@ -173,14 +173,23 @@ def test_the_check_log_is_every_fetch_oldest_first_with_what_the_weekly_reports_
                          outcome="failed", error="HTTP 503", error_kind="http")
         writer.add_fetch(source_id="ca-cdsa", started_at=NOW, url="https://c.example/",
                          outcome="not_modified", document_sha256="ab" * 32, elapsed_ms=80)
+    first, second = (row["id"] for row in store.fetch_log())
     assert store.check_log() == [
-        {"source_id": "us-ecfr-1308", "started_at": stamp(later), "outcome": "failed",
-         "error": "HTTP 503"},
-        {"source_id": "ca-cdsa", "started_at": stamp(NOW), "outcome": "not_modified",
-         "error": None}]
-    # The same fetches as the full log, in the same order.
+        {"id": first, "source_id": "us-ecfr-1308", "started_at": stamp(later),
+         "outcome": "failed", "error": "HTTP 503"},
+        {"id": second, "source_id": "ca-cdsa", "started_at": stamp(NOW),
+         "outcome": "not_modified", "error": None}]
+    # The same fetches as the full log, in the same order; after an id, only those after.
     assert [(r["source_id"], r["outcome"]) for r in store.fetch_log()] == \
         [(r["source_id"], r["outcome"]) for r in store.check_log()]
+    assert [r["id"] for r in store.check_log(after_id=first)] == [second]
+    assert store.check_log(after_id=second) == []
+    # What a tally up to an id counted: the rows up to it, and that row.
+    assert store.check_log_mark(second) == (
+        second, 2, ("ca-cdsa", stamp(NOW), "not_modified"))
+    assert store.check_log_mark(first) == (
+        first, 1, ("us-ecfr-1308", stamp(later), "failed"))
+    assert store.check_log_mark(second + 5) == (second + 5, 2, None)
 
 
 def test_intervals_come_back_in_code_point_order_whatever_was_written_first(

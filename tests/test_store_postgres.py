@@ -346,3 +346,40 @@ def test_two_deliverers_on_two_machines_send_each_alert_once(tmp_path: Path,
             "ca@example.org", "officer@example.org"]
         assert {r["state"] for r in store.outbox_rows()} == {"delivered"}
         store.close()
+
+
+def test_a_fetch_committed_late_with_a_lower_id_is_counted_in_the_weekly_reports(
+        tmp_path: Path, postgres_url) -> None:
+    """Two machines write fetches at once: the one that took the lower id commits last. A
+    publish between the two commits has seen the higher id only; the kept tally of the fetch
+    log (``reports.check_tally``) must still count the lower one when it becomes visible."""
+    from reports import site, weekly
+    from reports.render import zone
+    from tests.support.site_data import make_settings
+
+    settings = make_settings(tmp_path / "publisher", timezone="UTC")
+    here = Store(settings.data_dir, postgres_url)
+    there = Store(tmp_path / "other" / "data", postgres_url)
+    monday = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+
+    def week_checks(**options: Any) -> Any:
+        snap = site.read_snapshot(settings, here, **options)
+        return weekly.week_index(snap, zone("UTC")).checks_by_week["2026-W10"]
+
+    try:
+        with there.transaction(started_at=monday, jurisdictions=["ca"]) as slow:
+            slow.add_fetch(source_id="ca-cdsa", started_at=monday, url="https://a.example/",
+                           outcome="failed", error="HTTP 503")  # the lower id, not committed
+            with here.transaction(started_at=monday, jurisdictions=["ca"]) as quick:
+                quick.add_fetch(source_id="ca-cdsa", started_at=monday + timedelta(hours=1),
+                                url="https://a.example/", outcome="not_modified")
+            ids = [row["id"] for row in here.check_log()]
+            assert len(ids) == 1  # only the higher id is visible
+            assert week_checks() == {"ca-cdsa": (1, 0, ())}
+        # Now the lower id is committed too, below the last id the kept tally counted.
+        assert week_checks() == {"ca-cdsa": (2, 1, (("HTTP 503", 1),))}
+        assert week_checks() == week_checks(reuse=False)
+        assert min(row["id"] for row in here.check_log()) < ids[0]
+    finally:
+        here.close()
+        there.close()

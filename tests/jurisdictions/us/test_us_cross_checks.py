@@ -125,7 +125,7 @@ def test_the_site_makes_a_checker_once_per_snapshot_with_its_own_records(
             last_confirmed_at="2031-01-01T00:00:00Z", last_document_sha256="a" * 64)
 
     snap = Snapshot(intervals=(current("us", "ketamine"), current("xx", "esketamine")),
-                    changes=(), pending=(), states={}, fetches=(), failed_mail=(),
+                    changes=(), pending=(), states={}, failed_mail=(),
                     heartbeat=None, documents={}, watched=(), all_entries=True,
                     jurisdictions=tuple(Jurisdiction(code=c, name=c, sources=())
                                         for c in ("us", "xx")))

@@ -1,0 +1,170 @@
+"""The fetch log as the weekly reports count it — each week's checks of each source, its
+failures and their errors, each source's healthy fetch times — kept between publishes and
+brought up to date with the fetches written since (``tallied``). Pure but for ``load`` and
+``save`` (the data folder's cache, ``reports.kept``).
+
+Every publish used to read the whole log and place each fetch in its week: twenty years of
+daily checks are 36,500 rows, a cost that grew with the history's length. The log is only
+appended to (no fetch row is rewritten or deleted), so the tally of its rows up to some id,
+taken in id order and continued with the rows after that id in id order, is the tally of
+the whole log. On PostgreSQL ids come from a sequence when a row is inserted and
+transactions commit in any order: a row with a lower id can become visible after one with a
+higher id was read. So a kept tally also holds how many rows it counted and the identity of
+the last (``mark``), and is continued only while the store holds exactly that many rows up
+to that id, that one the same (``Store.check_log_mark``); otherwise it is made again from
+the whole log. The same check refuses a tally of another database (one restored from a
+backup, another store URL). The weeks are the reader's zone's: a tally is of one zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from reports import kept
+from reports.weeks import week_finder
+
+#: Outcomes of a fetch that count as a healthy check of its source, and as a failed one.
+HEALTHY_OUTCOMES = frozenset({"fetched", "not_modified", "unchanged"})
+FAILED_OUTCOMES = frozenset({"failed", "extraction_failed"})
+KEPT_FILE = kept.FOLDER / "check-tally"
+#: Bump when what a kept tally holds, or how a row is counted, changes.
+_SHAPE = 1
+#: A fetch as the mark names it: its source, start and outcome.
+Mark = tuple[int, int, tuple[str, str, str] | None]  # last id, rows up to it, that row
+
+
+@dataclass(frozen=True)
+class CheckTally:
+    """The tally of the fetch log up to ``last_id`` in the weeks of ``zone``."""
+
+    zone: str = ""  # "": no fetch counted, in no zone
+    last_id: int = 0
+    rows: int = 0  # how many fetches have an id up to last_id
+    last_row: tuple[str, str, str] | None = None  # (source, start, outcome) of last_id
+    #: (week, source) → its fetches that week.
+    counts: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    #: (week, source) → error text → how many of its failed fetches that week said so,
+    #: in the order the week first met each (the report lists the five most frequent;
+    #: ties in that order).
+    errors: Mapping[tuple[str, str], Mapping[str, int]] = field(default_factory=dict)
+    #: source → the start of each of its healthy fetches, in the log's order.
+    healthy: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    #: Every source the log names, first seen first.
+    sources: Sequence[str] = ()
+
+    @property
+    def mark(self) -> Mark:
+        return self.last_id, self.rows, self.last_row
+
+    def checks_by_week(self) -> dict[str, dict[str, tuple[int, int, tuple[tuple[str, int],
+                                                                          ...]]]]:
+        """week → source → (checks, failures, its five commonest errors with their
+        counts)."""
+        found: dict[str, dict[str, tuple[int, int, tuple[tuple[str, int], ...]]]] = {}
+        for (week, source), count in self.counts.items():
+            errors = self.errors.get((week, source), {})
+            found.setdefault(week, {})[source] = (
+                count, sum(errors.values()),
+                tuple(sorted(errors.items(), key=lambda item: -item[1])[:5]))
+        return found
+
+    def healthy_times(self) -> dict[str, list[str]]:
+        """source → the starts of its healthy fetches, sorted."""
+        return {source: sorted(times) for source, times in self.healthy.items()}
+
+
+def tallied(previous: CheckTally | None, rows: Sequence[Mapping[str, Any]],
+            reader_zone: ZoneInfo) -> CheckTally:
+    """``previous`` (the tally of the log up to its ``last_id``; None: nothing counted)
+    continued with ``rows``, the fetches after it in id order (each with its ``id``,
+    ``source_id``, ``started_at``, ``outcome`` and ``error``). ``previous`` is not changed."""
+    if previous is None or not previous.rows:
+        previous = CheckTally(zone=reader_zone.key)
+    if previous.zone != reader_zone.key:
+        raise ValueError(f"a tally of the weeks of {previous.zone} continued in "
+                         f"{reader_zone.key}")
+    if not rows:
+        return previous
+    starts = [str(row["started_at"]) for row in rows]
+    weeks = week_finder(starts, reader_zone).weeks_of(starts)
+    counts = dict(previous.counts)
+    errors = dict(previous.errors)
+    healthy = dict(previous.healthy)
+    sources = dict.fromkeys(previous.sources)
+    # The inner lists and dicts this call made its own (``previous`` shares the others).
+    own_times: set[str] = set()
+    own_errors: set[tuple[str, str]] = set()
+    for row, week, at in zip(rows, weeks, starts, strict=True):
+        source = str(row["source_id"])
+        sources.setdefault(source)
+        key = (week, source)
+        counts[key] = counts.get(key, 0) + 1
+        outcome = row["outcome"]
+        if outcome in HEALTHY_OUTCOMES:
+            if source not in own_times:
+                healthy[source] = list(healthy.get(source, ()))
+                own_times.add(source)
+            healthy[source].append(at)  # type: ignore[attr-defined]
+        elif outcome in FAILED_OUTCOMES:
+            if key not in own_errors:
+                errors[key] = dict(errors.get(key, {}))
+                own_errors.add(key)
+            text = str(row.get("error") or outcome)
+            week_errors = errors[key]
+            week_errors[text] = week_errors.get(text, 0) + 1  # type: ignore[index]
+    last = rows[-1]
+    return CheckTally(
+        zone=reader_zone.key, last_id=int(last["id"]), rows=previous.rows + len(rows),
+        last_row=(str(last["source_id"]), str(last["started_at"]), str(last["outcome"])),
+        counts=counts, errors=errors, healthy=healthy, sources=tuple(sources))
+
+
+def load(data_dir: Path, version: str, reader_zone: ZoneInfo) -> CheckTally | None:
+    """The tally the last publish kept (made by this ``version`` of the code, in this
+    zone), or None."""
+    data = kept.load(data_dir / KEPT_FILE, _tag(version, reader_zone))
+    if not (type(data) is tuple and len(data) == 7):
+        return None
+    last_id, rows, last_row, counts, errors, healthy, sources = data
+    if not (type(last_id) is int and type(rows) is int and rows > 0 and _is_row(last_row)
+            and _all(counts, lambda k, v: _is_key(k) and type(v) is int)
+            and _all(errors, lambda k, v: _is_key(k) and _all(
+                v, lambda text, n: type(text) is str and type(n) is int))
+            and _all(healthy, lambda k, v: type(k) is str and type(v) is list
+                     and all(type(at) is str for at in v))
+            and type(sources) is tuple and all(type(s) is str for s in sources)):
+        return None
+    return CheckTally(zone=reader_zone.key, last_id=last_id, rows=rows, last_row=last_row,
+                      counts=counts, errors=errors, healthy=healthy, sources=sources)
+
+
+def save(data_dir: Path, version: str, tally: CheckTally) -> None:
+    """Keep ``tally`` for the next publish (left as it was when it cannot be written)."""
+    if not tally.rows:
+        return
+    kept.save(data_dir / KEPT_FILE, _tag(version, ZoneInfo(tally.zone)),
+              (tally.last_id, tally.rows, tally.last_row,
+               {key: value for key, value in tally.counts.items()},
+               {key: dict(value) for key, value in tally.errors.items()},
+               {key: list(value) for key, value in tally.healthy.items()},
+               tuple(tally.sources)))
+
+
+def _tag(version: str, reader_zone: ZoneInfo) -> str:
+    return f"{_SHAPE}\0{version}\0{reader_zone.key}"
+
+
+def _all(value: Any, check: Any) -> bool:
+    return type(value) is dict and all(check(k, v) for k, v in value.items())
+
+
+def _is_key(value: Any) -> bool:
+    return type(value) is tuple and len(value) == 2 and all(type(v) is str for v in value)
+
+
+def _is_row(value: Any) -> bool:
+    return type(value) is tuple and len(value) == 3 and all(type(v) is str for v in value)

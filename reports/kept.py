@@ -1,0 +1,47 @@
+"""Data a publish keeps in the data folder's cache for the next one (``<data_dir>/cache/
+site/``): the status exports' row texts, the fetch log's tally. Each file is ``marshal``
+data — texts, numbers, tuples, lists and dicts, nothing in it is run — written by this
+user into a folder only this user writes, and tagged with what it was made by: a file that
+is missing, unreadable, of another tag or not of the expected shape is ignored (its owner
+makes the data again), and one that cannot be written is left as it was (the site is
+published all the same)."""
+
+from __future__ import annotations
+
+import contextlib
+import marshal
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+FOLDER = Path("cache") / "site"
+
+
+def load(path: Path | None, tag: str) -> Any:
+    """What ``save`` kept at ``path`` under ``tag``; None when there is nothing of that
+    tag to read. The caller checks its shape."""
+    if path is None:
+        return None
+    try:
+        data = marshal.loads(path.read_bytes())  # noqa: S302 - our own data, see above
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
+    if not (type(data) is tuple and len(data) == 2 and data[0] == tag):
+        return None
+    return data[1]
+
+
+def save(path: Path, tag: str, value: Any) -> None:
+    """Written whole and renamed into place, so a reader never sees half a file."""
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(marshal.dumps((tag, value)))
+            os.replace(name, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+            raise
