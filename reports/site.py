@@ -154,13 +154,15 @@ def write_weekly_report(settings: Settings, store: Store, week: str | None = Non
                                              now=moment, parts=parts)),
             _weekly_index_page(env, set(index.weeks) | existing | {week}),
         ]
-        manifest = _read_manifest(site)
+        manifest, file_mode = _manifest(site)
         for page in written:
             target = site / page.path
             target.parent.mkdir(parents=True, exist_ok=True)
             _atomic_write(target, page.produce())
             manifest[page.path] = _fingerprint(version, page)
-        _atomic_write(site / SITE_MARKER, _manifest_bytes(manifest, moment))
+        # Written under this umask: the site's mode holds only if it is the same.
+        same_mode = file_mode if file_mode == _mode(0o666) else None
+        _atomic_write(site / SITE_MARKER, _manifest_bytes(manifest, moment, same_mode))
     return site / pages.weekly_href(week), weekly.weekly_summary(context)
 
 
@@ -501,7 +503,7 @@ def _publish_locked(settings: Settings, store: Store, now: datetime,
     _recover(site)
     env = environment(settings.scheduler.timezone)
     version = _version(settings)
-    old_manifest = _read_manifest(site)
+    old_manifest, old_mode = _manifest(site)
     site.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{site.name}.new-", dir=site.parent))
     # mkdtemp makes the folder 0700 whatever the umask; once swapped in it is the site, which
@@ -510,15 +512,20 @@ def _publish_locked(settings: Settings, store: Store, now: datetime,
     try:
         # A site made afresh (none to reuse pages from) counts the fetch log afresh too.
         snap = read_snapshot(settings, store, version=version, reuse=bool(old_manifest))
-        documents = _stage_documents(staging, site, store, referenced_documents(snap))
+        mode = _mode(0o666)
+        # Each file kept from the previous site (a hard link) is made of this mode unless
+        # that site's files are all of it already (its manifest says so; one written before
+        # the umask was honoured, or under another umask, says nothing or another mode).
+        fix_mode = None if old_mode == mode else mode
+        documents = _stage_documents(staging, site, store, referenced_documents(snap),
+                                     fix_mode)
         snap = dataclasses.replace(snap, documents=documents)
         collector.keep()  # the snapshot: every group reads it, none frees it
-        folders: set[Path] = {staging}
-        mode = _mode(0o666)
+        writer = _PageWriter(os.fspath(staging), os.fspath(site), version, old_manifest,
+                             fix_mode)
 
         def write(group: Callable[[], Iterator[Page]]) -> dict[str, str]:
-            made = {page.path: _write_page(staging, site, page, version, old_manifest,
-                                           folders, mode) for page in group()}
+            made = {page.path: writer.write(page) for page in group()}
             collector.collect()  # the group's cyclic garbage, before the next group
             return made
 
@@ -527,7 +534,7 @@ def _publish_locked(settings: Settings, store: Store, now: datetime,
         # Made by this process and, where one can be had, a second (reports.page_worker).
         manifest = make_shared([functools.partial(write, group) for group in groups]).manifest
         (staging / "style.css").write_text(stylesheet(), encoding="utf-8")
-        (staging / SITE_MARKER).write_bytes(_manifest_bytes(manifest, now))
+        (staging / SITE_MARKER).write_bytes(_manifest_bytes(manifest, now, mode))
         _swap(staging, site)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -535,22 +542,35 @@ def _publish_locked(settings: Settings, store: Store, now: datetime,
     return site
 
 
-def _write_page(staging: Path, site: Path, page: Page, version: str,
-                old_manifest: Mapping[str, str], folders: set[Path], mode: int) -> str:
-    """Link the page from the previous site when its fingerprint is unchanged, else make
-    it, streamed into its file."""
-    fingerprint = _fingerprint(version, page)
-    target = staging / page.path
-    if target.parent not in folders:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        folders.add(target.parent)
-    if page.inputs is not None and old_manifest.get(page.path) == fingerprint \
-            and _link_or_copy(site / page.path, target):
-        _fix_mode(target, mode)  # a page kept from a site written before the umask
+@dataclass
+class _PageWriter:
+    """Writes the pages into the staging folder: each is linked from the previous site when
+    its fingerprint is unchanged, else made, streamed into its file. Paths are joined as
+    text (thousands of pages are linked on every publish: ``pathlib`` cost more than the
+    links themselves)."""
+
+    staging: str
+    site: str
+    version: str
+    old_manifest: Mapping[str, str]
+    fix_mode: int | None  # the mode to give a linked page; None: it has it already
+    folders: set[str] = dataclasses.field(default_factory=lambda: {""})
+
+    def write(self, page: Page) -> str:
+        fingerprint = _fingerprint(self.version, page)
+        folder = page.path.rpartition("/")[0]
+        if folder not in self.folders:
+            os.makedirs(os.path.join(self.staging, folder), exist_ok=True)
+            self.folders.add(folder)
+        target = f"{self.staging}/{page.path}"
+        if page.inputs is not None and self.old_manifest.get(page.path) == fingerprint \
+                and _link_or_copy(f"{self.site}/{page.path}", target):
+            if self.fix_mode is not None:
+                _fix_mode(target, self.fix_mode)
+            return fingerprint
+        with open(target, "wb", buffering=_CHUNK) as out:
+            page.write(out)
         return fingerprint
-    with open(target, "wb", buffering=_CHUNK) as out:
-        page.write(out)
-    return fingerprint
 
 
 def _fingerprint(version: str, page: Page) -> str:
@@ -578,13 +598,15 @@ def _version(settings: Settings) -> str:
     return digest.hexdigest()
 
 
-def _stage_documents(staging: Path, site: Path, store: Store, shas: set[str]) -> dict[str, str]:
+def _stage_documents(staging: Path, site: Path, store: Store, shas: set[str],
+                     fix_mode: int | None) -> dict[str, str]:
     """Copy the archived documents the pages cite into ``documents/``: linked from the
     previous site when it has them under the same name, else copied from the archive (or
     from the previous site's copy under an older name) and checked against their sha256 (a
     copy that does not match is left out, never published as evidence). The name's
     extension is one a browser shows as text or downloads, never runs
-    (``pages.document_extension``)."""
+    (``pages.document_extension``). ``fix_mode``: the mode to give a linked copy (None: it
+    has it already)."""
     result: dict[str, str] = {}
     folder = staging / "documents"
     folder.mkdir()
@@ -608,6 +630,8 @@ def _stage_documents(staging: Path, site: Path, store: Store, shas: set[str]) ->
         name = sha + pages.document_extension(info.get("media_type"), head)
         same = [old for old in olds if old.name == name]
         if same and _link_or_copy(same[0], folder / name):
+            if fix_mode is not None:
+                _fix_mode(folder / name, fix_mode)
             result[sha] = f"documents/{name}"
             continue
         for candidate in ([source] if source is not None else []) + olds:
@@ -641,7 +665,7 @@ def _copy_checked(source: Path, target: Path, sha: str) -> bool:
     return True
 
 
-def _link_or_copy(source: Path, target: Path) -> bool:
+def _link_or_copy(source: Path | str, target: Path | str) -> bool:
     """Hard-link (cheap: the previous site's file is not modified, only replaced), else
     copy; False when the source is gone."""
     try:
@@ -699,20 +723,25 @@ def _check_site_folder(site: Path) -> None:
                               "publishing replaces its whole content")
 
 
-def _read_manifest(site: Path) -> dict[str, str]:
+def _manifest(site: Path) -> tuple[dict[str, str], int | None]:
+    """The site's manifest: page → fingerprint, and the mode all its files were made with
+    (None: not known)."""
     try:
         data = json.loads((site / SITE_MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
+        return {}, None
     pages_map = data.get("pages") if isinstance(data, dict) else None
     if not isinstance(pages_map, dict) or data.get("format") != FORMAT:
-        return {}
-    return {str(k): str(v) for k, v in pages_map.items()}
+        return {}, None
+    file_mode = data.get("file_mode")
+    return ({str(k): str(v) for k, v in pages_map.items()},
+            file_mode if type(file_mode) is int else None)
 
 
-def _manifest_bytes(manifest: Mapping[str, str], now: datetime) -> bytes:
+def _manifest_bytes(manifest: Mapping[str, str], now: datetime,
+                    file_mode: int | None) -> bytes:
     return json.dumps({"format": FORMAT, "generator": "schedwatch",
-                       "published_at": stamp(now),
+                       "published_at": stamp(now), "file_mode": file_mode,
                        "pages": dict(sorted(manifest.items()))}, indent=1).encode("utf-8")
 
 
@@ -754,9 +783,9 @@ def _mode(requested: int) -> int:
     return requested & ~_umask()
 
 
-def _fix_mode(path: Path, mode: int) -> None:
+def _fix_mode(path: Path | str, mode: int) -> None:
     with contextlib.suppress(OSError):
-        if path.stat().st_mode & 0o777 != mode:
+        if os.stat(path).st_mode & 0o777 != mode:
             os.chmod(path, mode)
 
 

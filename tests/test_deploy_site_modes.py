@@ -75,6 +75,38 @@ def test_a_stricter_umask_is_honoured_too(tmp_path: Path) -> None:
     assert modes(site) == {"dirs": {"0o750"}, "files": {"0o640"}}
 
 
+def test_pages_kept_from_a_site_of_another_mode_are_given_the_umasks(tmp_path: Path,
+                                                                     umask_022: None) -> None:
+    """A page kept from the previous site is a hard link to its file: published under
+    another umask, or by a version that did not honour it (its manifest says no mode), the
+    kept files are given this umask's mode; a site of this mode is linked as it is."""
+    import json
+
+    from reports.site import SITE_MARKER
+
+    store = build_store(tmp_path)
+    settings = make_settings(tmp_path)
+    try:
+        os.umask(0o077)
+        site = publish(settings, store, now=NOW)
+        assert modes(site)["files"] == {"0o600"}
+        os.umask(0o022)
+        site = publish(settings, store, now=NOW)  # every page kept, none remade
+        assert modes(site) == {"dirs": {"0o755"}, "files": {"0o644"}}
+        # A site written before its manifest said its mode, its files left at 0600.
+        manifest = json.loads((site / SITE_MARKER).read_text())
+        assert manifest["file_mode"] == 0o644
+        del manifest["file_mode"]
+        (site / SITE_MARKER).write_text(json.dumps(manifest))
+        for path in site.rglob("*"):
+            if path.is_file():
+                os.chmod(path, 0o600)
+        site = publish(settings, store, now=NOW)
+        assert modes(site) == {"dirs": {"0o755"}, "files": {"0o644"}}
+    finally:
+        store.close()
+
+
 def _as_nobody() -> list[str] | None:
     """A command prefix that runs as the unprivileged user ``nobody``, or None."""
     if os.geteuid() != 0:

@@ -635,7 +635,7 @@ def test_a_publish_pauses_the_collector_and_gives_it_back_as_it_was(
     assert gc.isenabled() is enabled_before and gc.get_freeze_count() == 0
 
     # A page that fails mid-way: after the snapshot was frozen too.
-    monkeypatch.setattr(reports.site, "_write_page", _broken_page)
+    monkeypatch.setattr(reports.site._PageWriter, "write", _broken_page)
     with pytest.raises(PublishError):
         publish(settings, store, now=NOW + timedelta(days=2))
     assert gc.isenabled() is enabled_before and gc.get_freeze_count() == 0
