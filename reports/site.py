@@ -422,31 +422,46 @@ def _history_pages(snap: Snapshot, env: jinja2.Environment) -> Iterator[Page]:
     for row in snap.pending:
         if row.item.substance in names:
             pending[row.item.substance].append(row)
+    actions: dict[str, list[Any]] = defaultdict(list)
+    for stored in snap.actions:
+        if stored.action.substance in names:
+            actions[stored.action.substance].append(stored)
     for name in sorted(names):
-        yield _history_page(env, snap, name, intervals[name], changes[name], pending[name])
+        yield _history_page(env, snap, name, intervals[name], changes[name], pending[name],
+                            actions[name])
 
 
 def _history_page(env: jinja2.Environment, snap: Snapshot, name: str,
-                  intervals: list[Any], changes: list[Any], pending: list[Any]) -> Page:
-    # Worked out once for the fingerprint and, when the page is made, its context.
-    history = functools.cache(lambda: _scheduling(snap, [name], intervals, changes))
+                  intervals: list[Any], changes: list[Any], pending: list[Any],
+                  actions: list[Any]) -> Page:
+    def inputs() -> tuple[Any, ...]:
+        # The scheduling history is made from the substance's intervals and changes (in
+        # ``history_inputs``), its stated actions, the jurisdictions' names and order and
+        # which evidence has an archived copy (``reports.scheduling_history``, pure): those
+        # are its share of the fingerprint, and it is made only when the page is.
+        evidence = [*(iv.record.document_sha256 for iv in intervals),
+                    *(change.after_sha256 for change in changes),
+                    *(stored.document_sha256 for stored in actions)]
+        return (pages.history_inputs(name, intervals, changes, pending, snap), tuple(actions),
+                snap.documents_key(evidence))
+
     return _html(env, pages.history_path(name), "history.html",
                  lambda: {**pages.history_context(name, intervals, changes, pending, snap),
-                          "scheduling_history": history()},
-                 lambda: (pages.history_inputs(name, intervals, changes, pending, snap),
-                          scheduling.history_inputs(h for by in history().values()
-                                                    for h in by.values())))
+                          "scheduling_history": _scheduling(snap, [name], intervals, changes,
+                                                            actions)},
+                 inputs)
 
 
 def _scheduling(snap: Snapshot, names: Any = None, intervals: Any = None,
-                changes: Any = None) -> dict[str, dict[str, Any]]:
+                changes: Any = None, actions: Any = None) -> dict[str, dict[str, Any]]:
     """jurisdiction → substance → its scheduling history (``reports.scheduling_history``):
-    of one substance (a history page, from its own intervals and changes) or of every
-    substance with a history page (the reference)."""
+    of one substance (a history page, from its own intervals, changes and actions) or of
+    every substance with a history page (the reference)."""
     return scheduling.histories(
         snap.history_substances if names is None else names,
         snap.intervals if intervals is None else intervals,
-        snap.changes if changes is None else changes, snap.actions,
+        snap.changes if changes is None else changes,
+        snap.actions if actions is None else actions,
         {j.code: j.name for j in snap.jurisdictions}, [j.code for j in snap.jurisdictions],
         snap.documents)
 

@@ -301,7 +301,11 @@ def test_backfilled_changes_stay_out_of_the_weekly_report(world: Any, tmp_path: 
     assert "BACKFILLED-CHANGE" not in (site / "index.html").read_text("utf-8")
     assert "BACKFILLED-CHANGE" in (site / "history" / "ketamine.html").read_text("utf-8")
 
-def test_history_page_is_rebuilt_when_an_action_is_added(world: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("document", ["fr", None])
+def test_history_page_is_rebuilt_when_an_action_is_added(world: Any, tmp_path: Path,
+                                                         document: str | None) -> None:
+    """Whether or not the action's document is archived (None: nothing else of the page
+    changes with it)."""
     store, shas, _ = world
     settings, site = _site(store, tmp_path)
     page = site / "history" / "ketamine.html"
@@ -309,10 +313,37 @@ def test_history_page_is_rebuilt_when_an_action_is_added(world: Any, tmp_path: P
     correction = fr_action("1999-09-01", "published", "correction", "64 FR 47700", "99-22000",
                            "Correction to Placement of Ketamine")
     with store.transaction(started_at=NOW, jurisdictions=["us"]) as writer:
-        writer.add_actions([correction], at=NOW, document_sha256=shas["fr"])
+        writer.add_actions([correction], at=NOW,
+                           document_sha256=shas[document] if document else None)
         writer.finish(finished_at=NOW, exit_code=0, summary={})
     publish(settings, store, now=NOW)
     assert "Correction to Placement of Ketamine" in page.read_text("utf-8")
+
+
+def test_history_page_links_the_earliest_evidence_once_its_document_is_archived(
+        world: Any, tmp_path: Path) -> None:
+    """A period's own document (its earliest evidence) that is not the one that last
+    confirmed it: the history page links it once the site holds a copy, and not before."""
+    store, shas, _ = world
+    early_sha, _ = store.archive(b"<constructed>CDSA 2010-01-01</constructed>")
+    early = record("ca-cdsa", "ketamine", early_sha, BACKFILL_AT, evidence_date="2010-01-01",
+                   in_force_since="2010-01-01", in_force_since_kind="earliest_evidence")
+    with store.transaction(started_at=NOW, jurisdictions=["ca"], trigger="backfill") as writer:
+        store.add_backfilled_interval(writer, early, at=NOW, legal_from="2010-01-01",
+                                      legal_to="2019-09-19", last_document_sha256=shas["ca"],
+                                      is_open=False)
+        writer.finish(finished_at=NOW, exit_code=0, summary={})
+    archived = store.document_path(early_sha)
+    assert archived is not None
+    kept = archived.read_bytes()
+    archived.unlink()  # not archived (yet): cited by its sha256 only
+    settings, site = _site(store, tmp_path)
+    page = site / "history" / "ketamine.html"
+    assert early_sha in page.read_text("utf-8")
+    assert f"documents/{early_sha}" not in page.read_text("utf-8")
+    archived.write_bytes(kept)
+    publish(settings, store, now=NOW)
+    assert f"documents/{early_sha}" in page.read_text("utf-8")
 
 
 # --- schedwatch backfill -j us, end to end ----------------------------------------------------
