@@ -7,7 +7,7 @@ unchanged (``reports.parts``)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,10 +17,33 @@ from reports.diff import display_name
 from reports.entries import entries_html, escape
 from reports.pages import Jurisdiction, Snapshot, evidence, source_lines
 from reports.parts import Parts
-from reports.scheduling_history import history_inputs
+from reports.scheduling_history import made_from
 from scrapers.clock import stamp
 from scrapers.records import CONTROL_LEVELS
-from scrapers.store import StatusInterval
+from scrapers.store import StatusInterval, StoredAction, StoredChange
+
+
+class Lazy(Mapping[str, Mapping[str, Any]]):
+    """jurisdiction → substance → scheduling history, made by ``make`` on the first look:
+    a publish that reuses every block of the reference never makes one."""
+
+    def __init__(self, make: Callable[[], Mapping[str, Mapping[str, Any]]]) -> None:
+        self._make = make
+        self._made: Mapping[str, Mapping[str, Any]] | None = None
+
+    def _histories(self) -> Mapping[str, Mapping[str, Any]]:
+        if self._made is None:
+            self._made = self._make()
+        return self._made
+
+    def __getitem__(self, code: str) -> Mapping[str, Any]:
+        return self._histories()[code]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._histories())
+
+    def __len__(self) -> int:
+        return len(self._histories())
 
 
 def reference_context(snap: Snapshot, *, now: datetime, parts: Parts | None = None,
@@ -53,26 +76,58 @@ def reference_context(snap: Snapshot, *, now: datetime, parts: Parts | None = No
         })
 
     histories = scheduling or {}
+    rows = _history_rows(snap)
 
     def block(section: Mapping[str, Any], sub: Mapping[str, Any], index: int,
               history_html: Callable[[Mapping[str, Any], Mapping[str, Any]], str],
               reader_zone: str, root: str) -> Markup:
         """One substance's block in one jurisdiction, reused or made: its heading, its
         entries and, when it has one, its scheduling history (``history_html``: the
-        template's macro)."""
-        history = histories.get(section["code"], {}).get(sub["substance"])
+        template's macro). A substance with a history page has a scheduling history in
+        each jurisdiction it has a current record in; its share of the block's digest is
+        what it is made from, and it is made only when the block is."""
+        code, substance = section["code"], sub["substance"]
+        held, done, stated = rows.get((code, substance), ((), (), ()))
         return chosen.part((
-            section["code"], index, sub["substance"], sub["history_href"],
-            snap.jurisdictions_key, history_inputs([history] if history else []),
+            code, index, substance, sub["history_href"], snap.jurisdictions_key,
+            made_from(held, done, stated, snap) if sub["history_href"] else (),
             reference_part_inputs(sub["intervals"], sub["order"], snap)),
             lambda: substance_block_html(section, sub, index, snap, reader_zone, root)
-            + (str(history_html(section, sub)) if history else ""))
+            + (str(history_html(section, sub))
+               if histories.get(code, {}).get(substance) else ""))
 
     confirmed = [iv.last_confirmed_at for iv in current]
     return {"title": "Compliance reference", "as_of": max(confirmed) if confirmed else None,
             "generated_at": stamp(now), "sections": sections, "block": block,
             "scheduling_history": histories,
             "control_levels": [{"key": k, "description": v} for k, v in CONTROL_LEVELS.items()]}
+
+
+def _history_rows(snap: Snapshot) -> dict[tuple[str, str], tuple[
+        list[StatusInterval], list[StoredChange], list[StoredAction]]]:
+    """(jurisdiction, substance) → its intervals, changes and stated actions, for the
+    substances with a history page: what each one's scheduling history is made from."""
+    names = snap.history_substances
+    found: dict[tuple[str, str], tuple[list[StatusInterval], list[StoredChange],
+                                       list[StoredAction]]] = {}
+
+    def of(code: str, substance: str) -> tuple[list[StatusInterval], list[StoredChange],
+                                                list[StoredAction]]:
+        key = (code, substance)
+        if key not in found:
+            found[key] = ([], [], [])
+        return found[key]
+
+    for interval in snap.intervals:
+        if interval.record.substance in names:
+            of(interval.record.jurisdiction, interval.record.substance)[0].append(interval)
+    for change in snap.changes:
+        if change.substance in names:
+            of(change.jurisdiction, change.substance)[1].append(change)
+    for stored in snap.actions:
+        if stored.action.substance in names:
+            of(stored.action.jurisdiction, stored.action.substance)[2].append(stored)
+    return found
 
 
 def substance_block_html(section: Mapping[str, Any], sub: Mapping[str, Any], index: int,

@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from reports.pages import change_href
+from reports.pages import Snapshot, change_href
 from reports.status_rows import pinpoint
 from scrapers.records import StatusRecord
 from scrapers.rows import StatusInterval, StoredAction, StoredChange
@@ -241,6 +241,16 @@ def started_by(interval: StatusInterval, actions: Sequence[StoredAction]) -> dic
             "read_by": origin_of(interval.backfilled)}
 
 
-def history_inputs(histories: Iterable[Mapping[str, Any]]) -> tuple[Any, ...]:
-    """The page fingerprint's share of the scheduling history (its rows as shown)."""
-    return tuple(repr(sorted(h.items())) for h in histories)
+def made_from(intervals: Iterable[StatusInterval], changes: Iterable[StoredChange],
+              actions: Iterable[StoredAction], snap: Snapshot) -> tuple[Any, ...]:
+    """What the scheduling history of these rows is made from (``histories`` is a pure
+    function of them, of the jurisdictions' names — the caller's ``jurisdictions_key`` —
+    and of which documents have an archived copy), for a fingerprint: each interval and
+    change as stored, the actions, and those of their documents the rows cite. Cheaper than
+    making the history to digest it: the history is made only where it is shown."""
+    held, done, stated = list(intervals), list(changes), list(actions)
+    return (tuple(snap.interval_key(interval) for interval in held),
+            tuple(snap.change_key(change) for change in done), tuple(stated),
+            snap.documents_key([*(interval.record.document_sha256 for interval in held),
+                                *(change.after_sha256 for change in done),
+                                *(stored.document_sha256 for stored in stated)]))

@@ -305,7 +305,8 @@ def page_groups(snap: Snapshot, settings: Settings, env: jinja2.Environment, *,
         # the previous one that did not change).
         yield _html_of_parts(env, "reference.html", "reference.html",
                              lambda parts: reference.reference_context(
-                                 snap, now=now, scheduling=_scheduling(snap), parts=parts),
+                                 snap, now=now, scheduling=reference.Lazy(
+                                     lambda: _scheduling(snap)), parts=parts),
                              _parts)
 
     def exports_() -> Iterator[Page]:
@@ -434,22 +435,14 @@ def _history_pages(snap: Snapshot, env: jinja2.Environment) -> Iterator[Page]:
 def _history_page(env: jinja2.Environment, snap: Snapshot, name: str,
                   intervals: list[Any], changes: list[Any], pending: list[Any],
                   actions: list[Any]) -> Page:
-    def inputs() -> tuple[Any, ...]:
-        # The scheduling history is made from the substance's intervals and changes (in
-        # ``history_inputs``), its stated actions, the jurisdictions' names and order and
-        # which evidence has an archived copy (``reports.scheduling_history``, pure): those
-        # are its share of the fingerprint, and it is made only when the page is.
-        evidence = [*(iv.record.document_sha256 for iv in intervals),
-                    *(change.after_sha256 for change in changes),
-                    *(stored.document_sha256 for stored in actions)]
-        return (pages.history_inputs(name, intervals, changes, pending, snap), tuple(actions),
-                snap.documents_key(evidence))
-
+    # The scheduling history goes into the fingerprint as what it is made from: it is made
+    # only when the page is written.
     return _html(env, pages.history_path(name), "history.html",
                  lambda: {**pages.history_context(name, intervals, changes, pending, snap),
                           "scheduling_history": _scheduling(snap, [name], intervals, changes,
                                                             actions)},
-                 inputs)
+                 lambda: (pages.history_inputs(name, intervals, changes, pending, snap),
+                          scheduling.made_from(intervals, changes, actions, snap)))
 
 
 def _scheduling(snap: Snapshot, names: Any = None, intervals: Any = None,

@@ -318,6 +318,8 @@ def test_history_page_is_rebuilt_when_an_action_is_added(world: Any, tmp_path: P
         writer.finish(finished_at=NOW, exit_code=0, summary={})
     publish(settings, store, now=NOW)
     assert "Correction to Placement of Ketamine" in page.read_text("utf-8")
+    # The reference's block of the substance shows it too (not copied from the last one).
+    assert "Correction to Placement of Ketamine" in (site / "reference.html").read_text("utf-8")
 
 
 def test_history_page_links_the_earliest_evidence_once_its_document_is_archived(
@@ -341,9 +343,12 @@ def test_history_page_links_the_earliest_evidence_once_its_document_is_archived(
     page = site / "history" / "ketamine.html"
     assert early_sha in page.read_text("utf-8")
     assert f"documents/{early_sha}" not in page.read_text("utf-8")
+    assert f"documents/{early_sha}" not in (site / "reference.html").read_text("utf-8")
     archived.write_bytes(kept)
     publish(settings, store, now=NOW)
     assert f"documents/{early_sha}" in page.read_text("utf-8")
+    # The reference's block of the substance in Canada links it too.
+    assert f"documents/{early_sha}" in (site / "reference.html").read_text("utf-8")
 
 
 # --- schedwatch backfill -j us, end to end ----------------------------------------------------
