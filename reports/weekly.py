@@ -141,7 +141,9 @@ class _Week:
     end: datetime
     reference: datetime
     complete: bool
-    sources: list[dict[str, Any]]
+    #: Each source's (id, checks, failures, five commonest errors, last healthy fetch up to
+    #: ``reference``): what the report shows of it besides its names (``_source_views``).
+    checks: list[tuple[str, int, int, tuple[tuple[str, int], ...], str | None]]
     changes: Sequence[StoredChange]
     open_pending: list[PendingRow]
     mail: list[dict[str, Any]]
@@ -155,23 +157,14 @@ def week_parts(snap: Snapshot, index: WeekIndex, week: str, reader_zone: ZoneInf
     # For a week still running, "time since" is measured to now, not to a future Monday.
     reference = min(end, now)
     reference_s = stamp(reference)
-    checks = index.checks_by_week.get(week, {})
-    sources = []
+    week_checks = index.checks_by_week.get(week, {})
+    checks = []
     for j in snap.jurisdictions:
         for sid in j.sources:
-            count, failures, errors = checks.get(sid, (0, 0, ()))
+            count, failures, errors = week_checks.get(sid, (0, 0, ()))
             times = index.healthy_times.get(sid, ())
             position = bisect.bisect_right(times, reference_s)
-            last = times[position - 1] if position else None
-            sources.append({
-                "id": sid, "title": j.titles.get(sid, sid), "jurisdiction": j.code,
-                "jurisdiction_name": j.name, "checks": count, "failures": failures,
-                "disabled": sid in snap.disabled,
-                "last_healthy_at": last,
-                "since_healthy": human_duration(
-                    (reference - parse_stamp(last)).total_seconds()) if last else None,
-                "errors": [{"error": text, "count": n} for text, n in errors],
-            })
+            checks.append((sid, count, failures, errors, times[position - 1] if position else None))
     # Open items are few (announced actions awaiting a decision): a scan is cheap.
     open_in_week = [r for r in snap.pending if r.first_seen_at < end_s
                     and (r.resolved_at is None or r.resolved_at >= start_s)]
@@ -180,9 +173,28 @@ def week_parts(snap: Snapshot, index: WeekIndex, week: str, reader_zone: ZoneInf
     mail = [mail_view(snap.failed_mail[position])
             for position in sorted(p for _, p in index.mail_times[low:high])]
     return _Week(start=start, end=end, reference=reference, complete=now >= end,
-                 sources=sources, changes=index.changes_by_week.get(week, ()),
+                 checks=checks, changes=index.changes_by_week.get(week, ()),
                  open_pending=open_in_week, mail=mail,
                  cross_checks=cross_checks(snap, min(now, end).date()))
+
+
+def _source_views(snap: Snapshot, parts: _Week) -> list[dict[str, Any]]:
+    """Each source as the report shows it: its names, its checks, failures and errors, and
+    how long since its last healthy fetch (to the week's end, or to now while it runs)."""
+    shown = [j for j in snap.jurisdictions for _ in j.sources]  # as week_parts made them
+    views = []
+    for j, (sid, count, failures, errors, last) in zip(shown, parts.checks, strict=True):
+        views.append({
+            "id": sid, "title": j.titles.get(sid, sid), "jurisdiction": j.code,
+            "jurisdiction_name": j.name,
+            "checks": count, "failures": failures, "disabled": sid in snap.disabled,
+            "last_healthy_at": last, "since_healthy": _since(parts.reference, last),
+            "errors": [{"error": text, "count": n} for text, n in errors]})
+    return views
+
+
+def _since(reference: datetime, last: str | None) -> str | None:
+    return human_duration((reference - parse_stamp(last)).total_seconds()) if last else None
 
 
 def weekly_context_from(snap: Snapshot, index: WeekIndex, week: str, *,
@@ -201,7 +213,7 @@ def weekly_context_from(snap: Snapshot, index: WeekIndex, week: str, *,
         "week": week, "start": stamp(parts.start), "end": stamp(parts.end),
         "timezone": reader_zone.key,
         "complete": parts.complete,
-        "sources": parts.sources,
+        "sources": _source_views(snap, parts),
         "changes_by_jurisdiction": [group for group in by_jurisdiction if group["changes"]],
         "change_count": len(week_changes),
         "pending": pending_views(parts.open_pending, snap),
@@ -227,9 +239,15 @@ def week_inputs(snap: Snapshot, index: WeekIndex, week: str, *, reader_zone: Zon
     window = hashlib.sha256(stamp(parts.end).encode())
     for day in dict.fromkeys(index.dated_days[low:high]):
         window.update(day.isoformat().encode() + index.day_digests[day])
-    # The running week depends on now only through what it shows (``since_healthy`` in
-    # whole minutes, ``complete``, the cross-checks of the day): those are in here.
-    return (week, parts.complete, snap.jurisdictions_key, sorted(snap.disabled), parts.sources,
+    # Each source by what its row is made from: its names and whether it is disabled are
+    # in the jurisdictions' key and ``disabled``; "time since" is worked out from the last
+    # healthy fetch and the week's end — or, while the week runs, from now, which it
+    # depends on only through what it shows (in whole minutes, as are ``complete`` and the
+    # cross-checks of the day): those are in here.
+    running = () if parts.complete else tuple(_since(parts.reference, last)
+                                              for *_, last in parts.checks)
+    return (week, parts.complete, snap.jurisdictions_key, sorted(snap.disabled), parts.checks,
+            running,
             [(change_summary(c, snap.jurisdiction(c.jurisdiction).name), c.jurisdiction)
              for c in parts.changes],
             # Each open item by its digest (the view the page sorts and shows is made from

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -674,6 +675,23 @@ def test_unchanged_pages_are_reused_not_rendered(settings: Settings, store: Stor
                  "status.csv", "feed.atom") + tuple(
             n for n in inodes if n.startswith("documents/")):
         assert (site / name).stat().st_ino == inodes[name], name
+
+
+def test_the_running_weeks_report_is_remade_only_when_its_time_since_moves(
+        settings: Settings, store: Store, site: Path) -> None:
+    """A week's fingerprint takes its sources' last healthy fetches, not the "time since"
+    they show: the week's end sets that for a past week, and for the running week now
+    does, through what it shows (whole minutes, hours, days)."""
+    running, past = site / "weekly" / "2026-W47.html", site / "weekly" / "2026-W45.html"
+    shown = re.compile(r"<td>(\d+ (?:min|h|days?)[^<]*?) <small>")
+    before = (running.stat().st_ino, past.stat().st_ino, shown.findall(running.read_text()))
+    assert before[2], "the running week shows how long since each source's healthy fetch"
+    publish(settings, store, now=NOW + timedelta(seconds=20))  # the same minute
+    assert (running.stat().st_ino, past.stat().st_ino) == before[:2]
+    publish(settings, store, now=NOW + timedelta(days=1, hours=3))
+    assert running.stat().st_ino != before[0]
+    assert shown.findall(running.read_text()) != before[2]
+    assert past.stat().st_ino == before[1]
 
 
 def test_a_reused_page_is_never_built(settings: Settings, store: Store, site: Path,
