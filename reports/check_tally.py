@@ -33,8 +33,9 @@ FAILED_OUTCOMES = frozenset({"failed", "extraction_failed"})
 KEPT_FILE = kept.FOLDER / "check-tally"
 #: Bump when what a kept tally holds, or how a row is counted, changes.
 _SHAPE = 1
-#: A fetch as the mark names it: its source, start and outcome.
-Mark = tuple[int, int, tuple[str, str, str] | None]  # last id, rows up to it, that row
+#: What a tally counted: its last id, how many fetches have an id up to it, and that
+#: fetch's source, start and outcome (None: the store holds no such fetch).
+Mark = tuple[int, int, tuple[str, str, str] | None]
 
 
 @dataclass(frozen=True)
