@@ -248,8 +248,10 @@ def week_inputs(snap: Snapshot, index: WeekIndex, week: str, *, reader_zone: Zon
                                               for *_, last in parts.checks)
     return (week, parts.complete, snap.jurisdictions_key, sorted(snap.disabled), parts.checks,
             running,
-            [(change_summary(c, snap.jurisdiction(c.jurisdiction).name), c.jurisdiction)
-             for c in parts.changes],
+            # Each change by its stored row's digest (shared with its page): what the page
+            # shows of it (``change_summary``) is made from the row and its jurisdiction's
+            # name, which is in the jurisdictions' key.
+            [snap.change_key(change) for change in parts.changes],
             # Each open item by its digest (the view the page sorts and shows is made from
             # what it covers).
             [index.pending_digests[row.id] for row in parts.open_pending],
