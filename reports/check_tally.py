@@ -149,7 +149,7 @@ def save(data_dir: Path, version: str, tally: CheckTally) -> None:
         return
     kept.save(data_dir / KEPT_FILE, _tag(version, ZoneInfo(tally.zone)),
               (tally.last_id, tally.rows, tally.last_row,
-               {key: value for key, value in tally.counts.items()},
+               dict(tally.counts),
                {key: dict(value) for key, value in tally.errors.items()},
                {key: list(value) for key, value in tally.healthy.items()},
                tuple(tally.sources)))

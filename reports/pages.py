@@ -175,6 +175,25 @@ class Jurisdiction:
 
 
 @dataclass(frozen=True)
+class HistoryRows:
+    """A substance's rows, in the snapshot's order: what its history page and its
+    scheduling histories are made from."""
+
+    intervals: list[StatusInterval] = field(default_factory=list)
+    changes: list[StoredChange] = field(default_factory=list)
+    pending: list[PendingRow] = field(default_factory=list)
+    actions: list[StoredAction] = field(default_factory=list)
+
+    def in_jurisdiction(self, code: str) -> tuple[list[StatusInterval], list[StoredChange],
+                                                  list[StoredAction]]:
+        """The intervals, changes and actions of one jurisdiction (its scheduling
+        history's)."""
+        return ([iv for iv in self.intervals if iv.record.jurisdiction == code],
+                [c for c in self.changes if c.jurisdiction == code],
+                [a for a in self.actions if a.action.jurisdiction == code])
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything the site shows, read from the store once per publish."""
 
@@ -222,6 +241,33 @@ class Snapshot:
         if not self.all_entries:
             names.update(iv.record.substance for iv in self.intervals)
         return frozenset(name for name in names if name)
+
+    @cached_property
+    def history_rows(self) -> dict[str, HistoryRows]:
+        """substance → its rows, for the substances with a history page (one pass over the
+        snapshot, shared by the history pages and the reference); a substance with none
+        is missing."""
+        names = self.history_substances
+        found: dict[str, HistoryRows] = {}
+
+        def of(substance: str) -> HistoryRows:
+            if substance not in found:
+                found[substance] = HistoryRows()
+            return found[substance]
+
+        for interval in self.intervals:
+            if interval.record.substance in names:
+                of(interval.record.substance).intervals.append(interval)
+        for change in self.changes:
+            if change.substance in names:
+                of(change.substance).changes.append(change)
+        for row in self.pending:
+            if row.item.substance in names:
+                of(row.item.substance).pending.append(row)
+        for stored in self.actions:
+            if stored.action.substance in names:
+                of(stored.action.substance).actions.append(stored)
+        return found
 
     @cached_property
     def _by_code(self) -> dict[str, Jurisdiction]:

@@ -20,7 +20,7 @@ from reports.parts import Parts
 from reports.scheduling_history import made_from
 from scrapers.clock import stamp
 from scrapers.records import CONTROL_LEVELS
-from scrapers.store import StatusInterval, StoredAction, StoredChange
+from scrapers.store import StatusInterval
 
 
 class Lazy(Mapping[str, Mapping[str, Any]]):
@@ -76,7 +76,6 @@ def reference_context(snap: Snapshot, *, now: datetime, parts: Parts | None = No
         })
 
     histories = scheduling or {}
-    rows = _history_rows(snap)
 
     def block(section: Mapping[str, Any], sub: Mapping[str, Any], index: int,
               history_html: Callable[[Mapping[str, Any], Mapping[str, Any]], str],
@@ -87,10 +86,11 @@ def reference_context(snap: Snapshot, *, now: datetime, parts: Parts | None = No
         each jurisdiction it has a current record in; its share of the block's digest is
         what it is made from, and it is made only when the block is."""
         code, substance = section["code"], sub["substance"]
-        held, done, stated = rows.get((code, substance), ((), (), ()))
+        rows = snap.history_rows.get(substance)
         return chosen.part((
             code, index, substance, sub["history_href"], snap.jurisdictions_key,
-            made_from(held, done, stated, snap) if sub["history_href"] else (),
+            made_from(*rows.in_jurisdiction(code), snap)
+            if sub["history_href"] and rows else (),
             reference_part_inputs(sub["intervals"], sub["order"], snap)),
             lambda: substance_block_html(section, sub, index, snap, reader_zone, root)
             + (str(history_html(section, sub))
@@ -101,33 +101,6 @@ def reference_context(snap: Snapshot, *, now: datetime, parts: Parts | None = No
             "generated_at": stamp(now), "sections": sections, "block": block,
             "scheduling_history": histories,
             "control_levels": [{"key": k, "description": v} for k, v in CONTROL_LEVELS.items()]}
-
-
-def _history_rows(snap: Snapshot) -> dict[tuple[str, str], tuple[
-        list[StatusInterval], list[StoredChange], list[StoredAction]]]:
-    """(jurisdiction, substance) → its intervals, changes and stated actions, for the
-    substances with a history page: what each one's scheduling history is made from."""
-    names = snap.history_substances
-    found: dict[tuple[str, str], tuple[list[StatusInterval], list[StoredChange],
-                                       list[StoredAction]]] = {}
-
-    def of(code: str, substance: str) -> tuple[list[StatusInterval], list[StoredChange],
-                                                list[StoredAction]]:
-        key = (code, substance)
-        if key not in found:
-            found[key] = ([], [], [])
-        return found[key]
-
-    for interval in snap.intervals:
-        if interval.record.substance in names:
-            of(interval.record.jurisdiction, interval.record.substance)[0].append(interval)
-    for change in snap.changes:
-        if change.substance in names:
-            of(change.jurisdiction, change.substance)[1].append(change)
-    for stored in snap.actions:
-        if stored.action.substance in names:
-            of(stored.action.jurisdiction, stored.action.substance)[2].append(stored)
-    return found
 
 
 def substance_block_html(section: Mapping[str, Any], sub: Mapping[str, Any], index: int,

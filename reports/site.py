@@ -410,39 +410,21 @@ def _change_page(env: jinja2.Environment, snap: Snapshot, change: StoredChange) 
 def _history_pages(snap: Snapshot, env: jinja2.Environment) -> Iterator[Page]:
     """The history pages (``Snapshot.history_substances``: with ``watch = "all"`` not one
     per entry, only the watched substances and those with a change or pending item)."""
-    names = snap.history_substances
-    intervals: dict[str, list[Any]] = defaultdict(list)
-    for interval in snap.intervals:
-        if interval.record.substance in names:
-            intervals[interval.record.substance].append(interval)
-    changes: dict[str, list[Any]] = defaultdict(list)
-    for change in snap.changes:
-        if change.substance in names:
-            changes[change.substance].append(change)
-    pending: dict[str, list[Any]] = defaultdict(list)
-    for row in snap.pending:
-        if row.item.substance in names:
-            pending[row.item.substance].append(row)
-    actions: dict[str, list[Any]] = defaultdict(list)
-    for stored in snap.actions:
-        if stored.action.substance in names:
-            actions[stored.action.substance].append(stored)
-    for name in sorted(names):
-        yield _history_page(env, snap, name, intervals[name], changes[name], pending[name],
-                            actions[name])
+    for name in sorted(snap.history_substances):
+        yield _history_page(env, snap, name, snap.history_rows.get(name) or pages.HistoryRows())
 
 
 def _history_page(env: jinja2.Environment, snap: Snapshot, name: str,
-                  intervals: list[Any], changes: list[Any], pending: list[Any],
-                  actions: list[Any]) -> Page:
+                  rows: pages.HistoryRows) -> Page:
+    intervals, changes, pending = rows.intervals, rows.changes, rows.pending
     # The scheduling history goes into the fingerprint as what it is made from: it is made
     # only when the page is written.
     return _html(env, pages.history_path(name), "history.html",
                  lambda: {**pages.history_context(name, intervals, changes, pending, snap),
                           "scheduling_history": _scheduling(snap, [name], intervals, changes,
-                                                            actions)},
+                                                            rows.actions)},
                  lambda: (pages.history_inputs(name, intervals, changes, pending, snap),
-                          scheduling.made_from(intervals, changes, actions, snap)))
+                          scheduling.made_from(intervals, changes, rows.actions, snap)))
 
 
 def _scheduling(snap: Snapshot, names: Any = None, intervals: Any = None,

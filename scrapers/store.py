@@ -578,8 +578,8 @@ class Store(OutboxRows):
         """(``last_id``, how many fetches have an id up to it, that fetch's source, start
         and outcome): what a tally of the log up to ``last_id`` counted, if the log is the
         one it was made from and no fetch with a lower id was committed since
-        (``reports.check_tally``). Uses the primary key's index: no row is read but the
-        last."""
+        (``reports.check_tally``). Counted on the primary key alone: only the last row's
+        columns are read."""
         counted = self.db.rows("SELECT count(*) AS n FROM fetches WHERE id <= :last",
                                {"last": int(last_id)})
         found = self.db.rows("SELECT source_id, started_at, outcome FROM fetches "

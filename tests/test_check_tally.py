@@ -64,7 +64,7 @@ def test_a_tally_continued_at_any_row_is_the_tally_of_the_whole_log(zone_name: s
         first = tallied(None, rows[:cut], reader_zone)
         assert fields_of(tallied(first, rows[cut:], reader_zone)) == fields_of(whole), cut
     # In three parts, too, and the parts are left as they were.
-    one, two = tallied(None, rows[:10], reader_zone), None
+    one = tallied(None, rows[:10], reader_zone)
     before = fields_of(one)
     two = tallied(one, rows[10:40], reader_zone)
     assert fields_of(one) == before
@@ -213,9 +213,19 @@ def test_a_tally_kept_of_another_database_is_not_continued(tmp_path: Path) -> No
 
 def test_a_full_rebuild_counts_the_whole_log_and_keeps_it(
         logged: tuple[Store, Settings]) -> None:
+    """A site made afresh (no previous one) does not continue a kept tally, even one whose
+    mark still holds: a week it never saw is neither published nor kept."""
     store, settings = logged
     add_fetches(store, log_rows())
-    site.publish(settings, store, now=MONDAY + timedelta(days=30))
-    kept = check_tally.load(settings.data_dir, site._version(settings), ZoneInfo("UTC"))
+    checks(settings, store)  # counted and kept
+    version = site._version(settings)
+    kept = check_tally.load(settings.data_dir, version, ZoneInfo("UTC"))
     assert kept is not None and kept.mark == store.check_log_mark(kept.last_id)
-    assert (settings.site_path / "weekly" / "2026-W11.html").is_file()
+    check_tally.save(settings.data_dir, version, dataclasses.replace(
+        kept, counts={**kept.counts, ("2020-W01", "ca-cdsa"): 9}))
+    site.publish(settings, store, now=MONDAY + timedelta(days=30))
+    weekly_pages = {path.name for path in (settings.site_path / "weekly").glob("20*.html")}
+    assert "2026-W11.html" in weekly_pages and "2020-W01.html" not in weekly_pages
+    after = check_tally.load(settings.data_dir, version, ZoneInfo("UTC"))
+    assert after is not None and ("2020-W01", "ca-cdsa") not in after.counts
+    assert after.mark == store.check_log_mark(after.last_id)
