@@ -43,6 +43,7 @@ import argparse
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -517,6 +518,7 @@ def publish_rig(folder: Path, info: dict[str, Any]
 
         retired = root / "retired"
         retired.mkdir()
+        retired_names = itertools.count()
 
         def set_aside(path: Path) -> None:
             """What the last measured publish left, moved out of the way and deleted only
@@ -529,9 +531,11 @@ def publish_rig(folder: Path, info: dict[str, Any]
             3.9–4.6 s that way and 2.4–3.3 s with the sites set aside (2026-12-07, four
             batches of each in turns; ``perf`` put 6.5 % of a whole batch's samples in
             ``recently_deleted``). A daily publish, whose last deletions are a day old,
-            never spends that time."""
+            never spends that time. The rig's own deletions come when it closes: a rig
+            opened within minutes of another's closing (``make bench`` runs the ten-year
+            cases before ``--lengths``) may still pay for some of them."""
             if path.exists():
-                path.rename(retired / f"{len(os.listdir(retired))}")
+                path.rename(retired / str(next(retired_names)))
 
         def case(work: Path, at: datetime, what: str) -> Callable[[], Any]:
             def measured() -> Any:
