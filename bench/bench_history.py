@@ -482,14 +482,35 @@ def stamp_of(moment: datetime) -> str:
     return stamp(moment)
 
 
+def spare_of(site: Path) -> Path:
+    """The spare site beside ``site``: the one swapped out last, which the next publish
+    builds in (``reports.site``)."""
+    return site.parent / f".{site.name}.spare"
+
+
+def copy_site(site: Path, into: Path) -> None:
+    """``site`` and its spare, as hard links, at ``into`` and beside it (as a daily
+    schedule leaves them: the live site and the one before)."""
+    shutil.copytree(site, into, copy_function=os.link)
+    if spare_of(site).is_dir():
+        shutil.copytree(spare_of(site), spare_of(into), copy_function=os.link)
+
+
+def publish_daily(work: Path, moment: datetime) -> None:
+    """The site at ``moment`` as a daily schedule leaves it: published then, and at six
+    hours before (which is its spare)."""
+    publish_once(work, (moment - timedelta(hours=6)).isoformat())
+    publish_once(work, moment.isoformat())
+
+
 @contextlib.contextmanager
 def publish_rig(folder: Path, info: dict[str, Any]
                 ) -> Iterator[tuple[str, dict[str, Callable[[], Any]], dict[str, Path]]]:
     """The publish cases of the generated store, each ready to be measured again and again
     (a whole process measured from outside: wall time, CPU, its own peak RSS): a full
     rebuild (no previous site); the publish after a daily run with one change, reusing the
-    site published before it; and the publish after a day that changed nothing, reusing the
-    one-change day's site. Each case has its own copy of the store in its state; a measured
+    site published before it (and building in its spare, the site before that); and the
+    publish after a day that changed nothing, reusing the one-change day's site. Each case has its own copy of the store in its state; a measured
     publish starts from the same site every time. Yields what the one change was, case →
     its measurement, and case → its folder (``pages_written`` reads what it wrote)."""
     import tempfile
@@ -513,7 +534,7 @@ def publish_rig(folder: Path, info: dict[str, Any]
             if (work / "data" / KEPT).is_dir():
                 shutil.copytree(work / "data" / KEPT, work / "kept.baseline")
             if site is not None:
-                shutil.copytree(site, work / "site.baseline", copy_function=os.link)
+                copy_site(site, work / "site.baseline")
             return work
 
         retired = root / "retired"
@@ -540,18 +561,18 @@ def publish_rig(folder: Path, info: dict[str, Any]
         def case(work: Path, at: datetime, what: str) -> Callable[[], Any]:
             def measured() -> Any:
                 set_aside(work / "site")
+                set_aside(spare_of(work / "site"))
                 set_aside(work / "data" / KEPT)
                 if (work / "kept.baseline").exists():
                     shutil.copytree(work / "kept.baseline", work / "data" / KEPT)
                 if (work / "site.baseline").exists():
-                    shutil.copytree(work / "site.baseline", work / "site",
-                                    copy_function=os.link)
+                    copy_site(work / "site.baseline", work / "site")
                 return check(measure([*command, str(work), at.isoformat()], cwd=ROOT), what)
             return measured
 
         evolving = stage("evolving", folder, None)
         full = stage("full", folder, None)
-        publish_once(evolving, (last + timedelta(hours=12)).isoformat())
+        publish_daily(evolving, last + timedelta(hours=12))
         what = one_change_run(evolving, run_at)
         one_change = stage("one-change", evolving, evolving / "site")
         publish_once(evolving, (run_at + timedelta(minutes=1)).isoformat())
@@ -572,14 +593,17 @@ def pages_written(work: Path) -> Counter[str]:
     """The pages the last publish in ``work`` wrote, by folder ("." for the top): those not
     hard-linked from the previous site (an unchanged page is linked, not written). After a
     day's run, what a publish rightly remakes (pages whose content changed) is the measure
-    of "what changed"; the rest of its cost is what the history's length adds."""
-    new, old = work / "site", work / "site.baseline"
+    of "what changed"; the rest of its cost is what the history's length adds. A page kept
+    as the spare held it, or linked from the live site, is not written."""
+    new = work / "site"
+    olds = (work / "site.baseline", spare_of(work / "site.baseline"))
     written: Counter[str] = Counter()
     for path in new.rglob("*"):
         if path.is_file():
-            before = old / path.relative_to(new)
-            if not before.exists() or before.stat().st_ino != path.stat().st_ino:
-                written[path.parent.relative_to(new).as_posix()] += 1
+            relative = path.relative_to(new)
+            before = {(old / relative).stat().st_ino for old in olds if (old / relative).exists()}
+            if path.stat().st_ino not in before:
+                written[relative.parent.as_posix()] += 1
     return written
 
 

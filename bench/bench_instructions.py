@@ -21,7 +21,6 @@ would count the instructions of the process it was forked from as well.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
@@ -33,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_history import ensure_history  # noqa: E402
+from bench_history import copy_site, ensure_history, spare_of  # noqa: E402
 from common import PYTHON, ROOT, child_environment, emit_json  # noqa: E402
 
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
@@ -59,7 +58,8 @@ publish(Settings(data_dir=work / "data", site_dir=work / "site", watch="all"), s
 store.close()
 """
 #: The workspace of the publish case, made by the version measured (its pages carry its
-#: own fingerprints): the ten-year site, then a run that changes one thing.
+#: own fingerprints): the ten-year site (and its spare), then a run that changes one
+#: thing.
 _PREPARE = """
 import sys
 code, bench, work, published, run_at = sys.argv[1:6]
@@ -68,7 +68,7 @@ import bench_history
 from pathlib import Path
 from datetime import datetime
 bench_history.ROOT = Path(code)
-bench_history.publish_once(Path(work), published)
+bench_history.publish_daily(Path(work), datetime.fromisoformat(published))
 print(bench_history.one_change_run(Path(work), datetime.fromisoformat(run_at)))
 """
 
@@ -135,19 +135,23 @@ def _count_tree(valgrind: str, tree: Path, config: Path, cases: list[tuple[str, 
                     (last + timedelta(hours=12)).isoformat(), run_at.isoformat()],
                    check=True, cwd=place, env=child_environment(), stdout=subprocess.DEVNULL)
     baseline = work / "site.baseline"
-    shutil.copytree(work / "site", baseline, copy_function=os.link)
+    copy_site(work / "site", baseline)
     moment = (run_at + timedelta(minutes=1)).isoformat()
 
     def fresh_site() -> None:
         shutil.rmtree(work / "site", ignore_errors=True)
-        shutil.copytree(baseline, work / "site", copy_function=os.link)
+        shutil.rmtree(spare_of(work / "site"), ignore_errors=True)
+        copy_site(baseline, work / "site")
 
     command = [PYTHON, "-c", _PUBLISH, str(tree), str(work), moment]
     counts["incremental publish, one change"] = _instructions(valgrind, command, place,
                                                               before=fresh_site)
     if full:
-        counts[FULL] = _instructions(valgrind, command, place, before=lambda: shutil.rmtree(
-            work / "site", ignore_errors=True))
+        def no_site() -> None:
+            shutil.rmtree(work / "site", ignore_errors=True)
+            shutil.rmtree(spare_of(work / "site"), ignore_errors=True)
+
+        counts[FULL] = _instructions(valgrind, command, place, before=no_site)
     shutil.rmtree(work, ignore_errors=True)
     return counts
 

@@ -1,14 +1,22 @@
 """The published site: status matrix, compliance reference, change pages, weekly reports,
 substance histories, the Atom feed and table exports, under ``settings.site_path``.
 
-``publish`` builds every page into a temporary folder beside the site and swaps it in
-(rename the old site away, rename the new one in, delete the old), so a reader never sees a
-half-written site and a failed render leaves the previous site in place. Pages are made one
-at a time (context, render, write, drop), so memory holds one page, not the site. A page
-whose inputs (data, templates, code) did not change since the last publish is hard-linked
-from the previous site instead of rendered again — its fingerprint is a digest of what it is
-made from (the stored rows it shows), worked out without building it; archived documents are
-copied once, checked against their sha256, and then linked from one site to the next.
+``publish`` builds every page into a folder beside the site and swaps it in (rename the old
+site away, rename the new one in), so a reader never sees a half-written site and a failed
+render leaves the previous site in place. Pages are made one at a time (context, render,
+write, drop), so memory holds one page, not the site. A page whose inputs (data, templates,
+code) did not change since the last publish is not rendered again — its fingerprint is a
+digest of what it is made from (the stored rows it shows), worked out without building it;
+archived documents are copied once, checked against their sha256, and then linked from one
+site to the next.
+
+The site swapped out is kept beside the live one as the *spare* (``reports.site_folder``),
+and the next publish builds in it: a page the spare holds with the right fingerprint stays as
+it is, one the live site holds with it is hard-linked from there, and only the rest is
+written. So a publish touches the files that changed since the site before last, not every
+file of the site (linking each of ten or twenty years' pages into a new folder, and deleting
+the old site, grew with the history). A page in the building folder may be a hard link to
+the live site's: it is always replaced, never written into.
 
 With ``watch = "all"`` only the watched substances and those with a change or a pending
 item get a history page (``Snapshot.history_substances``); every other page links a name to
@@ -26,13 +34,10 @@ import functools
 import gc
 import hashlib
 import io
-import json
 import os
 import re
 import shutil
-import tempfile
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -58,8 +63,23 @@ from reports.render import (
     templates_digest,
     zone,
 )
+from reports.site_folder import (
+    FORMAT,
+    SITE_MARKER,
+    atomic_write,
+    check_site_folder,
+    give_mode,
+    link_or_copy,
+    manifest_bytes,
+    read_manifest,
+    recover,
+    remove_pages,
+    replace_file,
+    staging_folder,
+    swap_in,
+    umask_mode,
+)
 from reports.weeks import parse_week, week_name
-from scrapers.clock import stamp
 from scrapers.errors import LockedError, SchedwatchError, StoreError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -71,10 +91,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["publish", "write_weekly", "weekly_context", "change_context", "site_pages",
            "substance_slug", "PublishError", "SITE_MARKER"]
 
-#: The manifest a schedwatch site carries: its presence marks a folder as ours (publish
-#: replaces only such a folder) and it maps each page to the fingerprint it was made from.
-SITE_MARKER = ".schedwatch-site.json"
-FORMAT = 2  # 2: fingerprints from what a page is made from
 #: How long a publish waits for another one (the scheduler's, a CLI weekly report) to finish.
 LOCK_WAIT_SECONDS = 60.0
 _CHUNK = 1 << 20
@@ -85,7 +101,8 @@ _CODE = ("reports/pages.py", "reports/weekly.py", "reports/render.py", "reports/
          "reports/exports.py", "reports/entries.py", "reports/feed.py", "reports/parts.py",
          "reports/scheduling_history.py", "reports/settings.py", "reports/reference.py",
          "reports/page_worker.py", "reports/status_exports.py", "reports/weeks.py",
-         "reports/check_tally.py", "reports/kept.py", "scrapers/records.py")
+         "reports/check_tally.py", "reports/kept.py", "reports/site_folder.py",
+         "scrapers/records.py")
 
 
 class PublishError(SchedwatchError):
@@ -154,15 +171,15 @@ def write_weekly_report(settings: Settings, store: Store, week: str | None = Non
                                              now=moment, parts=parts)),
             _weekly_index_page(env, set(index.weeks) | existing | {week}),
         ]
-        manifest, file_mode = _manifest(site)
+        manifest, file_mode = read_manifest(site)
         for page in written:
             target = site / page.path
             target.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(target, page.produce())
+            atomic_write(target, page.produce())
             manifest[page.path] = _fingerprint(version, page)
         # Written under this umask: the site's mode holds only if it is the same.
-        same_mode = file_mode if file_mode == _mode(0o666) else None
-        _atomic_write(site / SITE_MARKER, _manifest_bytes(manifest, moment, same_mode))
+        same_mode = file_mode if file_mode == umask_mode(0o666) else None
+        atomic_write(site / SITE_MARKER, manifest_bytes(manifest, moment, same_mode))
     return site / pages.weekly_href(week), weekly.weekly_summary(context)
 
 
@@ -489,30 +506,29 @@ def content_security_policy() -> str:
 def _publish_locked(settings: Settings, store: Store, now: datetime,
                     collector: _Collector) -> Path:
     site = settings.site_path.absolute()
-    _check_site_folder(site)
-    _recover(site)
+    check_site_folder(site)
+    recover(site)
     env = environment(settings.scheduler.timezone)
     version = _version(settings)
-    old_manifest, old_mode = _manifest(site)
+    old_manifest, old_mode = read_manifest(site)
     site.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{site.name}.new-", dir=site.parent))
-    # mkdtemp makes the folder 0700 whatever the umask; once swapped in it is the site, which
-    # a web server running as another user must be able to read.
-    os.chmod(staging, _mode(0o777))
+    staging, held, held_mode = staging_folder(site, reuse=bool(old_manifest))
     try:
         # A site made afresh (none to reuse pages from) counts the fetch log afresh too.
         snap = read_snapshot(settings, store, version=version, reuse=bool(old_manifest))
-        mode = _mode(0o666)
+        mode = umask_mode(0o666)
         # Each file kept from the previous site (a hard link) is made of this mode unless
         # that site's files are all of it already (its manifest says so; one written before
         # the umask was honoured, or under another umask, says nothing or another mode).
         fix_mode = None if old_mode == mode else mode
+        # The same for the files kept as the spare holds them.
+        held_fix_mode = None if held_mode == mode else mode
         documents = _stage_documents(staging, site, store, referenced_documents(snap),
-                                     fix_mode)
+                                     fix_mode, held_fix_mode)
         snap = dataclasses.replace(snap, documents=documents)
         collector.keep()  # the snapshot: every group reads it, none frees it
         writer = _PageWriter(os.fspath(staging), os.fspath(site), version, old_manifest,
-                             fix_mode)
+                             fix_mode, held, held_fix_mode)
 
         def write(group: Callable[[], Iterator[Page]]) -> dict[str, str]:
             made = {page.path: writer.write(page) for page in group()}
@@ -523,9 +539,10 @@ def _publish_locked(settings: Settings, store: Store, now: datetime,
                              version=version, previous=site if old_manifest else None)
         # Made by this process and, where one can be had, a second (reports.page_worker).
         manifest = make_shared([functools.partial(write, group) for group in groups]).manifest
-        (staging / "style.css").write_text(stylesheet(), encoding="utf-8")
-        (staging / SITE_MARKER).write_bytes(_manifest_bytes(manifest, now, mode))
-        _swap(staging, site)
+        remove_pages(staging, held.keys() - manifest.keys())
+        replace_file(staging / "style.css", stylesheet().encode("utf-8"))
+        replace_file(staging / SITE_MARKER, manifest_bytes(manifest, now, mode))
+        swap_in(staging, site)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -534,32 +551,50 @@ def _publish_locked(settings: Settings, store: Store, now: datetime,
 
 @dataclass
 class _PageWriter:
-    """Writes the pages into the staging folder: each is linked from the previous site when
-    its fingerprint is unchanged, else made, streamed into its file. Paths are joined as
-    text (thousands of pages are linked on every publish: ``pathlib`` cost more than the
-    links themselves)."""
+    """Writes the pages into the staging folder: a page the folder holds already (the spare
+    site's) with its fingerprint unchanged stays; else it is linked from the live site when
+    that one's fingerprint is unchanged, else made, streamed into its file. Paths are joined
+    as text (thousands of pages are looked at on every publish: ``pathlib`` cost more than
+    the file operations themselves)."""
 
     staging: str
     site: str
     version: str
     old_manifest: Mapping[str, str]
     fix_mode: int | None  # the mode to give a linked page; None: it has it already
+    held: Mapping[str, str]  # the pages the staging folder holds already → their fingerprint
+    held_fix_mode: int | None  # the mode to give a page kept as held; None: it has it already
     folders: set[str] = dataclasses.field(default_factory=lambda: {""})
 
     def write(self, page: Page) -> str:
         fingerprint = _fingerprint(self.version, page)
+        target = f"{self.staging}/{page.path}"
+        held = self.held.get(page.path)
+        if held is not None and page.inputs is not None and held == fingerprint:
+            if self.held_fix_mode is not None:
+                give_mode(target, self.held_fix_mode)
+            return fingerprint
         folder = page.path.rpartition("/")[0]
         if folder not in self.folders:
             os.makedirs(os.path.join(self.staging, folder), exist_ok=True)
             self.folders.add(folder)
-        target = f"{self.staging}/{page.path}"
+        # What is there (the spare's page, or one a failed page worker left) may be a hard
+        # link to the live site's page: replaced, never written into.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(target)
         if page.inputs is not None and self.old_manifest.get(page.path) == fingerprint \
-                and _link_or_copy(f"{self.site}/{page.path}", target):
+                and link_or_copy(f"{self.site}/{page.path}", target):
             if self.fix_mode is not None:
-                _fix_mode(target, self.fix_mode)
+                give_mode(target, self.fix_mode)
             return fingerprint
-        with open(target, "wb", buffering=_CHUNK) as out:
+        # A page the spare held is made under another name and renamed into place: were the
+        # page worker killed halfway through it, what it leaves is never taken for the
+        # spare's finished page when this process makes the group again.
+        made = f"{target}.partial" if held is not None else target
+        with open(made, "wb", buffering=_CHUNK) as out:
             page.write(out)
+        if made != target:
+            os.replace(made, target)
         return fingerprint
 
 
@@ -589,17 +624,19 @@ def _version(settings: Settings) -> str:
 
 
 def _stage_documents(staging: Path, site: Path, store: Store, shas: set[str],
-                     fix_mode: int | None) -> dict[str, str]:
+                     fix_mode: int | None, held_fix_mode: int | None) -> dict[str, str]:
     """Copy the archived documents the pages cite into ``documents/``: linked from the
-    previous site when it has them under the same name, else copied from the archive (or
-    from the previous site's copy under an older name) and checked against their sha256 (a
-    copy that does not match is left out, never published as evidence). The name's
-    extension is one a browser shows as text or downloads, never runs
-    (``pages.document_extension``). ``fix_mode``: the mode to give a linked copy (None: it
-    has it already)."""
+    previous site when it has them under the same name (kept as they are when the staging
+    folder, the spare site, has that copy too), else copied from the archive (or from the
+    previous site's copy under an older name) and checked against their sha256 (a copy that
+    does not match is left out, never published as evidence); the spare's others are
+    deleted. The name's extension is one a browser shows as text or downloads, never runs
+    (``pages.document_extension``). ``fix_mode``, ``held_fix_mode``: the mode to give a
+    linked copy, a kept one (None: it has it already)."""
     result: dict[str, str] = {}
     folder = staging / "documents"
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
+    held = {entry.name for entry in os.scandir(folder) if entry.is_file(follow_symlinks=False)}
     previous: dict[str, list[Path]] = defaultdict(list)
     if (site / "documents").is_dir():
         for path in (site / "documents").glob("*"):
@@ -619,15 +656,28 @@ def _stage_documents(staging: Path, site: Path, store: Store, shas: set[str],
         info = store.document_info(sha) or {}
         name = sha + pages.document_extension(info.get("media_type"), head)
         same = [old for old in olds if old.name == name]
-        if same and _link_or_copy(same[0], folder / name):
+        if name in held:
+            held.discard(name)
+            # The spare's copy stands for the live site's, which a fresh site would link:
+            # kept only when the live site has it too.
+            if same:
+                if held_fix_mode is not None:
+                    give_mode(folder / name, held_fix_mode)
+                result[sha] = f"documents/{name}"
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(folder / name)
+        if same and link_or_copy(same[0], folder / name):
             if fix_mode is not None:
-                _fix_mode(folder / name, fix_mode)
+                give_mode(folder / name, fix_mode)
             result[sha] = f"documents/{name}"
             continue
         for candidate in ([source] if source is not None else []) + olds:
             if _copy_checked(candidate, folder / name, sha):
                 result[sha] = f"documents/{name}"
                 break
+    remove_pages(staging, (f"documents/{name}" for name in held))
+    folder.mkdir(exist_ok=True)  # a site has the folder, if empty
     return result
 
 
@@ -655,87 +705,6 @@ def _copy_checked(source: Path, target: Path, sha: str) -> bool:
     return True
 
 
-def _link_or_copy(source: Path | str, target: Path | str) -> bool:
-    """Hard-link (cheap: the previous site's file is not modified, only replaced), else
-    copy; False when the source is gone."""
-    try:
-        os.link(source, target)
-        return True
-    except FileNotFoundError:
-        return False
-    except OSError:
-        try:
-            shutil.copyfile(source, target)
-            return True
-        except OSError:
-            return False
-
-
-def _swap(staging: Path, site: Path) -> None:
-    if not site.exists():
-        os.rename(staging, site)
-        return
-    retired = site.parent / f".{site.name}.old-{uuid.uuid4().hex[:12]}"
-    os.rename(site, retired)
-    try:
-        os.rename(staging, site)
-    except BaseException:
-        os.rename(retired, site)  # put the previous site back
-        raise
-    shutil.rmtree(retired, ignore_errors=True)
-
-
-def _recover(site: Path) -> None:
-    """Tidy up after a publish that died: a half-built folder is deleted; a site renamed
-    away but not replaced is put back."""
-    parent = site.parent
-    if not parent.is_dir():
-        return
-    for path in parent.glob(f".{site.name}.new-*"):
-        shutil.rmtree(path, ignore_errors=True)
-    retired = sorted(parent.glob(f".{site.name}.old-*"), key=lambda p: p.stat().st_mtime)
-    if retired and not site.exists():
-        os.rename(retired.pop(), site)
-    for path in retired:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _check_site_folder(site: Path) -> None:
-    """Publishing replaces the whole folder: refuse a folder schedwatch did not make."""
-    if not site.exists():
-        return
-    if not site.is_dir():
-        raise SchedwatchError(f"site_dir {site} is a file, not a folder; point site_dir at a "
-                              "new or empty folder")
-    if not (site / SITE_MARKER).is_file() and any(site.iterdir()):
-        raise SchedwatchError(f"site_dir {site} holds files schedwatch did not write (no "
-                              f"{SITE_MARKER}); point site_dir at a new or empty folder, "
-                              "publishing replaces its whole content")
-
-
-def _manifest(site: Path) -> tuple[dict[str, str], int | None]:
-    """The site's manifest: page → fingerprint, and the mode all its files were made with
-    (None: not known)."""
-    try:
-        data = json.loads((site / SITE_MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}, None
-    pages_map = data.get("pages") if isinstance(data, dict) else None
-    if not isinstance(pages_map, dict) or data.get("format") != FORMAT:
-        return {}, None
-    file_mode = data.get("file_mode")
-    return ({str(k): str(v) for k, v in pages_map.items()},
-            file_mode if type(file_mode) is int else None)
-
-
-def _manifest_bytes(manifest: Mapping[str, str], now: datetime,
-                    file_mode: int | None) -> bytes:
-    return json.dumps({"format": FORMAT, "generator": "schedwatch",
-                       "published_at": stamp(now), "file_mode": file_mode,
-                       "pages": dict(sorted(manifest.items()))}, indent=1).encode("utf-8")
-
-
-
 def _existing_weeks(site: Path) -> set[str]:
     """Weeks whose page the current site has (a week written by ``write_weekly`` without
     data stays published)."""
@@ -752,45 +721,6 @@ def _existing_weeks(site: Path) -> set[str]:
                 continue
             weeks.add(match.group(1))
     return weeks
-
-
-def _umask() -> int:
-    """The process umask, read without changing it where Linux says it (``os.umask`` can only
-    be read by setting it, which would briefly change it for every thread)."""
-    with contextlib.suppress(OSError, ValueError), \
-            open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _mode(requested: int) -> int:
-    """The mode ``open``/``mkdir`` would give under the umask (0644 files, 0755 folders under
-    umask 022): what the site's files get although they are made by mkstemp/mkdtemp."""
-    return requested & ~_umask()
-
-
-def _fix_mode(path: Path | str, mode: int) -> None:
-    with contextlib.suppress(OSError):
-        if os.stat(path).st_mode & 0o777 != mode:
-            os.chmod(path, mode)
-
-
-def _atomic_write(path: Path, content: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
-    try:
-        # mkstemp makes the file 0600; it replaces a page that others read.
-        os.fchmod(fd, _mode(0o666))
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 @contextlib.contextmanager

@@ -219,3 +219,31 @@ def test_a_worker_killed_mid_publish_still_gives_the_whole_site(tmp_path: Path) 
     shutil.rmtree(tmp_path / "site")
     assert publish_in_process(tmp_path, PUBLISHED.isoformat(), "child-dies") == [True]
     assert files(tmp_path / "site") == made
+
+
+def test_a_worker_killed_while_the_spare_is_brought_up_to_date_still_gives_the_whole_site(
+        tmp_path: Path) -> None:
+    """The groups a killed worker took are made again here in the spare site it was
+    updating (``reports.site``): the site is the one a publish in one process makes."""
+    store, records = build(tmp_path)
+    settings = dataclasses.replace(make_settings(tmp_path, watch="all", timezone="UTC"),
+                                   site_dir=tmp_path / "site")
+    publish(settings, store, now=PUBLISHED)
+    publish(settings, store, now=PUBLISHED)  # the first site is now the spare
+    one_change_run(store, records["drug-3"])
+    store.close()
+    site, spare = tmp_path / "site", tmp_path / ".site.spare"
+    assert (spare / "index.html").is_file()
+    alone = tmp_path / "alone"
+    shutil.copytree(site, alone, copy_function=os.link)
+    shutil.copytree(spare, tmp_path / "alone.spare", copy_function=os.link)
+    assert publish_in_process(tmp_path, AFTER.isoformat(), "child-dies") == [True]
+    killed = files(site)
+    # The same day published in one process, from the same live site and spare.
+    shutil.rmtree(site)
+    shutil.rmtree(spare)
+    alone.rename(site)
+    (tmp_path / "alone.spare").rename(spare)
+    assert publish_in_process(tmp_path, AFTER.isoformat(), "one-process") == [False]
+    assert killed == files(site)
+    assert not [p for p in site.rglob("*.partial")]
