@@ -50,6 +50,7 @@ import random
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
@@ -558,8 +559,10 @@ def publish_rig(folder: Path, info: dict[str, Any]
             if path.exists():
                 path.rename(retired / str(next(retired_names)))
 
-        def case(work: Path, at: datetime, what: str) -> Callable[[], Any]:
-            def measured() -> Any:
+        def case(work: Path, at: datetime, what: str) -> Callable[..., Any]:
+            def measured(count_files: bool = False) -> Any:
+                """The measured publish, from the staged state; with ``count_files``, the
+                same publish unmeasured, and the file-system calls it makes."""
                 set_aside(work / "site")
                 set_aside(spare_of(work / "site"))
                 set_aside(work / "data" / KEPT)
@@ -567,6 +570,11 @@ def publish_rig(folder: Path, info: dict[str, Any]
                     shutil.copytree(work / "kept.baseline", work / "data" / KEPT)
                 if (work / "site.baseline").exists():
                     copy_site(work / "site.baseline", work / "site")
+                if count_files:
+                    counted = subprocess.run(
+                        [sys.executable, __file__, "--count-files", str(work), at.isoformat()],
+                        cwd=ROOT, check=True, capture_output=True, text=True)
+                    return Counter(json.loads(counted.stdout.splitlines()[-1]))
                 return check(measure([*command, str(work), at.isoformat()], cwd=ROOT), what)
             return measured
 
@@ -587,6 +595,55 @@ def publish_rig(folder: Path, info: dict[str, Any]
                {name: args[0] for name, args in plan.items()})
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+#: The audit events (PEP 578) of the file-system calls that change a folder, by what they do.
+FILE_EVENTS = {"os.link": "links", "os.remove": "deletions", "os.rename": "renames",
+               "os.chmod": "mode changes", "os.mkdir": "folders made",
+               "os.rmdir": "folders deleted"}
+
+
+def count_file_operations(work: Path, moment: str) -> Counter[str]:
+    """One ``publish_once`` in this process, without the page worker (the same calls, all
+    made here), counting the file-system calls it makes in the site's folders (the site,
+    its spare, the folder it builds in, the site it retires) by what they do: files
+    created or written, links, deletions, renames, modes set. How many files a publish
+    touches does not depend on the machine's speed, as its time does."""
+    sys.path.insert(0, str(ROOT))
+    import reports.page_worker
+
+    reports.page_worker.fork_helps = lambda: False
+    ours = (os.fspath(work / "site"), os.fspath(work / ".site"))
+    counts: Counter[str] = Counter()
+    counting = [False]
+
+    def in_site(path: object, dir_fd: object = None) -> bool:
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        if not isinstance(path, str):
+            return False
+        # A name relative to an open folder: ``shutil.rmtree`` deleting a retired site.
+        return path.startswith(ours) or (dir_fd not in (None, -1) and "/" not in path)
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if not counting[0]:
+            return
+        if event == "open" and len(args) >= 3 and in_site(args[0]):
+            mode, flags = args[1], args[2]
+            if (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                    mode is None and isinstance(flags, int) and flags & os.O_CREAT):
+                counts["files written"] += 1
+        elif event in FILE_EVENTS and args and in_site(
+                args[0], args[-1] if event != "os.rename" else None):
+            counts[FILE_EVENTS[event]] += 1
+
+    sys.addaudithook(hook)
+    counting[0] = True
+    try:
+        publish_once(work, moment)
+    finally:
+        counting[0] = False
+    return counts
 
 
 def pages_written(work: Path) -> Counter[str]:
@@ -664,6 +721,8 @@ def publish_scaling(lengths: Sequence[int], au_rate: int, seed: int, runs: int
                        "incremental publish after a no-change run")
         written = {case: [pages_written(rigs[y][2][case]) for y in lengths]
                    for case in after_a_day}
+        touched = {case: [rigs[y][1][case](count_files=True) for y in lengths]
+                   for case in after_a_day}
     print(f"\nThe publish against the history's length (watch = \"all\"; median of {runs} "
           "taken in turns; whole process; the slope: least squares over the lengths)")
     print(f"{'case':46} " + " ".join(f"{str(y) + ' y':>7}" for y in lengths)
@@ -694,6 +753,17 @@ def publish_scaling(lengths: Sequence[int], au_rate: int, seed: int, runs: int
         print(f"pages written, {case.removeprefix('incremental publish ')}: " + " / ".join(
             f"{sum(c.values())} ({c['history']} history)" for c in counts)
             + f" on {' / '.join(map(str, lengths))} years")
+    # And what it did in the site's folders: a publish that costs what changed touches the
+    # files that changed, not every file of the site.
+    for case, operations in touched.items():
+        print(f"file-system calls in the site's folders, "
+              f"{case.removeprefix('incremental publish ')}: " + " / ".join(
+                  f"{sum(c.values())} ({', '.join(f'{k} {v}' for k, v in sorted(c.items()))})"
+                  for c in operations) + f" on {' / '.join(map(str, lengths))} years")
+        rows.append({"benchmark": "publish against the history's length",
+                     "case": f"file-system calls, {case}",
+                     "note": " / ".join(str(sum(c.values())) for c in operations)
+                     + f" on {' / '.join(map(str, lengths))} years"})
     return rows
 
 
@@ -744,10 +814,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
                              "(e.g. 5,10,20), and how each grows per year")
     parser.add_argument("--publish-once", nargs=2, metavar=("WORK", "NOW"),
                         help=argparse.SUPPRESS)
+    parser.add_argument("--count-files", nargs=2, metavar=("WORK", "NOW"),
+                        help=argparse.SUPPRESS)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     if args.publish_once:
         publish_once(Path(args.publish_once[0]), args.publish_once[1])
+        return []
+    if args.count_files:
+        print(json.dumps(count_file_operations(Path(args.count_files[0]), args.count_files[1])))
         return []
 
     if args.lengths:

@@ -578,18 +578,20 @@ class _PageWriter:
         if folder not in self.folders:
             os.makedirs(os.path.join(self.staging, folder), exist_ok=True)
             self.folders.add(folder)
-        # What is there (the spare's page, or one a failed page worker left) may be a hard
-        # link to the live site's page: replaced, never written into.
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(target)
-        if page.inputs is not None and self.old_manifest.get(page.path) == fingerprint \
-                and link_or_copy(f"{self.site}/{page.path}", target):
+        linked = page.inputs is not None and self.old_manifest.get(page.path) == fingerprint
+        if linked or held is None:
+            # What is there (the spare's page, or one a failed page worker left) may be a
+            # hard link to the live site's page: replaced, never written into.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target)
+        if linked and link_or_copy(f"{self.site}/{page.path}", target):
             if self.fix_mode is not None:
                 give_mode(target, self.fix_mode)
             return fingerprint
-        # A page the spare held is made under another name and renamed into place: were the
-        # page worker killed halfway through it, what it leaves is never taken for the
-        # spare's finished page when this process makes the group again.
+        # A page the spare held is made under another name and renamed over it (a new file,
+        # the old one untouched): were the page worker killed halfway through it, what it
+        # leaves is never taken for the spare's finished page when this process makes the
+        # group again.
         made = f"{target}.partial" if held is not None else target
         with open(made, "wb", buffering=_CHUNK) as out:
             page.write(out)
