@@ -35,6 +35,7 @@ from tests.support.history_store import (
     one_change_run,
 )
 from tests.support.site_data import NOW, archive, build_store, fetch, make_settings, record, state
+from tests.support.site_spies import templates_rendered
 
 
 @pytest.fixture
@@ -57,15 +58,7 @@ def inodes(site: Path) -> dict[str, int]:
 @pytest.fixture
 def rendered(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The templates rendered, in order (a spy on the site's renderer)."""
-    made: list[str] = []
-    real = reports.site.render_into
-
-    def spy(env, template, context, out, **options):  # type: ignore[no-untyped-def]
-        made.append(f"{template}:{context.get('week', '')}")
-        return real(env, template, context, out, **options)
-
-    monkeypatch.setattr(reports.site, "render_into", spy)
-    return made
+    return templates_rendered(monkeypatch, with_week=True)
 
 
 def test_an_incremental_publish_matches_a_full_rebuild_byte_for_byte(

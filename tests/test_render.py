@@ -23,6 +23,7 @@ from reports.render import (
 )
 from scrapers.errors import ConfigError
 from tests.support.site_data import NOW, PAYLOAD, build_store, make_settings
+from tests.support.site_spies import templates_rendered
 
 #: The email engineer's templates live under email/ and are tested with the email code.
 SITE_TEMPLATES = sorted(p.name for p in TEMPLATES.glob("*") if p.is_file()
@@ -45,14 +46,7 @@ def test_environment_is_strict_and_escapes_everything() -> None:
 
 def test_every_site_template_renders_from_fixture_data(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    used: list[str] = []
-    real = reports.site.render_into
-
-    def spy(env, template, context, out, **options):  # type: ignore[no-untyped-def]
-        used.append(template)
-        return real(env, template, context, out, **options)
-
-    monkeypatch.setattr(reports.site, "render_into", spy)
+    used = templates_rendered(monkeypatch)
     store = build_store(tmp_path, extra_substances=3)
     settings = make_settings(tmp_path, watch="all")
     reports.site.publish(settings, store, now=NOW)

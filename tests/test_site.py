@@ -40,6 +40,7 @@ from scrapers.errors import SchedwatchError
 from scrapers.records import PendingItem
 from scrapers.store import Store, stamp
 from tests.support.site_data import NOW, PAYLOAD, T4, build_store, make_settings
+from tests.support.site_spies import break_the_history_template, templates_rendered
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -552,16 +553,7 @@ def test_a_render_failure_leaves_the_previous_site(settings: Settings, store: St
                                                    monkeypatch: pytest.MonkeyPatch,
                                                    request: pytest.FixtureRequest) -> None:
     before = snapshot_of(site)
-    broken = tmp_path / "templates"
-    shutil.copytree(reports.render.TEMPLATES, broken)
-    # A template bug: an undefined name fails under StrictUndefined, mid-way through.
-    (broken / "history.html").write_text("{% extends 'base.html' %}"
-                                         "{% block content %}{{ no_such_name }}{% endblock %}")
-    monkeypatch.setattr(reports.render, "TEMPLATES", broken)
-    # The environment is built once per process: rebuild it on the broken templates, and
-    # again afterwards on the real ones.
-    reports.render.environment.cache_clear()
-    request.addfinalizer(reports.render.environment.cache_clear)
+    break_the_history_template(tmp_path, monkeypatch, request)
     with store.transaction(started_at=NOW, jurisdictions=["ca"]) as writer:
         writer.add_fetch(source_id="ca-cdsa", started_at=NOW, url="https://example.org",
                          outcome="unchanged")
@@ -661,14 +653,7 @@ def test_a_crash_between_the_renames_is_recovered(settings: Settings, store: Sto
 def test_unchanged_pages_are_reused_not_rendered(settings: Settings, store: Store, site: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     inodes = {name: (site / name).stat().st_ino for name in snapshot_of(site)}
-    rendered: list[str] = []
-    real_render = reports.site.render_into
-
-    def spy(env, template, context, out, **options):  # type: ignore[no-untyped-def]
-        rendered.append(template)
-        return real_render(env, template, context, out, **options)
-
-    monkeypatch.setattr(reports.site, "render_into", spy)
+    rendered = templates_rendered(monkeypatch)
     publish(settings, store, now=NOW + timedelta(minutes=1))
     # Only the pages that show the time of publishing are made again (the running week's
     # "time since" is in whole minutes... of hours here: unchanged, so reused too).

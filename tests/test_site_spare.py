@@ -23,6 +23,11 @@ from reports.site_folder import spare_of
 from scheduler.config import Settings
 from scrapers.store import Store
 from tests.support.site_data import NOW, build_store, make_settings
+from tests.support.site_spies import (
+    break_the_history_template,
+    links_made,
+    templates_rendered,
+)
 
 
 @pytest.fixture
@@ -75,19 +80,6 @@ def fresh_site(settings: Settings, store: Store, now: datetime) -> dict[str, tup
                 other.rename(path)
 
 
-def count_links(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The files a publish hard-links from the live site (or copies), as they are linked."""
-    linked: list[str] = []
-    real = reports.site.link_or_copy
-
-    def counted(source: Path | str, target: Path | str) -> bool:
-        linked.append(os.fspath(target))
-        return real(source, target)
-
-    monkeypatch.setattr(reports.site, "link_or_copy", counted)
-    return linked
-
-
 def add_change(store: Store, at: datetime) -> None:
     with store.transaction(started_at=at, jurisdictions=["au"]) as writer:
         writer.add_change(detected_at=at, jurisdiction="au", substance=None,
@@ -102,15 +94,8 @@ def test_a_publish_builds_in_the_spare_and_remakes_only_what_changed(
     spare_folder, live_folder = inode(spare), inode(site)
     kept = {name: inode(spare / name) for name in ("changes/1.html", "history/ketamine.html",
                                                    "weekly/2026-W45.html", "status.csv")}
-    rendered: list[str] = []
-    real_render = reports.site.render_into
-
-    def spy(env, template, context, out, **options):  # type: ignore[no-untyped-def]
-        rendered.append(template)
-        return real_render(env, template, context, out, **options)
-
-    monkeypatch.setattr(reports.site, "render_into", spy)
-    linked = count_links(monkeypatch)
+    rendered = templates_rendered(monkeypatch)
+    linked = links_made(monkeypatch)
     moment = NOW + timedelta(minutes=2)
     publish(settings, store, now=moment)
     # The new site is the spare brought up to date (nothing linked: the pages it holds are
@@ -146,7 +131,7 @@ def test_what_changed_one_publish_ago_is_brought_up_to_date_in_the_spare(
     assert "changes/8.html" not in spare
     changed_last_time = {name for name, content in live.items() if spare.get(name) != content}
     numbers = {name: inode(site / name) for name in ("changes/8.html", "changes.csv")}
-    linked = count_links(monkeypatch)
+    linked = links_made(monkeypatch)
     moment = NOW + timedelta(minutes=4)
     publish(settings, store, now=moment)  # built in the spare: nothing changed since
     pages_linked = {Path(path).relative_to(site.parent).as_posix().split("/", 1)[1]
@@ -197,7 +182,7 @@ def test_a_spare_that_cannot_be_trusted_is_not_built_in(settings: Settings, stor
     else:
         (spare / SITE_MARKER).write_text(manifest)
     live_folder, pages = inode(site), len(files_of(site))
-    linked = count_links(monkeypatch)
+    linked = links_made(monkeypatch)
     moment = NOW + timedelta(minutes=2)
     publish(settings, store, now=moment)
     # Built afresh, every unchanged page linked from the live site (which, swapped out, is
@@ -210,13 +195,7 @@ def test_a_failed_publish_uses_up_the_spare_and_the_next_builds_afresh(
         settings: Settings, store: Store, site: Path, request: pytest.FixtureRequest,
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     before = files_of(site)
-    broken = tmp_path / "templates"
-    shutil.copytree(reports.render.TEMPLATES, broken)
-    (broken / "history.html").write_text("{% extends 'base.html' %}"
-                                         "{% block content %}{{ no_such_name }}{% endblock %}")
-    monkeypatch.setattr(reports.render, "TEMPLATES", broken)
-    reports.render.environment.cache_clear()
-    request.addfinalizer(reports.render.environment.cache_clear)
+    break_the_history_template(tmp_path, monkeypatch, request)
     with pytest.raises(PublishError, match="previous site is unchanged"):
         publish(settings, store, now=NOW + timedelta(minutes=2))
     assert files_of(site) == before
