@@ -84,7 +84,9 @@ def staging_folder(site: Path, *, reuse: bool) -> tuple[Path, dict[str, str], in
     manifest lists but that is not there is not held (it is made again); a file that is
     there but not listed is deleted."""
     spare = spare_of(site)
-    if reuse and spare.is_dir():
+    # Only a folder of our own: a symbolic link there could point the deletions below at any
+    # folder.
+    if reuse and spare.is_dir() and not spare.is_symlink():
         listed, file_mode = read_manifest(spare)
         if listed:
             staging = site.parent / f".{site.name}.new-{uuid.uuid4().hex[:12]}"
@@ -98,7 +100,9 @@ def staging_folder(site: Path, *, reuse: bool) -> tuple[Path, dict[str, str], in
             remove_pages(staging, (path for path in present
                                    if not path.startswith("documents/")))
             return staging, held, file_mode
-    if spare.exists() or spare.is_symlink():
+    if spare.is_symlink() or spare.is_file():
+        spare.unlink()
+    elif spare.exists():
         shutil.rmtree(spare, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{site.name}.new-", dir=site.parent))
     # mkdtemp makes the folder 0700 whatever the umask; once swapped in it is the site, which

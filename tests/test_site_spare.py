@@ -209,3 +209,22 @@ def test_a_failed_publish_uses_up_the_spare_and_the_next_builds_afresh(
     publish(settings, store, now=moment)
     assert inode(spare_of(site)) == live_folder
     assert files_of(site) == fresh_site(settings, store, moment)
+
+
+@pytest.mark.parametrize("kind", ["a link to another folder", "a file"])
+def test_a_spare_that_is_not_a_folder_of_ours_is_removed_and_what_it_points_at_left(
+        settings: Settings, store: Store, site: Path, tmp_path: Path, kind: str) -> None:
+    spare = spare_of(site)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(spare, elsewhere)
+    before = files_of(elsewhere)
+    shutil.rmtree(spare)
+    if kind == "a file":
+        spare.write_text("not a site")
+    else:
+        spare.symlink_to(elsewhere, target_is_directory=True)
+    moment = NOW + timedelta(minutes=2)
+    publish(settings, store, now=moment)
+    assert files_of(elsewhere) == before
+    assert spare.is_dir() and not spare.is_symlink()  # the site swapped out, as always
+    assert files_of(site) == fresh_site(settings, store, moment)
