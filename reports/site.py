@@ -66,6 +66,7 @@ from reports.render import (
 from reports.site_folder import (
     FORMAT,
     SITE_MARKER,
+    Staging,
     atomic_write,
     check_site_folder,
     give_mode,
@@ -73,7 +74,7 @@ from reports.site_folder import (
     manifest_bytes,
     read_manifest,
     recover,
-    remove_pages,
+    remove_files,
     replace_file,
     staging_folder,
     swap_in,
@@ -512,7 +513,8 @@ def _publish_locked(settings: Settings, store: Store, now: datetime,
     version = _version(settings)
     old_manifest, old_mode = read_manifest(site)
     site.parent.mkdir(parents=True, exist_ok=True)
-    staging, held, held_mode = staging_folder(site, reuse=bool(old_manifest))
+    building = staging_folder(site, reuse=bool(old_manifest))
+    staging = building.folder
     try:
         # A site made afresh (none to reuse pages from) counts the fetch log afresh too.
         snap = read_snapshot(settings, store, version=version, reuse=bool(old_manifest))
@@ -522,13 +524,13 @@ def _publish_locked(settings: Settings, store: Store, now: datetime,
         # the umask was honoured, or under another umask, says nothing or another mode).
         fix_mode = None if old_mode == mode else mode
         # The same for the files kept as the spare holds them.
-        held_fix_mode = None if held_mode == mode else mode
-        documents = _stage_documents(staging, site, store, referenced_documents(snap),
+        held_fix_mode = None if building.file_mode == mode else mode
+        documents = _stage_documents(building, site, store, referenced_documents(snap),
                                      fix_mode, held_fix_mode)
         snap = dataclasses.replace(snap, documents=documents)
         collector.keep()  # the snapshot: every group reads it, none frees it
         writer = _PageWriter(os.fspath(staging), os.fspath(site), version, old_manifest,
-                             fix_mode, held, held_fix_mode)
+                             fix_mode, building.pages, held_fix_mode)
 
         def write(group: Callable[[], Iterator[Page]]) -> dict[str, str]:
             made = {page.path: writer.write(page) for page in group()}
@@ -539,7 +541,7 @@ def _publish_locked(settings: Settings, store: Store, now: datetime,
                              version=version, previous=site if old_manifest else None)
         # Made by this process and, where one can be had, a second (reports.page_worker).
         manifest = make_shared([functools.partial(write, group) for group in groups]).manifest
-        remove_pages(staging, held.keys() - manifest.keys())
+        remove_files(staging, building.pages.keys() - manifest.keys())
         replace_file(staging / "style.css", stylesheet().encode("utf-8"))
         replace_file(staging / SITE_MARKER, manifest_bytes(manifest, now, mode))
         swap_in(staging, site)
@@ -625,7 +627,7 @@ def _version(settings: Settings) -> str:
     return digest.hexdigest()
 
 
-def _stage_documents(staging: Path, site: Path, store: Store, shas: set[str],
+def _stage_documents(building: Staging, site: Path, store: Store, shas: set[str],
                      fix_mode: int | None, held_fix_mode: int | None) -> dict[str, str]:
     """Copy the archived documents the pages cite into ``documents/``: linked from the
     previous site when it has them under the same name (kept as they are when the staging
@@ -636,9 +638,9 @@ def _stage_documents(staging: Path, site: Path, store: Store, shas: set[str],
     (``pages.document_extension``). ``fix_mode``, ``held_fix_mode``: the mode to give a
     linked copy, a kept one (None: it has it already)."""
     result: dict[str, str] = {}
-    folder = staging / "documents"
+    folder = building.folder / "documents"
     folder.mkdir(exist_ok=True)
-    held = {entry.name for entry in os.scandir(folder) if entry.is_file(follow_symlinks=False)}
+    held = set(building.documents)
     previous: dict[str, list[Path]] = defaultdict(list)
     if (site / "documents").is_dir():
         for path in (site / "documents").glob("*"):
@@ -678,8 +680,9 @@ def _stage_documents(staging: Path, site: Path, store: Store, shas: set[str],
             if _copy_checked(candidate, folder / name, sha):
                 result[sha] = f"documents/{name}"
                 break
-    remove_pages(staging, (f"documents/{name}" for name in held))
-    folder.mkdir(exist_ok=True)  # a site has the folder, if empty
+    for name in held:  # the spare's that no page cites now (the folder stays, if empty)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(folder / name)
     return result
 
 

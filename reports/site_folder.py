@@ -19,20 +19,36 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from scrapers.clock import stamp
 from scrapers.errors import SchedwatchError
 
-__all__ = ["SITE_MARKER", "FORMAT", "read_manifest", "manifest_bytes", "staging_folder",
-           "swap_in", "recover", "check_site_folder", "remove_pages", "replace_file",
+__all__ = ["SITE_MARKER", "FORMAT", "Staging", "read_manifest", "manifest_bytes",
+           "staging_folder",
+           "swap_in", "recover", "check_site_folder", "remove_files", "replace_file",
            "link_or_copy", "umask_mode", "give_mode", "atomic_write", "spare_of"]
 
 #: The manifest a schedwatch site carries: its presence marks a folder as ours (publish
 #: replaces only such a folder) and it maps each page to the fingerprint it was made from.
 SITE_MARKER = ".schedwatch-site.json"
 FORMAT = 2  # 2: fingerprints from what a page is made from
+
+
+@dataclass(frozen=True)
+class Staging:
+    """The folder a publish builds the new site in, and what it holds already (the spare
+    site's files; nothing in a new folder)."""
+
+    folder: Path
+    #: the pages it holds → the fingerprint they were made from
+    pages: Mapping[str, str] = field(default_factory=dict)
+    #: the names of the archived documents it holds in ``documents/``
+    documents: frozenset[str] = frozenset()
+    #: the mode its files were made with (None: not known)
+    file_mode: int | None = None
 
 
 def read_manifest(site: Path) -> tuple[dict[str, str], int | None]:
@@ -75,40 +91,41 @@ def spare_of(site: Path) -> Path:
     return site.parent / f".{site.name}.spare"
 
 
-def staging_folder(site: Path, *, reuse: bool) -> tuple[Path, dict[str, str], int | None]:
-    """The folder to build the new site in, the pages it holds already → their fingerprint,
-    and the mode its files were made with (None: not known): the spare site (the one
-    swapped out last) renamed to a staging name, so that a publish that dies while updating
-    it leaves a half-built folder for ``recover`` to delete; else (no site to reuse pages
-    from, no spare or one of another format) a new empty folder. A page the spare's
-    manifest lists but that is not there is not held (it is made again); a file that is
-    there but not listed is deleted."""
+def staging_folder(site: Path, *, reuse: bool) -> Staging:
+    """Where to build the new site: the spare site (the one swapped out last) renamed to a
+    staging name, so that a publish that dies while updating it leaves a half-built folder
+    for ``recover`` to delete; else (no site to reuse pages from, no spare or one of another
+    format) a new empty folder. A page the spare's manifest lists but that is not there is
+    not held (it is made again); any other file that is not listed is deleted (documents
+    are ``reports.site``'s to keep or delete)."""
     spare = spare_of(site)
     # Only a folder of our own: a symbolic link there could point the deletions below at any
     # folder.
     if reuse and spare.is_dir() and not spare.is_symlink():
         listed, file_mode = read_manifest(spare)
         if listed:
-            staging = site.parent / f".{site.name}.new-{uuid.uuid4().hex[:12]}"
-            os.rename(spare, staging)
+            folder = site.parent / f".{site.name}.new-{uuid.uuid4().hex[:12]}"
+            os.rename(spare, folder)
             # Its folders were made under the umask of its day: given this one's, as a new
             # folder would be.
-            present = _files_below(staging, folder_mode=umask_mode(0o777))
+            present = _files_below(folder, folder_mode=umask_mode(0o777))
             held = {path: fingerprint for path, fingerprint in listed.items()
                     if path in present}
-            present.difference_update(held, (SITE_MARKER, "style.css"))
-            remove_pages(staging, (path for path in present
-                                   if not path.startswith("documents/")))
-            return staging, held, file_mode
+            documents = frozenset(path.removeprefix("documents/") for path in present
+                                  if path.startswith("documents/"))
+            present.difference_update(held, (SITE_MARKER, "style.css"),
+                                      (f"documents/{name}" for name in documents))
+            remove_files(folder, present)
+            return Staging(folder, held, documents, file_mode)
     if spare.is_symlink() or spare.is_file():
         spare.unlink()
     elif spare.exists():
         shutil.rmtree(spare, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{site.name}.new-", dir=site.parent))
+    folder = Path(tempfile.mkdtemp(prefix=f".{site.name}.new-", dir=site.parent))
     # mkdtemp makes the folder 0700 whatever the umask; once swapped in it is the site, which
     # a web server running as another user must be able to read.
-    os.chmod(staging, umask_mode(0o777))
-    return staging, {}, None
+    os.chmod(folder, umask_mode(0o777))
+    return Staging(folder)
 
 
 def _files_below(top: Path, *, folder_mode: int) -> set[str]:
@@ -165,9 +182,9 @@ def recover(site: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def remove_pages(staging: Path, paths: Iterable[str]) -> None:
-    """Delete the spare's pages the new site no longer has, and the folders that leaves
-    empty (a site built afresh has no empty folder)."""
+def remove_files(staging: Path, paths: Iterable[str]) -> None:
+    """Delete these files of the staging folder (the spare's that the new site does not
+    have), and the folders that leaves empty (a site built afresh has no empty folder)."""
     folders = set()
     for path in paths:
         with contextlib.suppress(FileNotFoundError):

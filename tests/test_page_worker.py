@@ -237,7 +237,9 @@ def test_a_worker_killed_while_the_spare_is_brought_up_to_date_still_gives_the_w
     alone = tmp_path / "alone"
     shutil.copytree(site, alone, copy_function=os.link)
     shutil.copytree(spare, tmp_path / "alone.spare", copy_function=os.link)
+    spare_folder = spare.stat().st_ino
     assert publish_in_process(tmp_path, AFTER.isoformat(), "child-dies") == [True]
+    assert site.stat().st_ino == spare_folder  # built in the spare, not in a new folder
     killed = files(site)
     # The same day published in one process, from the same live site and spare.
     shutil.rmtree(site)
