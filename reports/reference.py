@@ -7,7 +7,7 @@ unchanged (``reports.parts``)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,27 +23,57 @@ from scrapers.records import CONTROL_LEVELS
 from scrapers.store import StatusInterval
 
 
-class Lazy(Mapping[str, Mapping[str, Any]]):
-    """jurisdiction → substance → scheduling history, made by ``make`` on the first look:
-    a publish that reuses every block of the reference never makes one."""
+class Histories(Mapping[str, Mapping[str, Any]]):
+    """jurisdiction → substance → its scheduling history, each substance's made by
+    ``make`` (substance → jurisdiction → its history) from its own rows the first time a
+    page looks at it: a publish that reuses a substance's history in the reference never
+    makes it, and one that makes a few does not make the others. Every jurisdiction of
+    ``codes`` is a key (one with no history maps to an empty mapping)."""
 
-    def __init__(self, make: Callable[[], Mapping[str, Mapping[str, Any]]]) -> None:
+    def __init__(self, codes: Sequence[str], substances: Iterable[str],
+                 make: Callable[[str], Mapping[str, Mapping[str, Any]]]) -> None:
+        self._codes = tuple(dict.fromkeys(codes))
+        self._substances = sorted(substances)
+        self._listed = frozenset(self._substances)
         self._make = make
-        self._made: Mapping[str, Mapping[str, Any]] | None = None
+        self._made: dict[str, Mapping[str, Mapping[str, Any]]] = {}
 
-    def _histories(self) -> Mapping[str, Mapping[str, Any]]:
-        if self._made is None:
-            self._made = self._make()
-        return self._made
+    def of(self, substance: str, code: str) -> Mapping[str, Any] | None:
+        """The scheduling history of ``substance`` in ``code``, None when it has none."""
+        if substance not in self._made:
+            self._made[substance] = (self._make(substance)
+                                     if substance in self._listed else {})
+        return self._made[substance].get(code, {}).get(substance)
 
     def __getitem__(self, code: str) -> Mapping[str, Any]:
-        return self._histories()[code]
+        if code not in self._codes:
+            raise KeyError(code)
+        return _InJurisdiction(self, code, self._substances)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._histories())
+        return iter(self._codes)
 
     def __len__(self) -> int:
-        return len(self._histories())
+        return len(self._codes)
+
+
+class _InJurisdiction(Mapping[str, Any]):
+    """substance → its scheduling history in one jurisdiction (``Histories``)."""
+
+    def __init__(self, histories: Histories, code: str, substances: Sequence[str]) -> None:
+        self._histories, self._code, self._substances = histories, code, substances
+
+    def __getitem__(self, substance: str) -> Any:
+        found = self._histories.of(substance, self._code)
+        if found is None:
+            raise KeyError(substance)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return (s for s in self._substances if self._histories.of(s, self._code))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def reference_context(snap: Snapshot, *, now: datetime, parts: Parts | None = None,
@@ -80,21 +110,25 @@ def reference_context(snap: Snapshot, *, now: datetime, parts: Parts | None = No
     def block(section: Mapping[str, Any], sub: Mapping[str, Any], index: int,
               history_html: Callable[[Mapping[str, Any], Mapping[str, Any]], str],
               reader_zone: str, root: str) -> Markup:
-        """One substance's block in one jurisdiction, reused or made: its heading, its
-        entries and, when it has one, its scheduling history (``history_html``: the
-        template's macro). A substance with a history page has a scheduling history in
-        each jurisdiction it has a current record in; its share of the block's digest is
-        what it is made from, and it is made only when the block is."""
+        """One substance's block in one jurisdiction: its heading and entries, then, when
+        it has a history page, its scheduling history (``history_html``: the template's
+        macro) — two parts, each reused or made on its own. A new latest document changes
+        the entries of every substance it lists, seldom their scheduling histories, which
+        grow with the history's length; each history is made only when its part is."""
         code, substance = section["code"], sub["substance"]
-        rows = snap.history_rows.get(substance)
-        return chosen.part((
+        entries = chosen.part((
             code, index, substance, sub["history_href"], snap.jurisdictions_key,
-            made_from(*rows.in_jurisdiction(code), snap)
-            if sub["history_href"] and rows else (),
             reference_part_inputs(sub["intervals"], sub["order"], snap)),
-            lambda: substance_block_html(section, sub, index, snap, reader_zone, root)
-            + (str(history_html(section, sub))
-               if histories.get(code, {}).get(substance) else ""))
+            lambda: substance_block_html(section, sub, index, snap, reader_zone, root))
+        if not sub["history_href"]:
+            return entries
+        rows = snap.history_rows.get(substance)
+        history = chosen.part((
+            "scheduling history", code, substance, snap.jurisdictions_key,
+            made_from(*rows.in_jurisdiction(code), snap) if rows else ()),
+            lambda: str(history_html(section, sub))
+            if histories.get(code, {}).get(substance) else "")
+        return entries + history
 
     confirmed = [iv.last_confirmed_at for iv in current]
     return {"title": "Compliance reference", "as_of": max(confirmed) if confirmed else None,

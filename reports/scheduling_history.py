@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from reports.pages import Snapshot, change_href
+from reports.pages import Snapshot, change_href, record_key
 from reports.status_rows import pinpoint
 from scrapers.records import StatusRecord
 from scrapers.rows import StatusInterval, StoredAction, StoredChange
@@ -245,11 +245,14 @@ def made_from(intervals: Iterable[StatusInterval], changes: Iterable[StoredChang
               actions: Iterable[StoredAction], snap: Snapshot) -> tuple[Any, ...]:
     """What the scheduling history of these rows is made from (``histories`` is a pure
     function of them, of the jurisdictions' names — the caller's ``jurisdictions_key`` —
-    and of which documents have an archived copy), for a fingerprint: each interval and
-    change as stored, the actions, and those of their documents the rows cite. Cheaper than
-    making the history to digest it: the history is made only where it is shown."""
+    and of which documents have an archived copy), for a fingerprint: of each interval what
+    its earliest evidence reads (its record, its start, whether it was backfilled: not when
+    it was last confirmed nor by which document, which change with every day's run), each
+    change as stored, the actions, and those of their documents the rows cite. Cheaper
+    than making the history to digest it: the history is made only where it is shown."""
     held, done, stated = list(intervals), list(changes), list(actions)
-    return (tuple(snap.interval_key(interval) for interval in held),
+    return (tuple((record_key(interval), interval.legal_from, interval.backfilled)
+                  for interval in held),
             tuple(snap.change_key(change) for change in done), tuple(stated),
             snap.documents_key([*(interval.record.document_sha256 for interval in held),
                                 *(change.after_sha256 for change in done),

@@ -323,8 +323,11 @@ def page_groups(snap: Snapshot, settings: Settings, env: jinja2.Environment, *,
         # the previous one that did not change).
         yield _html_of_parts(env, "reference.html", "reference.html",
                              lambda parts: reference.reference_context(
-                                 snap, now=now, scheduling=reference.Lazy(
-                                     lambda: _scheduling(snap)), parts=parts),
+                                 snap, now=now, scheduling=reference.Histories(
+                                     [j.code for j in snap.jurisdictions],
+                                     snap.history_substances,
+                                     functools.partial(_scheduling_of, snap)),
+                                 parts=parts),
                              _parts)
 
     def exports_() -> Iterator[Page]:
@@ -448,8 +451,8 @@ def _history_page(env: jinja2.Environment, snap: Snapshot, name: str,
 def _scheduling(snap: Snapshot, names: Any = None, intervals: Any = None,
                 changes: Any = None, actions: Any = None) -> dict[str, dict[str, Any]]:
     """jurisdiction → substance → its scheduling history (``reports.scheduling_history``):
-    of one substance (a history page, from its own intervals, changes and actions) or of
-    every substance with a history page (the reference)."""
+    of one substance (from its own intervals, changes and actions: a history page, a
+    block of the reference) or of every substance with a history page."""
     return scheduling.histories(
         snap.history_substances if names is None else names,
         snap.intervals if intervals is None else intervals,
@@ -457,6 +460,13 @@ def _scheduling(snap: Snapshot, names: Any = None, intervals: Any = None,
         snap.actions if actions is None else actions,
         {j.code: j.name for j in snap.jurisdictions}, [j.code for j in snap.jurisdictions],
         snap.documents)
+
+
+def _scheduling_of(snap: Snapshot, name: str) -> dict[str, dict[str, Any]]:
+    """jurisdiction → the scheduling history of one substance with a history page, from its
+    own rows (``Snapshot.history_rows``): what the reference shows of it."""
+    rows = snap.history_rows.get(name) or pages.HistoryRows()
+    return _scheduling(snap, [name], rows.intervals, rows.changes, rows.actions)
 
 
 def _weekly_page(env: jinja2.Environment, snap: Snapshot, index: weekly.WeekIndex, week: str,

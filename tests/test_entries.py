@@ -15,7 +15,7 @@ from markupsafe import escape as markupsafe_escape
 from reports import entries, reference
 from reports.pages import source_lines
 from reports.render import environment
-from reports.site import _scheduling, read_snapshot
+from reports.site import _scheduling, _scheduling_of, read_snapshot
 from tests.support.entry_cases import CASES, HEALTHS, NASTY, entry
 from tests.support.site_data import NOW, PAYLOAD, build_store, make_settings
 
@@ -153,7 +153,13 @@ def test_reference_blocks_are_the_markup_of_the_old_macro(tmp_path: Path, root: 
         snap = read_snapshot(settings, store)
     finally:
         store.close()
-    context = reference.reference_context(snap, now=NOW, scheduling=_scheduling(snap))
+    # The site's reference makes each substance's history from its own rows, when its part
+    # is made; the former macro read every substance's, made at once from the snapshot.
+    per_substance = reference.Histories([j.code for j in snap.jurisdictions],
+                                        snap.history_substances,
+                                        lambda name: _scheduling_of(snap, name))
+    context = reference.reference_context(snap, now=NOW, scheduling=per_substance)
+    all_at_once = _scheduling(snap)
     zone = settings.scheduler.timezone
     env = environment(zone)
 
@@ -162,13 +168,37 @@ def test_reference_blocks_are_the_markup_of_the_old_macro(tmp_path: Path, root: 
                                     reader_zone, root)
 
     old = env.from_string(OLD_BLOCKS).render(
-        sections=context["sections"], scheduling_history=context["scheduling_history"],
+        sections=context["sections"], scheduling_history=all_at_once,
         entries=old_entries, root=root).split("\0")[:-1]
     history = env.from_string(HISTORY_MACRO).make_module(
-        {"scheduling_history": context["scheduling_history"], "root": root}).scheduling_block
+        {"scheduling_history": per_substance, "root": root}).scheduling_block
     new = [re.sub(r"<!--part:[0-9a-f]+-->|<!--/part-->", "",
                   str(context["block"](s, sub, index, history, zone, root)))
            for s in context["sections"] for index, sub in enumerate(s["substances"], 1)]
     assert len(new) > 10 and any("scheduling-history" in block for block in new)
     assert any(str(markupsafe_escape(PAYLOAD)) in block for block in new)  # hostile text
     assert new == old
+
+
+def test_the_references_histories_are_made_per_substance_on_the_first_look() -> None:
+    """``reference.Histories`` makes a substance's history (in every jurisdiction) once,
+    when a page first looks at it, never one it does not look at; as a mapping it is
+    jurisdiction → substance → history, and a substance without a history page has none."""
+    asked: list[str] = []
+
+    def make(name: str) -> dict[str, dict[str, Any]]:
+        asked.append(name)
+        return {"us": {name: {"name": f"{name} in us"}},
+                **({"ca": {name: {"name": f"{name} in ca"}}} if name == "a" else {})}
+
+    histories = reference.Histories(["ca", "us"], ["b", "a"], make)
+    assert histories.get("us", {}).get("b") == {"name": "b in us"}
+    assert histories["us"]["b"] == {"name": "b in us"} and asked == ["b"]
+    assert histories.get("ca", {}).get("b") is None and asked == ["b"]
+    assert histories.get("us", {}).get("not listed") is None and asked == ["b"]
+    assert list(histories) == ["ca", "us"] and "au" not in histories
+    with pytest.raises(KeyError):
+        histories["au"]
+    assert dict(histories["ca"]) == {"a": {"name": "a in ca"}}
+    assert sorted(histories["us"]) == ["a", "b"] and len(histories["us"]) == 2
+    assert asked == ["b", "a"]

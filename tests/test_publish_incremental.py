@@ -340,6 +340,47 @@ def test_the_reference_remakes_only_the_entries_whose_inputs_changed(
                                    store, now=failing))
 
 
+def test_a_new_document_remakes_the_entries_it_confirms_not_their_scheduling_histories(
+        history: tuple[Store, dict[str, StatusRecord], Settings], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each substance's block in the reference is two parts: its entries, which show the
+    source's latest document, and its scheduling history, which does not (it grows with
+    the history's length). A run whose new document confirms every other entry as it was
+    remakes the entries and the one history that changed, and copies the other histories
+    from the previous reference, byte for byte what a full rebuild makes."""
+    store, records, settings = history
+    made: list[str] = []
+    original = reports.site._scheduling_of
+
+    def counting(snap: Any, name: str) -> Any:
+        made.append(name)
+        return original(snap, name)
+
+    monkeypatch.setattr(reports.site, "_scheduling_of", counting)
+    sections = '<section class="scheduling-history">'
+    shown = (publish(settings, store, now=PUBLISHED) / "reference.html").read_text(
+        encoding="utf-8").count(sections)
+    assert made == ["ketamine"] and shown >= 1  # the one with a history page (watched)
+    moved = records["drug-3"]
+
+    def ketamine_here() -> Any:
+        (found,) = [iv for iv in store.current_intervals()
+                    if iv.record.source_id == moved.source_id
+                    and iv.record.substance == "ketamine"]
+        return found
+
+    before = ketamine_here()
+    one_change_run(store, moved)
+    assert ketamine_here().last_document_sha256 != before.last_document_sha256
+    made.clear()
+    site = publish(settings, store, now=AFTER)
+    assert made == ["drug-3"]  # its first change gives it a history page
+    # Ketamine's histories copied, drug-3's made: each shown.
+    assert (site / "reference.html").read_text(encoding="utf-8").count(sections) == shown + 1
+    assert_same_site(site, publish(dataclasses.replace(settings, site_dir=tmp_path / "full"),
+                                   store, now=AFTER))
+
+
 def test_every_module_that_makes_pages_is_in_the_sites_version() -> None:
     """A page is reused while its fingerprint holds, and the fingerprint holds the code that
     makes pages: every module of reports/ the site imports, directly or not, is in it (a
