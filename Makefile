@@ -71,10 +71,11 @@ bench: $(TEST_STAMP)
 
 # Instructions executed (valgrind's callgrind): steady where wall time drifts. AGAINST=REV
 # counts another revision beside this tree, e.g. make bench-instructions AGAINST=HEAD~1; FULL=1
-# also counts a whole new site (~5 more minutes a version)
+# also counts a whole new site (~5 more minutes a version); LENGTHS=5,20 counts only the
+# incremental publish, on each length's store, and its growth per year of history
 bench-instructions: $(TEST_STAMP)
 	$(BIN)/python bench/bench_instructions.py $(if $(AGAINST),--against $(AGAINST)) \
-		$(if $(FULL),--full-rebuild)
+		$(if $(FULL),--full-rebuild) $(if $(LENGTHS),--lengths $(LENGTHS))
 
 clean:
 	rm -rf $(VENV) build *.egg-info

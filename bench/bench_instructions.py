@@ -4,12 +4,16 @@ the machine: the reading commands and the incremental publish on the ten-year st
     .venv/bin/python bench/bench_instructions.py                  # this tree
     .venv/bin/python bench/bench_instructions.py --against HEAD~3 # and another version
     .venv/bin/python bench/bench_instructions.py --full-rebuild   # and a whole new site
+    .venv/bin/python bench/bench_instructions.py --lengths 5,20   # the publish per length
 
 Wall time on this machine drifts by up to a factor of two within a day, and a change worth
 5 % cannot be told from that drift even by alternating runs. The same code on the same input
 executes the same instructions, run after run, whatever else the machine does: this prints
 that count per case, and with ``--against REV`` the count of that version (checked out with
-``git worktree`` beside this one) in the same table. It is a count of CPU work, not of time:
+``git worktree`` beside this one) in the same table. With ``--lengths``, the incremental
+publish after a one-change run on the store of each history length (bench_history.py's
+generator) and its growth per year of history: issue 18's "whatever its length" as a
+figure that does not drift. It is a count of CPU work, not of time:
 it leaves out waiting, page faults and the cost of memory traffic, and it may overweight
 hashing (under valgrind OpenSSL may not use the CPU's SHA instructions), so a change is
 confirmed here and its wall time measured in the other benchmarks. Each case runs once to
@@ -21,18 +25,19 @@ would count the instructions of the process it was forked from as well.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_history import copy_site, ensure_history, spare_of  # noqa: E402
+from bench_history import _lengths, _slope, copy_site, ensure_history, spare_of  # noqa: E402
 from common import PYTHON, ROOT, child_environment, emit_json  # noqa: E402
 
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
@@ -80,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--full-rebuild", action="store_true",
                         help="also count the publish of the whole site with no previous one "
                              "(~5 more minutes a version): what rendering every page costs")
+    parser.add_argument("--lengths", type=_lengths, default=None, metavar="YEARS,YEARS",
+                        help="only the incremental publish, on the store of each history "
+                             "length (e.g. 5,20), and its growth per year")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     valgrind = shutil.which("valgrind")
@@ -87,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("bench_instructions: valgrind is not installed (apt-get install valgrind)",
               file=sys.stderr)
         return 2
+    if args.lengths:
+        return _by_length(valgrind, args.lengths, args.against, args.json)
     folder, info = ensure_history()
     last = datetime.fromisoformat(info["last_day"]).replace(tzinfo=UTC)
     config = folder / "schedwatch.toml"
@@ -94,23 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     cases = [("status", ["status"]), ("status --format json", ["status", "--format", "json"]),
              ("status --format csv", ["status", "--format", "csv"]),
              (f"status --as-of {as_of}", ["status", "--as-of", as_of])]
-    with tempfile.TemporaryDirectory(prefix="schedwatch-instructions-") as scratch:
-        place = Path(scratch)
-        trees = [("this tree", ROOT)]
-        if args.against:
-            other = place / "against"
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet",
-                            str(other), args.against], check=True)
-            trees.append((args.against, other))
-        try:
-            counts = {label: _count_tree(valgrind, tree, config, cases, folder, last,
-                                         place / f"work-{index}", args.full_rebuild)
-                      for index, (label, tree) in enumerate(trees)}
-        finally:
-            if args.against:
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
-                                str(place / "against")], check=False)
-    publishes = ["incremental publish, one change"] + ([FULL] if args.full_rebuild else [])
+    with _trees(args.against) as (place, trees):
+        counts = {label: _count_tree(valgrind, tree, config, cases, folder, last,
+                                     place / f"work-{index}", args.full_rebuild)
+                  for index, (label, tree) in enumerate(trees)}
+    publishes = [INCREMENTAL] + ([FULL] if args.full_rebuild else [])
     rows = _print(counts, [label for label, _ in cases] + publishes,
                   [label for label, _ in trees])
     emit_json(args.json, rows)
@@ -118,6 +116,62 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 FULL = "full rebuild (no previous site)"
+INCREMENTAL = "incremental publish, one change"
+
+
+@contextlib.contextmanager
+def _trees(against: str | None) -> Iterator[tuple[Path, list[tuple[str, Path]]]]:
+    """A scratch folder and the versions measured: this tree and, with ``against``, that
+    revision checked out in the scratch folder (removed afterwards)."""
+    with tempfile.TemporaryDirectory(prefix="schedwatch-instructions-") as scratch:
+        place = Path(scratch)
+        trees = [("this tree", ROOT)]
+        if against:
+            other = place / "against"
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet",
+                            str(other), against], check=True)
+            trees.append((against, other))
+        try:
+            yield place, trees
+        finally:
+            if against:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                                str(other)], check=False)
+
+
+def _by_length(valgrind: str, lengths: Sequence[int], against: str | None,
+               json_path: str | None) -> int:
+    """The incremental publish after a one-change run on each length's store, per version;
+    then its growth per year (the least-squares slope) against issue 18's "whatever its
+    length": the longest history may cost 5 % more than the shortest, as in
+    bench_history.py's timed verdict."""
+    stores = {years: ensure_history(years) for years in lengths}
+    with _trees(against) as (place, trees):
+        counts = {label: [_count_publish(valgrind, tree, stores[years][0], _last_day(
+            stores[years][1]), place / f"work-{index}-{years}", of=f"{years} years")[
+            INCREMENTAL] for years in lengths] for index, (label, tree) in enumerate(trees)}
+    print("\nInstructions executed by the incremental publish after a one-change run "
+          "(callgrind; watch = \"all\"; one run each)")
+    print(f"{'version':16}" + "".join(f"{str(y) + ' y':>12}" for y in lengths)
+          + f"{'per year':>12}  target")
+    rows: list[dict[str, object]] = []
+    for label, values in counts.items():
+        slope = _slope(lengths, values)
+        grows = slope * (lengths[-1] - lengths[0]) > 0.05 * values[0]
+        outcome = "MISSED" if grows else "ok"
+        print(f"{label:16}" + "".join(f"{v / 1e9:10.3f} G" for v in values)
+              + f"{slope / 1e6:9.0f} M   no growth with the history {outcome}")
+        rows.append({"benchmark": "instructions against the history's length",
+                     "case": f"{INCREMENTAL} ({label})",
+                     "note": " / ".join(f"{v / 1e9:.3f} G" for v in values)
+                     + f" on {' / '.join(map(str, lengths))} years; {slope / 1e6:.0f} M a year",
+                     "target": "no growth with the history", "verdict": outcome})
+    emit_json(json_path, rows)
+    return 0
+
+
+def _last_day(info: dict[str, object]) -> datetime:
+    return datetime.fromisoformat(str(info["last_day"])).replace(tzinfo=UTC)
 
 
 def _count_tree(valgrind: str, tree: Path, config: Path, cases: list[tuple[str, list[str]]],
@@ -129,6 +183,16 @@ def _count_tree(valgrind: str, tree: Path, config: Path, cases: list[tuple[str, 
         command = [PYTHON, "-c", _CLI, str(tree), "--config", str(config), *arguments]
         counts[label] = _instructions(valgrind, command, place)
         print(f"  {tree}: {label}: {counts[label] / 1e9:.3f} G", flush=True)
+    return {**counts, **_count_publish(valgrind, tree, folder, last, work, full)}
+
+
+def _count_publish(valgrind: str, tree: Path, folder: Path, last: datetime, work: Path,
+                   full: bool = False, of: str = "ten years") -> dict[str, int]:
+    """The incremental publish after a one-change run on a copy of the store in
+    ``folder`` (``of``: its history's length, as printed), and, with ``full``, the whole
+    site made with no previous one."""
+    place = work.parent
+    counts: dict[str, int] = {}
     shutil.copytree(folder / "data", work / "data")
     run_at = last + timedelta(days=1, hours=6)
     subprocess.run([PYTHON, "-c", _PREPARE, str(tree), str(ROOT / "bench"), str(work),
@@ -144,8 +208,8 @@ def _count_tree(valgrind: str, tree: Path, config: Path, cases: list[tuple[str, 
         copy_site(baseline, work / "site")
 
     command = [PYTHON, "-c", _PUBLISH, str(tree), str(work), moment]
-    counts["incremental publish, one change"] = _instructions(valgrind, command, place,
-                                                              before=fresh_site)
+    counts[INCREMENTAL] = _instructions(valgrind, command, place, before=fresh_site)
+    print(f"  {tree}: {INCREMENTAL} ({of}): {counts[INCREMENTAL] / 1e9:.3f} G", flush=True)
     if full:
         def no_site() -> None:
             shutil.rmtree(work / "site", ignore_errors=True)
