@@ -759,8 +759,9 @@ def _as_publish_error() -> Iterator[None]:
 class _Collector:
     """The cyclic garbage collector during a publish that paused it (``owned``): what
     exists is kept out of its reach (``keep``: ``gc.freeze``) and the garbage of each group
-    of pages is collected when the group is done (``collect``). Not owned: both do nothing,
-    and the collector runs as the process set it."""
+    of pages is collected when the group is done (``collect``), what the group leaves alive
+    kept out of reach in turn. Not owned: both do nothing, and the collector runs as the
+    process set it."""
 
     owned: bool
 
@@ -769,8 +770,13 @@ class _Collector:
             gc.freeze()
 
     def collect(self) -> None:
+        """A full collection of what the group made; then what survived it (the
+        snapshot's caches the next groups read: keys, views, rows per substance, more of
+        them the longer the history) is frozen too, so that the next group's collection
+        walks only what that group made, not every earlier group's survivors again."""
         if self.owned:
             gc.collect()
+            gc.freeze()
 
 
 @contextlib.contextmanager

@@ -590,8 +590,8 @@ def test_a_publish_pauses_the_collector_and_gives_it_back_as_it_was(
         settings: Settings, store: Store, site: Path, monkeypatch: pytest.MonkeyPatch,
         request: pytest.FixtureRequest, enabled_before: bool) -> None:
     """While a publish runs, the cyclic collector runs only where the publish asks it to —
-    a full collection after each group of pages, never one of its own young-generation
-    passes — and the process (the scheduler, these tests) gets it back as it was, with
+    a full collection after each group of pages, of what the group made, never one of its
+    own young-generation passes — and the process (the scheduler, these tests) gets it back as it was, with
     nothing left frozen, on success and on a failed publish alike."""
     import gc
 
@@ -606,9 +606,23 @@ def test_a_publish_pauses_the_collector_and_gives_it_back_as_it_was(
         finally:
             inside.clear()
 
+    # A container made while the first group's pages are written and kept alive: whether
+    # each collection walks it.
+    survivor: list[list[object]] = []
+    walked: list[bool] = []
+    write = reports.site._PageWriter.write
+
+    def writing(self: object, page: object) -> str:
+        if not survivor:
+            survivor.append([page])
+        return write(self, page)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reports.site._PageWriter, "write", writing)
+
     def seen(phase: str, info: dict[str, int]) -> None:
         if phase == "start" and inside:
             collections.append(info["generation"])
+            walked.append(any(o is survivor[0] for o in gc.get_objects()))
 
     monkeypatch.setattr(reports.site, "_publish_locked", publishing)
 
@@ -625,6 +639,9 @@ def test_a_publish_pauses_the_collector_and_gives_it_back_as_it_was(
     finally:
         gc.callbacks.remove(seen)
     assert collections and set(collections) == {2}, collections
+    # What a group leaves alive is frozen after its collection: the next group's collection
+    # walks only what that group made, not every earlier survivor again.
+    assert len(walked) > 2 and walked == [True] + [False] * (len(walked) - 1), walked
     assert gc.isenabled() is enabled_before and gc.get_freeze_count() == 0
 
     # A page that fails mid-way: after the snapshot was frozen too.
