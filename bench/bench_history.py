@@ -485,7 +485,8 @@ def stamp_of(moment: datetime) -> str:
 
 def spare_of(site: Path) -> Path:
     """The spare site beside ``site``: the one swapped out last, which the next publish
-    builds in (``reports.site``)."""
+    builds in (``reports.site_folder.spare_of``'s name, written out here: the benchmarks
+    also measure versions of the code from before that module, with ``--against``)."""
     return site.parent / f".{site.name}.spare"
 
 

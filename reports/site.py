@@ -442,31 +442,25 @@ def _history_page(env: jinja2.Environment, snap: Snapshot, name: str,
     # only when the page is written.
     return _html(env, pages.history_path(name), "history.html",
                  lambda: {**pages.history_context(name, intervals, changes, pending, snap),
-                          "scheduling_history": _scheduling(snap, [name], intervals, changes,
-                                                            rows.actions)},
+                          "scheduling_history": _scheduling(snap, name, rows)},
                  lambda: (pages.history_inputs(name, intervals, changes, pending, snap),
                           scheduling.made_from(intervals, changes, rows.actions, snap)))
 
 
-def _scheduling(snap: Snapshot, names: Any = None, intervals: Any = None,
-                changes: Any = None, actions: Any = None) -> dict[str, dict[str, Any]]:
-    """jurisdiction → substance → its scheduling history (``reports.scheduling_history``):
-    of one substance (from its own intervals, changes and actions: a history page, a
-    block of the reference) or of every substance with a history page."""
+def _scheduling(snap: Snapshot, name: str, rows: pages.HistoryRows
+                ) -> dict[str, dict[str, Any]]:
+    """jurisdiction → substance → the scheduling history (``reports.scheduling_history``)
+    of one substance, from its own intervals, changes and actions (``rows``)."""
     return scheduling.histories(
-        snap.history_substances if names is None else names,
-        snap.intervals if intervals is None else intervals,
-        snap.changes if changes is None else changes,
-        snap.actions if actions is None else actions,
+        [name], rows.intervals, rows.changes, rows.actions,
         {j.code: j.name for j in snap.jurisdictions}, [j.code for j in snap.jurisdictions],
         snap.documents)
 
 
 def _scheduling_of(snap: Snapshot, name: str) -> dict[str, dict[str, Any]]:
-    """jurisdiction → the scheduling history of one substance with a history page, from its
-    own rows (``Snapshot.history_rows``): what the reference shows of it."""
-    rows = snap.history_rows.get(name) or pages.HistoryRows()
-    return _scheduling(snap, [name], rows.intervals, rows.changes, rows.actions)
+    """The scheduling history of one substance with a history page, from its rows in
+    ``Snapshot.history_rows``: what the reference shows of it."""
+    return _scheduling(snap, name, snap.history_rows.get(name) or pages.HistoryRows())
 
 
 def _weekly_page(env: jinja2.Environment, snap: Snapshot, index: weekly.WeekIndex, week: str,

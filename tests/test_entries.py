@@ -15,7 +15,8 @@ from markupsafe import escape as markupsafe_escape
 from reports import entries, reference
 from reports.pages import source_lines
 from reports.render import environment
-from reports.site import _scheduling, _scheduling_of, read_snapshot
+from reports.scheduling_history import histories
+from reports.site import _scheduling_of, read_snapshot
 from tests.support.entry_cases import CASES, HEALTHS, NASTY, entry
 from tests.support.site_data import NOW, PAYLOAD, build_store, make_settings
 
@@ -159,7 +160,10 @@ def test_reference_blocks_are_the_markup_of_the_old_macro(tmp_path: Path, root: 
                                         snap.history_substances,
                                         lambda name: _scheduling_of(snap, name))
     context = reference.reference_context(snap, now=NOW, scheduling=per_substance)
-    all_at_once = _scheduling(snap)
+    all_at_once = histories(
+        snap.history_substances, snap.intervals, snap.changes, snap.actions,
+        {j.code: j.name for j in snap.jurisdictions}, [j.code for j in snap.jurisdictions],
+        snap.documents)
     zone = settings.scheduler.timezone
     env = environment(zone)
 
