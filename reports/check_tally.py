@@ -66,9 +66,10 @@ class CheckTally:
         """week → source → (checks, failures, its five commonest errors with their
         counts)."""
         found: dict[str, dict[str, tuple[int, int, tuple[tuple[str, int], ...]]]] = {}
-        for (week, source), count in self.counts.items():
-            errors = self.errors.get((week, source), {})
-            found.setdefault(week, {})[source] = (
+        for key, count in self.counts.items():
+            errors = self.errors.get(key)
+            # Most weeks of a source have no failure: nothing to add up or sort.
+            found.setdefault(key[0], {})[key[1]] = (count, 0, ()) if not errors else (
                 count, sum(errors.values()),
                 tuple(sorted(errors.items(), key=lambda item: -item[1])[:5]))
         return found

@@ -46,7 +46,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 from zoneinfo import ZoneInfo
 
-from reports import check_tally, exports, feed, pages, reference, status_exports, weekly
+from reports import (
+    check_tally,
+    exports,
+    feed,
+    pages,
+    reference,
+    status_exports,
+    week_carry,
+    weekly,
+)
 from reports import scheduling_history as scheduling
 from reports.page_worker import make_shared
 from reports.pages import (
@@ -103,6 +112,7 @@ _CODE = ("reports/pages.py", "reports/weekly.py", "reports/render.py", "reports/
          "reports/scheduling_history.py", "reports/settings.py", "reports/reference.py",
          "reports/page_worker.py", "reports/status_exports.py", "reports/weeks.py",
          "reports/check_tally.py", "reports/kept.py", "reports/site_folder.py",
+         "reports/week_carry.py",
          "scrapers/records.py")
 
 
@@ -121,6 +131,9 @@ class Page:
     path: str
     inputs: Callable[[], Any] | None  # None: made on every publish, never reused
     write: Callable[[BinaryIO], object]
+    #: Its fingerprint when known already (a weekly report's, ``reports.week_carry``):
+    #: ``inputs`` is then not called.
+    fingerprint: str | None = None
 
     def produce(self) -> bytes:
         buffer = io.BytesIO()
@@ -365,10 +378,19 @@ def page_groups(snap: Snapshot, settings: Settings, env: jinja2.Environment, *,
 
     def weekly_pages() -> Iterator[Page]:
         index = weekly.week_index(snap, reader_zone)
-        weeks = set(index.weeks) | set(extra_weeks)
-        for week in sorted(weeks):
-            yield _weekly_page(env, snap, index, week, reader_zone, now)
-        yield _weekly_index_page(env, weeks)
+        weeks = sorted(set(index.weeks) | set(extra_weeks))
+        # The closed weeks none of whose inputs changed since the last publish keep their
+        # fingerprints (reports.week_carry); a site made afresh works out every one.
+        tables, carried = week_carry.carry(
+            week_carry.load(settings.data_dir, version) if previous is not None else None,
+            snap, index, weeks, reader_zone, now)
+        fingerprints: dict[str, str] = {}
+        for week in weeks:
+            page = _weekly_page(env, snap, index, week, reader_zone, now)
+            fingerprints[week] = carried.get(week) or _fingerprint(version, page)
+            yield dataclasses.replace(page, fingerprint=fingerprints[week])
+        week_carry.save(settings.data_dir, version, tables.with_fingerprints(fingerprints))
+        yield _weekly_index_page(env, set(weeks))
 
     def change_pages() -> Iterator[Page]:
         for change in snap.changes:
@@ -469,8 +491,16 @@ def _weekly_page(env: jinja2.Environment, snap: Snapshot, index: weekly.WeekInde
     "time since") and on the data of ninety days after the week; its fingerprint is worked
     out from the indexed rows (``weekly.week_inputs``), and its context (hundreds of
     "coming up" rows with ``watch = "all"``) is built only when the page is written."""
-    # The week's parts are made once, for the fingerprint and (if written) the page.
-    parts = functools.cache(lambda: weekly.week_parts(snap, index, week, reader_zone, now))
+    # The week's parts are made once, for the fingerprint and (if written) the page: by a
+    # closure, not functools.cache, whose wrapper cost more than the look-ups of a week
+    # whose fingerprint is carried over (reports.week_carry), for years of weeks.
+    made: list[weekly.WeekParts] = []
+
+    def parts() -> weekly.WeekParts:
+        if not made:
+            made.append(weekly.week_parts(snap, index, week, reader_zone, now))
+        return made[0]
+
     return _html(env, pages.weekly_href(week), "weekly.html",
                  lambda: weekly.weekly_context_from(snap, index, week, reader_zone=reader_zone,
                                                     now=now, parts=parts()),
@@ -610,6 +640,8 @@ def _fingerprint(version: str, page: Page) -> str:
     """What the page is made from (its ``inputs``), the code and templates that make it
     (``version``) and its path. ``repr`` of stored rows, tuples, dicts and strings is
     deterministic from one process to the next. A page made on every publish has none."""
+    if page.fingerprint is not None:
+        return page.fingerprint
     if page.inputs is None:
         return ""
     digest = hashlib.sha256(version.encode())

@@ -133,7 +133,7 @@ def _active(start: str, end: str | None, at: str) -> bool:
 
 
 @dataclass(frozen=True)
-class _Week:
+class WeekParts:
     """The bounds and the small parts of one week's report, shared by its context and its
     fingerprint."""
 
@@ -151,7 +151,7 @@ class _Week:
 
 
 def week_parts(snap: Snapshot, index: WeekIndex, week: str, reader_zone: ZoneInfo,
-                now: datetime) -> _Week:
+                now: datetime) -> WeekParts:
     start, end = week_bounds(week, reader_zone)
     start_s, end_s = stamp(start), stamp(end)
     # For a week still running, "time since" is measured to now, not to a future Monday.
@@ -172,13 +172,13 @@ def week_parts(snap: Snapshot, index: WeekIndex, week: str, reader_zone: ZoneInf
     high = bisect.bisect_left(index.mail_times, (end_s, -1))
     mail = [mail_view(snap.failed_mail[position])
             for position in sorted(p for _, p in index.mail_times[low:high])]
-    return _Week(start=start, end=end, reference=reference, complete=now >= end,
+    return WeekParts(start=start, end=end, reference=reference, complete=now >= end,
                  checks=checks, changes=index.changes_by_week.get(week, ()),
                  open_pending=open_in_week, mail=mail,
                  cross_checks=cross_checks(snap, min(now, end).date()))
 
 
-def _source_views(snap: Snapshot, parts: _Week) -> list[dict[str, Any]]:
+def _source_views(snap: Snapshot, parts: WeekParts) -> list[dict[str, Any]]:
     """Each source as the report shows it: its names, its checks, failures and errors, and
     how long since its last healthy fetch (to the week's end, or to now while it runs)."""
     shown = [j for j in snap.jurisdictions for _ in j.sources]  # as week_parts made them
@@ -199,7 +199,7 @@ def _since(reference: datetime, last: str | None) -> str | None:
 
 def weekly_context_from(snap: Snapshot, index: WeekIndex, week: str, *,
                         reader_zone: ZoneInfo, now: datetime,
-                        parts: _Week | None = None) -> dict[str, Any]:
+                        parts: WeekParts | None = None) -> dict[str, Any]:
     """The weekly report of one ISO week (in the reader's zone); ``parts``: the week's
     ``week_parts`` when the caller made them for the fingerprint already."""
     parts = parts or week_parts(snap, index, week, reader_zone, now)
@@ -225,7 +225,7 @@ def weekly_context_from(snap: Snapshot, index: WeekIndex, week: str, *,
 
 
 def week_inputs(snap: Snapshot, index: WeekIndex, week: str, *, reader_zone: ZoneInfo,
-                now: datetime, parts: _Week | None = None) -> tuple[Any, ...]:
+                now: datetime, parts: WeekParts | None = None) -> tuple[Any, ...]:
     """What the week's report is made from, for its fingerprint, without building it: its
     small parts as the page shows them (sources' checks, changes, open items, mail,
     cross-checks) and, for the 90 days of "coming up" (hundreds of rows with ``watch =

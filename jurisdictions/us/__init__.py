@@ -236,10 +236,18 @@ def cross_checker(records: Iterable[StatusRecord], pending: Iterable[PendingItem
     if not fr.records and not fr.pending:
         return lambda today: []
     ecfr_by = {r.substance: r for r in current if r.source_id == ECFR_SOURCE_ID}
+    # Whether a rule is unconfirmed does not depend on the day, only whether it has taken
+    # effect by then: the rules unconfirmed on the last day there is, once, and each day
+    # those that have taken effect (in the same order). Most snapshots have none, and the
+    # weekly reports ask one snapshot for every week of years of history.
+    rules = _unconfirmed(fr, ecfr_by, date.max)
+    if not rules:
+        return lambda today: []
 
     def on(today: date) -> list[str]:
         lines = []
-        for rule in _unconfirmed(fr, ecfr_by, today):
+        day = today.isoformat()
+        for rule in (rule for rule in rules if rule.effective <= day):
             expected = f"Schedule {rule.expected_schedule}" if rule.expected_schedule else \
                 rule.expected_status.replace("_", " ")
             shown = f"Schedule {rule.ecfr_schedule}" if rule.ecfr_schedule else \

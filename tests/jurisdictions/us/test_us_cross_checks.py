@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 
 from jurisdictions import us
-from scrapers.records import PendingItem, StatusRecord
+from scrapers.records import ParseResult, PendingItem, StatusRecord
 
 
 def record(source_id: str, schedule: str, **extra: object) -> StatusRecord:
@@ -85,17 +85,25 @@ def test_law_dates_never_give_a_date_the_records_disagree_on() -> None:
 
 def test_the_checker_of_one_snapshot_answers_each_day_as_cross_checks_does() -> None:
     """Ten years of weekly reports ask one snapshot for each of their days: the checker made
-    once gives, day by day, the lines of ``cross_checks`` (before, on and after the
-    effective dates of a final rule and of a pending one)."""
+    once (which works out the unconfirmed rules once, then keeps each day those in effect)
+    gives, day by day, the lines of ``cross_checks``, and for the rules that
+    ``unconfirmed_final_rules`` finds when asked about that day alone, in its order (before,
+    on and after the effective dates of a final rule and of a pending one)."""
     ecfr = record(us.ECFR_SOURCE_ID, "III")
     fr = record(us.FR_SOURCE_ID, "II", instrument="96 FR 54321", provision="FR Doc 2031-19876",
                 in_force_since="2031-10-01")
     check = us.cross_checker([ecfr, fr], [FUTURE_RULE])
-    days = [date(2031, 1, 31), date(2031, 2, 1), date(2031, 2, 11), date(2031, 10, 1),
-            date(2031, 10, 3)]
+    days = [date(2031, 1, 31), date(2031, 2, 1), date(2031, 2, 11), date(2031, 9, 30),
+            date(2031, 10, 1), date(2031, 10, 3)]
     answers = [check(day) for day in days]
     assert answers == [us.cross_checks([ecfr, fr], [FUTURE_RULE], day) for day in days]
-    assert [len(lines) for lines in answers] == [0, 1, 1, 2, 2]
+    fr_result = ParseResult(records=(fr,), pending=(FUTURE_RULE,))
+    for day, lines in zip(days, answers, strict=True):
+        rules = us.unconfirmed_final_rules(fr_result, [ecfr], day)
+        assert [line.split(" (", 1)[0] for line in lines] == [r.reference for r in rules]
+        assert all(f"took effect {r.effective}:" in line
+                   for line, r in zip(lines, rules, strict=True))
+    assert [len(lines) for lines in answers] == [0, 1, 1, 1, 2, 2]
     assert us.cross_checker([ecfr], [])(date(2031, 2, 11)) == []
 
 
