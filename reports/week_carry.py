@@ -22,14 +22,14 @@ import bisect
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from reports import kept
-from reports.pages import UPCOMING_DAYS, Snapshot, cross_checks, digest_of, mail_view
-from reports.weekly import WeekIndex
+from reports.pages import Snapshot, cross_checks, digest_of, mail_view
+from reports.weekly import WeekIndex, coming_up
 from reports.weeks import week_bounds
 from scrapers.clock import stamp
 
@@ -137,9 +137,8 @@ def _carried(old: WeekTables, new: WeekTables, closed: Sequence[str], earliest: 
 def _bounds(week: str, reader_zone: ZoneInfo) -> Bounds:
     """As ``weekly.week_parts`` and ``weekly._window`` work them out."""
     start, end = week_bounds(week, reader_zone)
-    first = end.date()
-    return (stamp(start), stamp(end), first.isoformat(),
-            (first + timedelta(days=UPCOMING_DAYS)).isoformat())
+    first, last = coming_up(end)
+    return stamp(start), stamp(end), first.isoformat(), last.isoformat()
 
 
 def _healthy_since(old: tuple[int, bytes] | None, times: Sequence[str]

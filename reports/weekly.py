@@ -274,21 +274,30 @@ def _day_digests(snap: Snapshot, dated: Sequence[tuple[date, str, StatusInterval
             for day, items in by_day.items()}
 
 
+def coming_up(end: datetime) -> tuple[date, date]:
+    """The first and last day (both included) of the "coming up" of a week that ends at
+    ``end``: from its end's day to UPCOMING_DAYS after. The report shows what falls in it,
+    its fingerprint digests those days, and ``reports.week_carry`` remakes the weeks whose
+    span holds a fact that changed: one span for all three."""
+    first = end.date()
+    return first, first + timedelta(days=UPCOMING_DAYS)
+
+
 def _window(index: WeekIndex, end: datetime) -> tuple[int, int]:
     """The positions in ``index.dated`` of the facts "coming up" after a week that ends at
-    ``end``: dated from its end's day to UPCOMING_DAYS after, both days included. The report
-    shows them (``_upcoming``) and its fingerprint digests their days (``week_inputs``): one
-    window for both, so a fact the page shows always moves its fingerprint."""
-    first = end.date()
+    ``end`` (``coming_up``). The report shows them (``_upcoming``) and its fingerprint
+    digests their days (``week_inputs``): one window for both, so a fact the page shows
+    always moves its fingerprint."""
+    first, last = coming_up(end)
     return (bisect.bisect_left(index.dated_days, first),
-            bisect.bisect_right(index.dated_days, first + timedelta(days=UPCOMING_DAYS)))
+            bisect.bisect_right(index.dated_days, last))
 
 
 def _upcoming(snap: Snapshot, index: WeekIndex, end: datetime,
               pending: Sequence[PendingRow]) -> list[dict[str, Any]]:
     """Dated facts that fall after the week's end and within UPCOMING_DAYS of it: pending
     items open at the week's end and records in force then."""
-    first, last = end.date(), end.date() + timedelta(days=UPCOMING_DAYS)
+    first, last = coming_up(end)
     end_s = stamp(end)
     result = []
     for row in pending:

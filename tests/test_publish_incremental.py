@@ -32,6 +32,7 @@ from tests.support.history_store import (
     SOURCES,
     START,
     build,
+    history_settings,
     one_change_run,
 )
 from tests.support.site_data import NOW, archive, build_store, fetch, make_settings, record, state
@@ -41,9 +42,7 @@ from tests.support.site_spies import templates_rendered
 @pytest.fixture
 def history(tmp_path: Path) -> Iterator[tuple[Store, dict[str, StatusRecord], Settings]]:
     store, records = build(tmp_path)
-    settings = dataclasses.replace(make_settings(tmp_path, watch="all", timezone="UTC"),
-                                   site_dir=tmp_path / "site")
-    yield store, records, settings
+    yield store, records, history_settings(tmp_path)
     store.close()
 
 

@@ -29,8 +29,8 @@ from scheduler.config import Settings, SourceSettings
 from scrapers.clock import reader_zone_named, stamp
 from scrapers.records import PendingItem, StatusRecord
 from scrapers.store import Store
-from tests.support.history_store import AFTER, PUBLISHED, RUN, START, build
-from tests.support.site_data import fetch, make_settings, state
+from tests.support.history_store import AFTER, PUBLISHED, RUN, START, build, history_settings
+from tests.support.site_data import fetch, state
 
 UTC_ZONE = reader_zone_named("UTC")
 #: A moment in a week long closed when the site is published (2026-W32, a Wednesday).
@@ -41,9 +41,7 @@ RUNNING = week_name(RUN, UTC_ZONE)
 @pytest.fixture
 def history(tmp_path: Path) -> Iterator[tuple[Store, dict[str, StatusRecord], Settings]]:
     store, records = build(tmp_path)
-    settings = dataclasses.replace(make_settings(tmp_path, watch="all", timezone="UTC"),
-                                   site_dir=tmp_path / "site")
-    yield store, records, settings
+    yield store, records, history_settings(tmp_path)
     store.close()
 
 

@@ -247,7 +247,9 @@ def cross_checker(records: Iterable[StatusRecord], pending: Iterable[PendingItem
     def on(today: date) -> list[str]:
         lines = []
         day = today.isoformat()
-        for rule in (rule for rule in rules if rule.effective <= day):
+        for rule in rules:
+            if rule.effective > day:
+                continue  # not in effect yet on that day
             expected = f"Schedule {rule.expected_schedule}" if rule.expected_schedule else \
                 rule.expected_status.replace("_", " ")
             shown = f"Schedule {rule.ecfr_schedule}" if rule.ecfr_schedule else \

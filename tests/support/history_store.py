@@ -9,10 +9,11 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from scheduler.config import Settings
 from scrapers.clock import stamp
 from scrapers.records import StatusRecord
 from scrapers.store import Store
-from tests.support.site_data import archive, fetch, record, state
+from tests.support.site_data import archive, fetch, make_settings, record, state
 
 START = datetime(2026, 7, 6, 6, 0, tzinfo=UTC)  # a Monday (2026-W28)
 DAYS = 120
@@ -61,6 +62,13 @@ def build(tmp_path: Path) -> tuple[Store, dict[str, StatusRecord]]:
                     fetch(w, sid, at, outcome="not_modified")
                     w.save_source_state(state(sid, health="healthy", at=at, sha=sha[sid]))
     return store, {r.substance: r for r in records}
+
+
+def history_settings(tmp_path: Path) -> Settings:
+    """The settings its publishes use: ``watch = "all"``, weeks in UTC, the site in
+    ``tmp_path / "site"``."""
+    return dataclasses.replace(make_settings(tmp_path, watch="all", timezone="UTC"),
+                               site_dir=tmp_path / "site")
 
 
 def one_change_run(store: Store, before: StatusRecord) -> None:
