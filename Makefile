@@ -72,10 +72,12 @@ bench: $(TEST_STAMP)
 # Instructions executed (valgrind's callgrind): steady where wall time drifts. AGAINST=REV
 # counts another revision beside this tree, e.g. make bench-instructions AGAINST=HEAD~1; FULL=1
 # also counts a whole new site (~5 more minutes a version); LENGTHS=5,20 counts only the
-# incremental publish, on each length's store, and its growth per year of history
+# incremental publish, on each length's store, and its growth per year of history; STEADY=1
+# with it, on histories of the same substances at every length
 bench-instructions: $(TEST_STAMP)
 	$(BIN)/python bench/bench_instructions.py $(if $(AGAINST),--against $(AGAINST)) \
-		$(if $(FULL),--full-rebuild) $(if $(LENGTHS),--lengths $(LENGTHS))
+		$(if $(FULL),--full-rebuild) $(if $(LENGTHS),--lengths $(LENGTHS)) \
+		$(if $(STEADY),--steady)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

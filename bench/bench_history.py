@@ -35,6 +35,17 @@ Word file has the same entries under the new cover): what one such day costs.
     .venv/bin/python bench/bench_history.py --only-publish   # the publish cases
     .venv/bin/python bench/bench_history.py --lengths 5,10,20   # the publish cases at each
                                                    # length, and their growth per year
+    .venv/bin/python bench/bench_history.py --lengths 5,20 --steady  # the same, on histories
+                                                   # of the same substances at every length
+
+Why ``--steady``: the default generator adds substances over the years (most scheduling
+actions are additions), so a longer history also has more of them, and the one-change day's
+new eCFR document is rightly the latest evidence of more history pages (92 on five years,
+316 on twenty: a substance has one once it has a change). Its growth is then partly what
+changed. On the steady histories every event moves entries of the same few per source
+(``steady_pool``), so the store holds the same substances, the same ones have a history
+page, and the day rewrites the same pages at every length: what is left of the growth is the
+history's length alone.
 """
 
 from __future__ import annotations
@@ -53,7 +64,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -96,9 +107,12 @@ def schema_fingerprint() -> str:
         for table in schema.TABLES)
 
 
-def history_folder(years: int, au_rate: int, seed: int) -> Path:
-    digest = hashlib.sha256(f"{GENERATOR}/{years}/{au_rate}/{seed}/{schema_fingerprint()}"
-                            .encode())
+def history_folder(years: int, au_rate: int, seed: int, steady: bool = False) -> Path:
+    # The steady population's key has one more part; the growing one's is unchanged, so
+    # that its cached stores stay valid.
+    population = "/steady" if steady else ""
+    digest = hashlib.sha256(f"{GENERATOR}/{years}/{au_rate}/{seed}{population}/"
+                            f"{schema_fingerprint()}".encode())
     return CACHE / f"history-{digest.hexdigest()[:12]}"
 
 
@@ -147,9 +161,16 @@ def _new_name(rng: random.Random, taken: set[str]) -> str:
     return _names(rng, 1, taken)[0]
 
 
+#: Never removed; and in the steady population never moved.
+_WATCHED = ("ketamine", "esketamine", "arketamine")
+
+
 def _mutate(rng: random.Random, current: dict[str, Any], levels: dict[str, str], sha: str,
-            at: datetime, taken: set[str], count: int) -> tuple[list[Any], int]:
-    """The next document's records: ``count`` substances added, moved or removed."""
+            at: datetime, taken: set[str], count: int, pool: deque[str] | None = None
+            ) -> tuple[list[Any], int]:
+    """The next document's records: ``count`` substances added, moved or removed; with a
+    ``pool`` (the steady population, ``steady_pool``), ``count`` of its substances moved in
+    turn."""
     records = dict(current)
     changed = 0
     controlled = [r for r in records.values() if r.status == "controlled" and r.schedule
@@ -159,6 +180,15 @@ def _mutate(rng: random.Random, current: dict[str, Any], levels: dict[str, str],
     printed = sorted({r.schedule for r in records.values() if r.schedule in levels})
     levels = {label: levels[label] for label in printed} if len(printed) > 1 else levels
     for _ in range(count):
+        if pool:
+            record = records[pool[0]]
+            pool.rotate(-1)
+            label = rng.choice([s for s in levels if s != record.schedule])
+            records[record.substance] = dataclasses.replace(
+                record, schedule=label, control_level=levels[label], document_sha256=sha,
+                retrieved_at=at.isoformat())
+            changed += 1
+            continue
         roll = rng.random()
         if roll < 0.55 or not controlled:  # an addition, as most scheduling actions are
             model = rng.choice(controlled or list(records.values()))
@@ -177,11 +207,26 @@ def _mutate(rng: random.Random, current: dict[str, Any], levels: dict[str, str],
                 retrieved_at=at.isoformat())
         else:  # a removal
             record = rng.choice(controlled)
-            if record.substance in ("ketamine", "esketamine", "arketamine"):
+            if record.substance in _WATCHED:
                 continue
             records.pop(record.substance, None)
         changed += 1
     return list(records.values()), changed
+
+
+#: How many of a source's entries the steady population moves.
+STEADY_POOL = 8
+
+
+def steady_pool(records: dict[str, Any], levels: dict[str, str]) -> deque[str]:
+    """The entries the steady population moves, in turn: the last ``STEADY_POOL`` controlled
+    ones in alphabetical order (not the watched ones). Every one has moved within a year or
+    two of events, so the substances with a history page are the same at every length; and
+    the one-change day's entry (the first of Schedule IV in that order) is never one of
+    them, so it is the same one at every length."""
+    movable = sorted(key for key, r in records.items() if r.status == "controlled"
+                     and r.schedule in levels and key not in _WATCHED)
+    return deque(movable[-STEADY_POOL:])
 
 
 def _remember(writer: Any, outcome: Any, state: Any, watch: Any, store: Any) -> list[Any]:
@@ -207,7 +252,8 @@ def _watch_all() -> Any:
     return build_watch_list("all")
 
 
-def generate(folder: Path, years: int, au_rate: int, seed: int) -> dict[str, Any]:
+def generate(folder: Path, years: int, au_rate: int, seed: int, steady: bool = False
+             ) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     from synthetic import realistic_corpus
 
@@ -251,6 +297,8 @@ def generate(folder: Path, years: int, au_rate: int, seed: int) -> dict[str, Any
                  "us-federal-register": corpus.fr_cfr_pages[0],
                  "au-poisons-standard": corpus.au_word}
     plan = _plan(rng, days, years, au_rate, [s.id for s in sources])
+    pools = {s.id: steady_pool(current[s.id], jurisdiction(s.jurisdiction).SCHEDULE_LEVELS)
+             for s in sources} if steady else {}
     deferred: dict[str, datetime | None] = {s.id: None for s in sources}
     codes = sorted({s.jurisdiction for s in sources})
     counters = {"runs": 0, "events": 0, "changes": 0, "au_replacements": 0}
@@ -311,7 +359,7 @@ def generate(folder: Path, years: int, au_rate: int, seed: int) -> dict[str, Any
                     levels = jurisdiction(source.jurisdiction).SCHEDULE_LEVELS
                     if event == "au-replacement":
                         records, _ = _mutate(rng, current[source.id], levels, sha, at, taken,
-                                             8)
+                                             8, pools.get(source.id))
                         register = f"F{at.year}L{rng.randint(100, 1999):05d}"
                         records = [dataclasses.replace(r, instrument=register,
                                                        document_sha256=sha,
@@ -322,7 +370,7 @@ def generate(folder: Path, years: int, au_rate: int, seed: int) -> dict[str, Any
                         records = list(current[source.id].values())
                     else:
                         records, _ = _mutate(rng, current[source.id], levels, sha, at, taken,
-                                             rng.randint(1, 3))
+                                             rng.randint(1, 3), pools.get(source.id))
                     current[source.id] = {r.substance: r for r in records}
                     # The new document still announces what the old one did.
                     pending = tuple(row.item for row in store.pending_items(source_id=source.id))
@@ -345,7 +393,7 @@ def generate(folder: Path, years: int, au_rate: int, seed: int) -> dict[str, Any
     store.close()
     with sqlite3.connect(folder / "data" / "schedwatch.db") as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    info = {"params": [years, au_rate, seed],
+    info = {"params": [years, au_rate, seed, *(["steady"] if steady else [])],
             "generated_in_s": round(time.perf_counter() - started, 1),
             "baseline_s": round(baseline_seconds, 1), "day0": day0.date().isoformat(),
             "last_day": (day0 + timedelta(days=days)).date().isoformat(), **counters}
@@ -702,15 +750,16 @@ def database_facts(folder: Path) -> dict[str, Any]:
             "archive_mb": archive / 1e6, "change_kinds": kinds}
 
 
-def publish_scaling(lengths: Sequence[int], au_rate: int, seed: int, runs: int
-                    ) -> list[dict[str, Any]]:
+def publish_scaling(lengths: Sequence[int], au_rate: int, seed: int, runs: int,
+                    steady: bool = False) -> list[dict[str, Any]]:
     """The publish cases (``publish_rig``) on stores of several history lengths (the same
     generator, the same seed), measured in turns — every case of every length, then again,
     ``runs`` times — so that the machine's drift falls on all lengths alike; then how each
     case grows per year of history: the least-squares slope of its median wall and CPU time
     against the years. Issue 18's target is an incremental publish that costs what changed
-    "whatever its length": a slope of zero, within the noise."""
-    stores = {years: ensure_history(years, au_rate, seed) for years in lengths}
+    "whatever its length": a slope of zero, within the noise. With ``steady``, on histories
+    whose substances are the same at every length (``ensure_history``)."""
+    stores = {years: ensure_history(years, au_rate, seed, steady=steady) for years in lengths}
     taken: dict[tuple[int, str], list[Any]] = defaultdict(list)
     with contextlib.ExitStack() as stack:
         rigs = {years: stack.enter_context(publish_rig(*stores[years])) for years in lengths}
@@ -724,8 +773,10 @@ def publish_scaling(lengths: Sequence[int], au_rate: int, seed: int, runs: int
                    for case in after_a_day}
         touched = {case: [rigs[y][1][case](count_files=True) for y in lengths]
                    for case in after_a_day}
-    print(f"\nThe publish against the history's length (watch = \"all\"; median of {runs} "
-          "taken in turns; whole process; the slope: least squares over the lengths)")
+    population = POPULATIONS[steady]
+    print(f"\nThe publish against the history's length ({population}; watch = \"all\"; "
+          f"median of {runs} taken in turns; whole process; the slope: least squares over "
+          "the lengths)")
     print(f"{'case':46} " + " ".join(f"{str(y) + ' y':>7}" for y in lengths)
           + f" {'wall/year':>10} {'CPU/year':>9}  target")
     rows: list[dict[str, Any]] = []
@@ -741,7 +792,8 @@ def publish_scaling(lengths: Sequence[int], au_rate: int, seed: int, runs: int
         outcome = ("MISSED" if grows else "ok") if incremental else "-"
         print(f"{case:46} " + " ".join(f"{w:7.3f}" for w in walls)
               + f" {wall_slope * 1000:7.0f} ms {cpu_slope * 1000:6.0f} ms  {goal} {outcome}")
-        rows.append({"benchmark": "publish against the history's length", "case": case,
+        rows.append({"benchmark": f"publish against the history's length, {population}",
+                     "case": case,
                      "wall_s": " / ".join(f"{w:.3f}" for w in walls),
                      "cpu_s": " / ".join(f"{c:.3f}" for c in cpus),
                      "note": f"median of {runs}; {' / '.join(map(str, lengths))} years: "
@@ -761,11 +813,17 @@ def publish_scaling(lengths: Sequence[int], au_rate: int, seed: int, runs: int
               f"{case.removeprefix('incremental publish ')}: " + " / ".join(
                   f"{sum(c.values())} ({', '.join(f'{k} {v}' for k, v in sorted(c.items()))})"
                   for c in operations) + f" on {' / '.join(map(str, lengths))} years")
-        rows.append({"benchmark": "publish against the history's length",
+        rows.append({"benchmark": f"publish against the history's length, {population}",
                      "case": f"file-system calls, {case}",
                      "note": " / ".join(str(sum(c.values())) for c in operations)
                      + f" on {' / '.join(map(str, lengths))} years"})
     return rows
+
+
+#: How the lengths' histories are made, as the figures name them: substances added and
+#: removed over the years (the one-change day's new eCFR document is the latest evidence of
+#: more history pages on a longer history), or the same substances at every length.
+POPULATIONS = {False: "substances added over the years", True: "the same substances"}
 
 
 def _slope(xs: Sequence[int], ys: Sequence[float]) -> float:
@@ -785,12 +843,16 @@ def _lengths(text: str) -> list[int]:
 
 
 def ensure_history(years: int = YEARS, au_rate: int = 3, seed: int = 7,
-                   rebuild: bool = False) -> tuple[Path, dict[str, Any]]:
-    folder = history_folder(years, au_rate, seed)
+                   rebuild: bool = False, steady: bool = False) -> tuple[Path, dict[str, Any]]:
+    """The cached store of this history (generated once), and what its generation said.
+    ``steady``: every event moves entries of the same few (``steady_pool``), never adds or
+    removes one, so that the store's substances, and the pages a day's change rightly
+    rewrites, are the same whatever the history's length."""
+    folder = history_folder(years, au_rate, seed, steady)
     if rebuild or not (folder / "generated.json").exists():
-        print(f"… generating {years} years of daily history into {folder} (once; cached)",
-              flush=True)
-        info = generate(folder, years, au_rate, seed)
+        print(f"… generating {years} years of {'steady ' if steady else ''}daily history "
+              f"into {folder} (once; cached)", flush=True)
+        info = generate(folder, years, au_rate, seed, steady)
     else:
         info = json.loads((folder / "generated.json").read_text())
     return folder, info
@@ -813,6 +875,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     parser.add_argument("--lengths", default=None, type=_lengths, metavar="YEARS,YEARS,...",
                         help="only the publish cases, on stores of these history lengths "
                              "(e.g. 5,10,20), and how each grows per year")
+    parser.add_argument("--steady", action="store_true",
+                        help="with --lengths: histories whose events move the same few "
+                             "entries, never add or remove one, so that the one-change day "
+                             "rightly rewrites the same pages at every length")
     parser.add_argument("--publish-once", nargs=2, metavar=("WORK", "NOW"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--count-files", nargs=2, metavar=("WORK", "NOW"),
@@ -827,7 +893,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         return []
 
     if args.lengths:
-        rows = publish_scaling(args.lengths, args.au_replacements, args.seed, args.runs)
+        rows = publish_scaling(args.lengths, args.au_replacements, args.seed, args.runs,
+                               args.steady)
         emit_json(args.json, rows)
         return rows
     folder, info = ensure_history(args.years, args.au_replacements, args.seed, args.rebuild)

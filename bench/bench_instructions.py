@@ -5,6 +5,7 @@ the machine: the reading commands and the incremental publish on the ten-year st
     .venv/bin/python bench/bench_instructions.py --against HEAD~3 # and another version
     .venv/bin/python bench/bench_instructions.py --full-rebuild   # and a whole new site
     .venv/bin/python bench/bench_instructions.py --lengths 5,20   # the publish per length
+    .venv/bin/python bench/bench_instructions.py --lengths 5,20 --steady  # same substances
 
 Wall time on this machine drifts by up to a factor of two within a day, and a change worth
 5 % cannot be told from that drift even by alternating runs. The same code on the same input
@@ -13,7 +14,9 @@ that count per case, and with ``--against REV`` the count of that version (check
 ``git worktree`` beside this one) in the same table. With ``--lengths``, the incremental
 publish after a one-change run on the store of each history length (bench_history.py's
 generator) and its growth per year of history: issue 18's "whatever its length" as a
-figure that does not drift. It is a count of CPU work, not of time:
+figure that does not drift; with ``--steady``, on histories whose substances are the same
+at every length, where the one-change day rightly rewrites the same pages whatever the
+length (bench_history.py's docstring says why both). It is a count of CPU work, not of time:
 it leaves out waiting, page faults and the cost of memory traffic, and it may overweight
 hashing (under valgrind OpenSSL may not use the CPU's SHA instructions), so a change is
 confirmed here and its wall time measured in the other benchmarks. Each case runs once to
@@ -37,7 +40,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_history import _lengths, _slope, copy_site, ensure_history, spare_of  # noqa: E402
+from bench_history import (  # noqa: E402
+    POPULATIONS,
+    _lengths,
+    _slope,
+    copy_site,
+    ensure_history,
+    spare_of,
+)
 from common import PYTHON, ROOT, child_environment, emit_json  # noqa: E402
 
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
@@ -88,6 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lengths", type=_lengths, default=None, metavar="YEARS,YEARS",
                         help="only the incremental publish, on the store of each history "
                              "length (e.g. 5,20), and its growth per year")
+    parser.add_argument("--steady", action="store_true",
+                        help="with --lengths: histories of the same substances at every "
+                             "length (events move the same few entries, never add or "
+                             "remove one)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     valgrind = shutil.which("valgrind")
@@ -96,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     if args.lengths:
-        return _by_length(valgrind, args.lengths, args.against, args.json)
+        return _by_length(valgrind, args.lengths, args.against, args.json, args.steady)
     folder, info = ensure_history()
     last = datetime.fromisoformat(info["last_day"]).replace(tzinfo=UTC)
     config = folder / "schedwatch.toml"
@@ -140,18 +154,20 @@ def _trees(against: str | None) -> Iterator[tuple[Path, list[tuple[str, Path]]]]
 
 
 def _by_length(valgrind: str, lengths: Sequence[int], against: str | None,
-               json_path: str | None) -> int:
+               json_path: str | None, steady: bool = False) -> int:
     """The incremental publish after a one-change run on each length's store, per version;
     then its growth per year (the least-squares slope) against issue 18's "whatever its
     length": the longest history may cost 5 % more than the shortest, as in
-    bench_history.py's timed verdict."""
-    stores = {years: ensure_history(years) for years in lengths}
+    bench_history.py's timed verdict. With ``steady``, on histories of the same substances
+    at every length."""
+    stores = {years: ensure_history(years, steady=steady) for years in lengths}
     with _trees(against) as (place, trees):
         counts = {label: [_count_publish(valgrind, tree, stores[years][0], _last_day(
             stores[years][1]), place / f"work-{index}-{years}", of=f"{years} years")[
             INCREMENTAL] for years in lengths] for index, (label, tree) in enumerate(trees)}
+    population = POPULATIONS[steady]
     print("\nInstructions executed by the incremental publish after a one-change run "
-          "(callgrind; watch = \"all\"; one run each)")
+          f"({population}; callgrind; watch = \"all\"; one run each)")
     print(f"{'version':16}" + "".join(f"{str(y) + ' y':>12}" for y in lengths)
           + f"{'per year':>12}  target")
     rows: list[dict[str, object]] = []
@@ -161,7 +177,7 @@ def _by_length(valgrind: str, lengths: Sequence[int], against: str | None,
         outcome = "MISSED" if grows else "ok"
         print(f"{label:16}" + "".join(f"{v / 1e9:10.3f} G" for v in values)
               + f"{slope / 1e6:9.0f} M   no growth with the history {outcome}")
-        rows.append({"benchmark": "instructions against the history's length",
+        rows.append({"benchmark": f"instructions against the history's length, {population}",
                      "case": f"{INCREMENTAL} ({label})",
                      "note": " / ".join(f"{v / 1e9:.3f} G" for v in values)
                      + f" on {' / '.join(map(str, lengths))} years; {slope / 1e6:.0f} M a year",
