@@ -917,56 +917,7 @@ def _change_dates(change: StoredChange, before: Mapping[str, Any] | None,
     return result
 
 
-# --- history pages --------------------------------------------------------------------------
-
-def history_context(substance: str, intervals: Sequence[StatusInterval],
-                    changes: Sequence[StoredChange], pending: Sequence[PendingRow],
-                    snap: Snapshot) -> dict[str, Any]:
-    """A timeline per jurisdiction and source for one substance, oldest first."""
-    by_source: dict[str, dict[str, list[StatusInterval]]] = defaultdict(lambda: defaultdict(list))
-    for interval in intervals:
-        by_source[interval.record.jurisdiction][interval.record.source_id].append(interval)
-    sections = []
-    for j in snap.jurisdictions:
-        if j.code not in by_source:
-            continue
-        sources = by_source[j.code]
-        order = [s for s in j.sources if s in sources] + sorted(
-            s for s in sources if s not in j.sources)
-        sections.append({"code": j.code, "name": j.name, "sources": [{
-            "id": sid, "title": j.titles.get(sid, sid),
-            "intervals": [timeline_view(iv, snap.documents, snap.record_view(iv),
-                                        by_source=snap.confirmed_by_source(iv))
-                          for iv in sorted(sources[sid], key=lambda iv: iv.valid_from)],
-        } for sid in order]})
-    return {
-        "title": f"History: {display_name(substance)}",
-        "substance": substance, "name": display_name(substance), "sections": sections,
-        "changes": [change_summary(c, snap.jurisdiction(c.jurisdiction).name)
-                    for c in sorted(changes, key=lambda c: c.id, reverse=True)],
-        "pending": pending_views(pending, snap),
-    }
-
-
-def history_inputs(substance: str, intervals: Sequence[StatusInterval],
-                   changes: Sequence[StoredChange], pending: Sequence[PendingRow],
-                   snap: Snapshot) -> tuple[Any, ...]:
-    """What ``history_context`` reads, for the page's fingerprint: the substance's intervals,
-    changes and pending rows as stored (every field: a record rewritten in place, a later
-    confirmation of a closed interval, a pending item seen again all count; an open
-    interval's latest confirmation is its source's, shown on the reference), the pending
-    rows' change pages, the jurisdictions' names and titles, and which evidence has an
-    archived copy."""
-    ids = snap.pending_change_ids
-    return (substance, snap.jurisdictions_key,
-            tuple(snap.interval_key(iv) for iv in intervals),
-            tuple(snap.change_key(change) for change in changes), tuple(pending),
-            tuple(sorted(snap.disabled)),
-            tuple(ids.get((row.item.source_id, row.item.key, row.item.substance))
-                  for row in pending),
-            tuple(snap.history_href(row.item.substance) for row in pending),
-            snap.documents_key(iv.last_document_sha256 for iv in intervals))
-
+# --- change pages ---------------------------------------------------------------------------
 
 def change_inputs(change: StoredChange, snap: Snapshot) -> tuple[Any, ...]:
     """What a change page's context (``change_context``) reads, for its fingerprint."""

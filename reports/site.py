@@ -50,6 +50,7 @@ from reports import (
     check_tally,
     exports,
     feed,
+    history_page,
     pages,
     reference,
     status_exports,
@@ -112,7 +113,7 @@ _CODE = ("reports/pages.py", "reports/weekly.py", "reports/render.py", "reports/
          "reports/scheduling_history.py", "reports/settings.py", "reports/reference.py",
          "reports/page_worker.py", "reports/status_exports.py", "reports/weeks.py",
          "reports/check_tally.py", "reports/kept.py", "reports/site_folder.py",
-         "reports/week_carry.py",
+         "reports/week_carry.py", "reports/history_page.py",
          "scrapers/records.py")
 
 
@@ -411,7 +412,8 @@ def page_groups(snap: Snapshot, settings: Settings, env: jinja2.Environment, *,
     # Costliest first, as measured on the ten-year store (reports.page_worker: each process
     # takes the next when free): the reference and the exports lead every publish; the
     # weekly reports' fingerprints and the history pages follow after a day's run.
-    return [reference_page, exports_, weekly_pages, functools.partial(_history_pages, snap, env),
+    return [reference_page, exports_, weekly_pages,
+            functools.partial(_history_pages, snap, env, _parts),
             index_page, change_pages, feed_pages]
 
 
@@ -450,23 +452,38 @@ def _change_page(env: jinja2.Environment, snap: Snapshot, change: StoredChange) 
         history=snap.history_substances), lambda: pages.change_inputs(change, snap))
 
 
-def _history_pages(snap: Snapshot, env: jinja2.Environment) -> Iterator[Page]:
+def _history_pages(snap: Snapshot, env: jinja2.Environment,
+                   parts: Callable[[str], Parts]) -> Iterator[Page]:
     """The history pages (``Snapshot.history_substances``: with ``watch = "all"`` not one
     per entry, only the watched substances and those with a change or pending item)."""
     for name in sorted(snap.history_substances):
-        yield _history_page(env, snap, name, snap.history_rows.get(name) or pages.HistoryRows())
+        yield _history_page(env, snap, name, snap.history_rows.get(name) or pages.HistoryRows(),
+                            parts)
 
 
 def _history_page(env: jinja2.Environment, snap: Snapshot, name: str,
-                  rows: pages.HistoryRows) -> Page:
+                  rows: pages.HistoryRows, parts: Callable[[str], Parts]) -> Page:
+    """A substance's history page: written only when its fingerprint changed, and then
+    from the parts of its previous version that did not (``history_page``): a new latest
+    document remakes the open period's rows, not the years before it."""
     intervals, changes, pending = rows.intervals, rows.changes, rows.pending
+    path = pages.history_path(name)
+
+    def write(out: BinaryIO) -> None:
+        chosen = parts(path)
+        # Its scheduling histories (all of the substance's at once) are made only if the
+        # part of one of them is not copied.
+        histories = reference.Histories([j.code for j in snap.jurisdictions], [name],
+                                        lambda _name: _scheduling(snap, name, rows))
+        _render(env, path, "history.html",
+                {**history_page.history_context(name, rows, snap, parts=chosen),
+                 "scheduling_history": histories}, out, chosen)
+
     # The scheduling history goes into the fingerprint as what it is made from: it is made
     # only when the page is written.
-    return _html(env, pages.history_path(name), "history.html",
-                 lambda: {**pages.history_context(name, intervals, changes, pending, snap),
-                          "scheduling_history": _scheduling(snap, name, rows)},
-                 lambda: (pages.history_inputs(name, intervals, changes, pending, snap),
-                          scheduling.made_from(intervals, changes, rows.actions, snap)))
+    return Page(path, lambda: (
+        history_page.history_inputs(name, intervals, changes, pending, snap),
+        scheduling.made_from(intervals, changes, rows.actions, snap)), write)
 
 
 def _scheduling(snap: Snapshot, name: str, rows: pages.HistoryRows

@@ -19,6 +19,7 @@ import pytest
 from lxml import html as lxml_html
 
 import reports.entries
+import reports.history_page
 import reports.site
 from reports.site import publish
 from scheduler.config import Settings
@@ -279,6 +280,98 @@ def test_a_closed_period_keeps_its_own_last_confirmation_on_the_history_page(
     confirmed = datetime.fromisoformat(ended.last_confirmed_at).strftime("%Y-%m-%d %H:%M UTC")
     assert confirmed in closed.xpath("./td")[6].text_content()
     assert "at every healthy check" in current.xpath("./td")[6].text_content()
+
+
+def test_a_history_page_remakes_only_the_rows_of_the_chunks_that_changed(
+        history: tuple[Store, dict[str, StatusRecord], Settings], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A history page that changes is written from its previous version's chunks of rows
+    whose inputs did not change: a new document is the latest evidence of the open period
+    alone, so the chunks of the periods before it, the changes and the scheduling history
+    are copied, their rows never made; a move closes the open period and adds a period and
+    a change, which remakes only the chunks holding them. Byte for byte a full rebuild."""
+    store, records, settings = history
+    monkeypatch.setattr(reports.history_page, "HISTORY_CHUNK", 2)
+    moved = records["drug-1"]  # in the eCFR, as ketamine
+    for day, schedule in enumerate(("III", "IV", "II", "IV", "III"), start=1):
+        moved = one_change_run(store, moved, at=RUN + timedelta(days=day), schedule=schedule,
+                               control_level=f"C{len(schedule) + 1}", document=f"v{day + 1}")
+    periods = store.history("drug-1")
+    assert len(periods) == 6 and len(store.changes()) == 5
+
+    timeline: list[int] = []
+    listed: list[int] = []
+    histories: list[str] = []
+    original_chunk = reports.history_page._timeline_chunk
+
+    def counting_chunk(code: str, source_id: str, chunk: Any, snap: Any) -> Any:
+        made = original_chunk(code, source_id, chunk, snap)
+        rows = made["rows"]
+
+        def counted() -> Any:
+            timeline.extend(iv.id for iv in chunk if iv.record.substance == "drug-1")
+            return rows()
+        return {**made, "rows": counted}
+
+    original_summaries = reports.history_page._change_summaries
+
+    def counting_summaries(changes: Any, snap: Any) -> Any:
+        listed.extend(c.id for c in changes if c.substance == "drug-1")
+        return original_summaries(changes, snap)
+
+    original_scheduling = reports.site._scheduling
+
+    def counting_scheduling(snap: Any, name: str, rows: Any) -> Any:
+        histories.append(name)
+        return original_scheduling(snap, name, rows)
+
+    monkeypatch.setattr(reports.history_page, "_timeline_chunk", counting_chunk)
+    monkeypatch.setattr(reports.history_page, "_change_summaries", counting_summaries)
+    monkeypatch.setattr(reports.site, "_scheduling", counting_scheduling)
+    cited = periods[1].last_document_sha256
+    whole = store.document_path(cited).read_bytes()
+    store.document_path(cited).write_bytes(b"damaged")
+    later = RUN + timedelta(days=10)
+    site = publish(settings, store, now=later)
+    assert sorted(timeline) == sorted(iv.id for iv in periods) and len(listed) == 5
+    page = lxml_html.fromstring((site / "history" / "drug-1.html").read_bytes())
+    shown = [a.get("href") for a in page.xpath("//ul[@class='changes']/li/a")]
+    assert shown == [f"../changes/{c.id}.html" for c in reversed(store.changes())]
+    assert len(page.xpath("//table[@class='timeline']/tbody/tr")) == 6
+
+    # A new document moves another substance: drug-1's open period has new evidence.
+    timeline.clear(), listed.clear(), histories.clear()
+    one_change_run(store, records["drug-3"], at=later, document="v8")
+    assert store.history("drug-1")[-1].last_document_sha256 != periods[-1].last_document_sha256
+    site = publish(settings, store, now=later + timedelta(hours=1))
+    assert timeline == [iv.id for iv in periods[4:]]  # the last chunk: two periods
+    assert listed == [] and "drug-1" not in histories and "drug-3" in histories
+    assert_same_site(site, publish(dataclasses.replace(settings, site_dir=tmp_path / "a"),
+                                   store, now=later + timedelta(hours=1)))
+
+    # drug-1 moves again: the open period closes (its chunk), a period opens (a new chunk),
+    # its sixth change joins the fifth in theirs, and its scheduling history is made.
+    timeline.clear(), listed.clear(), histories.clear()
+    moved = one_change_run(store, moved, at=later + timedelta(days=1), schedule="V",
+                           document="v9")
+    site = publish(settings, store, now=later + timedelta(days=1, hours=1))
+    now_periods = store.history("drug-1")
+    assert timeline == [iv.id for iv in now_periods[4:]]
+    mine = [c.id for c in store.changes() if c.substance == "drug-1"]
+    assert listed == mine[:-3:-1] and set(histories) == {"drug-1"}  # page and reference
+    assert_same_site(site, publish(dataclasses.replace(settings, site_dir=tmp_path / "b"),
+                                   store, now=later + timedelta(days=1, hours=1)))
+
+    # The archived copy of an early period's evidence, damaged until now, is whole again:
+    # a link in that period's chunk, which is made again though the period did not change.
+    timeline.clear()
+    assert f"documents/{cited}" not in (site / "history" / "drug-1.html").read_text("utf-8")
+    store.document_path(cited).write_bytes(whole)
+    site = publish(settings, store, now=later + timedelta(days=2))
+    assert timeline == [iv.id for iv in now_periods[:2]]
+    assert f"documents/{cited}" in (site / "history" / "drug-1.html").read_text("utf-8")
+    assert_same_site(site, publish(dataclasses.replace(settings, site_dir=tmp_path / "c"),
+                                   store, now=later + timedelta(days=2)))
 
 
 def test_the_reference_remakes_only_the_entries_whose_inputs_changed(

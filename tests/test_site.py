@@ -22,6 +22,7 @@ from lxml import etree
 from lxml import html as lxml_html
 
 import reports.feed
+import reports.history_page
 import reports.pages
 import reports.render
 import reports.site
@@ -713,7 +714,7 @@ def test_a_reused_page_is_never_built(settings: Settings, store: Store, site: Pa
 
         monkeypatch.setattr(owner, name, counted)
 
-    spy(reports.pages, "history_context")
+    spy(reports.history_page, "history_context")
     for name in ("feed_context", "status_rows", "change_rows"):
         spy(reports.feed, name)
     spy(reports.site, "change_context")

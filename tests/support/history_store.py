@@ -71,27 +71,32 @@ def history_settings(tmp_path: Path) -> Settings:
                                site_dir=tmp_path / "site")
 
 
-def one_change_run(store: Store, before: StatusRecord) -> None:
-    """The next day's run: both sources checked, one record moved to another schedule."""
+def one_change_run(store: Store, before: StatusRecord, *, at: datetime = RUN,
+                   schedule: str = "V", control_level: str = "C5", document: str = "v2"
+                   ) -> StatusRecord:
+    """The next day's run (or one at ``at``): both sources checked, one record moved to
+    another schedule by a new document (``document``, its text); the record after."""
     latest = store.source_states()
-    with store.transaction(started_at=RUN, jurisdictions=["ca", "us"]) as w:
-        sha = archive(store, w, before.source_id, "v2", RUN)
-        after = dataclasses.replace(before, schedule="V", control_level="C5",
+    with store.transaction(started_at=at, jurisdictions=["ca", "us"]) as w:
+        sha = archive(store, w, before.source_id, document, at)
+        after = dataclasses.replace(before, schedule=schedule, control_level=control_level,
                                     document_sha256=sha)
-        w.close_intervals(before.source_id, [before.substance], at=RUN, confirmed_at=None,
+        w.close_intervals(before.source_id, [before.substance], at=at, confirmed_at=None,
                           confirmed_sha256=None)
-        w.open_interval(after, at=RUN)
-        w.add_change(detected_at=RUN, jurisdiction=after.jurisdiction,
+        w.open_interval(after, at=at)
+        w.add_change(detected_at=at, jurisdiction=after.jurisdiction,
                      substance=after.substance, source_id=after.source_id, kind="moved",
-                     summary=f"{after.substance} moved to Schedule V", before=before.as_dict(),
+                     summary=f"{after.substance} moved to Schedule {schedule}",
+                     before=before.as_dict(),
                      after=after.as_dict(), effective_date=None,
                      before_sha256=before.document_sha256, after_sha256=sha,
                      details={"fields": ["schedule", "control_level"]})
         for sid in SOURCES:
             if sid != before.source_id:
-                fetch(w, sid, RUN, outcome="not_modified")
-                w.save_source_state(state(sid, health="healthy", at=RUN,
+                fetch(w, sid, at, outcome="not_modified")
+                w.save_source_state(state(sid, health="healthy", at=at,
                                           sha=latest[sid].last_document_sha256))
             else:
-                fetch(w, sid, RUN, sha=sha)
-                w.save_source_state(state(sid, health="healthy", at=RUN, sha=sha))
+                fetch(w, sid, at, sha=sha)
+                w.save_source_state(state(sid, health="healthy", at=at, sha=sha))
+    return after
