@@ -30,8 +30,11 @@ BENCHMARKS = {
     "startup": ("bench_startup.py",),
     "latency": ("bench_latency.py",),
     "backfill": ("bench_backfill.py",),
-    # The publish cases again on 5, 10 and 20 years of history: how they grow with it.
+    # The publish cases again on 5, 10 and 20 years of history: how they grow with it; and
+    # on histories of the same substances at every length, where the one-change day
+    # rightly rewrites the same pages whatever the length (the fair verdict).
     "lengths": ("bench_history.py", "--lengths", "5,10,20"),
+    "steady": ("bench_history.py", "--lengths", "5,10,20", "--steady"),
 }
 
 
