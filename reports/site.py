@@ -231,7 +231,7 @@ def read_snapshot(settings: Settings, store: Store,
     # with its new change but not its new status (or the other way round).
     with store.snapshot():
         intervals = tuple(store.history(digests=True))
-        changes = tuple(store.changes())
+        changes = tuple(store.changes(digests=True))
         pending = tuple(store.pending_items(open_only=False))
         states = store.source_states()
         if kept is not None and store.check_log_mark(kept.last_id) != kept.mark:

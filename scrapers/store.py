@@ -511,7 +511,10 @@ class Store(OutboxRows):
 
     def changes(self, since: datetime | None = None, *, until: datetime | None = None,
                 kinds: Sequence[str] | None = None, ids: Sequence[int] | None = None,
-                limit: int | None = None, newest_first: bool = False) -> list[StoredChange]:
+                limit: int | None = None, newest_first: bool = False,
+                digests: bool = False) -> list[StoredChange]:
+        """The changes (oldest first, or ``newest_first``); ``digests``: each with its
+        ``row_digest`` (the site's fingerprints)."""
         conditions, params = [], {}
         if since is not None:
             conditions.append("detected_at >= :since")
@@ -531,7 +534,7 @@ class Store(OutboxRows):
             (" ORDER BY id DESC" if newest_first else " ORDER BY id")
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [StoredChange.from_row(row) for row in self.db.rows(sql, params)]
+        return [StoredChange.from_row(row, digest=digests) for row in self.db.rows(sql, params)]
 
     def recent_changes(self, source_id: str, substance: str, *, since: datetime,
                        limit: int = 2) -> list[StoredChange]:

@@ -25,7 +25,7 @@ from reports.site import publish
 from scheduler.config import Settings
 from scrapers.clock import stamp
 from scrapers.records import StatusRecord
-from scrapers.store import Store
+from scrapers.store import Store, StoredChange
 from tests.support.history_store import (
     AFTER,
     PUBLISHED,
@@ -521,6 +521,33 @@ def test_an_interval_is_digested_by_its_stored_text_or_else_by_every_field(
     assert key(unstored) != key(other)
     assert key(unstored) != key(interval)  # digested another way, never mistaken for it
     assert key(interval) == key(interval)
+
+
+def test_a_change_is_digested_by_its_stored_row_or_else_by_every_field(
+        history: tuple[Store, dict[str, StatusRecord], Settings]) -> None:
+    """A page's fingerprint digests each change it shows: read for the site, by its row as
+    stored (every column, its JSON as text: a rewrite of the text is a new key even where
+    it decodes to the same); made otherwise, by every field. Either way the change is the
+    one the store holds, every field filled in."""
+    store, records, settings = history
+    one_change_run(store, records["drug-3"])
+    [change] = reports.site.read_snapshot(settings, store).changes
+    assert set(change.__dict__) == {f.name for f in dataclasses.fields(StoredChange)}
+    [plain] = store.changes()  # not read for the site: no digest
+    assert plain.row_digest == "" and dataclasses.replace(change, row_digest="") == plain
+
+    def key(of: Any) -> str:  # a snapshot keeps a change's key by id: a fresh one each
+        return reports.site.read_snapshot(settings, store).change_key(of)
+
+    assert key(change) == change.row_digest and len(change.row_digest) == 64
+    assert key(plain) != key(change)  # digested another way, never mistaken for it
+    assert key(plain) != key(dataclasses.replace(plain, summary="another summary"))
+    with store.db.connect() as conn:
+        conn.update("changes", {"details": json.dumps(change.details, indent=1)}, "id = :id",
+                    {"id": change.id})
+    [rewritten] = reports.site.read_snapshot(settings, store).changes
+    assert rewritten.details == change.details
+    assert rewritten.row_digest != change.row_digest
 
 
 def test_the_index_remakes_only_the_chunks_of_its_table_whose_rows_changed(
