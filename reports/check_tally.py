@@ -18,7 +18,8 @@ backup, another store URL). The weeks are the reader's zone's: a tally is of one
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,13 +133,15 @@ def load(data_dir: Path, version: str, reader_zone: ZoneInfo) -> CheckTally | No
     if not (type(data) is tuple and len(data) == 7):
         return None
     last_id, rows, last_row, counts, errors, healthy, sources = data
+    # Checked by the types of whole collections at a time (``_only``), not value by value:
+    # twenty years of daily fetches are tens of thousands of them, on every publish.
     if not (type(last_id) is int and type(rows) is int and rows > 0 and _is_row(last_row)
-            and _all(counts, lambda k, v: _is_key(k) and type(v) is int)
-            and _all(errors, lambda k, v: _is_key(k) and _all(
-                v, lambda text, n: type(text) is str and type(n) is int))
-            and _all(healthy, lambda k, v: type(k) is str and type(v) is list
-                     and all(type(at) is str for at in v))
-            and type(sources) is tuple and all(type(s) is str for s in sources)):
+            and type(counts) is dict and _are_keys(counts) and _only(counts.values(), int)
+            and type(errors) is dict and _are_keys(errors) and _only(errors.values(), dict)
+            and all(_only(v, str) and _only(v.values(), int) for v in errors.values())
+            and type(healthy) is dict and _only(healthy, str) and _only(healthy.values(), list)
+            and all(_only(times, str) for times in healthy.values())
+            and type(sources) is tuple and _only(sources, str)):
         return None
     return CheckTally(zone=reader_zone.key, last_id=last_id, rows=rows, last_row=last_row,
                       counts=counts, errors=errors, healthy=healthy, sources=sources)
@@ -160,12 +163,16 @@ def _tag(version: str, reader_zone: ZoneInfo) -> str:
     return f"{_SHAPE}\0{version}\0{reader_zone.key}"
 
 
-def _all(value: Any, check: Any) -> bool:
-    return type(value) is dict and all(check(k, v) for k, v in value.items())
+def _only(values: Iterable[Any], kind: type) -> bool:
+    """Whether every one of ``values`` is exactly of ``kind`` (none is too)."""
+    return set(map(type, values)) <= {kind}
 
 
-def _is_key(value: Any) -> bool:
-    return type(value) is tuple and len(value) == 2 and all(type(v) is str for v in value)
+def _are_keys(keys: Iterable[Any]) -> bool:
+    """Whether every one of ``keys`` is a (week, source) pair of text."""
+    held = list(keys)
+    return (_only(held, tuple) and set(map(len, held)) <= {2}
+            and _only(itertools.chain.from_iterable(held), str))
 
 
 def _is_row(value: Any) -> bool:

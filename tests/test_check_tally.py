@@ -116,8 +116,17 @@ def test_a_kept_tally_is_read_back_only_by_the_same_code_and_zone(tmp_path: Path
     # Not of the shape it was written in (a file edited by hand): ignored, never used.
     path = tmp_path / check_tally.KEPT_FILE
     tag, data = marshal.loads(path.read_bytes())
-    for broken in [data[:6], (data[0], data[1], data[2], {("2026-W10",): 1}) + data[4:],
-                   data[:5] + ({"ca-cdsa": [1]},) + data[6:], "text"]:
+    week, source = next(iter(data[3]))
+
+    def with_part(index: int, value: Any) -> tuple[Any, ...]:
+        return data[:index] + (value,) + data[index + 1:]
+
+    for broken in [data[:6], with_part(3, {("2026-W10",): 1}), with_part(3, {(week, 7): 1}),
+                   with_part(3, {(week, source): "1"}), with_part(4, {(week, source): 1}),
+                   with_part(4, {(week,): {"HTTP 503": 1}}),
+                   with_part(4, {(week, source): {"HTTP 503": 1.5}}),
+                   with_part(5, {"ca-cdsa": [1]}), with_part(5, {"ca-cdsa": ("a",)}),
+                   with_part(6, ("ca-cdsa", None)), with_part(6, ["ca-cdsa"]), "text"]:
         path.write_bytes(marshal.dumps((tag, broken)))
         assert check_tally.load(tmp_path, "v1", utc) is None
     path.write_bytes(b"\x00garbage")
