@@ -343,12 +343,12 @@ class Snapshot:
         return {}
 
     def change_key(self, change: StoredChange) -> str:
-        """A digest of the change as stored — its row's (``row_digest``) when it was read
-        from the store, else of every field — made once per snapshot and shared by every
-        fingerprint that reads the change — its page, its substance's history page,
-        changes.csv, the feed — so that ten years of changes are described once a publish,
-        not in each of them (~9 MB less text a publish on the ten-year store; the row's
-        digest spares decoded fields their repr, ~25 ms of twenty years)."""
+        """A digest of the change as stored: its row's (``row_digest``) when it was read
+        from the store, else of every field. Made once per snapshot and shared by every
+        fingerprint that reads the change (its page, its substance's history page,
+        changes.csv, the feed), so that ten years of changes are described once a publish,
+        not in each of them (~9 MB less text a publish on the ten-year store); the row's
+        digest spares the decoded fields their repr (~25 ms on twenty years)."""
         key = self._change_keys.get(change.id)
         if key is None:
             key = self._change_keys[change.id] = change.row_digest or digest_of(change)
