@@ -179,14 +179,17 @@ def _mutate(rng: random.Random, current: dict[str, Any], levels: dict[str, str],
     # schedule, a CSR entry to another numbered one).
     printed = sorted({r.schedule for r in records.values() if r.schedule in levels})
     levels = {label: levels[label] for label in printed} if len(printed) > 1 else levels
+
+    def move(record: Any) -> None:
+        label = rng.choice([s for s in levels if s != record.schedule])
+        records[record.substance] = dataclasses.replace(
+            record, schedule=label, control_level=levels[label], document_sha256=sha,
+            retrieved_at=at.isoformat())
+
     for _ in range(count):
         if pool:
-            record = records[pool[0]]
+            move(records[pool[0]])
             pool.rotate(-1)
-            label = rng.choice([s for s in levels if s != record.schedule])
-            records[record.substance] = dataclasses.replace(
-                record, schedule=label, control_level=levels[label], document_sha256=sha,
-                retrieved_at=at.isoformat())
             changed += 1
             continue
         roll = rng.random()
@@ -200,11 +203,7 @@ def _mutate(rng: random.Random, current: dict[str, Any], levels: dict[str, str],
                 code=None, parent_entry=None, document_sha256=sha,
                 retrieved_at=at.isoformat())
         elif roll < 0.9:  # a move to another schedule
-            record = rng.choice(controlled)
-            label = rng.choice([s for s in levels if s != record.schedule])
-            records[record.substance] = dataclasses.replace(
-                record, schedule=label, control_level=levels[label], document_sha256=sha,
-                retrieved_at=at.isoformat())
+            move(rng.choice(controlled))
         else:  # a removal
             record = rng.choice(controlled)
             if record.substance in _WATCHED:

@@ -133,15 +133,19 @@ def load(data_dir: Path, version: str, reader_zone: ZoneInfo) -> CheckTally | No
     if not (type(data) is tuple and len(data) == 7):
         return None
     last_id, rows, last_row, counts, errors, healthy, sources = data
-    # Checked by the types of whole collections at a time (``_only``), not value by value:
-    # twenty years of daily fetches are tens of thousands of them, on every publish.
+    # Checked by the types of whole collections at a time (``kept.only``), not value by
+    # value: twenty years of daily fetches are tens of thousands of them, every publish.
     if not (type(last_id) is int and type(rows) is int and rows > 0 and _is_row(last_row)
-            and type(counts) is dict and _are_keys(counts) and _only(counts.values(), int)
-            and type(errors) is dict and _are_keys(errors) and _only(errors.values(), dict)
-            and all(_only(v, str) and _only(v.values(), int) for v in errors.values())
-            and type(healthy) is dict and _only(healthy, str) and _only(healthy.values(), list)
-            and all(_only(times, str) for times in healthy.values())
-            and type(sources) is tuple and _only(sources, str)):
+            and type(counts) is dict and _are_keys(counts)
+            and kept.only(counts.values(), int)
+            and type(errors) is dict and _are_keys(errors)
+            and kept.only(errors.values(), dict)
+            and all(kept.only(v, str) and kept.only(v.values(), int)
+                    for v in errors.values())
+            and type(healthy) is dict and kept.only(healthy, str)
+            and kept.only(healthy.values(), list)
+            and all(kept.only(times, str) for times in healthy.values())
+            and type(sources) is tuple and kept.only(sources, str)):
         return None
     return CheckTally(zone=reader_zone.key, last_id=last_id, rows=rows, last_row=last_row,
                       counts=counts, errors=errors, healthy=healthy, sources=sources)
@@ -163,16 +167,11 @@ def _tag(version: str, reader_zone: ZoneInfo) -> str:
     return f"{_SHAPE}\0{version}\0{reader_zone.key}"
 
 
-def _only(values: Iterable[Any], kind: type) -> bool:
-    """Whether every one of ``values`` is exactly of ``kind`` (none is too)."""
-    return set(map(type, values)) <= {kind}
-
-
 def _are_keys(keys: Iterable[Any]) -> bool:
     """Whether every one of ``keys`` is a (week, source) pair of text."""
     held = list(keys)
-    return (_only(held, tuple) and set(map(len, held)) <= {2}
-            and _only(itertools.chain.from_iterable(held), str))
+    return (kept.only(held, tuple) and set(map(len, held)) <= {2}
+            and kept.only(itertools.chain.from_iterable(held), str))
 
 
 def _is_row(value: Any) -> bool:

@@ -27,7 +27,7 @@ from reports.pages import (
 )
 from reports.parts import Parts
 from reports.scheduling_history import made_from
-from scrapers.store import PendingRow, StatusInterval, StoredChange
+from scrapers.store import StatusInterval, StoredChange
 
 #: Rows of a history page's lists made or copied together (``reports.parts``), counted from
 #: the oldest: a day's run changes the newest rows of a list (a new period, the open one's
@@ -107,15 +107,15 @@ def _change_summaries(changes: Sequence[StoredChange], snap: Snapshot) -> list[d
     return [change_summary(c, snap.jurisdiction(c.jurisdiction).name) for c in changes]
 
 
-def history_inputs(substance: str, intervals: Sequence[StatusInterval],
-                   changes: Sequence[StoredChange], pending: Sequence[PendingRow],
-                   snap: Snapshot) -> tuple[Any, ...]:
-    """What ``history_context`` reads, for the page's fingerprint: the substance's intervals,
-    changes and pending rows as stored (every field: a record rewritten in place, a later
-    confirmation of a closed interval, a pending item seen again all count; an open
-    interval's latest confirmation is its source's, shown on the reference), the pending
-    rows' change pages, the jurisdictions' names and titles, and which evidence has an
-    archived copy."""
+def history_inputs(substance: str, rows: HistoryRows, snap: Snapshot) -> tuple[Any, ...]:
+    """What the page is made from, for its fingerprint: what ``history_context`` reads —
+    the substance's intervals, changes and pending rows as stored (every field: a record
+    rewritten in place, a later confirmation of a closed interval, a pending item seen again
+    all count; an open interval's latest confirmation is its source's, shown on the
+    reference), the pending rows' change pages, the jurisdictions' names and titles, and
+    which evidence has an archived copy — and what its scheduling histories are made from
+    (``made_from``: they are made only when the page is written)."""
+    intervals, changes, pending = rows.intervals, rows.changes, rows.pending
     ids = snap.pending_change_ids
     return (substance, snap.jurisdictions_key,
             tuple(snap.interval_key(iv) for iv in intervals),
@@ -124,4 +124,5 @@ def history_inputs(substance: str, intervals: Sequence[StatusInterval],
             tuple(ids.get((row.item.source_id, row.item.key, row.item.substance))
                   for row in pending),
             tuple(snap.history_href(row.item.substance) for row in pending),
-            snap.documents_key(iv.last_document_sha256 for iv in intervals))
+            snap.documents_key(iv.last_document_sha256 for iv in intervals),
+            made_from(intervals, changes, rows.actions, snap))

@@ -4,7 +4,7 @@ data — texts, numbers, tuples, lists and dicts, nothing in it is run — writt
 user into a folder only this user writes, and tagged with what it was made by: a file that
 is missing, unreadable, of another tag or not of the expected shape is ignored (its owner
 makes the data again), and one that cannot be written is left as it was (the site is
-published all the same)."""
+published all the same). Owners check the shape with ``only``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import contextlib
 import marshal
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +46,10 @@ def save(path: Path, tag: str, value: Any) -> None:
             with contextlib.suppress(OSError):
                 os.unlink(name)
             raise
+
+
+def only(values: Iterable[Any], kind: type) -> bool:
+    """Whether every one of ``values`` is exactly of ``kind`` (true of none): a shape check
+    of a whole collection in one C call, not a Python call a value — kept data holds tens
+    of thousands of them (twenty years of fetch times, of weeks)."""
+    return set(map(type, values)) <= {kind}

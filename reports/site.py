@@ -466,7 +466,6 @@ def _history_page(env: jinja2.Environment, snap: Snapshot, name: str,
     """A substance's history page: written only when its fingerprint changed, and then
     from the parts of its previous version that did not (``history_page``): a new latest
     document remakes the open period's rows, not the years before it."""
-    intervals, changes, pending = rows.intervals, rows.changes, rows.pending
     path = pages.history_path(name)
 
     def write(out: BinaryIO) -> None:
@@ -479,11 +478,7 @@ def _history_page(env: jinja2.Environment, snap: Snapshot, name: str,
                 {**history_page.history_context(name, rows, snap, parts=chosen),
                  "scheduling_history": histories}, out, chosen)
 
-    # The scheduling history goes into the fingerprint as what it is made from: it is made
-    # only when the page is written.
-    return Page(path, lambda: (
-        history_page.history_inputs(name, intervals, changes, pending, snap),
-        scheduling.made_from(intervals, changes, rows.actions, snap)), write)
+    return Page(path, lambda: history_page.history_inputs(name, rows, snap), write)
 
 
 def _scheduling(snap: Snapshot, name: str, rows: pages.HistoryRows

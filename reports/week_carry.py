@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -197,16 +198,19 @@ def load(data_dir: Path, version: str) -> WeekTables | None:
     if not (type(data) is tuple and len(data) == 10):
         return None
     shared, bounds, checks, healthy, changes, pending, mail, cross, days, fingerprints = data
+    # Checked a whole table at a time (``kept.only``): years of weeks in most of them.
     if not (type(shared) is str
-            and _all(bounds, lambda v: type(v) is tuple and len(v) == 4
-                     and all(type(part) is str for part in v))
-            and _all(checks, lambda v: type(v) is dict)
-            and _all(healthy, lambda v: type(v) is tuple and len(v) == 2
-                     and type(v[0]) is int and type(v[1]) is bytes)
-            and _all(changes, _texts) and _all(mail, _texts) and _all(cross, _texts)
+            and _keyed(bounds, tuple) and set(map(len, bounds.values())) <= {4}
+            and kept.only(itertools.chain.from_iterable(bounds.values()), str)
+            and _keyed(checks, dict)
+            and _keyed(healthy, tuple) and all(
+                len(v) == 2 and type(v[0]) is int and type(v[1]) is bytes
+                for v in healthy.values())
+            and all(_keyed(table, tuple)
+                    and kept.only(itertools.chain.from_iterable(table.values()), str)
+                    for table in (changes, mail, cross))
             and type(pending) is tuple and all(_is_pending(row) for row in pending)
-            and _all(days, lambda v: type(v) is bytes)
-            and _all(fingerprints, lambda v: type(v) is str)):
+            and _keyed(days, bytes) and _keyed(fingerprints, str)):
         return None
     return WeekTables(shared=shared, bounds=bounds, checks=checks, healthy=healthy,
                       changes=changes, pending=pending, mail=mail, cross=cross, days=days,
@@ -225,12 +229,9 @@ def _tag(version: str) -> str:
     return f"{_SHAPE}\0{version}"
 
 
-def _all(value: Any, check: Any) -> bool:
-    return type(value) is dict and all(type(k) is str and check(v) for k, v in value.items())
-
-
-def _texts(value: Any) -> bool:
-    return type(value) is tuple and all(type(v) is str for v in value)
+def _keyed(value: Any, kind: type) -> bool:
+    """Whether ``value`` is a dict of text keys to values of exactly ``kind``."""
+    return type(value) is dict and kept.only(value, str) and kept.only(value.values(), kind)
 
 
 def _is_pending(row: Any) -> bool:

@@ -219,6 +219,32 @@ def test_tables_that_cannot_be_read_or_are_of_other_code_are_not_used(
     assert_same_weeks(site, full)
 
 
+def test_tables_of_another_shape_are_not_read(
+        history: tuple[Store, dict[str, StatusRecord], Settings]) -> None:
+    """Kept tables of this code but not of the shape it writes (a file edited by hand, or
+    damaged in a way marshal still reads) are not used: each table, each kind of value."""
+    store, _, settings = history
+    publish(settings, store, now=PUBLISHED)
+    path = settings.data_dir / week_carry.KEPT_FILE
+    tag, data = marshal.loads(path.read_bytes())
+    version = tag.split("\0", 1)[1]
+    assert week_carry.load(settings.data_dir, version) is not None
+    week = next(iter(data[1]))
+
+    def with_part(index: int, value: Any) -> tuple[Any, ...]:
+        return data[:index] + (value,) + data[index + 1:]
+
+    for broken in [data[:9], with_part(0, None), with_part(1, {week: data[1][week][:3]}),
+                   with_part(1, {week: (1, "b", "c", "d")}), with_part(1, {7: data[1][week]}),
+                   with_part(2, {week: ()}), with_part(3, {"ca-cdsa": (1, "digest")}),
+                   with_part(3, {"ca-cdsa": (1, b"digest", 2)}), with_part(4, {week: ("a", 1)}),
+                   with_part(6, {week: ["a"]}), with_part(7, []),
+                   with_part(5, ((1, "2026-07-06", None),)), with_part(8, {"2026-07-06": "x"}),
+                   with_part(9, {week: 1})]:
+        path.write_bytes(marshal.dumps((tag, broken)))
+        assert week_carry.load(settings.data_dir, version) is None, broken[:1]
+
+
 def assert_same_weeks(site: Path, full: Path) -> None:
     """The weekly reports of both sites, byte for byte, and their fingerprints."""
     ours = {p.name: p.read_bytes() for p in (site / "weekly").glob("*.html")}
