@@ -50,6 +50,9 @@ from bench_history import (  # noqa: E402
 )
 from common import PYTHON, ROOT, child_environment, emit_json  # noqa: E402
 
+#: Where a publish keeps data for the next (reports.kept.FOLDER, in the data folder).
+KEPT = Path("cache") / "site"
+
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 #: Runs the command line in this process, with the version of the code given first: the
 #: console script would import the installed (editable) tree, whatever PYTHONPATH says.
@@ -216,12 +219,21 @@ def _count_publish(valgrind: str, tree: Path, folder: Path, last: datetime, work
                    check=True, cwd=place, env=child_environment(), stdout=subprocess.DEVNULL)
     baseline = work / "site.baseline"
     copy_site(work / "site", baseline)
+    # What the last publish kept for the next (reports.kept): put back before each run, as
+    # bench_history's rig does, so that the counted run finds what the run compiling its
+    # bytecode found, not what that run kept of the day's change.
+    kept, kept_baseline = work / "data" / KEPT, work / "kept.baseline"
+    if kept.is_dir():
+        shutil.copytree(kept, kept_baseline)
     moment = (run_at + timedelta(minutes=1)).isoformat()
 
     def fresh_site() -> None:
         shutil.rmtree(work / "site", ignore_errors=True)
         shutil.rmtree(spare_of(work / "site"), ignore_errors=True)
         copy_site(baseline, work / "site")
+        shutil.rmtree(kept, ignore_errors=True)
+        if kept_baseline.is_dir():
+            shutil.copytree(kept_baseline, kept)
 
     command = [PYTHON, "-c", _PUBLISH, str(tree), str(work), moment]
     counts[INCREMENTAL] = _instructions(valgrind, command, place, before=fresh_site)

@@ -89,8 +89,10 @@ def status_rows(snap: Snapshot) -> list[dict[str, Any]]:
     return shared_rows.status_rows(snap.current, states=snap.states, disabled=snap.disabled)
 
 
-def change_rows(snap: Snapshot) -> list[dict[str, Any]]:
-    return [{
+def change_row(c: StoredChange) -> dict[str, Any]:
+    """A change's row of changes.csv: its own columns alone (``reports.change_carry``
+    keeps each row's line between publishes)."""
+    return {
         "id": c.id, "detected_at": c.detected_at, "jurisdiction": c.jurisdiction,
         "substance": c.substance, "source_id": c.source_id, "kind": c.kind,
         "summary": c.summary, "effective_date": c.effective_date,
@@ -99,4 +101,4 @@ def change_rows(snap: Snapshot) -> list[dict[str, Any]]:
         (c.after or {}).get("proposed_schedule"),
         "before_sha256": c.before_sha256, "after_sha256": c.after_sha256,
         "error": c.details.get("error"),
-    } for c in snap.changes]
+    }

@@ -921,11 +921,23 @@ def _change_dates(change: StoredChange, before: Mapping[str, Any] | None,
 
 # --- change pages ---------------------------------------------------------------------------
 
-def change_inputs(change: StoredChange, snap: Snapshot) -> tuple[Any, ...]:
-    """What a change page's context (``change_context``) reads, for its fingerprint."""
-    after = change.after or {}
+#: What a change page's fingerprint reads of a change's JSON (``change_facts``).
+Facts = tuple[Any, Any]
+
+
+def change_facts(change: StoredChange) -> Facts:
+    """The substance a change's ``after`` names and the document its ``details`` cite: all
+    a change page's fingerprint reads of its JSON beside the row's digest (kept between
+    publishes by ``reports.change_carry``)."""
+    return ((change.after or {}).get("substance"), change.details.get("document_sha256"))
+
+
+def change_inputs(change: StoredChange, snap: Snapshot,
+                  facts: Facts | None = None) -> tuple[Any, ...]:
+    """What a change page's context (``change_context``) reads, for its fingerprint;
+    ``facts``: its ``change_facts`` when the caller has them."""
+    after_substance, document = change_facts(change) if facts is None else facts
     return (snap.change_key(change), snap.jurisdiction(change.jurisdiction).name,
             snap.source_title(change.source_id),
-            snap.history_href(change.substance), snap.history_href(after.get("substance")),
-            snap.documents_key((change.before_sha256, change.after_sha256,
-                                change.details.get("document_sha256"))))
+            snap.history_href(change.substance), snap.history_href(after_substance),
+            snap.documents_key((change.before_sha256, change.after_sha256, document)))

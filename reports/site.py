@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 from reports import (
+    change_carry,
     check_tally,
     exports,
     feed,
@@ -113,8 +114,8 @@ _CODE = ("reports/pages.py", "reports/weekly.py", "reports/render.py", "reports/
          "reports/scheduling_history.py", "reports/settings.py", "reports/reference.py",
          "reports/page_worker.py", "reports/status_exports.py", "reports/weeks.py",
          "reports/check_tally.py", "reports/kept.py", "reports/site_folder.py",
-         "reports/week_carry.py", "reports/history_page.py",
-         "scrapers/records.py")
+         "reports/week_carry.py", "reports/history_page.py", "reports/change_carry.py",
+         "scrapers/records.py", "scrapers/rows.py")
 
 
 class PublishError(SchedwatchError):
@@ -389,13 +390,18 @@ def page_groups(snap: Snapshot, settings: Settings, env: jinja2.Environment, *,
         for week in weeks:
             page = _weekly_page(env, snap, index, week, reader_zone, now)
             fingerprints[week] = carried.get(week) or _fingerprint(version, page)
-            yield dataclasses.replace(page, fingerprint=fingerprints[week])
+            # Made directly (dataclasses.replace costs more than the rest, years of weeks).
+            yield Page(page.path, page.inputs, page.write, fingerprints[week])
         week_carry.save(settings.data_dir, version, tables.with_fingerprints(fingerprints))
         yield _weekly_index_page(env, set(weeks))
 
     def change_pages() -> Iterator[Page]:
-        for change in snap.changes:
-            yield _change_page(env, snap, change)
+        # What each fingerprint reads of a change's JSON, kept from the last publish
+        # (reports.change_carry): years of changes are not decoded for a day's one.
+        found = change_carry.facts(snap.changes, data_dir=settings.data_dir, version=version,
+                                   reuse=previous is not None)
+        for change, facts in zip(snap.changes, found, strict=True):
+            yield _change_page(env, snap, change, facts)
 
     def feed_pages() -> Iterator[Page]:
         site_url = settings.email.site_url if settings.email is not None else None
@@ -405,9 +411,14 @@ def page_groups(snap: Snapshot, settings: Settings, env: jinja2.Environment, *,
                                               now=now),
                     lambda: feed.feed_inputs(snap, feed_id=feed_id, site_url=site_url,
                                              now=now))
+        def write_changes(out: BinaryIO) -> None:
+            # Each change's line kept from the last publish (reports.change_carry).
+            exports.write_csv_lines(feed.CHANGE_COLUMNS, change_carry.csv_lines(
+                snap.changes, feed.CHANGE_COLUMNS, feed.change_row, data_dir=settings.data_dir,
+                version=version, reuse=previous is not None), out)
+
         yield Page("changes.csv", lambda: tuple(snap.change_key(c) for c in snap.changes),
-                   lambda out: exports.write_csv(feed.change_rows(snap), feed.CHANGE_COLUMNS,
-                                                 out))
+                   write_changes)
 
     # Costliest first, as measured on the ten-year store (reports.page_worker: each process
     # takes the next when free): the reference and the exports lead every publish; the
@@ -445,11 +456,12 @@ def _render(env: jinja2.Environment, path: str, template: str, context: Mapping[
                                 "csp": content_security_policy()}, out, parts=parts)
 
 
-def _change_page(env: jinja2.Environment, snap: Snapshot, change: StoredChange) -> Page:
+def _change_page(env: jinja2.Environment, snap: Snapshot, change: StoredChange,
+                 facts: pages.Facts) -> Page:
     return _html(env, pages.change_href(change.id), "change.html", lambda: change_context(
         change, jurisdiction_name=snap.jurisdiction(change.jurisdiction).name,
         source_title=snap.source_title(change.source_id), documents=snap.documents,
-        history=snap.history_substances), lambda: pages.change_inputs(change, snap))
+        history=snap.history_substances), lambda: pages.change_inputs(change, snap, facts))
 
 
 def _history_pages(snap: Snapshot, env: jinja2.Environment,
@@ -765,8 +777,8 @@ def _existing_weeks(site: Path) -> set[str]:
     if not folder.is_dir():
         return set()
     weeks = set()
-    for path in folder.iterdir():
-        match = _WEEK_FILE.fullmatch(path.name)
+    for name in os.listdir(folder):  # names, not a Path each: years of weeks
+        match = _WEEK_FILE.fullmatch(name)
         if match:
             try:
                 parse_week(match.group(1))

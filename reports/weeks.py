@@ -4,6 +4,7 @@ moment (the weekly reports and their index place ten years of fetches in weeks).
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
@@ -17,6 +18,19 @@ _WEEK = re.compile(r"(\d{4})-W(\d{2})")
 
 def parse_week(week: str) -> tuple[int, int]:
     """"2026-W47" → (2026, 47); anything else is a user error with a one-line message."""
+    if type(week) is str:
+        # Each publish names every week of the history several times (a page's address,
+        # its bounds, the site's weekly folder): each text is parsed once per process.
+        return _parsed_week(week)
+    return _parse_week(week)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parsed_week(week: str) -> tuple[int, int]:
+    return _parse_week(week)  # an error is raised, not kept: bad text raises every time
+
+
+def _parse_week(week: str) -> tuple[int, int]:
     match = _WEEK.fullmatch(week.strip()) if isinstance(week, str) else None
     if match:
         year, number = int(match.group(1)), int(match.group(2))

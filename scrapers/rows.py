@@ -8,7 +8,7 @@ import json
 import marshal
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scrapers.records import PendingItem, ScheduledAction, StatusRecord
 
@@ -79,19 +79,34 @@ class StoredChange:
     def from_row(cls, row: Mapping[Any, Any], *, digest: bool = False) -> StoredChange:
         # Every field filled in directly, as the store does for intervals: a frozen
         # dataclass's __init__ sets them one object.__setattr__ at a time (thousands of
-        # changes on every publish).
+        # changes on every publish). The three JSON fields are decoded when first read
+        # (``__getattr__``): a publish reads every change and shows a few; decoding years
+        # of records it does not show was most of reading them.
         change = object.__new__(cls)
         change.__dict__.update(
             id=row["id"], run_id=row["run_id"], detected_at=row["detected_at"],
             jurisdiction=row["jurisdiction"], substance=row["substance"],
             source_id=row["source_id"], kind=row["kind"], summary=row["summary"],
-            before=json.loads(row["before"]) if row["before"] else None,
-            after=json.loads(row["after"]) if row["after"] else None,
             effective_date=row["effective_date"], before_sha256=row["before_sha256"],
-            after_sha256=row["after_sha256"], details=json.loads(row["details"] or "{}"),
-            backfilled=bool(row.get("backfilled")),
-            row_digest=_digest_of_row(row) if digest else "")
+            after_sha256=row["after_sha256"], backfilled=bool(row.get("backfilled")),
+            row_digest=_digest_of_row(row) if digest else "",
+            _encoded=(row["before"], row["after"], row["details"]))
         return change
+
+    if not TYPE_CHECKING:  # the type checker sees the fields, not a catch-all
+        def __getattr__(self, name: str) -> Any:
+            """``before``, ``after`` or ``details`` of a change read from the store, decoded
+            from its stored JSON on first use and kept (only called when the attribute is
+            not set: once per field)."""
+            index = _ENCODED.get(name)
+            encoded = self.__dict__.get("_encoded")
+            if index is None or encoded is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute "
+                                     f"{name!r}")
+            text = encoded[index]
+            value = json.loads(text) if text else ({} if name == "details" else None)
+            self.__dict__[name] = value
+            return value
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "run_id": self.run_id, "detected_at": self.detected_at,
@@ -100,6 +115,10 @@ class StoredChange:
                 "before": self.before, "after": self.after,
                 "effective_date": self.effective_date, "before_sha256": self.before_sha256,
                 "after_sha256": self.after_sha256, "details": self.details}
+
+
+#: The fields of a stored change decoded when first read, by their place in ``_encoded``.
+_ENCODED = {"before": 0, "after": 1, "details": 2}
 
 
 def _digest_of_row(row: Mapping[Any, Any]) -> str:

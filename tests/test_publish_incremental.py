@@ -532,7 +532,9 @@ def test_a_change_is_digested_by_its_stored_row_or_else_by_every_field(
     store, records, settings = history
     one_change_run(store, records["drug-3"])
     [change] = reports.site.read_snapshot(settings, store).changes
-    assert set(change.__dict__) == {f.name for f in dataclasses.fields(StoredChange)}
+    # Every field there (the JSON ones decoded when first read: test_change_carry.py).
+    assert all(hasattr(change, f.name) for f in dataclasses.fields(StoredChange))
+    assert {f.name for f in dataclasses.fields(StoredChange)} <= set(change.__dict__)
     [plain] = store.changes()  # not read for the site: no digest
     assert plain.row_digest == "" and dataclasses.replace(change, row_digest="") == plain
 

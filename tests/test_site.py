@@ -346,6 +346,16 @@ def test_week_bounds_follow_the_reader_zone() -> None:
     assert parse_week(" 2020-W53 ") == (2020, 53)
 
 
+@pytest.mark.parametrize("text", ["2021-W53", "2026-W00", "2026-w47", "2026-W7", "", None, 47])
+def test_a_week_that_does_not_exist_is_refused_every_time_it_is_named(text: object) -> None:
+    """Weeks are parsed once per process (a publish names each of years of them several
+    times): what is kept is a parsed week, never a refusal or a bad week taken for one."""
+    for _ in range(2):
+        with pytest.raises(SchedwatchError, match="bad week"):
+            parse_week(text)  # type: ignore[arg-type]
+    assert parse_week("2026-W47") == parse_week("2026-W47") == (2026, 47)
+
+
 @pytest.mark.parametrize("zone_name", ["UTC", "America/Toronto", "Australia/Adelaide",
                                        "Asia/Kathmandu", "Pacific/Chatham"])
 def test_week_finder_agrees_with_the_calendar_in_every_zone(zone_name: str) -> None:
@@ -715,7 +725,7 @@ def test_a_reused_page_is_never_built(settings: Settings, store: Store, site: Pa
         monkeypatch.setattr(owner, name, counted)
 
     spy(reports.history_page, "history_context")
-    for name in ("feed_context", "status_rows", "change_rows"):
+    for name in ("feed_context", "status_rows", "change_row"):
         spy(reports.feed, name)
     spy(reports.site, "change_context")
     pages = reports.site.site_pages(reports.site.read_snapshot(settings, store), settings,
