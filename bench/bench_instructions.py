@@ -50,9 +50,6 @@ from bench_history import (  # noqa: E402
 )
 from common import PYTHON, ROOT, child_environment, emit_json  # noqa: E402
 
-#: Where a publish keeps data for the next (reports.kept.FOLDER, in the data folder).
-KEPT = Path("cache") / "site"
-
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 #: Runs the command line in this process, with the version of the code given first: the
 #: console script would import the installed (editable) tree, whatever PYTHONPATH says.
@@ -222,6 +219,9 @@ def _count_publish(valgrind: str, tree: Path, folder: Path, last: datetime, work
     # What the last publish kept for the next (reports.kept): put back before each run, as
     # bench_history's rig does, so that the counted run finds what the run compiling its
     # bytecode found, not what that run kept of the day's change.
+    sys.path.insert(0, str(ROOT))
+    from reports.kept import FOLDER as KEPT
+
     kept, kept_baseline = work / "data" / KEPT, work / "kept.baseline"
     if kept.is_dir():
         shutil.copytree(kept, kept_baseline)

@@ -20,7 +20,6 @@ every change (tests/test_change_carry.py compares them).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -62,7 +61,8 @@ def _carried(changes: Sequence[StoredChange], path: Path | None, tag: str, reuse
              make: Callable[[list[StoredChange]], list[_Value]],
              shaped: Callable[[Iterable[Any]], bool]) -> list[_Value]:
     """What ``make`` gives each change, taken from the file at ``path`` for those whose
-    row digest it holds; the file then holds the current changes' values alone."""
+    row digest it holds; the file then holds the current changes' values of the kept
+    ``shaped`` alone."""
     found = kept.load(path, tag) if reuse else None
     previous: dict[str, Any] = found if (type(found) is dict and kept.only(found, str)
                                          and shaped(found.values())) else {}
@@ -73,7 +73,8 @@ def _carried(changes: Sequence[StoredChange], path: Path | None, tag: str, reuse
     added = {}
     for index, value in zip(missing, made, strict=True):
         values[index] = value
-        if changes[index].row_digest and _keepable(value):
+        # A value of another shape (from a record written by hand) is made every time.
+        if changes[index].row_digest and shaped([value]):
             added[changes[index].row_digest] = value
     # Each change found holds its own entry (a row digest names one row), so the file
     # holds others only when it holds more than were found: then it is made anew of the
@@ -82,19 +83,11 @@ def _carried(changes: Sequence[StoredChange], path: Path | None, tag: str, reuse
     if stale:
         previous = {change.row_digest: value for change, value in zip(changes, values,
                                                                        strict=True)
-                    if change.row_digest and _keepable(value)}
+                    if change.row_digest and shaped([value])}
     if path is not None and (stale or added):
         kept.save(path, tag, previous | added)
     return values
 
 
-def _keepable(value: Any) -> bool:
-    """Text, or facts of text and None: what the kept files hold (a value of another kind,
-    from a record written by hand, is worked out every time)."""
-    return type(value) is str or (type(value) is tuple and _facts_shaped([value]))
-
-
 def _facts_shaped(values: Iterable[Any]) -> bool:
-    listed = list(values)
-    return kept.only(listed, tuple) and set(map(len, listed)) <= {2} and \
-        set(map(type, itertools.chain.from_iterable(listed))) <= {str, type(None)}
+    return kept.tuples(values, 2, {str, type(None)})

@@ -18,7 +18,6 @@ backup, another store URL). The weeks are the reader's zone's: a tally is of one
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,9 +168,7 @@ def _tag(version: str, reader_zone: ZoneInfo) -> str:
 
 def _are_keys(keys: Iterable[Any]) -> bool:
     """Whether every one of ``keys`` is a (week, source) pair of text."""
-    held = list(keys)
-    return (kept.only(held, tuple) and set(map(len, held)) <= {2}
-            and kept.only(itertools.chain.from_iterable(held), str))
+    return kept.tuples(keys, 2, {str})
 
 
 def _is_row(value: Any) -> bool:

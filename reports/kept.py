@@ -4,11 +4,12 @@ data — texts, numbers, tuples, lists and dicts, nothing in it is run — writt
 user into a folder only this user writes, and tagged with what it was made by: a file that
 is missing, unreadable, of another tag or not of the expected shape is ignored (its owner
 makes the data again), and one that cannot be written is left as it was (the site is
-published all the same). Owners check the shape with ``only``."""
+published all the same). Owners check the shape with ``only`` and ``tuples``."""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import marshal
 import os
 import tempfile
@@ -53,3 +54,11 @@ def only(values: Iterable[Any], kind: type) -> bool:
     of a whole collection in one C call, not a Python call a value — kept data holds tens
     of thousands of them (twenty years of fetch times, of weeks)."""
     return set(map(type, values)) <= {kind}
+
+
+def tuples(values: Iterable[Any], length: int, kinds: set[type]) -> bool:
+    """Whether every one of ``values`` is a tuple of ``length`` items, each exactly of one
+    of ``kinds`` (true of none), checked as ``only`` checks: a collection at a time."""
+    held = list(values)
+    return (only(held, tuple) and set(map(len, held)) <= {length}
+            and set(map(type, itertools.chain.from_iterable(held))) <= kinds)

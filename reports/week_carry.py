@@ -200,8 +200,7 @@ def load(data_dir: Path, version: str) -> WeekTables | None:
     shared, bounds, checks, healthy, changes, pending, mail, cross, days, fingerprints = data
     # Checked a whole table at a time (``kept.only``): years of weeks in most of them.
     if not (type(shared) is str
-            and _keyed(bounds, tuple) and set(map(len, bounds.values())) <= {4}
-            and kept.only(itertools.chain.from_iterable(bounds.values()), str)
+            and _keyed(bounds, tuple) and kept.tuples(bounds.values(), 4, {str})
             and _keyed(checks, dict)
             and _keyed(healthy, tuple) and all(
                 len(v) == 2 and type(v[0]) is int and type(v[1]) is bytes
