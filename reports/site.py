@@ -115,6 +115,7 @@ _CODE = ("reports/pages.py", "reports/weekly.py", "reports/render.py", "reports/
          "reports/page_worker.py", "reports/status_exports.py", "reports/weeks.py",
          "reports/check_tally.py", "reports/kept.py", "reports/site_folder.py",
          "reports/week_carry.py", "reports/history_page.py", "reports/change_carry.py",
+         "reports/sorted_lines.py",
          "scrapers/records.py", "scrapers/rows.py")
 
 
@@ -302,7 +303,10 @@ def referenced_documents(snap: Snapshot) -> set[str]:
 
 
 def _is_sha(value: str) -> bool:
-    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+    return len(value) == 64 and _HEX.issuperset(value)
+
+
+_HEX = frozenset("0123456789abcdef")
 
 
 # --- pages --------------------------------------------------------------------------------
@@ -639,15 +643,20 @@ class _PageWriter:
             os.makedirs(os.path.join(self.staging, folder), exist_ok=True)
             self.folders.add(folder)
         linked = page.inputs is not None and self.old_manifest.get(page.path) == fingerprint
-        if linked or held is None:
-            # What is there (the spare's page, or one a failed page worker left) may be a
-            # hard link to the live site's page: replaced, never written into.
+        # What is there (the spare's page, or one a failed page worker left) may be a hard
+        # link to the live site's page: replaced, never written into. A page linked where
+        # the spare has none replaces what may be there by itself (``link_or_copy``):
+        # nearly always nothing, in a folder made for this publish.
+        if linked and held is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(target)
         if linked and link_or_copy(f"{self.site}/{page.path}", target):
             if self.fix_mode is not None:
                 give_mode(target, self.fix_mode)
             return fingerprint
+        if held is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target)
         # A page the spare held is made under another name and renamed over it (a new file,
         # the old one untouched): were the page worker killed halfway through it, what it
         # leaves is never taken for the spare's finished page when this process makes the
@@ -706,6 +715,7 @@ def _stage_documents(building: Staging, site: Path, store: Store, shas: set[str]
         for path in (site / "documents").glob("*"):
             if path.is_file():
                 previous[path.name.split(".", 1)[0]].append(path)
+    infos = store.documents_info(shas)
     for sha in sorted(shas):
         try:
             source: Path | None = store.document_path(sha)
@@ -717,7 +727,7 @@ def _stage_documents(building: Staging, site: Path, store: Store, shas: set[str]
         head = _head(source) if source is not None else _head(olds[0]) if olds else b""
         if source is None and not olds:
             continue
-        info = store.document_info(sha) or {}
+        info = infos.get(sha) or {}
         name = sha + pages.document_extension(info.get("media_type"), head)
         same = [old for old in olds if old.name == name]
         if name in held:

@@ -19,7 +19,6 @@ made. Pure, but for ``load`` and ``save``.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from reports import kept
+from reports import kept, sorted_lines
 from reports.pages import Snapshot, cross_checks, digest_of, mail_view
 from reports.weekly import WeekIndex, coming_up
 from reports.weeks import week_bounds
@@ -36,7 +35,7 @@ from scrapers.clock import stamp
 
 KEPT_FILE = kept.FOLDER / "weekly-tables"
 #: Bump when what the tables hold, or what a week's report is made from, changes.
-_SHAPE = 1
+_SHAPE = 2
 #: A week's (start, end) stamps and the first and last day of its "coming up" (ISO dates).
 Bounds = tuple[str, str, str, str]
 #: A pending row as the weeks it is open in see it: (id, first seen, resolved, digest).
@@ -51,7 +50,7 @@ class WeekTables:
     shared: str  # the jurisdictions (names, sources, titles) and the disabled sources
     bounds: Mapping[str, Bounds]
     checks: Mapping[str, Any]  # week → its sources' entries in the fetch log's tally
-    healthy: Mapping[str, tuple[int, bytes]]  # source → (healthy fetches, their digest)
+    healthy: Mapping[str, str]  # source → its healthy fetch times (``sorted_lines``)
     changes: Mapping[str, tuple[str, ...]]  # week → its changes' keys
     pending: tuple[PendingKey, ...]  # in the snapshot's order (the reports' order)
     mail: Mapping[str, tuple[str, ...]]  # week → its undeliverable mail's digests (if any)
@@ -80,12 +79,13 @@ def carry(previous: WeekTables | None, snap: Snapshot, index: WeekIndex,
     # A week ending before ``now`` to the second is over (``weekly.week_parts``: complete);
     # one ending within that second is taken as running: made, never carried over.
     closed = [week for week in weeks if bounds[week][1] < now_s]
-    times = index.healthy_times
+    healthy = {source: times.text for source, times in index.healthy_times.items()}
     old_healthy = previous.healthy if previous is not None else {}
-    healthy: dict[str, tuple[int, bytes]] = {}
     earliest: str | None = None  # the earliest healthy fetch that may differ
-    for source in sorted(times.keys() | old_healthy.keys()):
-        since, healthy[source] = _healthy_since(old_healthy.get(source), times.get(source, ()))
+    for source in healthy.keys() | old_healthy.keys():
+        # The texts are the tally's, kept between publishes: one comparison of their
+        # bytes, not a digest of years of times.
+        since = sorted_lines.first_after(old_healthy.get(source), healthy.get(source, ""))
         if since is not None and (earliest is None or since < earliest):
             earliest = since
     mail_digests = {position: digest_of(mail_view(row))
@@ -142,23 +142,6 @@ def _bounds(week: str, reader_zone: ZoneInfo) -> Bounds:
     return stamp(start), stamp(end), first.isoformat(), last.isoformat()
 
 
-def _healthy_since(old: tuple[int, bytes] | None, times: Sequence[str]
-                   ) -> tuple[str | None, tuple[int, bytes]]:
-    """The earliest of a source's healthy fetch times that may differ from those ``old``
-    digested ("": any of them; None: none), and the digest of ``times``. The times are
-    sorted: a day's new fetches come after the last ones, which are then the same."""
-    count = old[0] if old is not None else 0
-    digest = hashlib.sha256("\n".join(times[:count]).encode("utf-8", "surrogatepass"))
-    if old is not None and (count > len(times) or digest.digest() != old[1]):
-        return "", (len(times), hashlib.sha256(
-            "\n".join(times).encode("utf-8", "surrogatepass")).digest())
-    rest = times[count:]
-    if rest:
-        digest.update((("\n" if count else "") + "\n".join(rest)).encode(
-            "utf-8", "surrogatepass"))
-    return (rest[0] if rest else None), (len(times), digest.digest())
-
-
 def _mail_by_week(index: WeekIndex, digests: Mapping[int, str], weeks: Sequence[str],
                   bounds: Mapping[str, Bounds]) -> dict[str, tuple[str, ...]]:
     """week → the digests of the undeliverable mail it lists, in its order: a message
@@ -202,9 +185,7 @@ def load(data_dir: Path, version: str) -> WeekTables | None:
     if not (type(shared) is str
             and _keyed(bounds, tuple) and kept.tuples(bounds.values(), 4, {str})
             and _keyed(checks, dict)
-            and _keyed(healthy, tuple) and all(
-                len(v) == 2 and type(v[0]) is int and type(v[1]) is bytes
-                for v in healthy.values())
+            and _keyed(healthy, str)
             and all(_keyed(table, tuple)
                     and kept.only(itertools.chain.from_iterable(table.values()), str)
                     for table in (changes, mail, cross))

@@ -31,6 +31,7 @@ from reports.pages import (
     weekly_href,
 )
 from reports.render import format_utc
+from reports.sorted_lines import Lines
 from reports.status_rows import DISABLED_WORDS
 from reports.weeks import week_bounds, week_finder
 from scrapers.clock import parse_stamp, stamp
@@ -48,7 +49,7 @@ class WeekIndex:
     checks_by_week: Mapping[str, Mapping[str, tuple[int, int, tuple[tuple[str, int], ...]]]]
     changes_by_week: Mapping[str, Sequence[StoredChange]]
     #: Healthy fetch times per source, sorted, for "last healthy fetch before …".
-    healthy_times: Mapping[str, Sequence[str]]
+    healthy_times: Mapping[str, Lines]
     #: (date, label, interval) for every dated fact of every interval, sorted by date.
     dated: Sequence[tuple[date, str, StatusInterval]]
     weeks: tuple[str, ...]  # every week with a fetch or a change, oldest first
@@ -162,9 +163,9 @@ def week_parts(snap: Snapshot, index: WeekIndex, week: str, reader_zone: ZoneInf
     for j in snap.jurisdictions:
         for sid in j.sources:
             count, failures, errors = week_checks.get(sid, (0, 0, ()))
-            times = index.healthy_times.get(sid, ())
-            position = bisect.bisect_right(times, reference_s)
-            checks.append((sid, count, failures, errors, times[position - 1] if position else None))
+            times = index.healthy_times.get(sid)
+            checks.append((sid, count, failures, errors,
+                           times.last_up_to(reference_s) if times is not None else None))
     # Open items are few (announced actions awaiting a decision): a scan is cheap.
     open_in_week = [r for r in snap.pending if r.first_seen_at < end_s
                     and (r.resolved_at is None or r.resolved_at >= start_s)]

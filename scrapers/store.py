@@ -23,7 +23,7 @@ import shutil
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -67,6 +67,9 @@ from scrapers.schema import (  # noqa: F401 - the tables, re-exported
 #: ``json.dumps(value, ensure_ascii=False, sort_keys=True)`` with its encoder made once
 #: (``json.dumps`` builds one per call when given options).
 _ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+_HEX = frozenset("0123456789abcdef")
+#: Values bound in one ``IN`` list (SQLite allows 32,766 parameters a statement).
+_IN_LIST_CHUNK = 500
 
 
 def _dumps(value: Any) -> str:
@@ -328,7 +331,7 @@ class Store(OutboxRows):
         return sha, path
 
     def document_path(self, sha256: str) -> Path:
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        if len(sha256) != 64 or not _HEX.issuperset(sha256):
             raise StoreError(f"not a sha256: {sha256[:80]!r}")
         return self.documents_dir / sha256[:2] / sha256
 
@@ -338,6 +341,20 @@ class Store(OutboxRows):
     def document_info(self, sha256: str) -> dict[str, Any] | None:
         with self.db.connect() as conn:
             return conn.first("SELECT * FROM documents WHERE sha256 = :sha", {"sha": sha256})
+
+    def documents_info(self, shas: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The stored rows of the documents ``shas`` names, by sha256 (those the store
+        holds): a few queries of many, not one a document — a publish cites every
+        change's documents, hundreds over years of history."""
+        wanted = sorted(set(shas))
+        found: dict[str, dict[str, Any]] = {}
+        with self.db.connect() as conn:
+            for start in range(0, len(wanted), _IN_LIST_CHUNK):
+                listed, bound = in_list("s", wanted[start:start + _IN_LIST_CHUNK])
+                for row in conn.rows(f"SELECT * FROM documents WHERE sha256 IN {listed}",
+                                     bound):
+                    found[row["sha256"]] = row
+        return found
 
     def storage_error(self, error: OSError) -> str:
         """The one line for a document that could not be archived (a full disk above all)."""

@@ -88,8 +88,13 @@ def test_the_tally_counts_what_the_weekly_report_shows() -> None:
     # Four weeks of days; the last day's US check falls on the fifth week's Monday.
     assert set(by_week) == {"2026-W10", "2026-W11", "2026-W12", "2026-W13", "2026-W14"}
     assert by_week["2026-W14"] == {"us-ecfr-1308": (1, 0, ())}
+    # Every healthy start, sorted: the one written late among them in its place.
     times = tally.healthy_times()["ca-cdsa"]
-    assert times == sorted(times) and len(times) == 29
+    expected = sorted(row["started_at"] for row in log_rows() if row["source_id"] == "ca-cdsa"
+                      and row["outcome"] in check_tally.HEALTHY_OUTCOMES)
+    assert list(times) == expected and len(expected) == 29
+    assert times.last_up_to(stamp(MONDAY + timedelta(days=1, hours=12))) == stamp(
+        MONDAY + timedelta(days=1))
     assert tally.sources == ("ca-cdsa", "us-ecfr-1308")
     assert tally.mark == (len(log_rows()), len(log_rows()),
                           ("ca-cdsa", stamp(MONDAY + timedelta(days=1)), "unchanged"))
@@ -126,6 +131,8 @@ def test_a_kept_tally_is_read_back_only_by_the_same_code_and_zone(tmp_path: Path
                    with_part(4, {(week,): {"HTTP 503": 1}}),
                    with_part(4, {(week, source): {"HTTP 503": 1.5}}),
                    with_part(5, {"ca-cdsa": [1]}), with_part(5, {"ca-cdsa": ("a",)}),
+                   with_part(5, {"ca-cdsa": [stamp(MONDAY)]}),  # the times as a list: shape 1
+                   with_part(5, {"ca-cdsa": b"2026"}), with_part(5, {7: stamp(MONDAY)}),
                    with_part(6, ("ca-cdsa", None)), with_part(6, ["ca-cdsa"]), "text"]:
         path.write_bytes(marshal.dumps((tag, broken)))
         assert check_tally.load(tmp_path, "v1", utc) is None

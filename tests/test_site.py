@@ -39,7 +39,7 @@ from reports.weeks import parse_week, week_bounds
 from scheduler.config import Settings
 from scrapers.errors import SchedwatchError
 from scrapers.records import PendingItem
-from scrapers.store import Store, stamp
+from scrapers.store import Store, StoredChange, stamp
 from tests.support.site_data import NOW, PAYLOAD, T4, build_store, make_settings
 from tests.support.site_spies import break_the_history_template, templates_rendered
 
@@ -1033,3 +1033,21 @@ def test_a_run_committed_while_the_site_reads_the_store_is_in_none_of_its_pages(
         other.close()
     assert first == (False, False, False)
     assert second == (True, True, True)
+
+
+def test_only_sha256_texts_are_cited_as_documents() -> None:
+    """The documents a site copies are named by stored text (a change's before and after,
+    its interval's, a source's last): only a sha256 in lower-case hex is one, never a name
+    a page would link to or the site would look for elsewhere."""
+    good = hashlib.sha256(b"document").hexdigest()
+    change = StoredChange(
+        id=1, run_id=1, detected_at=stamp(NOW), jurisdiction="ca", substance="ketamine",
+        source_id="ca-cdsa", kind="amended", summary="", before=None, after=None,
+        effective_date=None, before_sha256=good, after_sha256=None, details={})
+    snap = reports.pages.Snapshot(
+        intervals=(), changes=(change,), pending=(), states={}, failed_mail=(),
+        heartbeat=None, jurisdictions=(), documents={}, watched=(), all_entries=False)
+    for bad in ["g" * 64, good.upper(), good[:63], good + "0", "../" + good[3:]]:
+        cited = dataclasses.replace(change, after_sha256=bad)
+        assert reports.site.referenced_documents(
+            dataclasses.replace(snap, changes=(cited,))) == {good}, bad

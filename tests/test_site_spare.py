@@ -228,3 +228,59 @@ def test_a_spare_that_is_not_a_folder_of_ours_is_removed_and_what_it_points_at_l
     assert files_of(elsewhere) == before
     assert spare.is_dir() and not spare.is_symlink()  # the site swapped out, as always
     assert files_of(site) == fresh_site(settings, store, moment)
+
+
+def test_a_file_linked_in_replaces_what_is_there_and_never_writes_into_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``link_or_copy``: what a new site's folder may hold at a page's name (one a failed
+    page worker left) can be a hard link to the live site's page; linking the page in
+    replaces it, and the live page keeps its bytes."""
+    from reports.site_folder import link_or_copy
+
+    live, other = tmp_path / "live.html", tmp_path / "other.html"
+    live.write_bytes(b"live page")
+    other.write_bytes(b"previous page")
+    target = tmp_path / "new.html"
+    assert link_or_copy(other, target) and os.path.samefile(other, target)  # nothing there
+    os.unlink(target)
+    os.link(live, target)  # what a failed worker left: the live page itself
+    assert link_or_copy(other, target)
+    assert os.path.samefile(other, target) and live.read_bytes() == b"live page"
+    # The source gone: nothing made, what is there left as it was.
+    assert not link_or_copy(tmp_path / "gone.html", target)
+    assert target.read_bytes() == b"previous page"
+
+    # No hard links on this file system: a copy, into a file of its own.
+    def refused(source: object, to: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refused)
+    copied = tmp_path / "copied.html"
+    assert link_or_copy(other, copied)
+    assert copied.read_bytes() == b"previous page" and not os.path.samefile(other, copied)
+
+
+@pytest.mark.parametrize("unchanged", [True, False], ids=["linked", "made"])
+def test_a_page_where_a_failed_worker_left_the_live_page_replaces_it(
+        tmp_path: Path, unchanged: bool) -> None:
+    """A new site's folder may hold, at a page's name, a hard link to the live site's page
+    (a page worker killed after linking it). The page linked in (unchanged) or made (its
+    inputs changed) replaces that file: the live page keeps its bytes."""
+    from reports.site import Page, _fingerprint, _PageWriter
+
+    live, staging = tmp_path / "live", tmp_path / "new"
+    (live / "changes").mkdir(parents=True)
+    (staging / "changes").mkdir(parents=True)
+    (live / "changes" / "1.html").write_bytes(b"live page")
+    os.link(live / "changes" / "1.html", staging / "changes" / "1.html")
+    page = Page("changes/1.html", lambda: ("inputs", 2 if not unchanged else 1),
+                lambda out: out.write(b"made again"))
+    published = _fingerprint("v", Page("changes/1.html", lambda: ("inputs", 1), print))
+    writer = _PageWriter(str(staging), str(live), "v", {"changes/1.html": published}, None,
+                         {}, None)
+    writer.write(page)
+    assert (live / "changes" / "1.html").read_bytes() == b"live page"
+    assert (staging / "changes" / "1.html").read_bytes() == (
+        b"live page" if unchanged else b"made again")
+    assert os.path.samefile(live / "changes" / "1.html",
+                            staging / "changes" / "1.html") == unchanged

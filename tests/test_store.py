@@ -62,6 +62,34 @@ def test_an_alert_is_queued_once_and_a_document_recorded_once(store: Store) -> N
     assert info is not None and info["source_id"] == "ca-cdsa"
 
 
+@pytest.mark.parametrize("chunk", [500, 2])
+def test_the_documents_a_publish_cites_are_read_in_a_few_queries_as_one_at_a_time(
+        store: Store, monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    """``documents_info`` is ``document_info`` of each document the store holds, in lists
+    of ``_IN_LIST_CHUNK`` (a small one here: a list split in parts reads the same)."""
+    monkeypatch.setattr("scrapers.store._IN_LIST_CHUNK", chunk)
+    shas = [letter * 64 for letter in "abc"]
+    with store.transaction(started_at=NOW, jurisdictions=["ca"]) as writer:
+        for sha, media in zip(shas, ["application/xml", None, "text/html"], strict=True):
+            writer.add_document(sha256=sha, size=3, media_type=media, source_id="ca-cdsa",
+                                url="https://example.org/" + sha[:1], seen_at=NOW,
+                                path=sha[:2] + "/" + sha)
+    asked = [shas[2], "f" * 64, shas[0], shas[2], shas[1]]  # one not held, one twice
+    assert store.documents_info(asked) == {sha: store.document_info(sha) for sha in shas}
+    assert store.documents_info(asked)[shas[1]]["media_type"] is None
+    assert store.documents_info([]) == {}
+
+
+@pytest.mark.parametrize("text", ["a" * 63, "a" * 65, "A" * 64, "g" * 64,
+                                  "../" + "a" * 61, "a" * 62 + "/.", ""])
+def test_a_document_is_found_only_by_a_sha256(store: Store, text: str) -> None:
+    """What names a document in the store (a change's, a state's) is stored text: only a
+    sha256 in lower-case hex is made a path, never a name that could leave the folder."""
+    with pytest.raises(StoreError, match="not a sha256"):
+        store.document_path(text)
+    assert store.document_path("0a" * 32) == store.documents_dir / "0a" / ("0a" * 32)
+
+
 def test_a_taken_lock_is_refused_with_its_holder_and_free_again_after(
         tmp_path: Path, store: Store, database_url: str | None) -> None:  # noqa: F811
     # A second store: another machine on PostgreSQL, another process's view on SQLite.
