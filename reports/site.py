@@ -93,6 +93,7 @@ from reports.site_folder import (
 )
 from reports.weeks import parse_week, week_name
 from scrapers.errors import LockedError, SchedwatchError, StoreError
+from scrapers.store import is_sha256
 
 if TYPE_CHECKING:  # pragma: no cover
     import jinja2
@@ -299,14 +300,7 @@ def referenced_documents(snap: Snapshot) -> set[str]:
         shas.update((change.before_sha256, change.after_sha256))
     for state in snap.states.values():
         shas.add(state.last_document_sha256)
-    return {sha for sha in shas if isinstance(sha, str) and _is_sha(sha)}
-
-
-def _is_sha(value: str) -> bool:
-    return len(value) == 64 and _HEX.issuperset(value)
-
-
-_HEX = frozenset("0123456789abcdef")
+    return {sha for sha in shas if isinstance(sha, str) and is_sha256(sha)}
 
 
 # --- pages --------------------------------------------------------------------------------
@@ -644,12 +638,9 @@ class _PageWriter:
             self.folders.add(folder)
         linked = page.inputs is not None and self.old_manifest.get(page.path) == fingerprint
         # What is there (the spare's page, or one a failed page worker left) may be a hard
-        # link to the live site's page: replaced, never written into. A page linked where
-        # the spare has none replaces what may be there by itself (``link_or_copy``):
-        # nearly always nothing, in a folder made for this publish.
-        if linked and held is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(target)
+        # link to the live site's page: replaced, never written into — by ``link_or_copy``
+        # when the page is linked (nearly always nothing is there, in a folder made for
+        # this publish: no removal tried first), removed here before a page is made.
         if linked and link_or_copy(f"{self.site}/{page.path}", target):
             if self.fix_mode is not None:
                 give_mode(target, self.fix_mode)

@@ -44,11 +44,9 @@ def first_after(old: str | None, new: str) -> str | None:
     if new == old:
         return None
     if not old:
-        return Lines(new)[0]
+        return new.partition("\n")[0]
     if new.startswith(old) and new[len(old):len(old) + 1] == "\n":
-        start = len(old) + 1
-        end = new.find("\n", start)
-        return new[start:] if end < 0 else new[start:end]
+        return new[len(old) + 1:].partition("\n")[0]  # the day's times: a few lines
     return ""
 
 

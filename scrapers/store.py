@@ -72,6 +72,12 @@ _HEX = frozenset("0123456789abcdef")
 _IN_LIST_CHUNK = 500
 
 
+def is_sha256(text: str) -> bool:
+    """Whether ``text`` is a sha256 in lower-case hex: the only stored text that names a
+    document (and so is ever made a path)."""
+    return len(text) == 64 and _HEX.issuperset(text)
+
+
 def _dumps(value: Any) -> str:
     return _ENCODER.encode(value)
 
@@ -331,7 +337,7 @@ class Store(OutboxRows):
         return sha, path
 
     def document_path(self, sha256: str) -> Path:
-        if len(sha256) != 64 or not _HEX.issuperset(sha256):
+        if not is_sha256(sha256):
             raise StoreError(f"not a sha256: {sha256[:80]!r}")
         return self.documents_dir / sha256[:2] / sha256
 
