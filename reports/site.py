@@ -39,16 +39,17 @@ import re
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 from zoneinfo import ZoneInfo
 
 from reports import (
     change_carry,
     check_tally,
+    digest_carry,
     exports,
     feed,
     history_page,
@@ -109,6 +110,8 @@ LOCK_WAIT_SECONDS = 60.0
 _CHUNK = 1 << 20
 _WEEK_FILE = re.compile(r"(\d{4}-W\d{2})\.html")
 #: The modules whose code decides what a page looks like: a change to them re-renders.
+_Row = TypeVar("_Row")
+
 _CODE = ("reports/pages.py", "reports/weekly.py", "reports/render.py", "reports/site.py",
          "reports/worddiff.py", "reports/diff.py", "reports/status_rows.py",
          "reports/exports.py", "reports/entries.py", "reports/feed.py", "reports/parts.py",
@@ -116,7 +119,7 @@ _CODE = ("reports/pages.py", "reports/weekly.py", "reports/render.py", "reports/
          "reports/page_worker.py", "reports/status_exports.py", "reports/weeks.py",
          "reports/check_tally.py", "reports/kept.py", "reports/site_folder.py",
          "reports/week_carry.py", "reports/history_page.py", "reports/change_carry.py",
-         "reports/sorted_lines.py",
+         "reports/sorted_lines.py", "reports/digest_carry.py",
          "scrapers/records.py", "scrapers/rows.py")
 
 
@@ -232,9 +235,15 @@ def read_snapshot(settings: Settings, store: Store,
     kept = check_tally.load(settings.data_dir, version, reader_zone) if reuse else None
     # One moment of the store: a run that commits while this reads must not leave the site
     # with its new change but not its new status (or the other way round).
+    carried = digest_carry.load(settings.data_dir, version) if reuse else digest_carry.NONE_KEPT
     with store.snapshot():
-        intervals = tuple(store.history(digests=True))
-        changes = tuple(store.changes(digests=True))
+        revisions = store.revisions()
+        intervals, interval_digests = _read_digested(
+            lambda known: store.history(digests=True, known=known), "record_digest",
+            carried.trusted(digest_carry.INTERVALS, revisions))
+        changes, change_digests = _read_digested(
+            lambda known: store.changes(digests=True, known=known), "row_digest",
+            carried.trusted(digest_carry.CHANGES, revisions))
         pending = tuple(store.pending_items(open_only=False))
         states = store.source_states()
         if kept is not None and store.check_log_mark(kept.last_id) != kept.mark:
@@ -243,6 +252,9 @@ def read_snapshot(settings: Settings, store: Store,
         failed_mail = tuple(store.outbox_rows("failed"))
         heartbeat = store.heartbeat("scheduler")
         actions = tuple(store.actions())
+    digest_carry.save(settings.data_dir, version, carried, revisions,
+                      {digest_carry.INTERVALS: interval_digests,
+                       digest_carry.CHANGES: change_digests})
     checks = check_tally.tallied(kept, fetches, reader_zone)
     if checks is not kept:
         check_tally.save(settings.data_dir, version, checks)
@@ -268,6 +280,19 @@ def read_snapshot(settings: Settings, store: Store,
         documents=dict(documents or {}), watched=watch.keys, all_entries=watch.all_entries,
         disabled=frozenset(sid for j in listed for sid in j.sources
                            if not settings.source(sid).enabled))
+
+
+def _read_digested(read: Callable[[Mapping[int, str]], Sequence[_Row]], attribute: str,
+                   trusted: digest_carry.Trusted) -> tuple[tuple[_Row, ...], dict[int, str]]:
+    """The rows ``read`` gives, taking the ``trusted`` digests, and their digests by id. When
+    the anchor's digest made again is not the kept one, the store is not the one they were
+    kept from: read again, every digest made (``reports.digest_carry``)."""
+    rows = tuple(read(trusted.known))
+    digests = digest_carry.by_id(rows, attribute)
+    if not trusted.confirmed(digests):
+        rows = tuple(read({}))
+        digests = digest_carry.by_id(rows, attribute)
+    return rows, digests
 
 
 def _registry() -> list[tuple[str, str, tuple[tuple[str, str], ...]]]:

@@ -200,8 +200,21 @@ class Connection:
     def indexes(self) -> set[str]:
         return self._catalogue("index")
 
+    def catalogue(self) -> set[str]:
+        """SQLite: the names of every table, index and trigger, in one read."""
+        return {str(row["name"]) for row in self.rows(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'index', 'trigger')")}
+
+    def triggers(self) -> set[str]:
+        if self.backend == "postgresql":
+            return {str(row["name"]) for row in self.rows(
+                "SELECT t.tgname AS name FROM pg_trigger t JOIN pg_class c ON c.oid = "
+                "t.tgrelid WHERE NOT t.tgisinternal AND c.relnamespace = "
+                "CAST(current_schema() AS regnamespace)")}
+        return self._catalogue("trigger")
+
     def _catalogue(self, kind: str) -> set[str]:
-        """The names of this schema's tables or indexes."""
+        """The names of this schema's tables, indexes or (SQLite) triggers."""
         if self.backend == "sqlite":
             found = self.rows("SELECT name FROM sqlite_master WHERE type = :kind",
                               {"kind": kind})

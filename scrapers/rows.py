@@ -76,7 +76,8 @@ class StoredChange:
     row_digest: str = ""
 
     @classmethod
-    def from_row(cls, row: Mapping[Any, Any], *, digest: bool = False) -> StoredChange:
+    def from_row(cls, row: Mapping[Any, Any], *, digest: bool = False,
+                 known: Mapping[int, str] | None = None) -> StoredChange:
         # Every field filled in directly, as the store does for intervals: a frozen
         # dataclass's __init__ sets them one object.__setattr__ at a time (thousands of
         # changes on every publish). The three JSON fields are decoded when first read
@@ -89,7 +90,8 @@ class StoredChange:
             source_id=row["source_id"], kind=row["kind"], summary=row["summary"],
             effective_date=row["effective_date"], before_sha256=row["before_sha256"],
             after_sha256=row["after_sha256"], backfilled=bool(row.get("backfilled")),
-            row_digest=_digest_of_row(row) if digest else "",
+            row_digest=((known and known.get(row["id"])) or _digest_of_row(row)) if digest
+            else "",
             _encoded=(row["before"], row["after"], row["details"]))
         return change
 

@@ -18,7 +18,7 @@ TEXT = "TEXT"
 
 #: SQLite's ``PRAGMA user_version`` of a store whose schema is complete: opening it checks
 #: nothing more (nine catalogue reads saved on every start). Raise it with every change below.
-SCHEMA_VERSION = 2  # 2: status.dated
+SCHEMA_VERSION = 3  # 2: status.dated; 3: the revisions table and its triggers
 
 
 def String(length: int) -> str:  # noqa: N802 - reads like the type it declares
@@ -288,11 +288,55 @@ heartbeats = Table(
     Column("detail", TEXT),
 )
 
-TABLES = (runs, fetches, documents, source_state, status, changes, pending, outbox,
-          scheduling_actions, heartbeats)
+revisions = Table(
+    # How many times the rows the site keeps digests of were rewritten or removed, counted
+    # by the database's own triggers (``REWRITE_TRIGGERS``) whoever writes: schedwatch only
+    # adds changes and only rewrites an interval's record in a backfill, so these stay put
+    # for years. The site trusts the row digests it kept (``reports.digest_carry``) only
+    # while the count it kept them at is the count here.
+    "revisions",
+    Column("name", String(32), primary_key=True),
+    Column("value", INTEGER, nullable=False, default="0"),
+)
 
-#: The tables and indexes of a complete store.
-EXPECTED_NAMES = frozenset({t.name for t in TABLES} | {i.name for t in TABLES for i in t.indexes})
+TABLES = (runs, fetches, documents, source_state, status, changes, pending, outbox,
+          scheduling_actions, heartbeats, revisions)
+
+#: What each count in ``revisions`` counts: a statement that may have rewritten or removed
+#: a row of ``changes`` (any column) or an interval's ``record`` (or its id) in ``status``.
+#: Adding rows is not counted: a new row has a new id, and its digest is made.
+REVISED = {"changes": ("changes", ""), "status.record": ("status", "id, record")}
+
+#: The triggers that keep the counts. SQLite has no statement triggers: one a row; it does
+#: not truncate a table that has a DELETE trigger. PostgreSQL: one a statement, TRUNCATE too.
+_PG_COUNT = ("CREATE OR REPLACE FUNCTION schedwatch_count_revision() RETURNS trigger "
+             "LANGUAGE plpgsql AS $$ BEGIN UPDATE revisions SET value = value + 1 WHERE "
+             "name = TG_ARGV[0]; RETURN NULL; END $$")
+
+
+def rewrite_triggers(backend: str) -> list[tuple[str, str]]:
+    """(name, DDL) of each trigger that counts a table's rewrites in ``revisions``."""
+    made: list[tuple[str, str]] = []
+    for name, (table, columns) in REVISED.items():
+        trigger = f"{table}_revised"
+        of = f" OF {columns}" if columns else ""
+        if backend == "postgresql":
+            made.append((trigger, f"CREATE TRIGGER {trigger} AFTER UPDATE{of} OR DELETE OR "
+                                  f"TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION "
+                                  f"schedwatch_count_revision('{name}')"))
+            continue
+        count = f"UPDATE revisions SET value = value + 1 WHERE name = '{name}';"
+        made.append((f"{trigger}_update", f"CREATE TRIGGER {trigger}_update AFTER UPDATE{of} "
+                                          f"ON {table} BEGIN {count} END"))
+        made.append((f"{trigger}_delete", f"CREATE TRIGGER {trigger}_delete AFTER DELETE ON "
+                                          f"{table} BEGIN {count} END"))
+    return made
+
+
+#: The tables, indexes and triggers of a complete SQLite store.
+EXPECTED_NAMES = frozenset({t.name for t in TABLES} | {i.name for t in TABLES for i in t.indexes}
+                           | {name for name, _ in rewrite_triggers("sqlite")})
+
 
 
 def select_actions(substance: str | None = None,
@@ -354,4 +398,21 @@ def create_missing(conn: Connection) -> bool:
         for index in table.indexes:
             if index.name not in indexes:
                 conn.execute(table.create_index(index))
+    _count_revisions(conn)
     return runs.name not in present
+
+
+def _count_revisions(conn: Connection) -> None:
+    """The ``revisions`` rows and the triggers that keep them, where missing. A store that
+    had rows before its triggers starts at 0: nothing was kept against it yet."""
+    for name in REVISED:
+        conn.execute("INSERT INTO revisions (name, value) SELECT CAST(:name AS VARCHAR(32)), "
+                     "0 WHERE NOT EXISTS (SELECT 1 FROM revisions WHERE name = :name)",
+                     {"name": name})
+    triggers = conn.triggers()
+    wanted = rewrite_triggers(conn.backend)
+    if conn.backend == "postgresql" and any(name not in triggers for name, _ in wanted):
+        conn.execute(_PG_COUNT)
+    for name, ddl in wanted:
+        if name not in triggers:
+            conn.execute(ddl)

@@ -59,10 +59,12 @@ from scrapers.schema import (  # noqa: F401 - the tables, re-exported
     EXPECTED_NAMES,
     SCHEMA_VERSION,
     create_missing,
+    rewrite_triggers,
     runs,
     scheduling_actions,
     select_actions,
 )
+from scrapers.schema import revisions as revisions_table
 
 #: ``json.dumps(value, ensure_ascii=False, sort_keys=True)`` with its encoder made once
 #: (``json.dumps`` builds one per call when given options).
@@ -176,12 +178,12 @@ class Store(OutboxRows):
 
     def _create_tables(self) -> None:
         """SQLite: a store whose ``user_version`` says its columns are current and whose
-        catalogue lists every table and index is left as it is: one read, where inspecting
+        catalogue lists every table, index and trigger is left as it is: one read, where inspecting
         each table was most of a warm start's database time."""
         try:
             with self.db.connect() as conn:
                 if conn.scalar("PRAGMA user_version") == SCHEMA_VERSION and \
-                        conn.tables() | conn.indexes() >= EXPECTED_NAMES:
+                        conn.catalogue() >= EXPECTED_NAMES:
                     return
             with self.db.begin(immediate=True) as conn:
                 self._create_in(conn)
@@ -492,20 +494,33 @@ class Store(OutboxRows):
                      recent={k: tuple(v) for k, v in recent.items()},
                      last_run_started_at=str(last_run) if last_run else None)
 
-    def history(self, substance: str | None = None, *, digests: bool = False
-                ) -> list[StatusInterval]:
+    def history(self, substance: str | None = None, *, digests: bool = False,
+                known: Mapping[int, str] | None = None) -> list[StatusInterval]:
         """Every interval (of one substance), oldest first per source. ``digests``: each
         with its ``record_digest`` (the site's fingerprints; ~10 ms for ten years of
-        ``watch = "all"``, which the reading commands do not pay)."""
+        ``watch = "all"``, which the reading commands do not pay); ``known``: the digests
+        the caller holds by interval id, taken instead of made (``revisions``)."""
         where, params = "", {}
         if substance is not None:
             where, params = "WHERE substance = :substance ", {"substance": substance}
         return self._intervals(f"SELECT * FROM status {where}", params, digests=digests,
-                               order=("jurisdiction", "source_id", "valid_from", "id"))
+                               order=("jurisdiction", "source_id", "valid_from", "id"),
+                               known=known)
+
+    def revisions(self) -> dict[str, int]:
+        """How many times each kind of row the site keeps digests of was rewritten or
+        removed (``schema.REVISED``), as the database's triggers counted; none when the
+        store lacks the table or one of its triggers (then nothing kept is trusted)."""
+        with self.db.connect() as conn:
+            if revisions_table.name not in conn.tables() or not conn.triggers() >= {
+                    name for name, _ in rewrite_triggers(conn.backend)}:
+                return {}
+            return {str(row["name"]): int(row["value"])
+                    for row in conn.rows("SELECT name, value FROM revisions")}
 
     def _intervals(self, sql: str, params: Mapping[str, Any], *, order: Sequence[str],
                    confirmed: Mapping[str, tuple[str | None, str | None]] | None = None,
-                   digests: bool = False,
+                   digests: bool = False, known: Mapping[int, str] | None = None,
                    choose: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
                    | None = None) -> list[StatusInterval]:
         """``order``: the columns every read of intervals is sorted by, here rather than by
@@ -523,7 +538,8 @@ class Store(OutboxRows):
         rows.sort(key=operator.itemgetter(*order))
         if choose is not None:
             rows = choose(rows)
-        return [_interval_of(row, confirmed=confirmed, digest=digests) for row in rows]
+        return [_interval_of(row, confirmed=confirmed, digest=digests, known=known)
+                for row in rows]
 
     @staticmethod
     def _confirmations(conn: Connection) -> dict[str, tuple[str | None, str | None]]:
@@ -535,9 +551,11 @@ class Store(OutboxRows):
     def changes(self, since: datetime | None = None, *, until: datetime | None = None,
                 kinds: Sequence[str] | None = None, ids: Sequence[int] | None = None,
                 limit: int | None = None, newest_first: bool = False,
-                digests: bool = False) -> list[StoredChange]:
+                digests: bool = False, known: Mapping[int, str] | None = None
+                ) -> list[StoredChange]:
         """The changes (oldest first, or ``newest_first``); ``digests``: each with its
-        ``row_digest`` (the site's fingerprints)."""
+        ``row_digest`` (the site's fingerprints); ``known``: the digests the caller holds by
+        change id, taken instead of made (``revisions``)."""
         conditions, params = [], {}
         if since is not None:
             conditions.append("detected_at >= :since")
@@ -557,7 +575,9 @@ class Store(OutboxRows):
             (" ORDER BY id DESC" if newest_first else " ORDER BY id")
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [StoredChange.from_row(row, digest=digests) for row in self.db.rows(sql, params)]
+        held = known or {}
+        return [StoredChange.from_row(row, digest=digests, known=held)
+                for row in self.db.rows(sql, params)]
 
     def recent_changes(self, source_id: str, substance: str, *, since: datetime,
                        limit: int = 2) -> list[StoredChange]:
@@ -727,7 +747,8 @@ class Store(OutboxRows):
 
 def _interval_of(row: Mapping[str, Any], *,
                  confirmed: Mapping[str, tuple[str | None, str | None]],
-                 digest: bool = False) -> StatusInterval:
+                 digest: bool = False, known: Mapping[int, str] | None = None
+                 ) -> StatusInterval:
     """A status row as an interval; an open one is confirmed by its source's latest
     healthy observation (an unchanged day rewrites no status row)."""
     at, sha = row["last_confirmed_at"], row["last_document_sha256"]
@@ -745,8 +766,8 @@ def _interval_of(row: Mapping[str, Any], *,
         valid_from=row["valid_from"], valid_to=row["valid_to"], last_confirmed_at=at,
         last_document_sha256=sha, legal_from=row["legal_from"], legal_to=row["legal_to"],
         backfilled=bool(row["backfilled"]),
-        record_digest=hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-        if digest else "")
+        record_digest=((known and known.get(row["id"])) or hashlib.sha256(
+            text.encode("utf-8", "surrogatepass")).hexdigest()) if digest else "")
     return interval
 
 

@@ -284,3 +284,23 @@ def test_a_page_where_a_failed_worker_left_the_live_page_replaces_it(
         b"live page" if unchanged else b"made again")
     assert os.path.samefile(live / "changes" / "1.html",
                             staging / "changes" / "1.html") == unchanged
+
+
+@pytest.mark.parametrize("pages", [
+    {}, {"index.html": ""},
+    {"weekly/2026-W01.html": "a" * 64, "é\"\\\n\u2028.html": "ü\t", "b.html": "0" * 64},
+    {f"changes/{n}.html": f"{n:064x}" for n in range(300, 0, -1)}],
+    ids=["none", "one", "escapes", "many, unsorted"])
+@pytest.mark.parametrize("mode", [None, 0o644])
+def test_the_manifest_is_what_json_writes_a_page_a_line_and_reads_back(
+        pages: dict[str, str], mode: int | None, tmp_path: Path) -> None:
+    from reports.site_folder import FORMAT, manifest_bytes, read_manifest
+    from scrapers.clock import stamp
+
+    written = manifest_bytes(pages, NOW, mode)
+    assert written == json.dumps({"format": FORMAT, "generator": "schedwatch",
+                                  "published_at": stamp(NOW), "file_mode": mode,
+                                  "pages": dict(sorted(pages.items()))},
+                                 indent=1).encode("utf-8")
+    (tmp_path / SITE_MARKER).write_bytes(written)
+    assert read_manifest(tmp_path) == (pages, mode)
