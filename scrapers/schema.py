@@ -308,7 +308,8 @@ TABLES = (runs, fetches, documents, source_state, status, changes, pending, outb
 REVISED = {"changes": ("changes", ""), "status.record": ("status", "id, record")}
 
 #: The triggers that keep the counts. SQLite has no statement triggers: one a row; it does
-#: not truncate a table that has a DELETE trigger. PostgreSQL: one a statement, TRUNCATE too.
+#: not truncate a table that has a DELETE trigger. PostgreSQL: one a statement, TRUNCATE too
+#: (it has no INSERT OR REPLACE; its ON CONFLICT DO UPDATE runs the UPDATE trigger).
 _PG_COUNT = ("CREATE OR REPLACE FUNCTION schedwatch_count_revision() RETURNS trigger "
              "LANGUAGE plpgsql AS $$ BEGIN UPDATE revisions SET value = value + 1 WHERE "
              "name = TG_ARGV[0]; RETURN NULL; END $$")
@@ -330,6 +331,11 @@ def rewrite_triggers(backend: str) -> list[tuple[str, str]]:
                                           f"ON {table} BEGIN {count} END"))
         made.append((f"{trigger}_delete", f"CREATE TRIGGER {trigger}_delete AFTER DELETE ON "
                                           f"{table} BEGIN {count} END"))
+        # INSERT OR REPLACE of a row's id removes the row without its DELETE trigger (unless
+        # recursive triggers are on): counted before, when the id is taken.
+        made.append((f"{trigger}_replace", f"CREATE TRIGGER {trigger}_replace BEFORE INSERT "
+                                           f"ON {table} WHEN EXISTS (SELECT 1 FROM {table} "
+                                           f"WHERE id = NEW.id) BEGIN {count} END"))
     return made
 
 

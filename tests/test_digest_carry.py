@@ -132,6 +132,40 @@ def remove_last_change_and_add_another(store: Store, records: dict[str, StatusRe
     assert store.changes()[-1].id == last.id
 
 
+def replace_a_change_by_its_id(store: Store) -> None:
+    """SQLite's INSERT OR REPLACE removes the row it replaces without its DELETE trigger."""
+    second = store.changes()[1]
+    with store.db.connect() as conn:
+        conn.execute("INSERT OR REPLACE INTO changes (id, run_id, detected_at, jurisdiction, "
+                     "source_id, kind, summary) SELECT id, run_id, detected_at, jurisdiction, "
+                     "source_id, kind, 'replaced by hand' FROM changes WHERE id = :id",
+                     {"id": second.id})
+
+
+def replace_an_interval_by_its_id(store: Store) -> None:
+    interval = store.history()[3]
+    with store.db.connect() as conn:
+        conn.execute("INSERT OR REPLACE INTO status SELECT * FROM status WHERE id = :id",
+                     {"id": interval.id})
+        conn.execute("UPDATE status SET valid_to = valid_to WHERE id = :id",
+                     {"id": interval.id})  # not counted: no record rewritten
+        conn.execute("INSERT OR REPLACE INTO status (id, jurisdiction, substance, source_id, "
+                     "valid_from, valid_to, status, schedule, record, last_confirmed_at, "
+                     "last_document_sha256, legal_from, legal_to, backfilled, dated) SELECT "
+                     "id, jurisdiction, substance, source_id, valid_from, valid_to, status, "
+                     "schedule, replace(record, substance, 'replaced'), last_confirmed_at, "
+                     "last_document_sha256, legal_from, legal_to, backfilled, dated FROM "
+                     "status WHERE id = :id", {"id": interval.id})
+
+
+def swap_two_intervals_ids(store: Store) -> None:
+    """Each id then names the other's record: a digest kept by id would be the other's."""
+    first, second = (interval.id for interval in store.history()[2:4])
+    with store.db.connect() as conn:
+        for old, new in ((first, -1), (second, first), (-1, second)):
+            conn.execute("UPDATE status SET id = :new WHERE id = :old", {"old": old, "new": new})
+
+
 def drop_trigger_and_rewrite(store: Store) -> None:
     with store.db.connect() as conn:
         conn.execute("DROP TRIGGER changes_revised_update")
@@ -140,6 +174,7 @@ def drop_trigger_and_rewrite(store: Store) -> None:
 
 @pytest.mark.parametrize("done", [
     rewrite_change, rewrite_record, remove_last_change_and_add_another,
+    replace_a_change_by_its_id, replace_an_interval_by_its_id, swap_two_intervals_ids,
     drop_trigger_and_rewrite])
 def test_the_digests_read_are_every_rows_after_a_hand_edit(
         history: tuple[Store, dict[str, StatusRecord], Settings], done: Any) -> None:
