@@ -3,8 +3,9 @@
 Every publish reads every interval and every change, and its fingerprints name each by a
 digest of its stored row: an interval by its record's text (``StatusInterval.record_digest``),
 a change by every column (``StoredChange.row_digest``). Making them was sha256 over ~12 MB
-of text on twenty years of history, on every publish, for rows that are not rewritten:
-schedwatch only adds changes, and rewrites an interval's record only in a backfill. So the
+of text on twenty years of history, on every publish, for rows that are seldom rewritten:
+schedwatch only adds changes, and rewrites intervals' records only in a backfill or for a
+replaced Poisons Standard (the instrument of every entry). So the
 digests are kept in ``<data_dir>/cache/site/row-digests`` by row id, with the counts of
 rewrites the store's own triggers had made when they were kept (``Store.revisions``,
 ``scrapers.schema.REVISED``). A publish takes a kept digest only while its kind's count is
@@ -18,7 +19,8 @@ folder whose database was restored from a backup, or swapped):
   give the kept digest. A restored store lacks that row, or holds another under its id once
   runs have added more; then every digest of that kind is made again.
 - a store without the counts (made before them, or with a trigger dropped) is trusted with
-  nothing.
+  nothing; a trigger made again moves its count (``scrapers.schema``), so what was written
+  while it was missing is not trusted either.
 
 The file holds only data (``reports.kept``) and is tagged with the site's code version.
 """

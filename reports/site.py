@@ -109,9 +109,8 @@ __all__ = ["publish", "write_weekly", "weekly_context", "change_context", "site_
 LOCK_WAIT_SECONDS = 60.0
 _CHUNK = 1 << 20
 _WEEK_FILE = re.compile(r"(\d{4}-W\d{2})\.html")
-#: The modules whose code decides what a page looks like: a change to them re-renders.
 _Row = TypeVar("_Row")
-
+#: The modules whose code decides what a page looks like: a change to them re-renders.
 _CODE = ("reports/pages.py", "reports/weekly.py", "reports/render.py", "reports/site.py",
          "reports/worddiff.py", "reports/diff.py", "reports/status_rows.py",
          "reports/exports.py", "reports/entries.py", "reports/feed.py", "reports/parts.py",

@@ -290,10 +290,10 @@ heartbeats = Table(
 
 revisions = Table(
     # How many times the rows the site keeps digests of were rewritten or removed, counted
-    # by the database's own triggers (``REWRITE_TRIGGERS``) whoever writes: schedwatch only
-    # adds changes and only rewrites an interval's record in a backfill, so these stay put
-    # for years. The site trusts the row digests it kept (``reports.digest_carry``) only
-    # while the count it kept them at is the count here.
+    # by the database's own triggers (``rewrite_triggers``) whoever writes: schedwatch only
+    # adds changes, and rewrites intervals' records only in a backfill or for a replaced
+    # Poisons Standard, so these stay put for months. The site trusts the row digests it
+    # kept (``reports.digest_carry``) only while the count it kept them at is the count here.
     "revisions",
     Column("name", String(32), primary_key=True),
     Column("value", INTEGER, nullable=False, default="0"),
@@ -342,7 +342,6 @@ def rewrite_triggers(backend: str) -> list[tuple[str, str]]:
 #: The tables, indexes and triggers of a complete SQLite store.
 EXPECTED_NAMES = frozenset({t.name for t in TABLES} | {i.name for t in TABLES for i in t.indexes}
                            | {name for name, _ in rewrite_triggers("sqlite")})
-
 
 
 def select_actions(substance: str | None = None,
@@ -410,15 +409,25 @@ def create_missing(conn: Connection) -> bool:
 
 def _count_revisions(conn: Connection) -> None:
     """The ``revisions`` rows and the triggers that keep them, where missing. A store that
-    had rows before its triggers starts at 0: nothing was kept against it yet."""
-    for name in REVISED:
-        conn.execute("INSERT INTO revisions (name, value) SELECT CAST(:name AS VARCHAR(32)), "
-                     "0 WHERE NOT EXISTS (SELECT 1 FROM revisions WHERE name = :name)",
-                     {"name": name})
+    had rows before its triggers starts at 0: nothing was kept against it yet. A trigger
+    made again (dropped by hand) moves its count: what was written while it was missing
+    was not counted."""
+    counted = {str(row["name"]) for row in conn.rows("SELECT name FROM revisions")}
+    for name in REVISED.keys() - counted:
+        conn.execute("INSERT INTO revisions (name, value) VALUES (:name, 0)", {"name": name})
     triggers = conn.triggers()
-    wanted = rewrite_triggers(conn.backend)
-    if conn.backend == "postgresql" and any(name not in triggers for name, _ in wanted):
+    missing = [(name, ddl) for name, ddl in rewrite_triggers(conn.backend)
+               if name not in triggers]
+    if conn.backend == "postgresql" and missing:
         conn.execute(_PG_COUNT)
-    for name, ddl in wanted:
-        if name not in triggers:
-            conn.execute(ddl)
+    for name, ddl in missing:
+        conn.execute(ddl)
+        if _counted_by(name) in counted:  # it was counting before it went missing
+            conn.execute("UPDATE revisions SET value = value + 1 WHERE name = :name",
+                         {"name": _counted_by(name)})
+
+
+def _counted_by(trigger: str) -> str:
+    """The count a trigger of ``rewrite_triggers`` keeps."""
+    table = trigger.partition("_revised")[0]
+    return next(name for name, (of, _) in REVISED.items() if of == table)
