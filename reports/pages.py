@@ -132,6 +132,10 @@ _UNTYPED = frozenset({"application/octet-stream", "binary/octet-stream", "text/p
                       "application/download", "application/force-download"})
 
 
+#: Every extension ``document_extension`` gives.
+DOCUMENT_EXTENSIONS = frozenset({".docx", ".json", ".pdf", ".bin", ".xml.txt"})
+
+
 def document_extension(media_type: str | None, head: bytes = b"") -> str:
     """The fixed extension of an archived copy, from its media type (or, when the type was
     not recorded, its first bytes). Never from scraped text. Nothing a browser would run

@@ -50,6 +50,7 @@ from reports import (
     change_carry,
     check_tally,
     digest_carry,
+    document_names,
     exports,
     feed,
     history_page,
@@ -119,6 +120,7 @@ _CODE = ("reports/pages.py", "reports/weekly.py", "reports/render.py", "reports/
          "reports/check_tally.py", "reports/kept.py", "reports/site_folder.py",
          "reports/week_carry.py", "reports/history_page.py", "reports/change_carry.py",
          "reports/sorted_lines.py", "reports/digest_carry.py",
+         "reports/document_names.py",
          "scrapers/records.py", "scrapers/rows.py")
 
 
@@ -606,7 +608,8 @@ def _publish_locked(settings: Settings, store: Store, now: datetime,
         # The same for the files kept as the spare holds them.
         held_fix_mode = None if building.file_mode == mode else mode
         documents = _stage_documents(building, site, store, referenced_documents(snap),
-                                     fix_mode, held_fix_mode)
+                                     fix_mode, held_fix_mode, data_dir=settings.data_dir,
+                                     version=version, reuse=bool(old_manifest))
         snap = dataclasses.replace(snap, documents=documents)
         collector.keep()  # the snapshot: every group reads it, none frees it
         writer = _PageWriter(os.fspath(staging), os.fspath(site), version, old_manifest,
@@ -712,38 +715,51 @@ def _version(settings: Settings) -> str:
 
 
 def _stage_documents(building: Staging, site: Path, store: Store, shas: set[str],
-                     fix_mode: int | None, held_fix_mode: int | None) -> dict[str, str]:
+                     fix_mode: int | None, held_fix_mode: int | None, *,
+                     data_dir: Path | None = None, version: str = "", reuse: bool = False
+                     ) -> dict[str, str]:
     """Copy the archived documents the pages cite into ``documents/``: linked from the
     previous site when it has them under the same name (kept as they are when the staging
     folder, the spare site, has that copy too), else copied from the archive (or from the
     previous site's copy under an older name) and checked against their sha256 (a copy that
     does not match is left out, never published as evidence); the spare's others are
     deleted. The name's extension is one a browser shows as text or downloads, never runs
-    (``pages.document_extension``). ``fix_mode``, ``held_fix_mode``: the mode to give a
-    linked copy, a kept one (None: it has it already)."""
+    (``pages.document_extension``), kept between publishes (``reports.document_names``;
+    ``reuse`` False: none taken): a document's row and first bytes are read only when none
+    is kept for it. ``fix_mode``,
+    ``held_fix_mode``: the mode to give a linked copy, a kept one (None: it has it
+    already)."""
     result: dict[str, str] = {}
     folder = building.folder / "documents"
     folder.mkdir(exist_ok=True)
     held = set(building.documents)
-    previous: dict[str, list[Path]] = defaultdict(list)
-    if (site / "documents").is_dir():
-        for path in (site / "documents").glob("*"):
-            if path.is_file():
-                previous[path.name.split(".", 1)[0]].append(path)
-    infos = store.documents_info(shas)
+    live = site / "documents"
+    previous: dict[str, list[str]] = defaultdict(list)  # sha256 → the live site's names
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError), os.scandir(live) as found:
+        for entry in found:
+            if not entry.name.startswith(".") and entry.is_file():
+                previous[entry.name.split(".", 1)[0]].append(entry.name)
+    count = store.revisions().get("documents")
+    known = document_names.load(data_dir, version, count) if reuse else {}
+    extensions = {sha: known[sha] for sha in shas if sha in known}
+    infos = store.documents_info(shas - extensions.keys())
     for sha in sorted(shas):
-        try:
-            source: Path | None = store.document_path(sha)
-        except StoreError:
-            continue
-        if source is not None and not source.is_file():
-            source = None
-        olds = previous.get(sha, [])
-        head = _head(source) if source is not None else _head(olds[0]) if olds else b""
-        if source is None and not olds:
-            continue
-        info = infos.get(sha) or {}
-        name = sha + pages.document_extension(info.get("media_type"), head)
+        olds = [live / name for name in previous.get(sha, ())]
+        extension = extensions.get(sha)
+        # The archived copy: looked for now when the extension must be worked out from it,
+        # else only if neither the spare's nor the live site's copy will do.
+        source: Path | None = None
+        if extension is None:
+            try:
+                source = _archived(store, sha)
+            except StoreError:
+                continue
+            head = _head(source) if source is not None else _head(olds[0]) if olds else b""
+            if source is None and not olds:
+                continue
+            extension = extensions[sha] = pages.document_extension(
+                (infos.get(sha) or {}).get("media_type"), head)
+        name = sha + extension
         same = [old for old in olds if old.name == name]
         if name in held:
             held.discard(name)
@@ -761,6 +777,9 @@ def _stage_documents(building: Staging, site: Path, store: Store, shas: set[str]
                 give_mode(folder / name, fix_mode)
             result[sha] = f"documents/{name}"
             continue
+        if source is None and sha in known:
+            with contextlib.suppress(StoreError):
+                source = _archived(store, sha)
         for candidate in ([source] if source is not None else []) + olds:
             if _copy_checked(candidate, folder / name, sha):
                 result[sha] = f"documents/{name}"
@@ -768,7 +787,15 @@ def _stage_documents(building: Staging, site: Path, store: Store, shas: set[str]
     for name in held:  # the spare's that no page cites now (the folder stays, if empty)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(folder / name)
+    document_names.save(data_dir, version, count, known, extensions)
     return result
+
+
+def _archived(store: Store, sha: str) -> Path | None:
+    """The archive's copy of a document, None when it has none (``StoreError``: not a
+    document's name)."""
+    path = store.document_path(sha)
+    return path if path.is_file() else None
 
 
 def _head(path: Path) -> bytes:

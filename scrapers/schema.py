@@ -302,10 +302,13 @@ revisions = Table(
 TABLES = (runs, fetches, documents, source_state, status, changes, pending, outbox,
           scheduling_actions, heartbeats, revisions)
 
-#: What each count in ``revisions`` counts: a statement that may have rewritten or removed
-#: a row of ``changes`` (any column) or an interval's ``record`` (or its id) in ``status``.
-#: Adding rows is not counted: a new row has a new id, and its digest is made.
-REVISED = {"changes": ("changes", ""), "status.record": ("status", "id, record")}
+#: What each count in ``revisions`` counts, as (table, the columns whose UPDATE counts (""
+#: any), the table's key): a statement that may have rewritten or removed a row of
+#: ``changes``, an interval's ``record`` (or its id) in ``status``, or a row of
+#: ``documents`` (its media type decides a published copy's extension,
+#: ``reports.document_names``). Adding rows is not counted: a new row has a new key.
+REVISED = {"changes": ("changes", "", "id"), "status.record": ("status", "id, record", "id"),
+           "documents": ("documents", "", "sha256")}
 
 #: The triggers that keep the counts. SQLite has no statement triggers: one a row; it does
 #: not truncate a table that has a DELETE trigger. PostgreSQL: one a statement, TRUNCATE too
@@ -318,7 +321,7 @@ _PG_COUNT = ("CREATE OR REPLACE FUNCTION schedwatch_count_revision() RETURNS tri
 def rewrite_triggers(backend: str) -> list[tuple[str, str]]:
     """(name, DDL) of each trigger that counts a table's rewrites in ``revisions``."""
     made: list[tuple[str, str]] = []
-    for name, (table, columns) in REVISED.items():
+    for name, (table, columns, key) in REVISED.items():
         trigger = f"{table}_revised"
         of = f" OF {columns}" if columns else ""
         if backend == "postgresql":
@@ -335,7 +338,7 @@ def rewrite_triggers(backend: str) -> list[tuple[str, str]]:
         # recursive triggers are on): counted before, when the id is taken.
         made.append((f"{trigger}_replace", f"CREATE TRIGGER {trigger}_replace BEFORE INSERT "
                                            f"ON {table} WHEN EXISTS (SELECT 1 FROM {table} "
-                                           f"WHERE id = NEW.id) BEGIN {count} END"))
+                                           f"WHERE {key} = NEW.{key}) BEGIN {count} END"))
     return made
 
 
@@ -430,4 +433,4 @@ def _count_revisions(conn: Connection) -> None:
 def _counted_by(trigger: str) -> str:
     """The count a trigger of ``rewrite_triggers`` keeps."""
     table = trigger.partition("_revised")[0]
-    return next(name for name, (of, _) in REVISED.items() if of == table)
+    return next(name for name, (of, *_) in REVISED.items() if of == table)

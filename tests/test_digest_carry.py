@@ -30,11 +30,11 @@ from scrapers.schema import REVISED, SCHEMA_VERSION, rewrite_triggers
 from scrapers.store import Store
 from tests.support.history_store import RUN, build, history_settings, one_change_run
 from tests.support.postgres import database_url, postgres_server  # noqa: F401 - fixtures
-from tests.support.site_data import record
+from tests.support.site_data import archive, record
 
 VERSION = "v1"
 #: The count each table's triggers keep.
-REVISED_BY = {table: name for name, (table, _) in REVISED.items()}
+REVISED_BY = {table: name for name, (table, *_) in REVISED.items()}
 NOW = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
 
 
@@ -243,7 +243,7 @@ def test_another_store_swapped_in_gets_its_own_digests(tmp_path: Path) -> None:
 @pytest.mark.parametrize("planted", [
     b"not marshal", ("1\0v1", "a text"), ("1\0v1", ({"changes": 0}, {"changes": {"1": "x"}})),
     ("1\0v1", ({"changes": "0"}, {"changes": {}})), ("1\0v1", ({}, [])),
-    ("1\0v1", ({"changes": 0, "status.record": 0}, {"changes": {1: 7}}))],
+    ("1\0v1", (dict.fromkeys(REVISED, 0), {"changes": {1: 7}}))],
     ids=["damaged", "text", "id as text", "count as text", "a list", "digest not text"])
 def test_a_kept_file_of_another_shape_is_not_trusted(
         history: tuple[Store, dict[str, StatusRecord], Settings], planted: Any) -> None:
@@ -315,7 +315,7 @@ def add_change(store: Store, substance: str) -> int:
 
 def test_the_counts_move_with_rewrites_and_removals_never_with_additions(
         store: Store) -> None:
-    assert store.revisions() == {"changes": 0, "status.record": 0} == dict.fromkeys(REVISED, 0)
+    assert store.revisions() == {"changes": 0, "status.record": 0, "documents": 0}
     first = add_change(store, "ketamine")
     add_change(store, "esketamine")
     ketamine = record("ca-cdsa", "ketamine", "a" * 64, NOW)
@@ -325,7 +325,7 @@ def test_the_counts_move_with_rewrites_and_removals_never_with_additions(
                                confirmed_at=None, confirmed_sha256=None)
         writer.open_intervals([ketamine], at=NOW + timedelta(days=1))
         writer.finish(finished_at=NOW, exit_code=0, summary={})
-    assert store.revisions() == {"changes": 0, "status.record": 0}  # added, closed
+    assert store.revisions() == dict.fromkeys(REVISED, 0)  # added, closed
     with store.transaction(started_at=NOW, jurisdictions=["ca"]) as writer:
         writer.replace_open_records([ketamine])
         writer.finish(finished_at=NOW, exit_code=0, summary={})
@@ -338,6 +338,14 @@ def test_the_counts_move_with_rewrites_and_removals_never_with_additions(
         conn.execute("DELETE FROM changes WHERE id = :id", {"id": first})
     assert store.revisions()["changes"] == 2
     assert store.revisions()["status.record"] == counts["status.record"]
+    with store.transaction(started_at=NOW, jurisdictions=["ca"]) as writer:
+        archive(store, writer, "ca-cdsa", "a document", NOW)
+        writer.finish(finished_at=NOW, exit_code=0, summary={})
+    assert store.revisions()["documents"] == 0  # archived: added
+    with store.db.connect() as conn:
+        conn.execute("UPDATE documents SET media_type = 'application/pdf'")
+    assert store.revisions()["documents"] > 0
+    assert store.revisions()["changes"] == 2
 
 
 def test_a_store_made_before_the_counts_gets_them_when_next_opened_for_writing(
@@ -352,7 +360,7 @@ def test_a_store_made_before_the_counts_gets_them_when_next_opened_for_writing(
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
     store = Store(tmp_path / "data")
     try:
-        assert store.revisions() == {"changes": 0, "status.record": 0}
+        assert store.revisions() == dict.fromkeys(REVISED, 0)
     finally:
         store.close()
 

@@ -1,0 +1,200 @@
+"""The extension each archived document is published under, kept between publishes
+(reports/document_names.py): a publish opens the archived copy and reads the row of only
+the documents it holds none for, and the site it makes is always the one a fresh publish
+makes, whatever the kept file holds: a document row rewritten by hand, a kept extension that
+is no extension, a file kept at another count, a site made afresh.
+
+A real Store (tests/support/site_data.py) and real publishes into tmp_path."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import reports.site
+from reports import document_names, kept
+from reports.site import _version, publish
+from reports.site_folder import spare_of
+from scheduler.config import Settings
+from scrapers.store import Store
+from tests.support.site_data import NOW, build_store, make_settings
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    store = build_store(tmp_path)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+def documents_of(site: Path) -> list[str]:
+    return sorted(path.name for path in (site / "documents").iterdir())
+
+
+def fresh(settings: Settings, store: Store) -> dict[str, bytes]:
+    """Every file of the site a publish with no previous site and no kept data makes (in
+    the same folder: the feed's ids come from it), the live site set aside meanwhile."""
+    site, spare = settings.site_path, spare_of(settings.site_path)
+    cache = settings.data_dir / kept.FOLDER
+    aside = {site: site.with_name("live.aside"), spare: site.with_name("spare.aside"),
+             cache: cache.with_name("site.aside")}
+    for path, other in aside.items():
+        if path.exists():
+            path.rename(other)
+    try:
+        publish(settings, store, now=NOW + timedelta(minutes=5))
+        return files(site)
+    finally:
+        shutil.rmtree(site, ignore_errors=True)
+        shutil.rmtree(cache, ignore_errors=True)
+        for path, other in aside.items():
+            if other.exists():
+                other.rename(path)
+
+
+def files(site: Path) -> dict[str, bytes]:
+    return {path.relative_to(site).as_posix(): path.read_bytes()
+            for path in sorted(site.rglob("*")) if path.is_file()
+            and path.name != ".schedwatch-site.json"}
+
+
+@pytest.fixture
+def heads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The documents whose first bytes a publish read (a spy on ``site._head``)."""
+    read: list[Path] = []
+    real = reports.site._head
+
+    def head(path: Path) -> bytes:
+        read.append(path)
+        return real(path)
+
+    monkeypatch.setattr(reports.site, "_head", head)
+    return read
+
+
+def again(settings: Settings, store: Store) -> Path:
+    return publish(settings, store, now=NOW + timedelta(minutes=5))
+
+
+def test_a_publish_reads_only_the_documents_it_holds_no_extension_for(
+        settings: Settings, store: Store, heads: list[Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    site = publish(settings, store, now=NOW)
+    cited = documents_of(site)
+    assert len(cited) >= 4 and len(heads) == len(cited)  # a fresh site: every one
+    asked: list[set[str]] = []
+    real = Store.documents_info
+
+    def info(self: Store, shas: Any) -> Any:
+        asked.append(set(shas))
+        return real(self, shas)
+
+    monkeypatch.setattr(Store, "documents_info", info)
+    heads.clear()
+    site = again(settings, store)
+    assert heads == [] and asked == [set()]  # every extension kept: no row, no bytes
+    assert documents_of(site) == cited
+    assert files(site) == fresh(settings, store)
+
+
+def test_a_document_row_rewritten_by_hand_gets_its_extension_worked_out_again(
+        settings: Settings, store: Store, heads: list[Path]) -> None:
+    site = publish(settings, store, now=NOW)
+    before = documents_of(site)
+    xml = next(name for name in before if name.endswith(".xml.txt"))
+    sha = xml.split(".", 1)[0]
+    with store.db.connect() as conn:
+        conn.execute("UPDATE documents SET media_type = 'application/pdf' WHERE sha256 = :sha",
+                     {"sha": sha})
+    heads.clear()
+    site = again(settings, store)
+    assert f"{sha}.pdf" in documents_of(site) and xml not in documents_of(site)
+    assert len(heads) == len(before)  # the count moved: every one worked out again
+    assert files(site) == fresh(settings, store)
+
+
+@pytest.mark.parametrize("planted", ["/../../escape", ".html", "", 7],
+                         ids=["a path", "not one it gives", "empty", "not text"])
+def test_a_kept_extension_that_document_extension_does_not_give_is_not_taken(
+        settings: Settings, store: Store, planted: Any) -> None:
+    site = publish(settings, store, now=NOW)
+    sha = documents_of(site)[0].split(".", 1)[0]
+    version = _version(settings)
+    path = settings.data_dir / document_names.FILE
+    count = store.revisions()["documents"]
+    kept.save(path, f"1\0{version}", (count, {sha: planted}))
+    assert document_names.load(settings.data_dir, version, count) == {}
+    site = again(settings, store)
+    assert not (settings.site_path.parent / "escape").exists()
+    assert files(site) == fresh(settings, store)
+
+
+def planted_pdf(settings: Settings, store: Store, site: Path, count: int) -> str:
+    """Keep ``.pdf`` (an extension it gives, but not this document's) for an XML document,
+    at ``count``: what a publish that takes the kept file would publish it under."""
+    xml = next(name for name in documents_of(site) if name.endswith(".xml.txt"))
+    sha = xml.split(".", 1)[0]
+    version = _version(settings)
+    extensions = document_names.load(settings.data_dir, version,
+                                     store.revisions()["documents"])
+    assert extensions[sha] == ".xml.txt"
+    kept.save(settings.data_dir / document_names.FILE, f"1\0{version}",
+              (count, {**extensions, sha: ".pdf"}))
+    return sha
+
+
+def test_the_kept_file_is_what_a_publish_takes(settings: Settings, store: Store) -> None:
+    """The check the next two rest on: a kept extension at the store's count is taken."""
+    site = publish(settings, store, now=NOW)
+    sha = planted_pdf(settings, store, site, store.revisions()["documents"])
+    assert f"{sha}.pdf" in documents_of(again(settings, store))
+
+
+def test_a_file_kept_at_another_count_is_not_taken(settings: Settings, store: Store) -> None:
+    site = publish(settings, store, now=NOW)
+    sha = planted_pdf(settings, store, site, store.revisions()["documents"] + 1)
+    site = again(settings, store)
+    assert f"{sha}.pdf" not in documents_of(site)
+    assert files(site) == fresh(settings, store)
+
+
+def test_a_site_made_afresh_takes_nothing_kept(settings: Settings, store: Store) -> None:
+    site = publish(settings, store, now=NOW)
+    sha = planted_pdf(settings, store, site, store.revisions()["documents"])
+    shutil.rmtree(site)
+    shutil.rmtree(spare_of(site), ignore_errors=True)
+    site = again(settings, store)
+    assert f"{sha}.pdf" not in documents_of(site)
+
+
+def test_nothing_is_kept_for_a_store_without_the_count(settings: Settings,
+                                                       store: Store) -> None:
+    with store.db.connect() as conn:
+        conn.execute("DROP TRIGGER documents_revised_update")
+    publish(settings, store, now=NOW)
+    site = again(settings, store)
+    assert not (settings.data_dir / document_names.FILE).exists()
+    assert files(site) == fresh(settings, store)
+
+
+def test_a_document_gone_from_both_sites_is_copied_from_the_archive_under_its_kept_name(
+        settings: Settings, store: Store, heads: list[Path]) -> None:
+    publish(settings, store, now=NOW)
+    site = again(settings, store)  # the first is now the spare
+    name = documents_of(site)[0]
+    for folder in (site, spare_of(site)):
+        (folder / "documents" / name).unlink()
+    heads.clear()
+    site = again(settings, store)
+    assert name in documents_of(site) and heads == []  # its extension was kept
+    assert files(site) == fresh(settings, store)
