@@ -26,15 +26,11 @@ from tests.support.site_data import NOW, build_store, make_settings
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
+def built(tmp_path: Path) -> Iterator[tuple[Settings, Store]]:
+    """The constructed store (tests/support/site_data.py) and its settings."""
     store = build_store(tmp_path)
-    yield store
+    yield make_settings(tmp_path), store
     store.close()
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
 
 
 def documents_of(site: Path) -> list[str]:
@@ -87,8 +83,9 @@ def again(settings: Settings, store: Store) -> Path:
 
 
 def test_a_publish_reads_only_the_documents_it_holds_no_extension_for(
-        settings: Settings, store: Store, heads: list[Path],
+        built: tuple[Settings, Store], heads: list[Path],
         monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, store = built
     site = publish(settings, store, now=NOW)
     cited = documents_of(site)
     assert len(cited) >= 4 and len(heads) == len(cited)  # a fresh site: every one
@@ -108,7 +105,8 @@ def test_a_publish_reads_only_the_documents_it_holds_no_extension_for(
 
 
 def test_a_document_row_rewritten_by_hand_gets_its_extension_worked_out_again(
-        settings: Settings, store: Store, heads: list[Path]) -> None:
+        built: tuple[Settings, Store], heads: list[Path]) -> None:
+    settings, store = built
     site = publish(settings, store, now=NOW)
     before = documents_of(site)
     xml = next(name for name in before if name.endswith(".xml.txt"))
@@ -126,7 +124,8 @@ def test_a_document_row_rewritten_by_hand_gets_its_extension_worked_out_again(
 @pytest.mark.parametrize("planted", ["/../../escape", ".html", "", 7],
                          ids=["a path", "not one it gives", "empty", "not text"])
 def test_a_kept_extension_that_document_extension_does_not_give_is_not_taken(
-        settings: Settings, store: Store, planted: Any) -> None:
+        built: tuple[Settings, Store], planted: Any) -> None:
+    settings, store = built
     site = publish(settings, store, now=NOW)
     sha = documents_of(site)[0].split(".", 1)[0]
     version = _version(settings)
@@ -153,14 +152,16 @@ def planted_pdf(settings: Settings, store: Store, site: Path, count: int) -> str
     return sha
 
 
-def test_the_kept_file_is_what_a_publish_takes(settings: Settings, store: Store) -> None:
+def test_the_kept_file_is_what_a_publish_takes(built: tuple[Settings, Store]) -> None:
     """The check the next two rest on: a kept extension at the store's count is taken."""
+    settings, store = built
     site = publish(settings, store, now=NOW)
     sha = planted_pdf(settings, store, site, store.revisions()["documents"])
     assert f"{sha}.pdf" in documents_of(again(settings, store))
 
 
-def test_a_file_kept_at_another_count_is_not_taken(settings: Settings, store: Store) -> None:
+def test_a_file_kept_at_another_count_is_not_taken(built: tuple[Settings, Store]) -> None:
+    settings, store = built
     site = publish(settings, store, now=NOW)
     sha = planted_pdf(settings, store, site, store.revisions()["documents"] + 1)
     site = again(settings, store)
@@ -168,7 +169,8 @@ def test_a_file_kept_at_another_count_is_not_taken(settings: Settings, store: St
     assert files(site) == fresh(settings, store)
 
 
-def test_a_site_made_afresh_takes_nothing_kept(settings: Settings, store: Store) -> None:
+def test_a_site_made_afresh_takes_nothing_kept(built: tuple[Settings, Store]) -> None:
+    settings, store = built
     site = publish(settings, store, now=NOW)
     sha = planted_pdf(settings, store, site, store.revisions()["documents"])
     shutil.rmtree(site)
@@ -177,8 +179,8 @@ def test_a_site_made_afresh_takes_nothing_kept(settings: Settings, store: Store)
     assert f"{sha}.pdf" not in documents_of(site)
 
 
-def test_nothing_is_kept_for_a_store_without_the_count(settings: Settings,
-                                                       store: Store) -> None:
+def test_nothing_is_kept_for_a_store_without_the_count(built: tuple[Settings, Store]) -> None:
+    settings, store = built
     with store.db.connect() as conn:
         conn.execute("DROP TRIGGER documents_revised_update")
     publish(settings, store, now=NOW)
@@ -188,7 +190,8 @@ def test_nothing_is_kept_for_a_store_without_the_count(settings: Settings,
 
 
 def test_a_document_gone_from_both_sites_is_copied_from_the_archive_under_its_kept_name(
-        settings: Settings, store: Store, heads: list[Path]) -> None:
+        built: tuple[Settings, Store], heads: list[Path]) -> None:
+    settings, store = built
     publish(settings, store, now=NOW)
     site = again(settings, store)  # the first is now the spare
     name = documents_of(site)[0]
