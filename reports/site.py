@@ -726,9 +726,8 @@ def _stage_documents(building: Staging, site: Path, store: Store, shas: set[str]
     deleted. The name's extension is one a browser shows as text or downloads, never runs
     (``pages.document_extension``), kept between publishes (``reports.document_names``;
     ``reuse`` False: none taken): a document's row and first bytes are read only when none
-    is kept for it. ``fix_mode``,
-    ``held_fix_mode``: the mode to give a linked copy, a kept one (None: it has it
-    already)."""
+    is kept for it. ``fix_mode``, ``held_fix_mode``: the mode to give a linked copy, a kept
+    one (None: it has it already)."""
     result: dict[str, str] = {}
     folder = building.folder / "documents"
     folder.mkdir(exist_ok=True)
