@@ -725,9 +725,9 @@ def _stage_documents(building: Staging, site: Path, store: Store, shas: set[str]
     does not match is left out, never published as evidence); the spare's others are
     deleted. The name's extension is one a browser shows as text or downloads, never runs
     (``pages.document_extension``), kept between publishes (``reports.document_names``;
-    ``reuse`` False: none taken): a document's row and first bytes are read only when none
-    is kept for it. ``fix_mode``, ``held_fix_mode``: the mode to give a linked copy, a kept
-    one (None: it has it already)."""
+    ``reuse`` False: none taken): a document's first bytes are read only when none is kept
+    for it under its media type. ``fix_mode``, ``held_fix_mode``: the mode to give a linked
+    copy, a kept one (None: it has it already)."""
     result: dict[str, str] = {}
     folder = building.folder / "documents"
     folder.mkdir(exist_ok=True)
@@ -738,16 +738,17 @@ def _stage_documents(building: Staging, site: Path, store: Store, shas: set[str]
         for entry in found:
             if not entry.name.startswith(".") and entry.is_file():
                 previous[entry.name.split(".", 1)[0]].append(entry.name)
-    count = store.revisions().get("documents")
-    known = document_names.load(data_dir, version, count) if reuse else {}
-    extensions = {sha: known[sha] for sha in shas if sha in known}
-    infos = store.documents_info(shas - extensions.keys())
+    known = document_names.load(data_dir, version) if reuse else {}
+    names: dict[str, document_names.Named] = {}
+    infos = store.documents_info(shas)
     for sha in sorted(shas):
         olds = [live / name for name in previous.get(sha, ())]
-        extension = extensions.get(sha)
+        media_type = (infos.get(sha) or {}).get("media_type")
+        extension = document_names.extension(known, sha, media_type)
         # The archived copy: looked for now when the extension must be worked out from it,
         # else only if neither the spare's nor the live site's copy will do.
         source: Path | None = None
+        looked = extension is None
         if extension is None:
             try:
                 source = _archived(store, sha)
@@ -756,8 +757,8 @@ def _stage_documents(building: Staging, site: Path, store: Store, shas: set[str]
             head = _head(source) if source is not None else _head(olds[0]) if olds else b""
             if source is None and not olds:
                 continue
-            extension = extensions[sha] = pages.document_extension(
-                (infos.get(sha) or {}).get("media_type"), head)
+            extension = pages.document_extension(media_type, head)
+        names[sha] = (media_type, extension)
         name = sha + extension
         same = [old for old in olds if old.name == name]
         if name in held:
@@ -776,7 +777,7 @@ def _stage_documents(building: Staging, site: Path, store: Store, shas: set[str]
                 give_mode(folder / name, fix_mode)
             result[sha] = f"documents/{name}"
             continue
-        if source is None and sha in known:
+        if not looked:
             with contextlib.suppress(StoreError):
                 source = _archived(store, sha)
         for candidate in ([source] if source is not None else []) + olds:
@@ -786,7 +787,7 @@ def _stage_documents(building: Staging, site: Path, store: Store, shas: set[str]
     for name in held:  # the spare's that no page cites now (the folder stays, if empty)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(folder / name)
-    document_names.save(data_dir, version, count, known, extensions)
+    document_names.save(data_dir, version, known, names)
     return result
 
 

@@ -304,11 +304,9 @@ TABLES = (runs, fetches, documents, source_state, status, changes, pending, outb
 
 #: What each count in ``revisions`` counts, as (table, the columns whose UPDATE counts (""
 #: any), the table's key): a statement that may have rewritten or removed a row of
-#: ``changes``, an interval's ``record`` (or its id) in ``status``, or a row of
-#: ``documents`` (its media type decides a published copy's extension,
-#: ``reports.document_names``). Adding rows is not counted: a new row has a new key.
-REVISED = {"changes": ("changes", "", "id"), "status.record": ("status", "id, record", "id"),
-           "documents": ("documents", "", "sha256")}
+#: ``changes`` or an interval's ``record`` (or its id) in ``status``. Adding rows is not
+#: counted: a new row has a new key.
+REVISED = {"changes": ("changes", "", "id"), "status.record": ("status", "id, record", "id")}
 
 #: The triggers that keep the counts. SQLite has no statement triggers: one a row; it does
 #: not truncate a table that has a DELETE trigger. PostgreSQL: one a statement, TRUNCATE too

@@ -30,7 +30,7 @@ from scrapers.schema import REVISED, SCHEMA_VERSION, rewrite_triggers
 from scrapers.store import Store
 from tests.support.history_store import RUN, build, history_settings, one_change_run
 from tests.support.postgres import database_url, postgres_server  # noqa: F401 - fixtures
-from tests.support.site_data import archive, record
+from tests.support.site_data import record
 
 VERSION = "v1"
 #: The count each table's triggers keep.
@@ -315,7 +315,7 @@ def add_change(store: Store, substance: str) -> int:
 
 def test_the_counts_move_with_rewrites_and_removals_never_with_additions(
         store: Store) -> None:
-    assert store.revisions() == {"changes": 0, "status.record": 0, "documents": 0}
+    assert store.revisions() == {"changes": 0, "status.record": 0}
     first = add_change(store, "ketamine")
     add_change(store, "esketamine")
     ketamine = record("ca-cdsa", "ketamine", "a" * 64, NOW)
@@ -338,14 +338,6 @@ def test_the_counts_move_with_rewrites_and_removals_never_with_additions(
         conn.execute("DELETE FROM changes WHERE id = :id", {"id": first})
     assert store.revisions()["changes"] == 2
     assert store.revisions()["status.record"] == counts["status.record"]
-    with store.transaction(started_at=NOW, jurisdictions=["ca"]) as writer:
-        archive(store, writer, "ca-cdsa", "a document", NOW)
-        writer.finish(finished_at=NOW, exit_code=0, summary={})
-    assert store.revisions()["documents"] == 0  # archived: added
-    with store.db.connect() as conn:
-        conn.execute("UPDATE documents SET media_type = 'application/pdf'")
-    assert store.revisions()["documents"] > 0
-    assert store.revisions()["changes"] == 2
 
 
 def test_a_store_made_before_the_counts_gets_them_when_next_opened_for_writing(

@@ -1,8 +1,9 @@
-"""The extension each archived document is published under, kept between publishes
-(reports/document_names.py): a publish opens the archived copy and reads the row of only
-the documents it holds none for, and the site it makes is always the one a fresh publish
-makes, whatever the kept file holds: a document row rewritten by hand, a kept extension that
-is no extension, a file kept at another count, a site made afresh.
+"""The extension each archived document is published under, kept between publishes with
+the media type it was worked out from (reports/document_names.py): a publish reads the
+first bytes of only the documents it holds none for under their media type, and the site
+it makes is always the one a fresh publish makes, whatever the kept file holds: a document
+row rewritten by hand, a kept extension that is no extension, one kept under another media
+type, a site made afresh.
 
 A real Store (tests/support/site_data.py) and real publishes into tmp_path."""
 
@@ -83,23 +84,14 @@ def again(settings: Settings, store: Store) -> Path:
 
 
 def test_a_publish_reads_only_the_documents_it_holds_no_extension_for(
-        built: tuple[Settings, Store], heads: list[Path],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        built: tuple[Settings, Store], heads: list[Path]) -> None:
     settings, store = built
     site = publish(settings, store, now=NOW)
     cited = documents_of(site)
     assert len(cited) >= 4 and len(heads) == len(cited)  # a fresh site: every one
-    asked: list[set[str]] = []
-    real = Store.documents_info
-
-    def info(self: Store, shas: Any) -> Any:
-        asked.append(set(shas))
-        return real(self, shas)
-
-    monkeypatch.setattr(Store, "documents_info", info)
     heads.clear()
     site = again(settings, store)
-    assert heads == [] and asked == [set()]  # every extension kept: no row, no bytes
+    assert heads == []  # every extension kept: no document opened
     assert documents_of(site) == cited
     assert files(site) == fresh(settings, store)
 
@@ -117,7 +109,7 @@ def test_a_document_row_rewritten_by_hand_gets_its_extension_worked_out_again(
     heads.clear()
     site = again(settings, store)
     assert f"{sha}.pdf" in documents_of(site) and xml not in documents_of(site)
-    assert len(heads) == len(before)  # the count moved: every one worked out again
+    assert len(heads) == 1  # that one worked out again: its media type is another
     assert files(site) == fresh(settings, store)
 
 
@@ -129,41 +121,45 @@ def test_a_kept_extension_that_document_extension_does_not_give_is_not_taken(
     site = publish(settings, store, now=NOW)
     sha = documents_of(site)[0].split(".", 1)[0]
     version = _version(settings)
-    path = settings.data_dir / document_names.FILE
-    count = store.revisions()["documents"]
-    kept.save(path, f"1\0{version}", (count, {sha: planted}))
-    assert document_names.load(settings.data_dir, version, count) == {}
+    media_type = document_names.load(settings.data_dir, version)[sha][0]
+    kept.save(settings.data_dir / document_names.FILE, f"1\0{version}",
+              {sha: (media_type, planted)})
+    assert document_names.load(settings.data_dir, version) == {}
     site = again(settings, store)
     assert not (settings.site_path.parent / "escape").exists()
     assert files(site) == fresh(settings, store)
 
 
-def planted_pdf(settings: Settings, store: Store, site: Path, count: int) -> str:
+def planted_pdf(settings: Settings, site: Path, media_type: str | None = "same") -> str:
     """Keep ``.pdf`` (an extension it gives, but not this document's) for an XML document,
-    at ``count``: what a publish that takes the kept file would publish it under."""
+    under its own media type or ``media_type``: what a publish that takes the kept file
+    would publish it under."""
     xml = next(name for name in documents_of(site) if name.endswith(".xml.txt"))
     sha = xml.split(".", 1)[0]
     version = _version(settings)
-    extensions = document_names.load(settings.data_dir, version,
-                                     store.revisions()["documents"])
-    assert extensions[sha] == ".xml.txt"
+    names = document_names.load(settings.data_dir, version)
+    assert names[sha][1] == ".xml.txt"
     kept.save(settings.data_dir / document_names.FILE, f"1\0{version}",
-              (count, {**extensions, sha: ".pdf"}))
+              {**names, sha: (names[sha][0] if media_type == "same" else media_type, ".pdf")})
     return sha
 
 
 def test_the_kept_file_is_what_a_publish_takes(built: tuple[Settings, Store]) -> None:
-    """The check the next two rest on: a kept extension at the store's count is taken."""
+    """The check the next two rest on: a kept extension under the row's media type is
+    taken."""
     settings, store = built
     site = publish(settings, store, now=NOW)
-    sha = planted_pdf(settings, store, site, store.revisions()["documents"])
+    sha = planted_pdf(settings, site)
     assert f"{sha}.pdf" in documents_of(again(settings, store))
 
 
-def test_a_file_kept_at_another_count_is_not_taken(built: tuple[Settings, Store]) -> None:
+@pytest.mark.parametrize("other", [None, "application/xml; charset=utf-8", "text/xml"])
+def test_an_extension_kept_under_another_media_type_is_not_taken(
+        built: tuple[Settings, Store], other: str | None) -> None:
+    """As after the row was rewritten, or another store with the same bytes swapped in."""
     settings, store = built
     site = publish(settings, store, now=NOW)
-    sha = planted_pdf(settings, store, site, store.revisions()["documents"] + 1)
+    sha = planted_pdf(settings, site, other)
     site = again(settings, store)
     assert f"{sha}.pdf" not in documents_of(site)
     assert files(site) == fresh(settings, store)
@@ -172,21 +168,11 @@ def test_a_file_kept_at_another_count_is_not_taken(built: tuple[Settings, Store]
 def test_a_site_made_afresh_takes_nothing_kept(built: tuple[Settings, Store]) -> None:
     settings, store = built
     site = publish(settings, store, now=NOW)
-    sha = planted_pdf(settings, store, site, store.revisions()["documents"])
+    sha = planted_pdf(settings, site)
     shutil.rmtree(site)
     shutil.rmtree(spare_of(site), ignore_errors=True)
     site = again(settings, store)
     assert f"{sha}.pdf" not in documents_of(site)
-
-
-def test_nothing_is_kept_for_a_store_without_the_count(built: tuple[Settings, Store]) -> None:
-    settings, store = built
-    with store.db.connect() as conn:
-        conn.execute("DROP TRIGGER documents_revised_update")
-    publish(settings, store, now=NOW)
-    site = again(settings, store)
-    assert not (settings.data_dir / document_names.FILE).exists()
-    assert files(site) == fresh(settings, store)
 
 
 def test_a_document_gone_from_both_sites_is_copied_from_the_archive_under_its_kept_name(
