@@ -9,7 +9,7 @@ extended as they are.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from scrapers.db import Connection
 
@@ -316,33 +316,47 @@ _PG_COUNT = ("CREATE OR REPLACE FUNCTION schedwatch_count_revision() RETURNS tri
              "name = TG_ARGV[0]; RETURN NULL; END $$")
 
 
-def rewrite_triggers(backend: str) -> list[tuple[str, str]]:
-    """(name, DDL) of each trigger that counts a table's rewrites in ``revisions``."""
-    made: list[tuple[str, str]] = []
+class Trigger(NamedTuple):
+    """One trigger of ``rewrite_triggers``: its name, its table, the count it keeps (its
+    name in ``revisions``), its DDL."""
+
+    name: str
+    table: str
+    kind: str
+    ddl: str
+
+
+def rewrite_triggers(backend: str) -> list[Trigger]:
+    """Each trigger that counts a table's rewrites in ``revisions``."""
+    made: list[Trigger] = []
     for name, (table, columns, key) in REVISED.items():
         trigger = f"{table}_revised"
         of = f" OF {columns}" if columns else ""
         if backend == "postgresql":
-            made.append((trigger, f"CREATE TRIGGER {trigger} AFTER UPDATE{of} OR DELETE OR "
-                                  f"TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION "
-                                  f"schedwatch_count_revision('{name}')"))
+            made.append(Trigger(trigger, table, name,
+                                f"CREATE TRIGGER {trigger} AFTER UPDATE{of} OR DELETE OR "
+                                f"TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION "
+                                f"schedwatch_count_revision('{name}')"))
             continue
         count = f"UPDATE revisions SET value = value + 1 WHERE name = '{name}';"
-        made.append((f"{trigger}_update", f"CREATE TRIGGER {trigger}_update AFTER UPDATE{of} "
-                                          f"ON {table} BEGIN {count} END"))
-        made.append((f"{trigger}_delete", f"CREATE TRIGGER {trigger}_delete AFTER DELETE ON "
-                                          f"{table} BEGIN {count} END"))
+        made.append(Trigger(f"{trigger}_update", table, name,
+                            f"CREATE TRIGGER {trigger}_update AFTER UPDATE{of} ON {table} "
+                            f"BEGIN {count} END"))
+        made.append(Trigger(f"{trigger}_delete", table, name,
+                            f"CREATE TRIGGER {trigger}_delete AFTER DELETE ON {table} "
+                            f"BEGIN {count} END"))
         # INSERT OR REPLACE of a row's id removes the row without its DELETE trigger (unless
         # recursive triggers are on): counted before, when the id is taken.
-        made.append((f"{trigger}_replace", f"CREATE TRIGGER {trigger}_replace BEFORE INSERT "
-                                           f"ON {table} WHEN EXISTS (SELECT 1 FROM {table} "
-                                           f"WHERE {key} = NEW.{key}) BEGIN {count} END"))
+        made.append(Trigger(f"{trigger}_replace", table, name,
+                            f"CREATE TRIGGER {trigger}_replace BEFORE INSERT ON {table} WHEN "
+                            f"EXISTS (SELECT 1 FROM {table} WHERE {key} = NEW.{key}) "
+                            f"BEGIN {count} END"))
     return made
 
 
 #: The tables, indexes and triggers of a complete SQLite store.
 EXPECTED_NAMES = frozenset({t.name for t in TABLES} | {i.name for t in TABLES for i in t.indexes}
-                           | {name for name, _ in rewrite_triggers("sqlite")})
+                           | {trigger.name for trigger in rewrite_triggers("sqlite")})
 
 
 def select_actions(substance: str | None = None,
@@ -417,18 +431,12 @@ def _count_revisions(conn: Connection) -> None:
     for name in REVISED.keys() - counted:
         conn.execute("INSERT INTO revisions (name, value) VALUES (:name, 0)", {"name": name})
     triggers = conn.triggers()
-    missing = [(name, ddl) for name, ddl in rewrite_triggers(conn.backend)
-               if name not in triggers]
+    missing = [trigger for trigger in rewrite_triggers(conn.backend)
+               if trigger.name not in triggers]
     if conn.backend == "postgresql" and missing:
         conn.execute(_PG_COUNT)
-    for name, ddl in missing:
-        conn.execute(ddl)
-        if _counted_by(name) in counted:  # it was counting before it went missing
+    for trigger in missing:
+        conn.execute(trigger.ddl)
+        if trigger.kind in counted:  # it was counting before it went missing
             conn.execute("UPDATE revisions SET value = value + 1 WHERE name = :name",
-                         {"name": _counted_by(name)})
-
-
-def _counted_by(trigger: str) -> str:
-    """The count a trigger of ``rewrite_triggers`` keeps."""
-    table = trigger.partition("_revised")[0]
-    return next(name for name, (of, *_) in REVISED.items() if of == table)
+                         {"name": trigger.kind})

@@ -513,7 +513,7 @@ class Store(OutboxRows):
         store lacks the table or one of its triggers (then nothing kept is trusted)."""
         with self.db.connect() as conn:
             if revisions_table.name not in conn.tables() or not conn.triggers() >= {
-                    name for name, _ in rewrite_triggers(conn.backend)}:
+                    trigger.name for trigger in rewrite_triggers(conn.backend)}:
                 return {}
             return {str(row["name"]): int(row["value"])
                     for row in conn.rows("SELECT name, value FROM revisions")}

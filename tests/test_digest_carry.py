@@ -33,8 +33,6 @@ from tests.support.postgres import database_url, postgres_server  # noqa: F401 -
 from tests.support.site_data import record
 
 VERSION = "v1"
-#: The count each table's triggers keep.
-REVISED_BY = {table: name for name, (table, *_) in REVISED.items()}
 NOW = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
 
 
@@ -361,17 +359,16 @@ def test_a_dropped_trigger_is_made_again_when_the_store_is_next_opened(
         tmp_path: Path, database_url: str | None) -> None:  # noqa: F811 - the fixture
     store = Store(tmp_path / "data", database_url)
     try:
-        for name, _ in rewrite_triggers(store.backend):
-            table = name.split("_revised")[0]
+        for trigger in rewrite_triggers(store.backend):
             with store.db.connect() as conn:
-                conn.execute(f"DROP TRIGGER {name}" + (f" ON {table}" if store.backend ==
-                                                       "postgresql" else ""))
-            assert store.revisions() == {}, name  # trusted with nothing
+                conn.execute(f"DROP TRIGGER {trigger.name}" + (
+                    f" ON {trigger.table}" if store.backend == "postgresql" else ""))
+            assert store.revisions() == {}, trigger.name  # trusted with nothing
             store.close()
             store = Store(tmp_path / "data", database_url)
             counts = store.revisions()  # made again, and the kind it counts moved by one
-            assert counts == {**dict.fromkeys(REVISED, 0), **counts}, name
-            assert counts[REVISED_BY[name.split("_revised")[0]]] > 0, name
+            assert counts == {**dict.fromkeys(REVISED, 0), **counts}, trigger.name
+            assert counts[trigger.kind] > 0, trigger.name
     finally:
         store.close()
 

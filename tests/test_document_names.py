@@ -9,6 +9,7 @@ A real Store (tests/support/site_data.py) and real publishes into tmp_path."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Iterator
 from datetime import timedelta
@@ -23,6 +24,7 @@ from reports.site import _version, publish
 from reports.site_folder import spare_of
 from scheduler.config import Settings
 from scrapers.store import Store
+from tests.support.site_compare import assert_same_site
 from tests.support.site_data import NOW, build_store, make_settings
 
 
@@ -38,31 +40,11 @@ def documents_of(site: Path) -> list[str]:
     return sorted(path.name for path in (site / "documents").iterdir())
 
 
-def fresh(settings: Settings, store: Store) -> dict[str, bytes]:
-    """Every file of the site a publish with no previous site and no kept data makes (in
-    the same folder: the feed's ids come from it), the live site set aside meanwhile."""
-    site, spare = settings.site_path, spare_of(settings.site_path)
-    cache = settings.data_dir / kept.FOLDER
-    aside = {site: site.with_name("live.aside"), spare: site.with_name("spare.aside"),
-             cache: cache.with_name("site.aside")}
-    for path, other in aside.items():
-        if path.exists():
-            path.rename(other)
-    try:
-        publish(settings, store, now=NOW + timedelta(minutes=5))
-        return files(site)
-    finally:
-        shutil.rmtree(site, ignore_errors=True)
-        shutil.rmtree(cache, ignore_errors=True)
-        for path, other in aside.items():
-            if other.exists():
-                other.rename(path)
-
-
-def files(site: Path) -> dict[str, bytes]:
-    return {path.relative_to(site).as_posix(): path.read_bytes()
-            for path in sorted(site.rglob("*")) if path.is_file()
-            and path.name != ".schedwatch-site.json"}
+def rebuilt(settings: Settings, store: Store) -> Path:
+    """The site a full rebuild makes of the same store at the moment ``again`` publishes,
+    in a folder of its own (no previous site: nothing kept is taken)."""
+    return publish(dataclasses.replace(settings, site_dir=settings.site_path.with_name("full")),
+                   store, now=NOW + timedelta(minutes=5))
 
 
 @pytest.fixture
@@ -93,7 +75,7 @@ def test_a_publish_reads_only_the_documents_it_holds_no_extension_for(
     site = again(settings, store)
     assert heads == []  # every extension kept: no document opened
     assert documents_of(site) == cited
-    assert files(site) == fresh(settings, store)
+    assert_same_site(site, rebuilt(settings, store))
 
 
 def test_a_document_row_rewritten_by_hand_gets_its_extension_worked_out_again(
@@ -110,7 +92,7 @@ def test_a_document_row_rewritten_by_hand_gets_its_extension_worked_out_again(
     site = again(settings, store)
     assert f"{sha}.pdf" in documents_of(site) and xml not in documents_of(site)
     assert len(heads) == 1  # that one worked out again: its media type is another
-    assert files(site) == fresh(settings, store)
+    assert_same_site(site, rebuilt(settings, store))
 
 
 @pytest.mark.parametrize("planted", ["/../../escape", ".html", "", 7],
@@ -127,7 +109,7 @@ def test_a_kept_extension_that_document_extension_does_not_give_is_not_taken(
     assert document_names.load(settings.data_dir, version) == {}
     site = again(settings, store)
     assert not (settings.site_path.parent / "escape").exists()
-    assert files(site) == fresh(settings, store)
+    assert_same_site(site, rebuilt(settings, store))
 
 
 def planted_pdf(settings: Settings, site: Path, media_type: str | None = "same") -> str:
@@ -162,7 +144,7 @@ def test_an_extension_kept_under_another_media_type_is_not_taken(
     sha = planted_pdf(settings, site, other)
     site = again(settings, store)
     assert f"{sha}.pdf" not in documents_of(site)
-    assert files(site) == fresh(settings, store)
+    assert_same_site(site, rebuilt(settings, store))
 
 
 def test_a_site_made_afresh_takes_nothing_kept(built: tuple[Settings, Store]) -> None:
@@ -186,4 +168,4 @@ def test_a_document_gone_from_both_sites_is_copied_from_the_archive_under_its_ke
     heads.clear()
     site = again(settings, store)
     assert name in documents_of(site) and heads == []  # its extension was kept
-    assert files(site) == fresh(settings, store)
+    assert_same_site(site, rebuilt(settings, store))

@@ -36,6 +36,7 @@ from tests.support.history_store import (
     history_settings,
     one_change_run,
 )
+from tests.support.site_compare import assert_same_site, site_files
 from tests.support.site_data import NOW, archive, build_store, fetch, make_settings, record, state
 from tests.support.site_spies import templates_rendered
 
@@ -138,20 +139,6 @@ def test_coming_up_lists_legal_dates_not_the_dates_a_document_describes_itself_b
         store.close()
     assert sorted(u["label"] for u in context["upcoming"]) == ["comes into force",
                                                               "comment deadline"]
-
-
-def site_files(site: Path) -> dict[str, bytes]:
-    """Every file of a site but its manifest and the feed (whose id is made from the site's
-    folder, which differs between the two sites compared)."""
-    return {str(p.relative_to(site)): p.read_bytes() for p in sorted(site.rglob("*"))
-            if p.is_file() and p.name not in (reports.site.SITE_MARKER, "feed.atom")}
-
-
-def assert_same_site(site: Path, full: Path) -> None:
-    incremental, rebuilt = site_files(site), site_files(full)
-    assert incremental.keys() == rebuilt.keys()
-    different = [name for name in incremental if incremental[name] != rebuilt[name]]
-    assert different == []
 
 
 def test_every_page_of_an_incremental_publish_matches_a_full_rebuild(
